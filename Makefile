@@ -1,0 +1,37 @@
+# The two commands: `make run` serves the dashboard, `make test` runs the tests.
+# Everything they need is installed into .venv from this repository's own files.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app wsgi
+HOST ?= 127.0.0.1
+PORT ?= 5000
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
+
+.PHONY: run test install install-test clean-venv
+
+run: $(VENV)/.installed
+	$(FLASK) db upgrade
+	$(FLASK) ensure-admin
+	$(FLASK) run --host $(HOST) --port $(PORT)
+
+test: $(VENV)/.installed-test
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml setup.cfg constraints.txt
+	$(PIP_INSTALL) -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP_INSTALL) -e '.[test]'
+	touch $@
+
+clean-venv:
+	rm -rf $(VENV)

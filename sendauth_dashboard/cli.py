@@ -1,0 +1,84 @@
+"""Command-line tools: `flask --app wsgi <command>`."""
+import secrets
+import signal
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+from sqlalchemy import func, select
+
+from .extensions import db
+from .models import ROLES, User
+from .services import accounts
+from .services.delivery import Dispatcher
+
+
+@click.command("create-user")
+@click.option("--email", required=True, help="Sign-in email (unique, case-insensitive).")
+@click.option("--name", required=True, help="Name shown to the people they send requests to.")
+@click.option("--role", type=click.Choice(ROLES), default="member", show_default=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help=f"At least {accounts.MIN_PASSWORD_LENGTH} characters; asked for when left out.")
+@with_appcontext
+def create_user_command(email, name, role, password):
+    """Create a user account."""
+    try:
+        user = accounts.create_user(email=email, name=name, role=role, password=password)
+        db.session.commit()
+    except accounts.AccountError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Created {user.role} {user.name} <{user.email}>.")
+
+
+@click.command("ensure-admin")
+@click.option("--email", default="admin@example.com", show_default=True)
+@click.option("--name", default="Admin", show_default=True)
+@with_appcontext
+def ensure_admin_command(email, name):
+    """On a database with no users, create an admin with a random password, printed once."""
+    if db.session.scalar(select(func.count(User.id))):
+        return
+    password = secrets.token_urlsafe(18)
+    try:
+        accounts.create_user(email=email, name=name, role="admin", password=password)
+        db.session.commit()
+    except accounts.AccountError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    base_url = current_app.config["BASE_URL"]
+    click.echo(
+        "\n  The first admin account was created. This password is shown only once:\n\n"
+        f"    sign in at  {base_url}/login\n"
+        f"    email       {email}\n"
+        f"    password    {password}\n\n"
+        "  Add more users under Settings > Users.\n"
+    )
+
+
+@click.command("worker")
+@click.option("--concurrency", default=8, show_default=True,
+              help="How many deliveries are sent at once.")
+@with_appcontext
+def worker_command(concurrency):
+    """Run the delivery dispatcher in this process until SIGINT or SIGTERM.
+
+    Set SENDAUTH_DISPATCHER=off for the web processes when workers run on their own.
+    """
+    app = current_app._get_current_object()
+    dispatcher = Dispatcher(app, concurrency=concurrency)
+
+    def stop(signum, frame):
+        click.echo("Stopping: finishing the sends under way.")
+        dispatcher.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    click.echo(f"Dispatcher {dispatcher.name} running ({concurrency} at a time).")
+    dispatcher.run()
+
+
+def register(app):
+    app.cli.add_command(create_user_command)
+    app.cli.add_command(ensure_admin_command)
+    app.cli.add_command(worker_command)

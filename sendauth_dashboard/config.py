@@ -1,0 +1,84 @@
+"""Configuration defaults and the secret key rule.
+
+Layers, later ones win: these defaults, ``instance/config.py``, ``SENDAUTH_*`` environment
+variables (values parsed as JSON where they can be, so ``SENDAUTH_TRANSACTION_TTL_SECONDS=60``
+is a number), then the test config given to ``create_app``.
+"""
+import os
+import secrets
+from pathlib import Path
+
+ENV_PREFIX = "SENDAUTH"
+
+PAGERDUTY_US_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+
+
+class ConfigurationError(RuntimeError):
+    """The app cannot start as configured; the message says what to set."""
+
+
+DEFAULTS = {
+    "ENV": "development",
+    "SECRET_KEY": None,
+    "SQLALCHEMY_DATABASE_URI": None,
+    "BASE_URL": "http://127.0.0.1:5000",
+    "ENCRYPTION_KEY": None,
+    "REDIS_URL": None,
+    "PAGERDUTY_EVENTS_URL": PAGERDUTY_US_EVENTS_URL,
+    "PAGERDUTY_CONNECT_TIMEOUT": 3.05,
+    "PAGERDUTY_READ_TIMEOUT": 10.0,
+    "PASSWORD_HASH_METHOD": "scrypt",
+    "TRANSACTION_TTL_SECONDS": 300,
+    # "thread": the web process runs the dispatcher; "off": `flask --app wsgi worker` does.
+    "DISPATCHER": "thread",
+    "DISPATCHER_IDLE_SECONDS": 5.0,
+    "DELIVERY_LEASE_SECONDS": 60,
+    "DELIVERY_MAX_ATTEMPTS": 12,
+    "DELIVERY_BACKOFF_BASE_SECONDS": 2.0,
+    "DELIVERY_BACKOFF_CAP_SECONDS": 300.0,
+    "SSE_HEARTBEAT_SECONDS": 15.0,
+    "SSE_MAX_SECONDS": 300.0,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_SECURE": None,
+    "MAX_CONTENT_LENGTH": 64 * 1024,
+    # A form left open overnight still posts; the token is bound to the session instead.
+    "WTF_CSRF_TIME_LIMIT": None,
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+}
+
+SECRET_KEY_FILE = "secret_key"
+
+
+def load_dev_secret_key(instance_path):
+    """Return the development secret key kept in the instance folder, creating it once.
+
+    The key is written to a private temporary file and linked into place, so two processes
+    starting together agree on one key and neither reads a half-written file.
+    """
+    path = Path(instance_path) / SECRET_KEY_FILE
+    if not path.exists():
+        tmp = path.with_name(f".{SECRET_KEY_FILE}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    return path.read_text().strip()
+
+
+def resolve_secret_key(config, instance_path):
+    if config.get("SECRET_KEY"):
+        return config["SECRET_KEY"]
+    if config.get("ENV") == "production":
+        raise ConfigurationError(
+            "SENDAUTH_SECRET_KEY is not set. In production the dashboard will not start without it: "
+            "set it to a long random value, for example the output of "
+            "`python -c 'import secrets; print(secrets.token_hex(32))'`, and keep it the same "
+            "across restarts and processes."
+        )
+    return load_dev_secret_key(instance_path)

@@ -1,0 +1,61 @@
+"""Error pages: each says what happened and what to do about it."""
+import logging
+
+from flask import g, render_template, request
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
+
+from .extensions import db, login_manager
+
+log = logging.getLogger(__name__)
+
+ADVICE = {
+    400: "The request was not understood. Go back, reload the page and try again.",
+    401: "Sign in to continue.",
+    403: "Your role does not allow this page. Ask an admin if you need access.",
+    404: "There is nothing at this address. Check the link, or start again from the home page.",
+    405: "This address does not accept that kind of request.",
+    413: "What you sent is too large. Shorten it and try again.",
+    429: "Too many attempts in a short time. Wait a minute, then try again.",
+    500: "Something went wrong on our side. It has been logged; try again in a moment.",
+    503: "The database is not answering right now. Nothing was saved; try again in a moment.",
+}
+
+
+def render_error(code, title, message):
+    if request.accept_mimetypes.best == "application/json" or request.path.startswith("/healthz"):
+        return {"error": title, "message": message}, code
+    return render_template("errors/error.html", code=code, title=title, message=message), code
+
+
+def handle_http_error(exc):
+    return render_error(exc.code, exc.name, ADVICE.get(exc.code, exc.description))
+
+
+def handle_csrf_error(exc):
+    return render_error(
+        400, "Form expired or not from this site",
+        "The form's security token was missing or did not match your session. "
+        "Reload the page and submit the form again.",
+    )
+
+
+def handle_database_unavailable(exc):
+    log.warning("database unavailable: %s", exc.orig.__class__.__name__ if exc.orig else exc)
+    db.session.rollback()
+    # Who is signed in is in the database too: render the page for an anonymous visitor.
+    g._login_user = login_manager.anonymous_user()
+    return render_error(503, ServiceUnavailable.name, ADVICE[503])
+
+
+def handle_unexpected(exc):
+    """Flask has logged the original exception already; the person gets a page, not a trace."""
+    return render_error(500, InternalServerError.name, ADVICE[500])
+
+
+def register(app):
+    app.register_error_handler(CSRFError, handle_csrf_error)
+    app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(OperationalError, handle_database_unavailable)
+    app.register_error_handler(InternalServerError, handle_unexpected)

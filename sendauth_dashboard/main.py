@@ -1,0 +1,86 @@
+"""The home page (what to do next, by role) and the health check."""
+from flask import Blueprint, current_app, jsonify, render_template
+from flask_login import current_user, login_required
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from .extensions import db
+from .models import Transaction, User
+from .services import integrations
+
+bp = Blueprint("main", __name__)
+
+RECENT_TRANSACTIONS = 5
+
+
+@bp.route("/")
+@login_required
+def home():
+    context = {}
+    if current_user.has_role("admin"):
+        context["checklist"] = admin_checklist()
+    if current_user.has_role("requestor"):
+        context["recent"] = db.session.scalars(
+            select(Transaction)
+            .where(Transaction.requestor_id == current_user.id)
+            .order_by(Transaction.id.desc())
+            .limit(RECENT_TRANSACTIONS)
+        ).all()
+    return render_template("home.html", **context)
+
+
+def admin_checklist():
+    """A new admin's first steps, each ticked off once done."""
+    settings = integrations.pagerduty_settings()
+    user_count = db.session.scalar(select(func.count(User.id)))
+    return [
+        {
+            "label": "Set up PagerDuty: paste the integration key and enable it",
+            "done": bool(settings.enabled and settings.integration_key_ciphertext),
+            "endpoint": "settings.pagerduty",
+        },
+        {
+            "label": "Send a test incident to check that PagerDuty accepts it",
+            "done": integrations.has_been_invoked("pagerduty"),
+            "endpoint": "settings.pagerduty",
+        },
+        {
+            "label": "Add the people who send and answer authentication requests",
+            "done": user_count > 1,
+            "endpoint": "settings.users",
+        },
+    ]
+
+
+@bp.route("/healthz")
+def healthz():
+    try:
+        db.session.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        db.session.rollback()
+        return jsonify(status="unavailable", database="not answering"), 503
+    return jsonify(status="ok", database="ok")
+
+
+NAVIGATION = (
+    ("Home", "main.home"),
+    ("Messaging", "profile.messaging"),
+    ("PagerDuty", "settings.pagerduty"),
+    ("Users", "settings.users"),
+)
+
+
+def navigation():
+    """The navigation for the signed-in user: only what their role may open.
+
+    Each view's ``role_required`` decorator records its minimum role, so the menu and the
+    access check cannot disagree.
+    """
+    if not current_user.is_authenticated:
+        return {"nav_items": ()}
+    items = []
+    for label, endpoint in NAVIGATION:
+        minimum = getattr(current_app.view_functions[endpoint], "minimum_role", "member")
+        if current_user.has_role(minimum):
+            items.append((label, endpoint))
+    return {"nav_items": items}

@@ -1,0 +1,234 @@
+"""The data model: accounts, transactions, their deliveries (the outbox), the event log, settings."""
+import secrets
+from datetime import datetime, timezone
+
+from flask_login import UserMixin
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+ROLES = ("member", "requestor", "reviewer", "admin")
+ROLE_LABELS = {
+    "member": "Member: answers requests, edits own preferences",
+    "requestor": "Requestor: also sends requests and sees the ones they sent",
+    "reviewer": "Reviewer: also sees every transaction, live",
+    "admin": "Admin: also manages settings and users",
+}
+
+TRANSACTION_STATES = ("pending", "verified", "denied", "cancelled", "expired")
+FINAL_TRANSACTION_STATES = ("verified", "denied", "cancelled", "expired")
+
+CHANNELS = ("pagerduty", "email", "sms", "slack")
+CHANNEL_LABELS = {"pagerduty": "PagerDuty", "email": "Email", "sms": "SMS", "slack": "Slack"}
+
+DELIVERY_STATES = ("queued", "sending", "sent", "failed", "cancelled")
+SEVERITIES = ("critical", "error", "warning", "info")
+
+
+def utcnow():
+    return datetime.now(timezone.utc)
+
+
+def role_rank(role):
+    return ROLES.index(role)
+
+
+def _in(values):
+    return "IN (" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every database (SQLite keeps no zone of its own)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use an aware UTC datetime")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+EventId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(f"role {_in(ROLES)}", name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Stored lower-cased, so uniqueness is case-insensitive on every database.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default="member")
+    active: Mapped[bool] = mapped_column(default=True)
+    # Part of the session's user id: bumping it ends every session of this user.
+    session_version: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    # Messaging preferences: the channels that notify this user of an authentication request.
+    notify_pagerduty: Mapped[bool] = mapped_column(default=False)
+    notify_email: Mapped[bool] = mapped_column(default=True)
+    notify_sms: Mapped[bool] = mapped_column(default=False)
+    notify_slack: Mapped[bool] = mapped_column(default=False)
+    phone: Mapped[str | None] = mapped_column(String(16))
+    slack_member_id: Mapped[str | None] = mapped_column(String(32))
+
+    @property
+    def is_active(self):
+        return self.active
+
+    def get_id(self):
+        return f"{self.id}.{self.session_version}"
+
+    def end_sessions(self):
+        self.session_version += 1
+
+    def has_role(self, minimum):
+        return role_rank(self.role) >= role_rank(minimum)
+
+    def wants(self, channel):
+        return getattr(self, f"notify_{channel}")
+
+    def __repr__(self):
+        return f"<User {self.id} {self.role}>"
+
+
+def new_public_id():
+    return secrets.token_urlsafe(16)
+
+
+class Transaction(db.Model):
+    """An authentication request: a requestor asks a user to prove who they are."""
+
+    __tablename__ = "transactions"
+    __table_args__ = (
+        CheckConstraint(f"status {_in(TRANSACTION_STATES)}", name="status"),
+        Index("ix_transactions_status_expires_at", "status", "expires_at"),
+        Index("ix_transactions_requestor_id_id", "requestor_id", "id"),
+        Index("ix_transactions_user_id_id", "user_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # What URLs, PagerDuty's dedup_key and people see: random, so it cannot be guessed.
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    requestor_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    message: Mapped[str] = mapped_column(Text)
+    context: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    # SHA-256 of the single-use link token; the token itself is never stored in plain text.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    requestor: Mapped[User] = relationship(foreign_keys=[requestor_id], lazy="joined")
+    user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="joined")
+    deliveries: Mapped[list["Delivery"]] = relationship(
+        back_populates="transaction", order_by="Delivery.id"
+    )
+
+    def __repr__(self):
+        return f"<Transaction {self.public_id} {self.status}>"
+
+
+class Delivery(db.Model):
+    """One channel's notification of one transaction: a row of the durable outbox."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        CheckConstraint(f"status {_in(DELIVERY_STATES)}", name="status"),
+        CheckConstraint(f"channel {_in(CHANNELS)}", name="channel"),
+        UniqueConstraint("transaction_id", "channel", name="uq_deliveries_transaction_id_channel"),
+        Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A dispatcher owns a "sending" delivery until its lease runs out; then another may reclaim it.
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_http_status: Mapped[int | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    # The answer link, encrypted, kept only until the delivery is final.
+    link_ciphertext: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    transaction: Mapped[Transaction] = relationship(back_populates="deliveries")
+
+    def __repr__(self):
+        return f"<Delivery {self.id} {self.channel} {self.status}>"
+
+
+class Event(db.Model):
+    """Append-only: the audit log, each transaction's timeline, and the SSE stream's source."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_transaction_id_id", "transaction_id", "id"),)
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    transaction_id: Mapped[int | None] = mapped_column(ForeignKey("transactions.id"))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    transaction: Mapped[Transaction | None] = relationship()
+    actor: Mapped[User | None] = relationship()
+
+    def __repr__(self):
+        return f"<Event {self.id} {self.kind}>"
+
+
+class PagerDutySettings(db.Model):
+    """The organisation's PagerDuty integration: one row."""
+
+    __tablename__ = "pagerduty_settings"
+    __table_args__ = (CheckConstraint(f"severity {_in(SEVERITIES)}", name="severity"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enabled: Mapped[bool] = mapped_column(default=False)
+    integration_key_ciphertext: Mapped[str | None] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(String(16), default="critical")
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class IntegrationStatus(db.Model):
+    """What the last real sends through a channel said: the status indicator's source."""
+
+    __tablename__ = "integration_status"
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    last_outcome: Mapped[str | None] = mapped_column(String(16))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,154 @@
+"""Accounts and roles: creating users, signing in, and the rules that keep an admin in charge."""
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+from sqlalchemy import func, select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from ..extensions import db
+from ..models import ROLES, User
+from . import events
+
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 1024
+MAX_NAME_LENGTH = 100
+
+# Checked when the email is unknown, so a wrong email takes as long as a wrong password.
+_DUMMY_HASH = generate_password_hash("not a real password")
+
+
+class AccountError(ValueError):
+    """A rule about accounts was broken; the message tells the person how to fix it."""
+
+    def __init__(self, message, field=None):
+        super().__init__(message)
+        self.field = field
+
+
+def normalize_email(email):
+    """The stored form of an email: trimmed, checked, lower-cased. Raises AccountError."""
+    email = (email or "").strip()
+    if not email:
+        raise AccountError("Enter an email address.", "email")
+    try:
+        checked = validate_email(email, check_deliverability=False, globally_deliverable=False)
+    except EmailNotValidError as exc:
+        raise AccountError(f"That email address is not valid: {exc}", "email") from None
+    return checked.normalized.lower()
+
+
+def check_password_rules(password):
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(
+            f"The password must be at least {MIN_PASSWORD_LENGTH} characters; "
+            f"this one has {len(password)}.",
+            "password",
+        )
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise AccountError(
+            f"The password must be at most {MAX_PASSWORD_LENGTH} characters.", "password"
+        )
+
+
+def hash_password(password):
+    return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
+
+
+def find_by_email(email):
+    try:
+        email = normalize_email(email)
+    except AccountError:
+        return None
+    return db.session.scalar(select(User).where(User.email == email))
+
+
+def create_user(*, email, name, role, password, actor=None):
+    """Create an account and its audit event in the current database transaction."""
+    email = normalize_email(email)
+    name = (name or "").strip()
+    if not name:
+        raise AccountError("Enter a name: it is shown to the people this user sends requests to.",
+                           "name")
+    if len(name) > MAX_NAME_LENGTH:
+        raise AccountError(f"The name must be at most {MAX_NAME_LENGTH} characters.", "name")
+    if role not in ROLES:
+        raise AccountError(f"Unknown role {role!r}: choose one of {', '.join(ROLES)}.", "role")
+    check_password_rules(password or "")
+    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise AccountError(f"There is already an account for {email}.", "email")
+    user = User(email=email, name=name, role=role, password_hash=hash_password(password))
+    db.session.add(user)
+    events.record("user.created", actor=actor, data={"email": email, "role": role})
+    return user
+
+
+def authenticate(email, password):
+    """The active user with this email and password, else None (the same for either mistake)."""
+    user = find_by_email(email)
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password or "")
+        return None
+    if not check_password_hash(user.password_hash, password or ""):
+        return None
+    return user
+
+
+def _other_active_admins(user):
+    return db.session.scalar(
+        select(func.count(User.id)).where(
+            User.role == "admin", User.active.is_(True), User.id != user.id
+        )
+    )
+
+
+def _lock_admins():
+    """Lock the active admin rows, so two admins cannot demote each other at once (PostgreSQL)."""
+    db.session.execute(
+        select(User.id).where(User.role == "admin", User.active.is_(True)).with_for_update()
+    ).all()
+
+
+def change_role(user, role, *, actor):
+    if role not in ROLES:
+        raise AccountError(f"Unknown role {role!r}: choose one of {', '.join(ROLES)}.", "role")
+    if role == user.role:
+        return False
+    if user.role == "admin" and user.active:
+        _lock_admins()
+        if _other_active_admins(user) == 0:
+            raise AccountError(
+                f"{user.name} is the last active admin; make another user an admin first.", "role"
+            )
+    events.record(
+        "user.role_changed", actor=actor,
+        data={"email": user.email, "from": user.role, "to": role},
+    )
+    user.role = role
+    return True
+
+
+def set_active(user, active, *, actor):
+    if active == user.active:
+        return False
+    if not active and actor is not None and actor.id == user.id:
+        raise AccountError("You cannot deactivate your own account; ask another admin.", "active")
+    if not active and user.role == "admin":
+        _lock_admins()
+        if _other_active_admins(user) == 0:
+            raise AccountError(
+                f"{user.name} is the last active admin; make another user an admin first.",
+                "active",
+            )
+    user.active = active
+    user.end_sessions()
+    events.record(
+        "user.reactivated" if active else "user.deactivated", actor=actor,
+        data={"email": user.email},
+    )
+    return True
+
+
+def set_password(user, password, *, actor):
+    check_password_rules(password)
+    user.password_hash = hash_password(password)
+    user.end_sessions()
+    events.record("user.password_changed", actor=actor, data={"email": user.email})

@@ -1,0 +1,114 @@
+"""The channels that notify a user, each with the same small interface.
+
+``problem()`` says why the organisation cannot send through the channel now (None when it
+can); ``prepare()`` builds the outgoing message inside a database transaction (it may read
+settings and decrypt credentials); ``send()`` delivers it over the network with no database
+work, so no connection is held while a provider is slow. ``secrets()`` lists what must be
+masked in any error text the provider sends back.
+"""
+import dataclasses
+import secrets as random_tokens
+
+from flask import current_app
+
+from ..extensions import db
+from . import events, integrations, pagerduty
+from .secrets import decrypt, redact
+
+
+class ChannelUnavailable(Exception):
+    """The channel cannot send now (disabled or not configured); the message says why."""
+
+
+class PagerDutyChannel:
+    name = "pagerduty"
+
+    def __init__(self, config):
+        self.config = config
+        self.client = pagerduty.EventsClient.from_config(config)
+
+    def problem(self):
+        settings = integrations.pagerduty_settings()
+        if not settings.integration_key_ciphertext:
+            return "the PagerDuty integration has no integration key"
+        if not settings.enabled:
+            return "the PagerDuty integration is disabled"
+        return None
+
+    def prepare(self, transaction, link):
+        problem = self.problem()
+        if problem:
+            raise ChannelUnavailable(problem)
+        settings = integrations.pagerduty_settings()
+        return pagerduty.transaction_trigger(
+            transaction=transaction,
+            routing_key=decrypt(settings.integration_key_ciphertext),
+            severity=settings.severity,
+            link=link,
+            base_url=self.config["BASE_URL"],
+        )
+
+    def prepare_test(self, sent_by):
+        settings = integrations.pagerduty_settings()
+        if not settings.integration_key_ciphertext:
+            raise ChannelUnavailable("Save an integration key first; the test uses the saved "
+                                     "key and severity")
+        return pagerduty.test_trigger(
+            routing_key=decrypt(settings.integration_key_ciphertext),
+            severity=settings.severity,
+            sent_by=sent_by.name,
+            base_url=self.config["BASE_URL"],
+            dedup_key=f"sendauth-test-{random_tokens.token_hex(8)}",
+        )
+
+    def send(self, prepared):
+        return self.client.send(prepared)
+
+    @staticmethod
+    def secrets(prepared):
+        return [prepared["routing_key"]]
+
+
+CHANNEL_CLASSES = {PagerDutyChannel.name: PagerDutyChannel}
+
+
+def channel(name):
+    """The app's instance of the named channel, or None when it is not built yet."""
+    instances = current_app.extensions.setdefault("sendauth_channels", {})
+    if name not in instances:
+        cls = CHANNEL_CLASSES.get(name)
+        instances[name] = cls(current_app.config) if cls else None
+    return instances[name]
+
+
+def problem(name):
+    instance = channel(name)
+    if instance is None:
+        return "not set up for this organisation yet"
+    return instance.problem()
+
+
+def send(instance, prepared):
+    """Send ``prepared`` through the channel; the result's error text has every secret masked."""
+    result = instance.send(prepared)
+    error = result.error
+    for secret in instance.secrets(prepared):
+        error = redact(error, secret)
+    return dataclasses.replace(result, error=error)
+
+
+def send_test(name, *, actor):
+    """A real test message through the channel; feeds its status indicator and the audit log.
+
+    Raises ChannelUnavailable when the channel has nothing to send with.
+    """
+    instance = channel(name)
+    prepared = instance.prepare_test(actor)
+    db.session.commit()
+    result = send(instance, prepared)
+    integrations.record_outcome(name, success=result.accepted, error=result.error)
+    events.record(f"settings.{name}_tested", actor=actor, data={
+        "outcome": result.outcome, "http_status": result.http_status, "error": result.error,
+    })
+    db.session.commit()
+    return result

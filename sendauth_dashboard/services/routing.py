@@ -1,0 +1,31 @@
+"""The one routing rule: which channels notify a user of a new authentication request."""
+from dataclasses import dataclass, field
+
+from ..models import CHANNEL_LABELS, CHANNELS
+from . import channels
+
+
+@dataclass(frozen=True)
+class Route:
+    channels: tuple
+    # For each channel that will not be used, why not, in words a requestor can act on.
+    skipped: dict = field(default_factory=dict)
+
+    def explain(self, user):
+        reasons = "; ".join(f"{CHANNEL_LABELS[c]}: {why}" for c, why in self.skipped.items())
+        return f"No channel can reach {user.name}. {reasons}."
+
+
+def route(user):
+    """Every channel the user has on that the organisation has set up and enabled."""
+    chosen, skipped = [], {}
+    for name in CHANNELS:
+        if not user.wants(name):
+            skipped[name] = "off in their messaging preferences"
+            continue
+        problem = channels.problem(name)
+        if problem:
+            skipped[name] = problem
+        else:
+            chosen.append(name)
+    return Route(tuple(chosen), skipped)

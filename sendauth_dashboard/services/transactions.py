@@ -1,0 +1,159 @@
+"""Authentication requests: send, answer, cancel, expire.
+
+``pending`` → ``verified`` | ``denied`` | ``cancelled`` | ``expired``, nothing else. Every change
+is one conditional UPDATE (``WHERE status = 'pending'``) and one event in the same database
+transaction, so two answers racing each other cannot both win.
+"""
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from ..extensions import db
+from ..models import Transaction, utcnow
+from . import accounts, delivery, events, routing
+
+MESSAGE_MAX_CHARS = 1024
+CONTEXT_MAX_CHARS = 1024
+TOKEN_BYTES = 32
+SWEEP_BATCH = 500
+
+
+class TransactionError(ValueError):
+    """A request cannot be sent as asked; the message says why and what to do."""
+
+    def __init__(self, message, field=None):
+        super().__init__(message)
+        self.field = field
+
+
+def hash_token(token):
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def answer_link(token):
+    return f"{current_app.config['BASE_URL']}/authenticate/{token}"
+
+
+def _check_length(value, limit, field, label):
+    if len(value) > limit:
+        raise TransactionError(
+            f"The {label} must be at most {limit} characters; yours has {len(value)}.", field
+        )
+
+
+def create(*, requestor, user_email, message, context="", now=None):
+    """The transaction, its deliveries and its ``transaction.created`` event, uncommitted."""
+    now = now or utcnow()
+    message = (message or "").strip()
+    context = (context or "").strip()
+    user = accounts.find_by_email(user_email)
+    if user is None or not user.active:
+        raise TransactionError(
+            f"There is no active user with the email {user_email.strip()!r}. "
+            "Check the address, or ask an admin to add or reactivate them.", "user")
+    if user.id == requestor.id:
+        raise TransactionError("You cannot send an authentication request to yourself.", "user")
+    if not message:
+        raise TransactionError("Enter a message: tell the user why you are asking.", "message")
+    _check_length(message, MESSAGE_MAX_CHARS, "message", "message")
+    _check_length(context, CONTEXT_MAX_CHARS, "context", "context")
+    route = routing.route(user)
+    if not route.channels:
+        raise TransactionError(route.explain(user), "user")
+
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    transaction = Transaction(
+        requestor=requestor, user=user, message=message, context=context,
+        token_hash=hash_token(token), created_at=now,
+        expires_at=now + timedelta(seconds=current_app.config["TRANSACTION_TTL_SECONDS"]),
+    )
+    db.session.add(transaction)
+    db.session.add_all(delivery.enqueue(transaction, route.channels, answer_link(token)))
+    events.record("transaction.created", transaction=transaction, actor=requestor,
+                  data={"status": "pending", "channels": list(route.channels)})
+    return transaction
+
+
+def effective_status(transaction, now=None):
+    """The status as anyone reading it should see it: overdue pending ones are expired."""
+    now = now or utcnow()
+    if transaction.status == "pending" and transaction.expires_at <= now:
+        return "expired"
+    return transaction.status
+
+
+def _transition(transaction, status, *, actor, now, completed_at=None, data=None):
+    """Move a pending transaction to ``status`` with its event; False if it was not pending."""
+    conditions = [Transaction.id == transaction.id, Transaction.status == "pending"]
+    if status != "expired":
+        conditions.append(Transaction.expires_at > now)
+    result = db.session.execute(
+        update(Transaction).where(*conditions)
+        .values(status=status, completed_at=completed_at or now)
+        .execution_options(synchronize_session="fetch")
+    )
+    if result.rowcount != 1:
+        return False
+    delivery.cancel_open(transaction.id, f"The transaction was {status}.", now)
+    events.record(f"transaction.{status}", transaction=transaction, actor=actor,
+                  data={"status": status, **(data or {})})
+    return True
+
+
+@dataclass(frozen=True)
+class Outcome:
+    changed: bool
+    status: str
+
+
+def find_by_token(token):
+    if not token or len(token) > 128:
+        return None
+    return db.session.scalar(select(Transaction).where(Transaction.token_hash == hash_token(token)))
+
+
+def answer(transaction, decision, *, user, now=None):
+    """The user verifies or denies; single use. The caller has checked it is their transaction."""
+    if decision not in ("verify", "deny"):
+        raise TransactionError("Choose verify or deny.", "decision")
+    if transaction.user_id != user.id:
+        raise PermissionError("only the transaction's user may answer it")
+    now = now or utcnow()
+    status = "verified" if decision == "verify" else "denied"
+    changed = _transition(transaction, status, actor=user, now=now)
+    return Outcome(changed, status if changed else _current_status(transaction, now))
+
+
+def may_cancel(transaction, user):
+    return user.id == transaction.requestor_id or user.has_role("admin")
+
+
+def cancel(transaction, *, actor, now=None):
+    if not may_cancel(transaction, actor):
+        raise PermissionError("only the requestor or an admin may cancel")
+    now = now or utcnow()
+    changed = _transition(transaction, "cancelled", actor=actor, now=now)
+    return Outcome(changed, "cancelled" if changed else _current_status(transaction, now))
+
+
+def _current_status(transaction, now):
+    db.session.refresh(transaction)
+    return effective_status(transaction, now)
+
+
+def expire_due(now=None):
+    """Expire pending transactions past their time, each with its event. Commits; returns how many."""
+    now = now or utcnow()
+    overdue = db.session.scalars(
+        select(Transaction).where(Transaction.status == "pending", Transaction.expires_at <= now)
+        .order_by(Transaction.expires_at).limit(SWEEP_BATCH)
+    ).all()
+    expired = sum(
+        _transition(t, "expired", actor=None, now=now, completed_at=t.expires_at) for t in overdue
+    )
+    db.session.commit()
+    return expired

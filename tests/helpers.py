@@ -1,0 +1,40 @@
+"""Small helpers shared by tests: waiting on conditions, and product set-up done the product's way."""
+import time
+
+from sendauth_dashboard.extensions import db
+from sendauth_dashboard.models import User
+from sendauth_dashboard.services import integrations, transactions
+
+# Made up for tests; not a key of any PagerDuty account.
+TEST_KEY = "a1B2c3D4e5F6g7H8i9J0k1L2m3N4AB12"
+OTHER_TEST_KEY = "Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2Rr1QqCD3"
+
+
+def wait_until(condition, timeout=10.0, interval=0.02, message="condition"):
+    """Return once ``condition()`` is truthy; fail at the deadline. Never a bare sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{message} not met within {timeout} s")
+        time.sleep(interval)
+
+
+def configure_pagerduty(app, key=TEST_KEY, enabled=True, severity="critical"):
+    with app.app_context():
+        integrations.update_pagerduty(enabled=enabled, new_key=key, severity=severity, actor=None)
+        db.session.commit()
+
+
+def send_request(app, requestor, user, message="Please confirm your password reset",
+                 context="Ticket #4521"):
+    """Create a transaction the way the form does; returns its public id."""
+    with app.app_context():
+        transaction = transactions.create(
+            requestor=db.session.get(User, requestor.id), user_email=user.email,
+            message=message, context=context,
+        )
+        db.session.commit()
+        return transaction.public_id

@@ -1,0 +1,111 @@
+import pytest
+
+from sendauth_dashboard.extensions import db
+from sendauth_dashboard.models import User
+
+from .conftest import PASSWORD, csrf_token_from
+
+
+def test_sign_in_and_out(client, auth, make_user):
+    user = make_user("requestor")
+    response = auth.login(user)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+    assert user.name in client.get("/").text
+
+    response = auth.logout()
+    assert response.status_code == 302
+    assert client.get("/").status_code == 302
+
+
+def test_email_is_case_insensitive_at_sign_in(client, auth, make_user):
+    make_user("member", email="mixed@example.com")
+    assert auth.login("  MiXeD@Example.COM ").status_code == 302
+
+
+@pytest.mark.parametrize("email, password", [
+    ("nobody@example.com", PASSWORD),
+    ("member1@example.com", "the wrong password"),
+    ("not an email", PASSWORD),
+])
+def test_wrong_email_and_wrong_password_get_the_same_message(auth, make_user, email, password):
+    make_user("member")
+    response = auth.login(email, password)
+    assert response.status_code == 200
+    assert "Email or password is incorrect." in response.text
+
+
+def test_a_deactivated_user_cannot_sign_in(auth, make_user):
+    user = make_user("member", active=False)
+    response = auth.login(user)
+    assert response.status_code == 200
+    assert "deactivated" in response.text
+
+
+def test_a_deactivated_user_is_signed_out_at_the_next_request(app, client, auth, make_user):
+    user = make_user("requestor")
+    auth.login(user)
+    assert client.get("/").status_code == 200
+    with app.app_context():
+        db.session.get(User, user.id).active = False
+        db.session.commit()
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login")
+
+
+def test_anonymous_visitors_are_sent_to_sign_in_and_back(client, auth, make_user, admin):
+    response = client.get("/settings/users")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/login?next=%2Fsettings%2Fusers"
+    response = auth.login(admin, next_url="/settings/users")
+    assert response.headers["Location"] == "/settings/users"
+
+
+@pytest.mark.parametrize("target", [
+    "https://evil.example/steal",
+    "//evil.example/steal",
+    "/\\evil.example",
+    "\\\\evil.example",
+    "javascript:alert(1)",
+    "http:/evil.example",
+    "settings/users",
+    "/%0d%0aLocation:%20https://evil.example",
+])
+def test_next_never_leaves_the_site(auth, make_user, target):
+    response = auth.login(make_user("member"), next_url=target)
+    assert response.status_code == 302
+    assert response.headers["Location"] in ("/", target) and response.headers["Location"].startswith("/")
+    assert not response.headers["Location"].startswith("//")
+
+
+def test_sign_in_without_a_csrf_token_is_refused(client, make_user):
+    user = make_user("member")
+    response = client.post("/login", data={"email": user.email, "password": PASSWORD})
+    assert response.status_code == 400
+    assert "security token" in response.text
+
+
+def test_a_csrf_token_from_another_session_is_refused(app, client, make_user):
+    user = make_user("member")
+    other = app.test_client()
+    foreign_token = csrf_token_from(other.get("/login").text)
+    client.get("/login")
+    response = client.post("/login", data={
+        "email": user.email, "password": PASSWORD, "csrf_token": foreign_token,
+    })
+    assert response.status_code == 400
+
+
+def test_sign_out_is_a_post_with_a_csrf_token(client, auth, make_user):
+    auth.login(make_user("member"))
+    assert client.get("/logout").status_code == 405
+    assert client.post("/logout").status_code == 400
+    assert client.get("/").status_code == 200
+
+
+def test_the_session_cookie_is_httponly_and_samesite_lax(client, auth, make_user):
+    response = auth.login(make_user("member"))
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie

@@ -1,0 +1,46 @@
+from sqlalchemy import select
+
+from sendauth_dashboard.extensions import db
+from sendauth_dashboard.models import User
+
+from .conftest import PASSWORD
+
+
+def test_create_user_with_every_option(app, runner, auth):
+    result = runner.invoke(args=["create-user", "--email", "Rita@Example.com", "--name", "Rita",
+                                 "--role", "requestor", "--password", PASSWORD])
+    assert result.exit_code == 0, result.output
+    assert "Created requestor Rita <rita@example.com>." in result.output
+    assert auth.login("rita@example.com").status_code == 302
+
+
+def test_create_user_asks_for_the_password_when_left_out(app, runner):
+    result = runner.invoke(args=["create-user", "--email", "p@example.com", "--name", "P"],
+                           input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert db.session.scalar(select(User.role).where(User.email == "p@example.com")) == "member"
+
+
+def test_create_user_explains_a_refusal(runner, make_user):
+    make_user("member", email="taken@example.com")
+    result = runner.invoke(args=["create-user", "--email", "TAKEN@example.com", "--name", "T",
+                                 "--password", PASSWORD])
+    assert result.exit_code == 1
+    assert "There is already an account for taken@example.com." in result.output
+    result = runner.invoke(args=["create-user", "--email", "x@example.com", "--name", "X",
+                                 "--role", "owner", "--password", PASSWORD])
+    assert result.exit_code == 2
+    assert "'owner' is not one of" in result.output
+
+
+def test_ensure_admin_creates_an_admin_once_and_prints_the_password_once(runner, auth):
+    first = runner.invoke(args=["ensure-admin"])
+    assert first.exit_code == 0, first.output
+    password = next(line.split()[-1] for line in first.output.splitlines()
+                    if line.strip().startswith("password"))
+    assert auth.login("admin@example.com", password).status_code == 302
+
+    second = runner.invoke(args=["ensure-admin"])
+    assert second.exit_code == 0
+    assert second.output == ""

@@ -1,0 +1,271 @@
+"""The durable outbox: every incident arrives, exactly once, whatever PagerDuty does meanwhile."""
+import random
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from sendauth_dashboard.extensions import db
+from sendauth_dashboard.models import Delivery, Event, Transaction, utcnow
+from sendauth_dashboard.services import delivery, integrations, transactions
+from sendauth_dashboard.services.delivery import Dispatcher, backoff_seconds
+from sendauth_dashboard.services.pagerduty import SendResult
+
+from .fakes.pagerduty import Answer
+from .helpers import TEST_KEY, configure_pagerduty, send_request
+
+
+@pytest.fixture
+def app_config(fake_pagerduty):
+    return {"PAGERDUTY_EVENTS_URL": fake_pagerduty.url, "PAGERDUTY_READ_TIMEOUT": 0.5,
+            "PAGERDUTY_CONNECT_TIMEOUT": 0.5}
+
+
+@pytest.fixture
+def people(app, make_user):
+    configure_pagerduty(app)
+    return make_user("requestor", name="Hana Helpdesk"), make_user("member", name="Uma User",
+                                                                   notify_pagerduty=True)
+
+
+def deliveries(app):
+    with app.app_context():
+        return db.session.scalars(select(Delivery).order_by(Delivery.id)).all()
+
+
+def only_delivery(app):
+    (d,) = deliveries(app)
+    return d
+
+
+def dispatch(app):
+    return Dispatcher(app, name="test-dispatcher").run_until_idle()
+
+
+def time_passes(app):
+    """Everything scheduled for later is due now (what waiting out a backoff would do)."""
+    with app.app_context():
+        db.session.execute(update(Delivery).where(Delivery.status == "queued")
+                           .values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+
+
+def event_kinds(app):
+    with app.app_context():
+        return [e.kind for e in db.session.scalars(select(Event).where(
+            Event.transaction_id.is_not(None)).order_by(Event.id))]
+
+
+def test_sending_queues_one_delivery_with_the_transaction_and_its_event(app, people):
+    send_request(app, *people)
+    d = only_delivery(app)
+    assert (d.channel, d.status, d.attempts) == ("pagerduty", "queued", 0)
+    assert d.link_ciphertext and "/authenticate/" not in d.link_ciphertext
+    assert event_kinds(app) == ["transaction.created"]
+
+
+def test_a_user_with_pagerduty_off_is_refused_and_nothing_is_written(app, make_user):
+    configure_pagerduty(app)
+    requestor, user = make_user("requestor"), make_user("member", name="Ola Off")
+    with pytest.raises(transactions.TransactionError) as info:
+        send_request(app, requestor, user)
+    assert str(info.value) == (
+        "No channel can reach Ola Off. PagerDuty: off in their messaging preferences; "
+        "Email: not set up for this organisation yet; SMS: off in their messaging preferences; "
+        "Slack: off in their messaging preferences.")
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Transaction.id))) == 0
+        assert db.session.scalar(select(func.count(Delivery.id))) == 0
+
+
+def test_pagerduty_disabled_means_no_route(app, make_user):
+    configure_pagerduty(app, enabled=False)
+    with pytest.raises(transactions.TransactionError, match="the PagerDuty integration is disabled"):
+        send_request(app, make_user("requestor"), make_user("member", notify_pagerduty=True))
+
+
+def test_one_incident_with_every_field_and_the_link(app, people, fake_pagerduty):
+    public_id = send_request(app, *people, message="Confirm the laptop swap", context="INC-1")
+    assert dispatch(app) == ["sent"]
+    (event,) = fake_pagerduty.accepted
+    assert event["routing_key"] == TEST_KEY
+    assert event["dedup_key"] == public_id
+    assert event["payload"]["summary"] == "Authentication request from Hana Helpdesk"
+    details = event["payload"]["custom_details"]
+    assert details["message"] == "Confirm the laptop swap" and details["context"] == "INC-1"
+    assert details["transaction_id"] == public_id
+    link = event["links"][0]["href"]
+    assert link.startswith("http://sendauth.test/authenticate/")
+    with app.app_context():
+        token = link.rsplit("/", 1)[1]
+        assert transactions.find_by_token(token).public_id == public_id
+    d = only_delivery(app)
+    assert (d.status, d.attempts, d.last_http_status, d.external_id) == ("sent", 1, 202, public_id)
+    assert d.link_ciphertext is None
+    assert event_kinds(app) == ["transaction.created", "delivery.sent"]
+    with app.app_context():
+        assert integrations.status_view("pagerduty").state == "success"
+
+
+def test_a_400_fails_at_once_with_pagerdutys_text(app, people, fake_pagerduty):
+    send_request(app, *people)
+    fake_pagerduty.answer_next(Answer.invalid_routing_key())
+    assert dispatch(app) == ["failed"]
+    d = only_delivery(app)
+    assert (d.status, d.attempts, d.last_error) == ("failed", 1, "HTTP 400: Invalid routing key")
+    time_passes(app)
+    assert dispatch(app) == []
+    with app.app_context():
+        status = integrations.status_view("pagerduty")
+        assert (status.state, status.error) == ("error", "HTTP 400: Invalid routing key")
+
+
+def test_500s_are_retried_until_pagerduty_recovers_then_one_incident(app, people, fake_pagerduty):
+    send_request(app, *people)
+    fake_pagerduty.answer_always(Answer.server_error())
+    assert dispatch(app) == ["retrying"]
+    d = only_delivery(app)
+    assert d.status == "queued" and d.next_attempt_at > utcnow()
+    with app.app_context():
+        assert integrations.status_view("pagerduty").error == "HTTP 500: Internal Server Error"
+    time_passes(app)
+    assert dispatch(app) == ["retrying"]
+    fake_pagerduty.answer_normally()
+    time_passes(app)
+    assert dispatch(app) == ["sent"]
+    assert len(fake_pagerduty.incidents) == 1
+    assert only_delivery(app).attempts == 3
+    with app.app_context():
+        assert integrations.status_view("pagerduty").state == "success"
+    assert event_kinds(app) == ["transaction.created", "delivery.retrying", "delivery.retrying",
+                                "delivery.sent"]
+
+
+def test_a_lost_answer_is_sent_again_and_pagerduty_keeps_one_incident(app, people, fake_pagerduty):
+    send_request(app, *people)
+    fake_pagerduty.answer_next(Answer.slow(1.0))  # accepted, but after our read timeout
+    assert dispatch(app) == ["retrying"]
+    time_passes(app)
+    assert dispatch(app) == ["sent"]
+    fake_pagerduty.wait_for(lambda fake: len(fake.accepted) == 2)
+    assert len(fake_pagerduty.incidents) == 1
+
+
+def test_connection_refused_then_recovered(app, people, fake_pagerduty):
+    send_request(app, *people)
+    fake_pagerduty.stop()
+    assert dispatch(app) == ["retrying"]
+    assert "Could not connect" in only_delivery(app).last_error
+    fake_pagerduty.restart()
+    time_passes(app)
+    assert dispatch(app) == ["sent"]
+    assert len(fake_pagerduty.incidents) == 1
+
+
+def test_retries_give_up_after_the_configured_attempts(app, people, fake_pagerduty):
+    app.config["DELIVERY_MAX_ATTEMPTS"] = 2
+    send_request(app, *people)
+    fake_pagerduty.answer_always(Answer.rate_limited())
+    assert dispatch(app) == ["retrying"]
+    time_passes(app)
+    assert dispatch(app) == ["failed"]
+    d = only_delivery(app)
+    assert d.status == "failed"
+    assert d.last_error.startswith("Gave up after 2 attempts. Last error: HTTP 429:")
+
+
+def test_retries_stop_once_the_transaction_is_no_longer_pending(app, people, fake_pagerduty):
+    public_id = send_request(app, *people)
+    fake_pagerduty.answer_next(Answer.server_error())
+    assert dispatch(app) == ["retrying"]
+    with app.app_context():
+        t = db.session.scalar(select(Transaction).where(Transaction.public_id == public_id))
+        transactions.cancel(t, actor=t.requestor)
+        db.session.commit()
+    time_passes(app)
+    assert dispatch(app) == []
+    d = only_delivery(app)
+    assert (d.status, d.link_ciphertext) == ("cancelled", None)
+    assert len(fake_pagerduty.received) == 1
+
+
+def test_disabling_pagerduty_stops_queued_incidents(app, people, fake_pagerduty):
+    send_request(app, *people)
+    configure_pagerduty(app, key=None, enabled=False)
+    assert dispatch(app) == ["cancelled"]
+    assert fake_pagerduty.received == []
+    assert only_delivery(app).last_error == "Not sent: the PagerDuty integration is disabled."
+
+
+def test_a_claim_whose_dispatcher_died_is_reclaimed_after_its_lease(app, people, fake_pagerduty):
+    send_request(app, *people)
+    now = utcnow()
+    with app.app_context():
+        assert len(delivery.claim("dead", 10, now=now, lease_seconds=60)) == 1
+        assert delivery.claim("alive", 10, now=now + timedelta(seconds=30)) == []
+        (reclaimed,) = delivery.claim("alive", 10, now=now + timedelta(seconds=61))
+        assert delivery.attempt(reclaimed, "alive") == "sent"
+        # The dead dispatcher's late answer does not overwrite the record.
+        late = SendResult("accepted", 202, dedup_key="x")
+        assert delivery.record_result(reclaimed, "dead", late, app.config) == "lost"
+    assert only_delivery(app).attempts == 1
+    assert len(fake_pagerduty.incidents) == 1
+
+
+def test_concurrent_dispatchers_claim_each_delivery_once(app, make_user):
+    configure_pagerduty(app)
+    requestor = make_user("requestor")
+    for n in range(40):
+        send_request(app, requestor, make_user("member", notify_pagerduty=True))
+    claimed, barrier = [], threading.Barrier(4)
+
+    def claimer(name):
+        barrier.wait()
+        with app.app_context():
+            while ids := delivery.claim(name, 3):
+                claimed.extend(ids)
+
+    threads = [threading.Thread(target=claimer, args=(f"d{n}",)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(claimed) == sorted(d.id for d in deliveries(app))
+
+
+def test_the_dispatcher_thread_sends_as_soon_as_a_request_is_queued(app, people, fake_pagerduty):
+    app.config["DISPATCHER"] = "thread"
+    app.config["DISPATCHER_IDLE_SECONDS"] = 30.0  # so only the wake-up can explain a quick send
+    dispatcher = delivery.dispatcher_of(app)
+    try:
+        send_request(app, *people)
+        delivery.wake(app)
+        fake_pagerduty.wait_for(lambda fake: len(fake.incidents) == 1, timeout=5)
+    finally:
+        dispatcher.stop(timeout=5)
+    assert not dispatcher.running
+
+
+def test_unit_tests_start_no_dispatcher(app, client):
+    client.get("/healthz")
+    assert delivery.dispatcher_of(app) is None
+    assert "sendauth_dispatcher" not in app.extensions
+
+
+@pytest.mark.parametrize("attempts", range(1, 12))
+def test_backoff_grows_exponentially_with_jitter_and_a_cap(app, attempts):
+    config = app.config
+    ceiling = min(config["DELIVERY_BACKOFF_CAP_SECONDS"],
+                  config["DELIVERY_BACKOFF_BASE_SECONDS"] * 2 ** (attempts - 1))
+    rng = random.Random(attempts)
+    delays = [backoff_seconds(attempts, SendResult("retryable", 500), config, rng)
+              for _ in range(50)]
+    assert all(ceiling / 2 <= d <= ceiling for d in delays)
+    assert len(set(delays)) > 1
+
+
+def test_backoff_honours_retry_after_and_waits_longer_on_429(app):
+    config = app.config
+    assert backoff_seconds(1, SendResult("retryable", 429), config) >= 10
+    assert backoff_seconds(1, SendResult("retryable", 503, retry_after=120), config) >= 120

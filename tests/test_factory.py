@@ -1,0 +1,73 @@
+import stat
+
+import pytest
+
+from sendauth_dashboard import create_app
+from sendauth_dashboard.config import ConfigurationError
+
+from .conftest import base_test_config
+
+
+def test_test_config_wins_over_defaults(tmp_path):
+    app = create_app(base_test_config(tmp_path, TRANSACTION_TTL_SECONDS=42))
+    assert app.testing
+    assert app.config["TRANSACTION_TTL_SECONDS"] == 42
+
+
+def test_environment_overrides_defaults_and_instance_config(tmp_path, monkeypatch):
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    (instance / "config.py").write_text("TRANSACTION_TTL_SECONDS = 120\nBASE_URL = 'https://a.example'\n")
+    monkeypatch.setenv("SENDAUTH_INSTANCE_PATH", str(instance))
+    monkeypatch.setenv("SENDAUTH_TRANSACTION_TTL_SECONDS", "60")
+    app = create_app({"SECRET_KEY": "x" * 32})
+    assert app.config["TRANSACTION_TTL_SECONDS"] == 60
+    assert app.config["BASE_URL"] == "https://a.example"
+
+
+def test_default_database_is_sqlite_in_the_instance_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("SENDAUTH_INSTANCE_PATH", str(tmp_path / "inst"))
+    app = create_app({"SECRET_KEY": "x" * 32})
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'inst' / 'sendauth.db'}"
+
+
+def test_development_secret_key_is_generated_once_and_kept_private(tmp_path, monkeypatch):
+    monkeypatch.setenv("SENDAUTH_INSTANCE_PATH", str(tmp_path / "inst"))
+    monkeypatch.delenv("SENDAUTH_SECRET_KEY", raising=False)
+    first = create_app().config["SECRET_KEY"]
+    second = create_app().config["SECRET_KEY"]
+    key_file = tmp_path / "inst" / "secret_key"
+    assert first == second == key_file.read_text().strip()
+    assert len(first) == 64
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("SENDAUTH_INSTANCE_PATH", str(tmp_path / "inst"))
+    monkeypatch.setenv("SENDAUTH_ENV", "production")
+    monkeypatch.delenv("SENDAUTH_SECRET_KEY", raising=False)
+    with pytest.raises(ConfigurationError, match="SENDAUTH_SECRET_KEY is not set"):
+        create_app()
+    assert not (tmp_path / "inst" / "secret_key").exists()
+
+
+def test_production_starts_with_a_secret_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("SENDAUTH_INSTANCE_PATH", str(tmp_path / "inst"))
+    monkeypatch.setenv("SENDAUTH_ENV", "production")
+    monkeypatch.setenv("SENDAUTH_SECRET_KEY", "k" * 64)
+    assert create_app().config["SECRET_KEY"] == "k" * 64
+
+
+def test_a_malformed_encryption_key_is_refused_with_how_to_make_one(tmp_path):
+    with pytest.raises(ConfigurationError, match="Fernet.generate_key"):
+        create_app(base_test_config(tmp_path, ENCRYPTION_KEY="not-a-key"))
+
+
+def test_session_cookie_is_httponly_and_lax_and_secure_only_over_https(tmp_path):
+    app = create_app(base_test_config(tmp_path))
+    assert app.config["SESSION_COOKIE_HTTPONLY"] is True
+    assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
+    assert app.config["SESSION_COOKIE_SECURE"] is False
+    https = create_app(base_test_config(tmp_path, BASE_URL="https://sendauth.example.com/"))
+    assert https.config["SESSION_COOKIE_SECURE"] is True
+    assert https.config["BASE_URL"] == "https://sendauth.example.com"

@@ -1,0 +1,28 @@
+from sendauth_dashboard import create_app
+
+from .conftest import base_test_config
+
+
+def test_healthz_answers_200_when_the_database_answers(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json == {"status": "ok", "database": "ok"}
+
+
+def test_healthz_answers_503_when_the_database_does_not(tmp_path):
+    missing = tmp_path / "no-such-dir" / "x.db"
+    app = create_app(base_test_config(tmp_path, SQLALCHEMY_DATABASE_URI=f"sqlite:///{missing}"))
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    assert response.json["status"] == "unavailable"
+
+
+def test_pages_get_a_503_page_when_the_database_does_not_answer(tmp_path):
+    missing = tmp_path / "no-such-dir" / "x.db"
+    app = create_app(base_test_config(tmp_path, SQLALCHEMY_DATABASE_URI=f"sqlite:///{missing}"))
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["_user_id"] = "1"
+    response = client.get("/")
+    assert response.status_code == 503
+    assert "database is not answering" in response.text

@@ -1,0 +1,47 @@
+from sendauth_dashboard.extensions import db
+from sendauth_dashboard.services import integrations
+
+
+def checklist(html):
+    start = html.index('class="checklist"')
+    return html[start:html.index("</ol>", start)]
+
+
+def test_a_new_admin_sees_three_steps_to_do(client, as_admin):
+    steps = checklist(client.get("/").text)
+    assert steps.count("(to do)") == 3
+    assert "Set up PagerDuty" in steps and "Send a test incident" in steps and "Add the people" in steps
+
+
+def test_steps_are_ticked_off_once_done(app, client, as_admin, make_user):
+    make_user("requestor")
+    with app.app_context():
+        settings = integrations.pagerduty_settings()
+        settings.enabled = True
+        settings.integration_key_ciphertext = "stored"
+        integrations.record_outcome("pagerduty", success=False, error="Invalid routing key")
+        db.session.commit()
+    steps = checklist(client.get("/").text)
+    assert steps.count("(done)") == 3
+
+
+def test_a_requestor_is_told_to_send_a_request_and_sees_no_admin_steps(client, auth, make_user):
+    auth.login(make_user("requestor"))
+    page = client.get("/").text
+    assert "Your recent requests" in page
+    assert 'class="checklist"' not in page
+
+
+def test_a_member_sees_neither_admin_steps_nor_requests(client, auth, make_user):
+    auth.login(make_user("member"))
+    page = client.get("/").text
+    assert 'class="checklist"' not in page
+    assert "Your recent requests" not in page
+
+
+def test_navigation_shows_only_what_the_role_may_open(client, auth, make_user, admin):
+    auth.login(make_user("reviewer"))
+    assert 'href="/settings/users"' not in client.get("/").text
+    auth.logout()
+    auth.login(admin)
+    assert 'href="/settings/users"' in client.get("/").text

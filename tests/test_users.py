@@ -1,0 +1,140 @@
+"""Admins manage users and roles; the last active admin always stays."""
+import pytest
+from sqlalchemy import func, select
+
+from sendauth_dashboard.extensions import db
+from sendauth_dashboard.models import Event, User
+
+from .conftest import PASSWORD
+
+
+def count_users(app):
+    with app.app_context():
+        return db.session.scalar(select(func.count(User.id)))
+
+
+def events_of(app, kind):
+    with app.app_context():
+        return [e.data for e in db.session.scalars(select(Event).where(Event.kind == kind))]
+
+
+def new_user_form(**overrides):
+    form = {"email": "new.person@example.com", "name": "New Person", "role": "requestor",
+            "password": PASSWORD}
+    form.update(overrides)
+    return form
+
+
+def test_admin_sees_every_user(client, as_admin, make_user):
+    make_user("member", name="Mona Member")
+    page = client.get("/settings/users")
+    assert page.status_code == 200
+    assert "Mona Member" in page.text and "Ada Admin" in page.text
+
+
+def test_admin_creates_a_user_who_can_then_sign_in(app, client, as_admin, auth):
+    response = as_admin.post("/settings/users", new_user_form(email="New.Person@Example.com"))
+    assert response.status_code == 302
+    assert "can now sign in as requestor" in client.get("/settings/users").text
+    assert events_of(app, "user.created")[-1] == {"email": "new.person@example.com",
+                                                  "role": "requestor"}
+    auth.logout()
+    assert auth.login("new.person@example.com").status_code == 302
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"email": "admin@EXAMPLE.com"}, "There is already an account for admin@example.com."),
+    ({"email": "not-an-email"}, "That email address is not valid"),
+    ({"email": ""}, "Enter an email address."),
+    ({"name": "   "}, "Enter a name"),
+    ({"name": "x" * 101}, "at most 100 characters"),
+    ({"role": "superuser"}, "Not a valid choice"),
+    ({"password": "short"}, "at least 12 characters; this one has 5"),
+])
+def test_bad_new_user_input_gets_a_message_and_writes_nothing(app, as_admin, overrides, message):
+    before = count_users(app)
+    response = as_admin.post("/settings/users", new_user_form(**overrides))
+    assert response.status_code == 400
+    assert message in response.text
+    assert count_users(app) == before
+    assert events_of(app, "user.created") == [{"email": "admin@example.com", "role": "admin"}]
+
+
+def test_admin_changes_a_role(app, as_admin, make_user):
+    user = make_user("member")
+    response = as_admin.post(f"/settings/users/{user.id}/role", {"role": "reviewer"})
+    assert response.status_code == 302
+    with app.app_context():
+        assert db.session.get(User, user.id).role == "reviewer"
+    assert events_of(app, "user.role_changed") == [
+        {"email": user.email, "from": "member", "to": "reviewer"}]
+
+
+def test_a_made_up_role_is_refused(app, client, as_admin, make_user):
+    user = make_user("member")
+    as_admin.post(f"/settings/users/{user.id}/role", {"role": "root"})
+    assert "Choose one of the listed roles." in client.get("/settings/users").text
+    with app.app_context():
+        assert db.session.get(User, user.id).role == "member"
+
+
+def test_the_last_active_admin_cannot_be_demoted(app, client, as_admin, admin):
+    as_admin.post(f"/settings/users/{admin.id}/role", {"role": "member"})
+    assert "is the last active admin" in client.get("/settings/users").text
+    with app.app_context():
+        assert db.session.get(User, admin.id).role == "admin"
+    assert events_of(app, "user.role_changed") == []
+
+
+def test_an_admin_can_step_down_when_another_admin_remains(app, as_admin, admin, make_user):
+    make_user("admin")
+    as_admin.post(f"/settings/users/{admin.id}/role", {"role": "reviewer"})
+    with app.app_context():
+        assert db.session.get(User, admin.id).role == "reviewer"
+
+
+def test_the_last_active_admin_cannot_be_deactivated(app, client, as_admin, make_user):
+    other_admin = make_user("admin")
+    as_admin.post(f"/settings/users/{other_admin.id}/active", {"active": "0"})
+    with app.app_context():
+        assert db.session.get(User, other_admin.id).active is False
+    # Now the signed-in admin is the last active one; a deactivated admin does not count.
+    with app.app_context():
+        from sendauth_dashboard.services import accounts
+        me = db.session.scalar(select(User).where(User.email == "admin@example.com"))
+        with pytest.raises(accounts.AccountError, match="last active admin"):
+            accounts.set_active(me, False, actor=None)
+
+
+def test_an_admin_cannot_deactivate_themselves(app, client, as_admin, admin, make_user):
+    make_user("admin")
+    as_admin.post(f"/settings/users/{admin.id}/active", {"active": "0"})
+    assert "cannot deactivate your own account" in client.get("/settings/users").text
+
+
+def test_deactivating_signs_the_user_out_and_reactivating_lets_them_back(
+        app, as_admin, make_user):
+    user = make_user("requestor")
+    other = app.test_client()
+    from .conftest import AuthActions
+    AuthActions(other).login(user)
+    assert other.get("/").status_code == 200
+
+    as_admin.post(f"/settings/users/{user.id}/active", {"active": "0"})
+    assert other.get("/").status_code == 302
+    assert "deactivated" in AuthActions(other).login(user).text
+
+    as_admin.post(f"/settings/users/{user.id}/active", {"active": "1"})
+    assert AuthActions(other).login(user).status_code == 302
+    assert [e for e in events_of(app, "user.deactivated")] == [{"email": user.email}]
+    assert [e for e in events_of(app, "user.reactivated")] == [{"email": user.email}]
+
+
+@pytest.mark.parametrize("value", ["", "yes", "2"])
+def test_a_tampered_active_flag_is_a_400(as_admin, make_user, value):
+    user = make_user("member")
+    assert as_admin.post(f"/settings/users/{user.id}/active", {"active": value}).status_code == 400
+
+
+def test_changing_an_unknown_user_is_a_404(as_admin):
+    assert as_admin.post("/settings/users/9999/role", {"role": "member"}).status_code == 404
