@@ -54,14 +54,17 @@ def create_app(test_config=None):
     login_manager.init_app(app)
     csrf.init_app(app)
 
-    from . import auth, cli, errors, formatting, main, profile, settings
+    from . import auth, cli, errors, formatting, main, profile, security, settings, transactions
     from .services import delivery
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(main.bp)
     app.register_blueprint(settings.bp)
     app.register_blueprint(profile.bp)
+    app.register_blueprint(transactions.bp)
+    app.register_blueprint(transactions.answer_bp)
     errors.register(app)
+    security.register(app)
     cli.register(app)
     formatting.register(app)
     app.context_processor(main.navigation)

@@ -89,6 +89,8 @@ def login():
 
 @bp.post("/logout")
 def logout():
+    """Sign out; with a ``next`` path, sign-in then returns there (e.g. an authentication link)."""
     logout_user()
     flash("You are signed out.", "info")
-    return redirect(url_for("auth.login"))
+    next_url = safe_next(request.form.get("next"))
+    return redirect(url_for("auth.login", next=next_url) if next_url else url_for("auth.login"))

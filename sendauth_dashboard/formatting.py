@@ -1,6 +1,8 @@
 """Template filters."""
 from datetime import timezone
 
+from .services.events import describe
+
 
 def format_datetime(value):
     """UTC, to the second: everyone on an incident call reads the same clock."""
@@ -9,5 +11,10 @@ def format_datetime(value):
     return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def describe_event(event):
+    return describe(event.kind, event.data or {}, event.actor.name if event.actor else None)
+
+
 def register(app):
     app.add_template_filter(format_datetime, "datetime")
+    app.add_template_filter(describe_event, "describe_event")

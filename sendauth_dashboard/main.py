@@ -64,6 +64,8 @@ def healthz():
 
 NAVIGATION = (
     ("Home", "main.home"),
+    ("Transactions", "transactions.index"),
+    ("Send a request", "transactions.new"),
     ("Messaging", "profile.messaging"),
     ("PagerDuty", "settings.pagerduty"),
     ("Users", "settings.users"),

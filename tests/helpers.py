@@ -38,3 +38,15 @@ def send_request(app, requestor, user, message="Please confirm your password res
         )
         db.session.commit()
         return transaction.public_id
+
+
+def answer_token(app, public_id):
+    """The token in the link the user was sent (read back from the outbox, as the channel would)."""
+    from sendauth_dashboard.models import Delivery, Transaction
+    from sendauth_dashboard.services.secrets import decrypt
+
+    with app.app_context():
+        ciphertext = db.session.scalar(
+            db.select(Delivery.link_ciphertext).join(Transaction)
+            .where(Transaction.public_id == public_id, Delivery.link_ciphertext.is_not(None)))
+        return decrypt(ciphertext).rsplit("/", 1)[1]

@@ -1,32 +1,66 @@
-"""Every route against every role. A route added without a row here fails the test."""
+"""Every route against every kind of visitor. A route added without a row here fails the test."""
 import pytest
 
 from .conftest import AuthActions, csrf_token_from
+from .helpers import answer_token, configure_pagerduty, send_request
 
-IDENTITIES = ("anonymous", "member", "requestor", "reviewer", "admin")
+ROLES = ("member", "requestor", "reviewer", "admin")
+# The roles, plus the two people a transaction belongs to.
+IDENTITIES = ("anonymous", *ROLES, "owner", "target")
+ROLE_OF = {"owner": "requestor", "target": "member"}
+RANK = {role: n for n, role in enumerate(ROLES)}
 
-# (method, rule) -> (url to try, minimum role or None when public, status when allowed:
-# a number, or a dict for pages that answer anonymous and signed-in visitors differently)
+
+def gate(minimum, allowed, **special):
+    """Anonymous visitors are sent to sign in; roles below ``minimum`` get 403."""
+    table = {"anonymous": 302}
+    for identity in IDENTITIES[1:]:
+        role = ROLE_OF.get(identity, identity)
+        table[identity] = allowed if RANK[role] >= RANK[minimum] else 403
+    table.update(special)
+    return table
+
+
+def everyone(status, **special):
+    return {identity: special.get(identity, status) for identity in IDENTITIES}
+
+
+# (method, rule) -> (url to try, {identity: expected status})
 ROUTES = {
-    ("GET", "/static/<path:filename>"): ("/static/css/app.css", None, 200),
-    ("GET", "/login"): ("/login", None, {"anonymous": 200, "signed_in": 302}),
-    ("POST", "/login"): ("/login", None, {"anonymous": 200, "signed_in": 302}),
-    ("POST", "/logout"): ("/logout", None, 302),
-    ("GET", "/healthz"): ("/healthz", None, 200),
-    ("GET", "/"): ("/", "member", 200),
-    ("GET", "/settings/users"): ("/settings/users", "admin", 200),
-    ("POST", "/settings/users"): ("/settings/users", "admin", 400),
-    ("POST", "/settings/users/<int:user_id>/role"): ("/settings/users/{member}/role", "admin", 302),
-    ("POST", "/settings/users/<int:user_id>/active"): ("/settings/users/{member}/active", "admin", 400),
-    ("GET", "/settings/pagerduty"): ("/settings/pagerduty", "admin", 200),
-    ("POST", "/settings/pagerduty"): ("/settings/pagerduty", "admin", 302),
-    ("POST", "/settings/pagerduty/test"): ("/settings/pagerduty/test", "admin", 302),
-    ("POST", "/settings/pagerduty/remove-key"): ("/settings/pagerduty/remove-key", "admin", 302),
-    ("GET", "/profile/messaging"): ("/profile/messaging", "member", 200),
-    ("POST", "/profile/messaging"): ("/profile/messaging", "member", 302),
+    ("GET", "/static/<path:filename>"): ("/static/css/app.css", everyone(200)),
+    ("GET", "/login"): ("/login", everyone(302, anonymous=200)),
+    ("POST", "/login"): ("/login", everyone(302, anonymous=200)),
+    ("POST", "/logout"): ("/logout", everyone(302)),
+    ("GET", "/healthz"): ("/healthz", everyone(200)),
+    ("GET", "/"): ("/", gate("member", 200)),
+    ("GET", "/settings/users"): ("/settings/users", gate("admin", 200)),
+    ("POST", "/settings/users"): ("/settings/users", gate("admin", 400)),
+    ("POST", "/settings/users/<int:user_id>/role"): ("/settings/users/{member}/role",
+                                                     gate("admin", 302)),
+    ("POST", "/settings/users/<int:user_id>/active"): ("/settings/users/{member}/active",
+                                                       gate("admin", 400)),
+    ("GET", "/settings/pagerduty"): ("/settings/pagerduty", gate("admin", 200)),
+    ("POST", "/settings/pagerduty"): ("/settings/pagerduty", gate("admin", 302)),
+    ("POST", "/settings/pagerduty/test"): ("/settings/pagerduty/test", gate("admin", 302)),
+    ("POST", "/settings/pagerduty/remove-key"): ("/settings/pagerduty/remove-key",
+                                                 gate("admin", 302)),
+    ("GET", "/profile/messaging"): ("/profile/messaging", gate("member", 200)),
+    ("POST", "/profile/messaging"): ("/profile/messaging", gate("member", 302)),
+    ("GET", "/transactions/"): ("/transactions/", gate("requestor", 200)),
+    ("GET", "/transactions/new"): ("/transactions/new", gate("requestor", 200)),
+    ("POST", "/transactions/new"): ("/transactions/new", gate("requestor", 400)),
+    ("GET", "/transactions/stream"): ("/transactions/stream", gate("requestor", 200,
+                                                                   anonymous=401)),
+    ("GET", "/transactions/<public_id>"): ("/transactions/{transaction}",
+                                           gate("requestor", 200, requestor=404)),
+    ("POST", "/transactions/<public_id>/cancel"): ("/transactions/{transaction}/cancel",
+                                                   gate("requestor", 302, requestor=404,
+                                                        reviewer=403)),
+    ("GET", "/authenticate/<token>"): ("/authenticate/{token}",
+                                       everyone(403, anonymous=302, target=200)),
+    ("POST", "/authenticate/<token>"): ("/authenticate/{token}",
+                                        everyone(403, anonymous=302, target=400)),
 }
-
-RANK = {role: n for n, role in enumerate(IDENTITIES)}
 
 
 def app_routes(app):
@@ -39,32 +73,29 @@ def test_every_route_has_a_row(app):
     assert set(ROUTES) - app_routes(app) == set(), "remove the route that is gone"
 
 
-def expected(identity, minimum, allowed_status):
-    if isinstance(allowed_status, dict):
-        allowed_status = allowed_status["anonymous" if identity == "anonymous" else "signed_in"]
-    if minimum is None:
-        return allowed_status
-    if identity == "anonymous":
-        return 302
-    return allowed_status if RANK[identity] >= RANK[minimum] else 403
+@pytest.fixture
+def app_config():
+    return {"SSE_MAX_SECONDS": 0.0}
 
 
 @pytest.mark.parametrize("identity", IDENTITIES)
 @pytest.mark.parametrize("route", sorted(ROUTES))
-def test_route_answers_each_role_as_its_rules_say(app, make_user, identity, route):
+def test_route_answers_each_visitor_as_its_rules_say(app, make_user, identity, route):
     method, _ = route
-    url, minimum, allowed_status = ROUTES[route]
-    member = make_user("member")
+    url, expected = ROUTES[route]
+    configure_pagerduty(app)
+    people = {"owner": make_user("requestor"), "target": make_user("member", notify_pagerduty=True)}
     make_user("admin")  # so no rule about the last admin gets in the way
+    public_id = send_request(app, people["owner"], people["target"])
+    url = url.format(member=people["target"].id, transaction=public_id,
+                     token=answer_token(app, public_id))
     client = app.test_client()
-    auth = AuthActions(client)
     if identity != "anonymous":
-        auth.login(make_user(identity))
-    url = url.format(member=member.id)
+        AuthActions(client).login(people.get(identity) or make_user(identity))
     if method == "GET":
         response = client.get(url)
     else:
         token = csrf_token_from(client.get("/login" if identity == "anonymous" else "/").text)
         response = client.post(url, data={"csrf_token": token})
     response.close()
-    assert response.status_code == expected(identity, minimum, allowed_status)
+    assert response.status_code == expected[identity]

@@ -245,8 +245,11 @@ class Dispatcher:
             self._pool.shutdown(wait=True)
 
     def _idle_wait(self, idle):
-        due_in = next_due_in()
-        return idle if due_in is None else max(0.01, min(idle, due_in))
+        """Until the next delivery is due or the next transaction expires, at most ``idle``."""
+        from . import transactions
+
+        waits = [w for w in (next_due_in(), transactions.next_expiry_in()) if w is not None]
+        return max(0.01, min([idle, *waits]))
 
     def tick(self):
         """Expire what is overdue, then claim as many due deliveries as there are free slots."""

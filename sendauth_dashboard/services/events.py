@@ -5,15 +5,20 @@ the event is published to the broker; if it rolls back, nothing is published. So
 never sees an event that is not in the table, and the table is where a reconnecting watcher
 catches up from.
 """
+import collections
+import json
 import logging
 import queue
 import threading
+import time
+from dataclasses import dataclass
 
 from sqlalchemy import event as sa_event
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, contains_eager, joinedload
 
 from ..extensions import db
-from ..models import Event
+from ..models import CHANNEL_LABELS, Event, Transaction
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +47,13 @@ def message_for(event, transaction=None, actor=None):
     """
     transaction = transaction if transaction is not None else event.transaction
     actor = actor if actor is not None else event.actor
+    actor_name = actor.name if actor is not None else None
     message = {
         "id": event.id,
         "kind": event.kind,
         "at": event.created_at.isoformat(),
-        "actor": actor.name if actor is not None else None,
+        "actor": actor_name,
+        "text": describe(event.kind, event.data or {}, actor_name),
         "data": event.data or {},
     }
     if transaction is not None:
@@ -54,6 +61,7 @@ def message_for(event, transaction=None, actor=None):
             "id": transaction.public_id,
             "status": (event.data or {}).get("status", transaction.status),
             "requestor": transaction.requestor.name,
+            "requestor_email": transaction.requestor.email,
             "requestor_id": transaction.requestor_id,
             "user": transaction.user.name,
             "user_email": transaction.user.email,
@@ -63,6 +71,36 @@ def message_for(event, transaction=None, actor=None):
             "expires_at": transaction.expires_at.isoformat(),
         }
     return message
+
+
+def describe(kind, data, actor_name=None):
+    """One line for a transaction's timeline, the same on the page and in the live stream."""
+    who = actor_name or "Someone"
+    channel = CHANNEL_LABELS.get(data.get("channel"), data.get("channel"))
+    attempt = f"attempt {data['attempt']}" if data.get("attempt") else ""
+    if kind == "transaction.created":
+        via = ", ".join(CHANNEL_LABELS.get(c, c) for c in data.get("channels", []))
+        return f"{who} sent the request" + (f" through {via}" if via else "")
+    if kind in ("transaction.verified", "transaction.denied"):
+        return f"{who} {kind.split('.')[1]} it"
+    if kind == "transaction.cancelled":
+        return f"{who} cancelled the request"
+    if kind == "transaction.expired":
+        return "Expired without an answer"
+    if kind == "delivery.sent":
+        return f"{channel} accepted the notification ({attempt}, HTTP {data.get('http_status')})"
+    if kind == "delivery.retrying":
+        return (f"{channel}: {attempt} failed ({data.get('error')}); trying again at "
+                f"{_clock(data.get('next_attempt_at'))}")
+    if kind == "delivery.failed":
+        return f"{channel}: the notification failed: {data.get('error')}"
+    if kind == "delivery.cancelled":
+        return f"{channel}: not sent: {data.get('reason')}"
+    return kind
+
+
+def _clock(iso):
+    return iso[11:19] + " UTC" if iso else "a later time"
 
 
 @sa_event.listens_for(Session, "after_flush_postexec")
@@ -122,6 +160,14 @@ class Subscription:
         except queue.Empty:
             return None
 
+    def drain(self):
+        """Empty the queue (before catching up from the table, which has all of it)."""
+        while True:
+            try:
+                self.queue.get_nowait()
+            except queue.Empty:
+                return
+
 
 class LocalBroker:
     """Fans events out to the watchers of this process."""
@@ -153,3 +199,127 @@ class LocalBroker:
             subscribers = tuple(self._subscribers)
         for subscription in subscribers:
             subscription.put(message)
+
+    def close_all(self):
+        """End every open stream (on shutdown); browsers reconnect and resume."""
+        with self._lock:
+            subscribers = tuple(self._subscribers)
+        for subscription in subscribers:
+            subscription.drain()
+            subscription.put(CLOSE)
+
+
+# -- live streams ---------------------------------------------------------------------------
+
+REPLAY_BATCH = 500
+CLOSE = object()  # put in a subscription's queue to end its stream
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is watching, captured when the stream opens, so deciding visibility needs no database."""
+
+    user_id: int
+    sees_all: bool
+
+    def may_see(self, message):
+        transaction = message.get("transaction")
+        if transaction is None:
+            return False
+        return self.sees_all or transaction["requestor_id"] == self.user_id
+
+
+def replay(viewer, after_id, limit=REPLAY_BATCH):
+    """Transaction events newer than ``after_id`` that the viewer may see, oldest first."""
+    query = (
+        select(Event)
+        .join(Transaction, Event.transaction_id == Transaction.id)
+        .options(contains_eager(Event.transaction), joinedload(Event.actor))
+        .where(Event.id > after_id)
+        .order_by(Event.id)
+        .limit(limit)
+    )
+    if not viewer.sees_all:
+        query = query.where(Transaction.requestor_id == viewer.user_id)
+    return [message_for(event) for event in db.session.scalars(query).unique()]
+
+
+def latest_event_id():
+    return db.session.scalar(select(func.max(Event.id))) or 0
+
+
+def sse_format(message):
+    return f"id: {message['id']}\ndata: {json.dumps(message, separators=(',', ':'))}\n\n"
+
+
+def stream(viewer, after_id, broker, *, heartbeat, lifetime, clock=time.monotonic):
+    """Server-sent events for one watcher: replay what they missed, then live, then end.
+
+    It subscribes before reading the table, so an event committed in between arrives
+    either way (duplicates are dropped by id). It holds no database connection while it
+    waits. A full queue (a slow watcher) makes it catch up from the table instead of
+    dropping events.
+    """
+    subscription = broker.subscribe()
+    sent = RecentIds()
+    try:
+        yield f"retry: {STREAM_RETRY_MS}\n: stream open\n\n"
+        last_id = after_id
+        for chunk, last_id in _catch_up(viewer, last_id, sent):
+            yield chunk
+        deadline = clock() + lifetime
+        while (remaining := deadline - clock()) > 0:
+            message = subscription.get(timeout=min(heartbeat, remaining))
+            if message is CLOSE:
+                return
+            if subscription.overflowed:
+                subscription.overflowed = False
+                subscription.drain()
+                for chunk, last_id in _catch_up(viewer, last_id, sent):
+                    yield chunk
+                continue
+            if message is None:
+                yield ": keepalive\n\n"
+                continue
+            if message["id"] in sent or not viewer.may_see(message):
+                continue
+            sent.add(message["id"])
+            last_id = max(last_id, message["id"])
+            yield sse_format(message)
+    finally:
+        broker.unsubscribe(subscription)
+
+
+STREAM_RETRY_MS = 2000
+
+
+def _catch_up(viewer, after_id, sent):
+    """Replay from the table in batches; the session is closed before the stream waits again."""
+    try:
+        while batch := replay(viewer, after_id):
+            for message in batch:
+                after_id = message["id"]
+                if message["id"] not in sent:
+                    sent.add(message["id"])
+                    yield sse_format(message), after_id
+            if len(batch) < REPLAY_BATCH:
+                break
+    finally:
+        db.session.remove()
+
+
+class RecentIds:
+    """The ids a stream has sent lately: enough to drop duplicates, bounded in memory."""
+
+    def __init__(self, size=2048):
+        self._ids = collections.deque(maxlen=size)
+        self._set = set()
+
+    def __contains__(self, event_id):
+        return event_id in self._set
+
+    def add(self, event_id):
+        if len(self._ids) == self._ids.maxlen:
+            self._set.discard(self._ids[0])
+        self._ids.append(event_id)
+        self._set.add(event_id)

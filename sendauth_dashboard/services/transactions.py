@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from ..extensions import db
-from ..models import Transaction, utcnow
+from ..models import Event, Transaction, User, utcnow
 from . import accounts, delivery, events, routing
 
 MESSAGE_MAX_CHARS = 1024
@@ -157,3 +157,72 @@ def expire_due(now=None):
     )
     db.session.commit()
     return expired
+
+
+PAGE_SIZE = 50
+STATUS_FILTERS = ("pending", "verified", "denied", "cancelled", "expired")
+
+
+@dataclass(frozen=True)
+class Filters:
+    status: str = ""
+    user: str = ""
+    requestor: str = ""
+
+    def as_args(self):
+        return {k: v for k, v in (("status", self.status), ("user", self.user),
+                                  ("requestor", self.requestor)) if v}
+
+
+def visible_to(viewer):
+    """Reviewers and admins see every transaction; requestors the ones they sent."""
+    query = select(Transaction)
+    if not viewer.has_role("reviewer"):
+        query = query.where(Transaction.requestor_id == viewer.id)
+    return query
+
+
+def _status_condition(status, now):
+    if status == "pending":
+        return and_(Transaction.status == "pending", Transaction.expires_at > now)
+    if status == "expired":
+        return or_(Transaction.status == "expired",
+                   and_(Transaction.status == "pending", Transaction.expires_at <= now))
+    return Transaction.status == status
+
+
+def listing(viewer, filters, before_id=None, page_size=PAGE_SIZE, now=None):
+    """One page of transactions, newest first; returns (rows, id to pass as ``before`` or None)."""
+    now = now or utcnow()
+    query = visible_to(viewer).order_by(Transaction.id.desc()).limit(page_size + 1)
+    if filters.status in STATUS_FILTERS:
+        query = query.where(_status_condition(filters.status, now))
+    for field, column in (("user", Transaction.user_id), ("requestor", Transaction.requestor_id)):
+        email = getattr(filters, field).strip().lower()
+        if email:
+            person = User.__table__.alias(f"{field}_filter")
+            query = query.join(person, person.c.id == column).where(person.c.email == email)
+    if before_id:
+        query = query.where(Transaction.id < before_id)
+    rows = db.session.scalars(query).unique().all()
+    more = len(rows) > page_size
+    rows = rows[:page_size]
+    return rows, (rows[-1].id if more else None)
+
+
+def find_visible(viewer, public_id):
+    return db.session.scalar(visible_to(viewer).where(Transaction.public_id == public_id))
+
+
+def timeline(transaction):
+    return db.session.scalars(
+        select(Event).where(Event.transaction_id == transaction.id).order_by(Event.id)
+    ).all()
+
+
+def next_expiry_in(now=None):
+    """Seconds until the next pending transaction expires, or None if none is pending."""
+    now = now or utcnow()
+    soonest = db.session.scalar(
+        select(func.min(Transaction.expires_at)).where(Transaction.status == "pending"))
+    return None if soonest is None else max(0.0, (soonest - now).total_seconds())

@@ -1,0 +1,33 @@
+from flask_wtf import FlaskForm
+from wtforms import EmailField, SelectField, StringField, SubmitField, TextAreaField
+from wtforms.validators import DataRequired
+
+from ..forms import choices
+from ..services.transactions import CONTEXT_MAX_CHARS, MESSAGE_MAX_CHARS, STATUS_FILTERS
+
+
+class NewTransactionForm(FlaskForm):
+    user = EmailField("User's email", validators=[DataRequired("Enter the user's email.")],
+                      description="The person who must prove who they are.")
+    message = TextAreaField(
+        "Message", validators=[DataRequired("Enter a message: tell the user why you are asking.")],
+        description=f"Shown to the user with the request. At most {MESSAGE_MAX_CHARS} characters.",
+    )
+    context = TextAreaField(
+        "Context", description=f"Optional: a ticket number, the system, anything that helps them "
+                               f"decide. At most {CONTEXT_MAX_CHARS} characters.")
+    submit = SubmitField("Send request")
+
+
+class FilterForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    status = SelectField("Status", choices=choices({"": "Any status",
+                                                    **{s: s.title() for s in STATUS_FILTERS}}))
+    user = StringField("User's email")
+    requestor = StringField("Requestor's email")
+
+
+class AnswerForm(FlaskForm):
+    """Verify or deny: the field ``decision`` is ``verify`` or ``deny``."""

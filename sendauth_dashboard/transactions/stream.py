@@ -1,0 +1,36 @@
+"""``GET /transactions/stream``: server-sent events for the pages that watch transactions."""
+from flask import Response, abort, current_app, request, stream_with_context
+from flask_login import current_user
+
+from ..services import events
+from . import bp
+
+
+@bp.get("/stream")
+def stream():
+    """Replays events after ``Last-Event-ID`` (a reconnecting browser) or ``?after=`` (a page
+    that has just rendered), then sends new ones live. 401, not a redirect, when signed out."""
+    if not current_user.is_authenticated:
+        abort(401)
+    if not current_user.has_role("requestor"):
+        abort(403)
+    after = _event_id(request.headers.get("Last-Event-ID")) or _event_id(request.args.get("after"))
+    viewer = events.Viewer(current_user.id, current_user.has_role("reviewer"))
+    config = current_app.config
+    body = events.stream(
+        viewer, after, current_app.extensions["sendauth_broker"],
+        heartbeat=config["SSE_HEARTBEAT_SECONDS"], lifetime=config["SSE_MAX_SECONDS"],
+    )
+    return Response(stream_with_context(body), mimetype="text/event-stream", headers={
+        "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+    })
+
+
+stream.minimum_role = "requestor"
+
+
+def _event_id(value):
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return 0

@@ -1,0 +1,151 @@
+"""The link a user answers through: /authenticate/<token>."""
+import logging
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from sendauth_dashboard.extensions import db
+from sendauth_dashboard.models import Event, Transaction, utcnow
+from sendauth_dashboard.security import RedactTokens
+
+from .helpers import answer_token, configure_pagerduty, send_request
+
+
+@pytest.fixture
+def sent(app, make_user):
+    """A pending request from Hana to Uma: (requestor, user, public id, token)."""
+    configure_pagerduty(app)
+    requestor = make_user("requestor", name="Hana Helpdesk")
+    user = make_user("member", name="Uma User", notify_pagerduty=True)
+    public_id = send_request(app, requestor, user, message="Confirm the laptop swap",
+                             context="INC-77")
+    return requestor, user, public_id, answer_token(app, public_id)
+
+
+def status_of(app, public_id):
+    with app.app_context():
+        return db.session.scalar(select(Transaction.status).where(
+            Transaction.public_id == public_id))
+
+
+def test_signed_out_the_user_signs_in_and_comes_back(client, auth, sent):
+    _, user, _, token = sent
+    response = client.get(f"/authenticate/{token}")
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/login?next=/authenticate/{token}"
+    response = auth.login(user, next_url=f"/authenticate/{token}")
+    assert response.headers["Location"] == f"/authenticate/{token}"
+
+
+def test_the_page_shows_who_asked_why_and_how_long_is_left(client, auth, sent):
+    _, user, _, token = sent
+    auth.login(user)
+    response = client.get(f"/authenticate/{token}")
+    page = response.text
+    assert response.status_code == 200
+    assert "Hana Helpdesk asks you to confirm it is you" in page
+    assert "Confirm the laptop swap" in page and "INC-77" in page
+    assert "4 min" in page or "5 min 00 s" in page
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("decision, status", [("verify", "verified"), ("deny", "denied")])
+def test_the_user_verifies_or_denies_once(app, client, auth, sent, decision, status):
+    _, user, public_id, token = sent
+    auth.login(user)
+    response = auth.post(f"/authenticate/{token}", {"decision": decision},
+                         token_page=f"/authenticate/{token}")
+    assert response.status_code == 200
+    assert f"You {'verified' if decision == 'verify' else 'denied'} the request" in response.text
+    assert status_of(app, public_id) == status
+    with app.app_context():
+        t = db.session.scalar(select(Transaction).where(Transaction.public_id == public_id))
+        assert t.completed_at is not None
+        kinds = db.session.scalars(select(Event.kind).where(Event.transaction_id == t.id)).all()
+    assert kinds[-1] == f"transaction.{status}"
+    again = client.get(f"/authenticate/{token}")
+    assert again.status_code == 410
+    assert "This request was already answered" in again.text
+
+
+def test_someone_else_is_told_and_offered_to_sign_out(app, client, auth, sent, make_user):
+    _, _, public_id, token = sent
+    auth.login(make_user("member", name="Mallory"))
+    response = client.get(f"/authenticate/{token}")
+    assert response.status_code == 403
+    assert "This request is for someone else" in response.text
+    assert f'name="next" value="/authenticate/{token}"' in response.text
+    assert auth.post(f"/authenticate/{token}", {"decision": "verify"}).status_code == 403
+    assert status_of(app, public_id) == "pending"
+    response = auth.post("/logout", {"next": f"/authenticate/{token}"})
+    assert response.headers["Location"] == f"/login?next=/authenticate/{token}"
+
+
+def test_the_requestor_cannot_answer_for_the_user(app, auth, sent):
+    requestor, _, public_id, token = sent
+    auth.login(requestor)
+    assert auth.post(f"/authenticate/{token}", {"decision": "verify"}).status_code == 403
+    assert status_of(app, public_id) == "pending"
+
+
+def test_an_expired_request_says_so_and_what_to_do(app, client, auth, sent):
+    _, user, public_id, token = sent
+    with app.app_context():
+        db.session.execute(update(Transaction).values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+    auth.login(user)
+    response = client.get(f"/authenticate/{token}")
+    assert response.status_code == 410
+    assert "This request has expired" in response.text
+    assert "ask Hana Helpdesk" in response.text
+    assert auth.post(f"/authenticate/{token}", {"decision": "verify"}).status_code == 410
+    assert status_of(app, public_id) == "pending"
+
+
+def test_a_cancelled_request_says_so(app, client, auth, sent):
+    requestor, user, public_id, token = sent
+    auth.login(requestor)
+    auth.post(f"/transactions/{public_id}/cancel")
+    auth.logout()
+    auth.login(user)
+    response = client.get(f"/authenticate/{token}")
+    assert response.status_code == 410
+    assert "This request was cancelled" in response.text
+
+
+@pytest.mark.parametrize("token", ["unknown-token", "x" * 500, "%00", "..%2f..%2fetc"])
+def test_an_unknown_token_is_a_404_page(client, auth, sent, token):
+    auth.login(sent[1])
+    response = client.get(f"/authenticate/{token}")
+    assert response.status_code == 404
+    assert "There is nothing at this address" in response.text
+
+
+@pytest.mark.parametrize("form", [{"decision": "maybe"}, {}, {"decision": ["verify", "deny"]}])
+def test_a_tampered_decision_is_a_400_and_changes_nothing(app, auth, sent, form):
+    _, user, public_id, token = sent
+    auth.login(user)
+    assert auth.post(f"/authenticate/{token}", form).status_code == 400
+    assert status_of(app, public_id) == "pending"
+
+
+def test_an_answer_without_its_csrf_token_is_refused(app, client, auth, sent):
+    _, user, public_id, token = sent
+    auth.login(user)
+    assert client.post(f"/authenticate/{token}", data={"decision": "verify"}).status_code == 400
+    assert status_of(app, public_id) == "pending"
+
+
+def test_the_token_never_reaches_a_request_log_line(caplog, sent):
+    token = sent[3]
+    caplog.set_level(logging.INFO)
+    werkzeug_log = logging.getLogger("werkzeug")
+    werkzeug_log.info('%s - - [%s] "%s" %s %s', "127.0.0.1", "now",
+                      f"GET /authenticate/{token} HTTP/1.1", "200", "-")
+    werkzeug_log.info('%s - - [%s] "%s" %s %s', "127.0.0.1", "now",
+                      f"GET /login?next=%2Fauthenticate%2F{token} HTTP/1.1", "200", "-")
+    assert token not in caplog.text
+    assert "/authenticate/[token]" in caplog.text and "%2Fauthenticate%2F[token]" in caplog.text
+    assert any(isinstance(f, RedactTokens) for f in werkzeug_log.filters)

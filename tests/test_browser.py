@@ -1,0 +1,143 @@
+"""What people see and click, in a real browser: requests change state live, without a reload."""
+import pytest
+from playwright.sync_api import expect
+from sqlalchemy import select
+
+from sendauth_dashboard.extensions import db
+from sendauth_dashboard.models import Transaction
+from sendauth_dashboard.services import transactions
+
+from .conftest import PASSWORD
+from .helpers import configure_pagerduty, send_request
+
+pytestmark = pytest.mark.browser
+LIVE = 5_000  # ms: the most a live change may take to show, with a wide margin
+
+
+@pytest.fixture
+def people(live_server, make_user_on):
+    configure_pagerduty(live_server.app)
+    return {
+        "requestor": make_user_on(live_server.app, "requestor", name="Hana Helpdesk"),
+        "reviewer": make_user_on(live_server.app, "reviewer", name="Rita Reviewer"),
+        "user": make_user_on(live_server.app, "member", name="Uma User",
+                             email="uma@example.com", notify_pagerduty=True),
+    }
+
+
+@pytest.fixture
+def make_user_on():
+    from sendauth_dashboard.services import accounts
+
+    from .conftest import UserRecord
+
+    def make(app, role, name, email=None, **prefs):
+        with app.app_context():
+            user = accounts.create_user(email=email or f"{role}@example.com", name=name,
+                                        role=role, password=PASSWORD)
+            for key, value in prefs.items():
+                setattr(user, key, value)
+            db.session.commit()
+            return UserRecord(user.id, user.email, user.name, user.role)
+
+    return make
+
+
+def signed_in(browser, live_server, person, path="/"):
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{live_server.url}{path}")
+    page.get_by_label("Email").fill(person.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    return page
+
+
+def row(page, public_id):
+    return page.locator(f'tr[data-transaction-id="{public_id}"] [data-field="status"]')
+
+
+def test_a_request_is_sent_answered_and_watched_live(browser, live_server, people,
+                                                     fake_pagerduty):
+    reviewer = signed_in(browser, live_server, people["reviewer"], "/transactions/")
+    expect(reviewer.locator("[data-live-indicator]")).to_have_attribute("data-state", "live",
+                                                                        timeout=LIVE)
+
+    requestor = signed_in(browser, live_server, people["requestor"], "/transactions/new")
+    requestor.get_by_label("User's email").fill("uma@example.com")
+    requestor.get_by_label("Message").fill("Please confirm the MFA reset you asked for")
+    requestor.get_by_label("Context").fill("Ticket #4521")
+    requestor.get_by_role("button", name="Send request").click()
+    expect(requestor.locator(".flash-success")).to_contain_text("Request sent to Uma User")
+    public_id = requestor.url.rsplit("/", 1)[1]
+
+    expect(row(reviewer, public_id)).to_have_text("pending", timeout=LIVE)
+
+    fake_pagerduty.wait_for(lambda fake: len(fake.incidents) == 1)
+    (incident,) = fake_pagerduty.incidents.values()
+    link = incident["links"][0]["href"]
+    assert link.startswith(f"{live_server.url}/authenticate/")
+    expect(requestor.locator("[data-timeline]")).to_contain_text(
+        "PagerDuty accepted the notification", timeout=LIVE)
+
+    user = browser.new_context().new_page()
+    user.goto(link)
+    user.get_by_label("Email").fill("uma@example.com")
+    user.get_by_label("Password").fill(PASSWORD)
+    user.get_by_role("button", name="Sign in").click()
+    expect(user.get_by_role("heading")).to_have_text("Hana Helpdesk asks you to confirm it is you")
+    expect(user.locator("body")).to_contain_text("Ticket #4521")
+    user.get_by_role("button", name="Yes, it is me: verify").click()
+    expect(user.get_by_role("heading")).to_have_text("You verified the request")
+
+    expect(row(reviewer, public_id)).to_have_text("verified", timeout=LIVE)
+    expect(requestor.locator('[data-live-transaction] [data-field="status"]')).to_have_text(
+        "verified", timeout=LIVE)
+    expect(requestor.locator("[data-timeline]")).to_contain_text("Uma User verified it")
+    expect(requestor.get_by_role("button", name="Cancel this request")).to_be_hidden()
+
+
+def test_a_cut_stream_reconnects_and_shows_everything_it_missed(browser, live_server, people):
+    app = live_server.app
+    reviewer = signed_in(browser, live_server, people["reviewer"], "/transactions/")
+    indicator = reviewer.locator("[data-live-indicator]")
+    expect(indicator).to_have_attribute("data-state", "live", timeout=LIVE)
+
+    reviewer.route("**/transactions/stream*", lambda route: route.abort())
+    app.extensions["sendauth_broker"].close_all()
+    expect(indicator).to_have_attribute("data-state", "reconnecting", timeout=LIVE)
+
+    answered = send_request(app, people["requestor"], people["user"], message="one")
+    cancelled = send_request(app, people["requestor"], people["user"], message="two")
+    with app.app_context():
+        for public_id, change in ((answered, "deny"), (cancelled, "cancel")):
+            t = db.session.scalar(select(Transaction).where(Transaction.public_id == public_id))
+            if change == "deny":
+                transactions.answer(t, "deny", user=t.user)
+            else:
+                transactions.cancel(t, actor=t.requestor)
+        db.session.commit()
+
+    reviewer.unroute("**/transactions/stream*")
+    expect(indicator).to_have_attribute("data-state", "live", timeout=15_000)
+    expect(row(reviewer, answered)).to_have_text("denied", timeout=LIVE)
+    expect(row(reviewer, cancelled)).to_have_text("cancelled", timeout=LIVE)
+
+
+def test_the_answer_page_fits_a_phone(browser, live_server, people):
+    app = live_server.app
+    public_id = send_request(app, people["requestor"], people["user"])
+    from .helpers import answer_token
+
+    token = answer_token(app, public_id)
+    context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True)
+    page = context.new_page()
+    page.goto(f"{live_server.url}/authenticate/{token}")
+    page.get_by_label("Email").fill("uma@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    verify = page.get_by_role("button", name="Yes, it is me: verify")
+    expect(verify).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    box = verify.bounding_box()
+    assert box["width"] >= 300 and box["height"] >= 40, "a thumb-sized button"

@@ -1,0 +1,284 @@
+"""GET /transactions/stream: server-sent events, resumable, filtered by who is watching."""
+import json
+import queue
+import threading
+import time
+
+import pytest
+from sqlalchemy import select
+
+from sendauth_dashboard.extensions import db
+from sendauth_dashboard.models import Transaction, User
+from sendauth_dashboard.services import events, transactions
+
+from .conftest import AuthActions
+from .helpers import configure_pagerduty, send_request
+
+
+@pytest.fixture
+def app_config():
+    return {"SSE_HEARTBEAT_SECONDS": 0.05, "SSE_MAX_SECONDS": 10.0}
+
+
+class Stream:
+    """Reads a streamed response frame by frame, with a deadline.
+
+    The request runs and is read in a thread of its own, as a browser's connection would be:
+    a streaming response keeps its request context pushed in the thread that reads it.
+    """
+
+    _END = object()
+
+    def __init__(self, client, url, **kwargs):
+        self.events, self.comments, self.ended = [], [], False
+        self._chunks = queue.Queue()
+        self._stop = threading.Event()
+        self._opened = threading.Event()
+        self._buffer = ""
+        self._thread = threading.Thread(target=self._read, args=(client, url, kwargs),
+                                        daemon=True)
+        self._thread.start()
+        assert self._opened.wait(5), "the stream did not answer"
+
+    def _read(self, client, url, kwargs):
+        response = client.get(url, **kwargs)
+        self.status_code, self.headers = response.status_code, response.headers
+        self._opened.set()
+        try:
+            for chunk in response.response:
+                self._chunks.put(chunk)
+                if self._stop.is_set():
+                    break
+        finally:
+            response.close()
+            self._chunks.put(self._END)
+
+    @property
+    def ids(self):
+        return [e["id"] for e in self.events]
+
+    def read_until(self, predicate, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while not predicate(self):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"stream: condition not met in {timeout} s; got {self.ids}")
+            if self.ended:
+                raise AssertionError(f"stream ended; got {self.ids}")
+            try:
+                chunk = self._chunks.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if chunk is self._END:
+                self.ended = True
+                continue
+            self._buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
+            while "\n\n" in self._buffer:
+                frame, self._buffer = self._buffer.split("\n\n", 1)
+                self._parse(frame)
+        return self
+
+    def _parse(self, frame):
+        fields = {}
+        for line in frame.split("\n"):
+            if line.startswith(":"):
+                self.comments.append(line[1:].strip())
+            elif ":" in line:
+                name, value = line.split(":", 1)
+                fields[name] = value.strip()
+        if "data" in fields:
+            message = json.loads(fields["data"])
+            assert int(fields["id"]) == message["id"]
+            self.events.append(message)
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(5)
+        assert not self._thread.is_alive(), "the stream did not end"
+
+
+@pytest.fixture
+def setup(app, make_user):
+    configure_pagerduty(app)
+    hana = make_user("requestor", name="Hana")
+    otto = make_user("requestor", name="Otto")
+    uma = make_user("member", name="Uma", notify_pagerduty=True)
+    return hana, otto, uma
+
+
+def watch(client, url="/transactions/stream", **kwargs):
+    return Stream(client, url, **kwargs)
+
+
+def in_thread(work):
+    """Do ``work`` in another thread, as another request of the app would."""
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(10)
+
+
+def answer(app, public_id, decision="verify"):
+    with app.app_context():
+        t = db.session.scalar(select(Transaction).where(Transaction.public_id == public_id))
+        transactions.answer(t, decision, user=t.user)
+        db.session.commit()
+
+
+def test_signed_out_is_a_401_not_a_redirect(client):
+    assert client.get("/transactions/stream").status_code == 401
+
+
+def test_a_member_may_not_watch(client, auth, setup):
+    auth.login(setup[2])
+    assert client.get("/transactions/stream").status_code == 403
+
+
+def test_the_stream_has_the_headers_proxies_and_browsers_need(client, auth, setup):
+    auth.login(setup[0])
+    stream = watch(client)
+    headers = stream.headers
+    assert headers["Content-Type"].startswith("text/event-stream")
+    assert headers["Cache-Control"] == "no-cache"
+    assert headers["X-Accel-Buffering"] == "no"
+    stream.close()
+
+
+def test_it_replays_after_the_given_id_then_goes_live(app, client, auth, setup):
+    hana, _, uma = setup
+    first = send_request(app, hana, uma)
+    second = send_request(app, hana, uma)
+    with app.app_context():
+        after = events.latest_event_id() - 1
+    auth.login(hana)
+    stream = watch(client, f"/transactions/stream?after={after}")
+    stream.read_until(lambda s: len(s.events) == 1)
+    assert stream.events[0]["transaction"]["id"] == second
+    in_thread(lambda: answer(app, first))
+    stream.read_until(lambda s: len(s.events) == 2)
+    live = stream.events[1]
+    assert (live["kind"], live["transaction"]["id"], live["transaction"]["status"]) == (
+        "transaction.verified", first, "verified")
+    assert live["text"] == "Uma verified it"
+    stream.close()
+
+
+def test_a_reconnecting_browser_resumes_from_last_event_id(app, client, auth, setup):
+    hana, _, uma = setup
+    ids = [send_request(app, hana, uma) for _ in range(3)]
+    auth.login(hana)
+    stream = watch(client, "/transactions/stream?after=0")
+    stream.read_until(lambda s: len(s.events) == 3)
+    stream.close()
+    seen = stream.ids[0]
+    resumed = watch(client, "/transactions/stream?after=0", headers={"Last-Event-ID": str(seen)})
+    resumed.read_until(lambda s: len(s.events) == 2)
+    assert [e["transaction"]["id"] for e in resumed.events] == ids[1:]
+    resumed.close()
+
+
+def test_each_watcher_gets_only_what_their_role_may_see(app, client, auth, setup, make_user):
+    hana, otto, uma = setup
+    auth.login(hana)
+    stream = watch(client, "/transactions/stream?after=0")
+    reviewer_client = app.test_client()
+    AuthActions(reviewer_client).login(make_user("reviewer"))
+    reviewer = watch(reviewer_client, "/transactions/stream?after=0")
+    theirs = send_request(app, otto, uma)
+    mine = send_request(app, hana, uma)
+    with app.app_context():  # an admin's settings change is never on this stream
+        configure_pagerduty(app, severity="info")
+    reviewer.read_until(lambda s: len(s.events) == 2)
+    stream.read_until(lambda s: len(s.events) == 1)
+    assert [e["transaction"]["id"] for e in stream.events] == [mine]
+    assert [e["transaction"]["id"] for e in reviewer.events] == [theirs, mine]
+    stream.read_until(lambda s: len(s.comments) > 3)  # nothing else arrives meanwhile
+    assert len(stream.events) == 1
+    stream.close()
+    reviewer.close()
+
+
+def test_a_heartbeat_keeps_quiet_streams_open(client, auth, setup):
+    auth.login(setup[0])
+    stream = watch(client)
+    stream.read_until(lambda s: "keepalive" in s.comments)
+    stream.close()
+
+
+def test_the_stream_holds_no_database_connection_while_it_waits(app, client, auth, setup):
+    hana, _, uma = setup
+    send_request(app, hana, uma)
+    auth.login(hana)
+    stream = watch(client, "/transactions/stream?after=0")
+    stream.read_until(lambda s: len(s.events) == 1 and "keepalive" in s.comments)
+    with app.app_context():
+        assert db.engine.pool.checkedout() == 0
+    stream.close()
+
+
+def test_streams_end_after_their_lifetime(app, client, auth, setup):
+    app.config["SSE_MAX_SECONDS"] = 0.3
+    auth.login(setup[0])
+    stream = watch(client)
+    stream.read_until(lambda s: s.ended, timeout=5)
+    assert stream.comments[0] == "stream open"
+
+
+def test_a_slow_watcher_catches_up_from_the_table_and_misses_nothing(app, setup):
+    hana, _, uma = setup
+    broker = app.extensions["sendauth_broker"]
+    broker.queue_size = 2
+    viewer = events.Viewer(hana.id, sees_all=False)
+    with app.test_request_context():
+        body = events.stream(viewer, 0, broker, heartbeat=0.05, lifetime=5)
+        while not next(body).startswith(": keepalive"):
+            pass  # now live, and not reading: its queue of 2 overflows below
+        sent = []
+        in_thread(lambda: sent.extend(send_request(app, hana, uma) for _ in range(10)))
+        frames = []
+        while len(frames) < 10:
+            frame = next(body)
+            if frame.startswith("id:"):
+                frames.append(json.loads(frame.split("data: ", 1)[1]))
+        body.close()
+    assert [f["transaction"]["id"] for f in frames] == sent
+
+
+def test_an_event_committed_while_the_stream_opens_arrives_once(app, setup):
+    hana, _, uma = setup
+    broker = app.extensions["sendauth_broker"]
+    viewer = events.Viewer(hana.id, sees_all=False)
+    with app.test_request_context():
+        body = events.stream(viewer, 0, broker, heartbeat=0.05, lifetime=2)
+        assert next(body).startswith("retry:")  # subscribed; the table is not read yet
+        in_thread(lambda: send_request(app, hana, uma))  # in the table AND in the queue
+        frames = [next(body) for _ in range(3)]
+        body.close()
+    data = [f for f in frames if f.startswith("id:")]
+    assert len(data) == 1, frames
+
+
+def test_closing_the_broker_ends_open_streams(app, client, auth, setup):
+    auth.login(setup[0])
+    stream = watch(client)
+    stream.read_until(lambda s: "stream open" in s.comments)
+    app.extensions["sendauth_broker"].close_all()
+    stream.read_until(lambda s: s.ended)
+    assert app.extensions["sendauth_broker"].subscriber_count == 0
+
+
+def test_deliveries_and_answers_reach_the_transactions_page_stream(app, client, auth, setup):
+    hana, _, uma = setup
+    public_id = send_request(app, hana, uma)
+    with app.app_context():
+        after = events.latest_event_id()
+    auth.login(hana)
+    stream = watch(client, f"/transactions/stream?after={after}")
+    in_thread(lambda: answer(app, public_id, "deny"))
+    stream.read_until(lambda s: len(s.events) == 1)
+    message = stream.events[0]
+    assert message["transaction"]["status"] == "denied"
+    assert set(message["transaction"]) >= {"id", "status", "user", "requestor", "message"}
+    assert "token" not in json.dumps(message)
+    with app.app_context():
+        assert db.session.get(User, uma.id).name == message["transaction"]["user"]
+    stream.close()

@@ -1,0 +1,304 @@
+"""Sending requests, watching them, cancelling them, and their lifecycle."""
+import re
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from sendauth_dashboard.extensions import db
+from sendauth_dashboard.models import Delivery, Event, Transaction, User, utcnow
+from sendauth_dashboard.services import transactions
+
+from .conftest import AuthActions
+from .helpers import configure_pagerduty, send_request
+
+
+@pytest.fixture
+def people(app, make_user):
+    configure_pagerduty(app)
+    return (make_user("requestor", name="Hana Helpdesk"),
+            make_user("member", name="Uma User", email="uma@example.com", notify_pagerduty=True))
+
+
+@pytest.fixture
+def as_requestor(auth, people):
+    auth.login(people[0])
+    return auth
+
+
+def counts(app):
+    with app.app_context():
+        return tuple(db.session.scalar(select(func.count(m.id))) for m in (Transaction, Delivery,
+                                                                           Event))
+
+
+def get(app, public_id):
+    with app.app_context():
+        return db.session.scalar(select(Transaction).where(Transaction.public_id == public_id))
+
+
+def make_overdue(app, public_id):
+    with app.app_context():
+        db.session.execute(update(Transaction).where(Transaction.public_id == public_id)
+                           .values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+
+
+def cancel(app, public_id):
+    with app.app_context():
+        t = db.session.scalar(select(Transaction).where(Transaction.public_id == public_id))
+        transactions.cancel(t, actor=t.requestor)
+        db.session.commit()
+
+
+def new_form(**overrides):
+    form = {"user": "uma@example.com", "message": "Please confirm the MFA reset",
+            "context": "Ticket #4521"}
+    form.update(overrides)
+    return form
+
+
+# -- sending -------------------------------------------------------------------------------
+
+def test_a_requestor_sends_a_request_and_lands_on_its_page(app, client, as_requestor, people):
+    before = counts(app)
+    response = as_requestor.post("/transactions/new", new_form(user="  UMA@example.com "),
+                                 token_page="/transactions/new")
+    assert response.status_code == 302
+    public_id = response.headers["Location"].rsplit("/", 1)[1]
+    page = client.get(response.headers["Location"]).text
+    assert "Request sent to Uma User through PagerDuty." in page
+    assert "Hana Helpdesk sent the request through PagerDuty" in page
+    t = get(app, public_id)
+    assert (t.status, t.message, t.context) == ("pending", "Please confirm the MFA reset",
+                                                "Ticket #4521")
+    assert t.expires_at - t.created_at == timedelta(seconds=300)
+    assert re.fullmatch(r"[0-9a-f]{64}", t.token_hash)
+    assert counts(app) == (before[0] + 1, before[1] + 1, before[2] + 1)
+
+
+def test_the_time_to_live_is_configurable(app, people):
+    app.config["TRANSACTION_TTL_SECONDS"] = 60
+    t = get(app, send_request(app, *people))
+    assert t.expires_at - t.created_at == timedelta(seconds=60)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"user": "nobody@example.com"}, "There is no active user with the email &#39;nobody@example.com&#39;"),
+    ({"user": "not an email"}, "There is no active user with the email"),
+    ({"user": ""}, "Enter the user&#39;s email."),
+    ({"message": "   "}, "Enter a message"),
+    ({"message": "m" * 1025}, "The message must be at most 1024 characters; yours has 1025."),
+    ({"context": "c" * 2000}, "The context must be at most 1024 characters; yours has 2000."),
+    ({"user": "requestor1@example.com"}, "You cannot send an authentication request to yourself."),
+])
+def test_bad_requests_get_a_message_and_write_nothing(app, as_requestor, overrides, message):
+    before = counts(app)
+    response = as_requestor.post("/transactions/new", new_form(**overrides))
+    assert response.status_code == 400
+    assert message in response.text
+    assert counts(app) == before
+
+
+def test_a_deactivated_user_cannot_be_sent_a_request(app, as_requestor, people):
+    with app.app_context():
+        db.session.get(User, people[1].id).active = False
+        db.session.commit()
+    response = as_requestor.post("/transactions/new", new_form())
+    assert "There is no active user with the email" in response.text
+
+
+def test_a_user_no_channel_reaches_is_refused_saying_which_channels_are_off(app, as_requestor,
+                                                                             make_user):
+    make_user("member", name="Quiet Quinn", email="quinn@example.com")
+    before = counts(app)
+    response = as_requestor.post("/transactions/new", new_form(user="quinn@example.com"))
+    assert response.status_code == 400
+    assert "No channel can reach Quiet Quinn. PagerDuty: off in their messaging preferences" in \
+        response.text
+    assert counts(app) == before
+
+
+# -- watching ------------------------------------------------------------------------------
+
+def test_requestors_see_the_ones_they_sent_and_reviewers_see_all(app, client, auth, people,
+                                                                 make_user):
+    requestor, user = people
+    other = make_user("requestor", name="Otto Other")
+    mine = send_request(app, requestor, user, message="mine")
+    theirs = send_request(app, other, user, message="theirs")
+    auth.login(requestor)
+    page = client.get("/transactions/").text
+    assert mine in page and theirs not in page
+    assert client.get(f"/transactions/{theirs}").status_code == 404
+    auth.logout()
+    auth.login(make_user("reviewer"))
+    page = client.get("/transactions/").text
+    assert page.index(theirs) < page.index(mine), "newest first"
+
+
+def test_the_list_filters_by_status_user_and_requestor_kept_in_the_url(app, client, auth, people,
+                                                                       make_user):
+    requestor, user = people
+    other_user = make_user("member", email="olga@example.com", notify_pagerduty=True)
+    a = send_request(app, requestor, user)
+    b = send_request(app, requestor, other_user)
+    cancel(app, b)
+    auth.login(make_user("reviewer"))
+    page = client.get("/transactions/?status=cancelled").text
+    assert b in page and a not in page
+    page = client.get("/transactions/?user=UMA@example.com").text
+    assert a in page and b not in page
+    page = client.get(f"/transactions/?requestor={requestor.email}&status=pending").text
+    assert a in page and b not in page
+    assert 'data-filter-status="pending"' in page
+    assert client.get("/transactions/?status=bogus").status_code == 200
+
+
+def test_the_list_is_paged_newest_first(app, client, auth, people):
+    ids = [send_request(app, *people, message=f"n{n}") for n in range(transactions.PAGE_SIZE + 3)]
+    auth.login(people[0])
+    first = client.get("/transactions/").text
+    assert ids[-1] in first and ids[2] not in first
+    older = re.search(r'href="(/transactions/\?before=\d+)"', first).group(1)
+    second = client.get(older).text
+    assert all(i in second for i in ids[:3]) and ids[-1] not in second
+    assert "← Newest" in second
+
+
+def test_an_overdue_request_reads_as_expired_everywhere_before_the_sweep(app, client, auth,
+                                                                         people):
+    public_id = send_request(app, *people)
+    make_overdue(app, public_id)
+    auth.login(people[0])
+    assert public_id not in client.get("/transactions/?status=pending").text
+    assert public_id in client.get("/transactions/?status=expired").text
+    assert 'data-field="status">expired<' in client.get(f"/transactions/{public_id}").text
+
+
+def test_the_page_shows_each_delivery_attempt_with_pagerdutys_answer(app, client, auth, people,
+                                                                     fake_pagerduty):
+    from sendauth_dashboard.services.delivery import Dispatcher
+
+    from .fakes.pagerduty import Answer
+
+    app.config["PAGERDUTY_EVENTS_URL"] = fake_pagerduty.url
+    public_id = send_request(app, *people)
+    fake_pagerduty.answer_next(Answer.server_error())
+    Dispatcher(app).run_until_idle()
+    with app.app_context():
+        db.session.execute(update(Delivery).values(next_attempt_at=utcnow()))
+        db.session.commit()
+    Dispatcher(app).run_until_idle()
+    auth.login(people[0])
+    page = client.get(f"/transactions/{public_id}").text
+    assert "PagerDuty: attempt 1 failed (HTTP 500: Internal Server Error); trying again at" in page
+    assert "PagerDuty accepted the notification (attempt 2, HTTP 202)" in page
+
+
+# -- cancelling ------------------------------------------------------------------------------
+
+def test_the_requestor_cancels_a_pending_request_once(app, client, as_requestor, people):
+    public_id = send_request(app, *people)
+    as_requestor.post(f"/transactions/{public_id}/cancel")
+    t = get(app, public_id)
+    assert t.status == "cancelled" and t.completed_at is not None
+    page = client.get(f"/transactions/{public_id}").text
+    assert "The request is cancelled." in page
+    assert "Hana Helpdesk cancelled the request" in page
+    as_requestor.post(f"/transactions/{public_id}/cancel")
+    assert "The request is already cancelled" in client.get(f"/transactions/{public_id}").text
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Event.id)).where(
+            Event.kind == "transaction.cancelled")) == 1
+
+
+def test_an_admin_may_cancel_and_a_reviewer_may_not(app, auth, people, make_user):
+    public_id = send_request(app, *people)
+    auth.login(make_user("reviewer"))
+    assert auth.post(f"/transactions/{public_id}/cancel").status_code == 403
+    assert get(app, public_id).status == "pending"
+    auth.logout()
+    auth.login(make_user("admin"))
+    auth.post(f"/transactions/{public_id}/cancel")
+    assert get(app, public_id).status == "cancelled"
+
+
+def test_a_finished_or_overdue_request_cannot_be_cancelled(app, client, as_requestor, people):
+    public_id = send_request(app, *people)
+    make_overdue(app, public_id)
+    as_requestor.post(f"/transactions/{public_id}/cancel")
+    assert get(app, public_id).status == "pending"
+    assert "already expired" in client.get(f"/transactions/{public_id}").text
+
+
+# -- lifecycle ------------------------------------------------------------------------------
+
+def test_the_sweep_expires_overdue_requests_with_one_event_each(app, people):
+    overdue = send_request(app, *people)
+    fresh = send_request(app, *people)
+    make_overdue(app, overdue)
+    with app.app_context():
+        assert transactions.expire_due() == 1
+        assert transactions.expire_due() == 0
+        kinds = db.session.scalars(select(Event.kind).join(Transaction).where(
+            Transaction.public_id == overdue)).all()
+        d = db.session.scalar(select(Delivery).join(Transaction).where(
+            Transaction.public_id == overdue))
+        assert (d.status, d.link_ciphertext) == ("cancelled", None)
+    t = get(app, overdue)
+    assert (t.status, t.completed_at) == ("expired", t.expires_at)
+    assert kinds == ["transaction.created", "transaction.expired"]
+    assert get(app, fresh).status == "pending"
+
+
+def test_only_the_first_of_two_racing_answers_wins(app, people):
+    public_id = send_request(app, *people)
+    results, barrier = [], threading.Barrier(2)
+
+    def answer(decision):
+        with app.app_context():
+            t = db.session.scalar(select(Transaction).where(Transaction.public_id == public_id))
+            user = db.session.get(User, people[1].id)
+            barrier.wait()
+            outcome = transactions.answer(t, decision, user=user)
+            db.session.commit()
+            results.append(outcome.changed)
+
+    threads = [threading.Thread(target=answer, args=(d,)) for d in ("verify", "deny")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(results) == [False, True]
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Event.id)).where(
+            Event.kind.in_(("transaction.verified", "transaction.denied")))) == 1
+
+
+def test_states_only_move_from_pending(app, people):
+    public_id = send_request(app, *people)
+    with app.app_context():
+        t = db.session.scalar(select(Transaction).where(Transaction.public_id == public_id))
+        user = db.session.get(User, people[1].id)
+        assert transactions.answer(t, "verify", user=user).changed
+        db.session.commit()
+        assert transactions.cancel(t, actor=t.requestor) == transactions.Outcome(False, "verified")
+        assert transactions.expire_due(now=utcnow() + timedelta(days=1)) == 0
+        assert transactions.answer(t, "deny", user=user) == transactions.Outcome(False, "verified")
+
+
+def test_only_the_transactions_user_may_answer(app, people, make_user):
+    public_id = send_request(app, *people)
+    with app.app_context():
+        t = db.session.scalar(select(Transaction).where(Transaction.public_id == public_id))
+        with pytest.raises(PermissionError):
+            transactions.answer(t, "verify", user=t.requestor)
+
+
+def test_a_second_client_sees_the_same_rules(app, people):
+    """The answer page is reached by a different browser than the requestor's."""
+    other = AuthActions(app.test_client())
+    other.login(people[1])
+    assert other.client.get("/transactions/").status_code == 403
