@@ -20,6 +20,8 @@ class NewTransactionForm(FlaskForm):
 
 
 class FilterForm(FlaskForm):
+    """Read from the query string; an unknown value just means no filter."""
+
     class Meta:
         csrf = False
 

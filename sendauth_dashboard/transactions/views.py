@@ -18,9 +18,10 @@ USER_SUGGESTIONS = 500
 @role_required("requestor")
 def index():
     form = FilterForm(request.args)
+    status = form.status.data if form.status.data in transactions.STATUS_FILTERS else ""
     filters = transactions.Filters(
-        status=form.status.data if form.validate() else "",
-        user=(form.user.data or "")[:254], requestor=(form.requestor.data or "")[:254],
+        status=status, user=(form.user.data or "")[:254],
+        requestor=(form.requestor.data or "")[:254],
     )
     if not current_user.has_role("reviewer"):
         filters = transactions.Filters(status=filters.status, user=filters.user)
