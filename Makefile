@@ -9,24 +9,40 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: run test install install-test clean-venv
+.PHONY: run serve test install install-test clean-venv
 
 run: $(VENV)/.installed
 	$(FLASK) db upgrade
 	$(FLASK) ensure-admin
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
+# Production: gunicorn with gevent workers (gunicorn.conf.py). Set SENDAUTH_SECRET_KEY and, to
+# scale out, SENDAUTH_SQLALCHEMY_DATABASE_URI=postgresql+psycopg://... and SENDAUTH_REDIS_URL.
+serve: $(VENV)/.installed-production
+	$(FLASK) db upgrade
+	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
 test: $(VENV)/.installed-test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 install: $(VENV)/.installed
-install-test: $(VENV)/.installed-test
+install-# Production: gunicorn with gevent workers (gunicorn.conf.py). Set SENDAUTH_SECRET_KEY and, to
+# scale out, SENDAUTH_SQLALCHEMY_DATABASE_URI=postgresql+psycopg://... and SENDAUTH_REDIS_URL.
+serve: $(VENV)/.installed-production
+	$(FLASK) db upgrade
+	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+test: $(VENV)/.installed-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml setup.cfg constraints.txt
 	$(PIP_INSTALL) -e .
+	touch $@
+
+$(VENV)/.installed-production: $(VENV)/.installed
+	$(PIP_INSTALL) -e '.[production]'
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed

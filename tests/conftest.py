@@ -50,12 +50,53 @@ def app_config(tmp_path):
     return {}
 
 
+POSTGRES_URL = os.environ.get("SENDAUTH_TEST_POSTGRES_URL",
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A database of this test session's own on the PostgreSQL server, dropped at the end,
+    so test runs on one machine never share rows."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT",
+                          connect_args={"connect_timeout": 3})
+    name = f"sendauth_test_{os.getpid()}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            connection.execute(text(f"CREATE DATABASE {name}"))
+    except OperationalError as exc:
+        admin.dispose()
+        need(False, f"PostgreSQL not reachable at {POSTGRES_URL} ({exc.orig.__class__.__name__})")
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path):
+    """Each test that uses the app runs on SQLite and again on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture
-def app(tmp_path, app_config, monkeypatch):
+def app(tmp_path, app_config, database_url, monkeypatch):
     monkeypatch.setenv("SENDAUTH_INSTANCE_PATH", str(tmp_path / "instance"))
-    app = create_app(base_test_config(tmp_path, **app_config))
+    app = create_app(base_test_config(
+        tmp_path, **{"SQLALCHEMY_DATABASE_URI": database_url, **app_config}))
     with app.app_context():
         db.create_all()
+        if db.engine.dialect.name == "postgresql":
+            tables = ", ".join(t.name for t in db.metadata.sorted_tables)
+            db.session.execute(db.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            db.session.commit()
     yield app
     with app.app_context():
         db.session.remove()

@@ -50,3 +50,20 @@ def answer_token(app, public_id):
             db.select(Delivery.link_ciphertext).join(Transaction)
             .where(Transaction.public_id == public_id, Delivery.link_ciphertext.is_not(None)))
         return decrypt(ciphertext).rsplit("/", 1)[1]
+
+
+def database_at_rest(app):
+    """Everything the database holds, as bytes: the SQLite files, or a pg_dump of PostgreSQL."""
+    import subprocess
+    from pathlib import Path
+
+    with app.app_context():
+        url = db.engine.url
+        db.engine.dispose()
+    if url.get_backend_name() == "sqlite":
+        path = Path(url.database)
+        return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+    dump = subprocess.run(
+        ["pg_dump", "--data-only", "-h", url.host, "-p", str(url.port or 5432),
+         "-U", url.username, url.database], capture_output=True, check=True, timeout=60)
+    return dump.stdout

@@ -11,6 +11,7 @@ from sendauth_dashboard.models import Delivery, Event, Transaction, utcnow
 from sendauth_dashboard.services import delivery, integrations, transactions
 from sendauth_dashboard.services.delivery import Dispatcher, backoff_seconds
 from sendauth_dashboard.services.pagerduty import SendResult
+from sendauth_dashboard.services.secrets import box_for
 
 from .fakes.pagerduty import Answer
 from .helpers import TEST_KEY, configure_pagerduty, send_request
@@ -269,3 +270,15 @@ def test_backoff_honours_retry_after_and_waits_longer_on_429(app):
     config = app.config
     assert backoff_seconds(1, SendResult("retryable", 429), config) >= 10
     assert backoff_seconds(1, SendResult("retryable", 503, retry_after=120), config) >= 120
+
+
+def test_a_key_that_cannot_be_decrypted_fails_visibly_instead_of_retrying(app, people,
+                                                                         fake_pagerduty):
+    send_request(app, *people)
+    app.extensions["sendauth_secret_box"] = box_for({"SECRET_KEY": "a different secret key"})
+    assert dispatch(app) == ["failed"]
+    assert fake_pagerduty.received == []
+    assert "cannot be decrypted" in only_delivery(app).last_error
+    with app.app_context():
+        status = integrations.status_view("pagerduty")
+    assert status.state == "error" and "Enter it again" in status.error

@@ -9,7 +9,7 @@ from sendauth_dashboard.models import Event
 from sendauth_dashboard.services import integrations
 
 from .fakes.pagerduty import Answer
-from .helpers import OTHER_TEST_KEY, TEST_KEY
+from .helpers import OTHER_TEST_KEY, TEST_KEY, database_at_rest
 
 
 @pytest.fixture
@@ -122,13 +122,11 @@ def test_disabling_is_unchecking_and_saving(app, as_admin):
     assert audit(app)[-1] == {"changes": ["integration disabled"]}
 
 
-def test_the_key_is_encrypted_in_the_database_file(app, tmp_path, as_admin):
+def test_the_key_is_encrypted_in_the_database(app, as_admin):
     save(as_admin, enabled="y", integration_key=TEST_KEY)
     ciphertext = stored(app)[1]
-    with app.app_context():
-        db.engine.dispose()
-    raw = b"".join(p.read_bytes() for p in tmp_path.glob("test.db*"))
-    assert ciphertext.encode() in raw, "read the file the app writes"
+    raw = database_at_rest(app)
+    assert ciphertext.encode() in raw, "read what the app wrote"
     assert TEST_KEY.encode() not in raw
 
 
@@ -194,3 +192,14 @@ def test_other_roles_get_403_and_no_link(client, auth, make_user):
     auth.login(make_user("reviewer"))
     assert client.get("/settings/pagerduty").status_code == 403
     assert 'href="/settings/pagerduty"' not in client.get("/").text
+
+
+def test_a_key_that_cannot_be_decrypted_is_reported_not_a_crash(app, client, as_admin):
+    from sendauth_dashboard.services.secrets import box_for
+
+    save(as_admin, enabled="y", integration_key=TEST_KEY)
+    app.extensions["sendauth_secret_box"] = box_for({"SECRET_KEY": "a different secret key"})
+    html = page(client)
+    assert "cannot be decrypted" in html and "Enter it again" in html
+    as_admin.post("/settings/pagerduty/test")
+    assert "cannot be decrypted" in page(client)

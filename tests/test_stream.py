@@ -282,3 +282,37 @@ def test_deliveries_and_answers_reach_the_transactions_page_stream(app, client, 
     with app.app_context():
         assert db.session.get(User, uma.id).name == message["transaction"]["user"]
     stream.close()
+
+
+def test_a_resync_makes_the_stream_catch_up_with_what_it_never_heard(app, setup):
+    """When live messages may have been lost (Redis was away), the table has them all."""
+    hana, _, uma = setup
+    broker = app.extensions["sendauth_broker"]
+    viewer = events.Viewer(hana.id, sees_all=False)
+    with app.test_request_context():
+        body = events.stream(viewer, 0, broker, heartbeat=0.05, lifetime=5)
+        while not next(body).startswith(": keepalive"):
+            pass
+        del app.extensions["sendauth_broker"]  # committed, but never published
+        unheard = send_request(app, hana, uma)
+        app.extensions["sendauth_broker"] = broker
+        broker.resync_all()
+        frame = next(f for f in body if f.startswith("id:"))
+        body.close()
+    assert json.loads(frame.split("data: ", 1)[1])["transaction"]["id"] == unheard
+
+
+def test_a_request_sent_while_watching_arrives_live(app, setup):
+    """Not replayed from the table: published after its commit, to a stream already live."""
+    hana, _, uma = setup
+    viewer = events.Viewer(hana.id, sees_all=False)
+    with app.test_request_context():
+        body = events.stream(viewer, 0, app.extensions["sendauth_broker"], heartbeat=0.05,
+                             lifetime=2)
+        while not next(body).startswith(": keepalive"):
+            pass
+        sent = send_request(app, hana, uma)
+        frame = next((f for f in body if f.startswith("id:")), None)
+        body.close()
+    assert frame is not None, "the event never came live"
+    assert json.loads(frame.split("data: ", 1)[1])["transaction"]["id"] == sent

@@ -13,7 +13,7 @@ from flask import current_app
 
 from ..extensions import db
 from . import events, integrations, pagerduty
-from .secrets import decrypt, redact
+from .secrets import SecretUnreadable, decrypt, redact
 
 
 class ChannelUnavailable(Exception):
@@ -103,7 +103,10 @@ def send_test(name, *, actor):
     Raises ChannelUnavailable when the channel has nothing to send with.
     """
     instance = channel(name)
-    prepared = instance.prepare_test(actor)
+    try:
+        prepared = instance.prepare_test(actor)
+    except SecretUnreadable as exc:
+        raise ChannelUnavailable(str(exc).rstrip(".")) from None
     db.session.commit()
     result = send(instance, prepared)
     integrations.record_outcome(name, success=result.accepted, error=result.error)

@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..extensions import db
 from ..models import Delivery, utcnow
 from . import channels, events, integrations
-from .secrets import decrypt, encrypt
+from .secrets import SecretUnreadable, decrypt, encrypt
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,14 @@ def attempt(delivery_id, owner):
                       data={"channel": delivery.channel, "reason": str(exc)})
         db.session.commit()
         return "cancelled"
+    except SecretUnreadable as exc:
+        # No retry can help until an admin enters the secret again; say so where they look.
+        _finish(delivery, "failed", now, str(exc))
+        events.record("delivery.failed", transaction=transaction,
+                      data={"channel": delivery.channel, "error": str(exc)})
+        integrations.record_outcome(delivery.channel, success=False, error=str(exc), at=now)
+        db.session.commit()
+        return "failed"
     db.session.commit()  # no connection or lock is held while the provider answers
     result = channels.send(channel, prepared)
     return record_result(delivery_id, owner, result, config)
@@ -227,6 +235,7 @@ class Dispatcher:
 
     def run(self):
         """Loop until stopped; finishes the sends under way before returning."""
+        self.app.extensions["sendauth_broker"].on_wake(self.wake)
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="sendauth-send")
         idle = self.app.config["DISPATCHER_IDLE_SECONDS"]
         try:
@@ -306,7 +315,9 @@ _start_lock = threading.Lock()
 
 
 def wake(app=None):
-    """Tell the dispatcher that deliveries were queued."""
-    dispatcher = dispatcher_of(app or current_app._get_current_object())
+    """Tell the dispatchers, here and in other processes, that deliveries were queued."""
+    app = app or current_app._get_current_object()
+    dispatcher = dispatcher_of(app)
     if dispatcher is not None:
         dispatcher.wake()
+    app.extensions["sendauth_broker"].publish_wake()

@@ -8,8 +8,6 @@ catches up from.
 import collections
 import json
 import logging
-import queue
-import threading
 import time
 from dataclasses import dataclass
 
@@ -19,6 +17,7 @@ from sqlalchemy.orm import Session, contains_eager, joinedload
 
 from ..extensions import db
 from ..models import CHANNEL_LABELS, Event, Transaction
+from .broker import CLOSE, RESYNC
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +25,19 @@ _PENDING = "sendauth_pending_events"
 _READY = "sendauth_ready_events"
 
 
+# Held from a transaction's first event until it commits (PostgreSQL): event ids then commit
+# in the order they were given, so a watcher resuming "after id N" can never miss an id below
+# N that committed later. SQLite has one writer at a time and needs nothing.
+EVENT_ORDER_LOCK = 0x5E4DA117
+
+
 def record(kind, *, transaction=None, actor=None, data=None):
     """Add an event to the current database transaction; it is published after commit."""
+    info = db.session.info
+    if not info.get(_PENDING) and not info.get(_READY) and \
+            db.session.get_bind().dialect.name == "postgresql":
+        # Taking the lock autoflushes: look up the pending list only after it.
+        db.session.execute(select(func.pg_advisory_xact_lock(EVENT_ORDER_LOCK)))
     event = Event(
         kind=kind,
         transaction=transaction,
@@ -35,7 +45,7 @@ def record(kind, *, transaction=None, actor=None, data=None):
         data=dict(data or {}),
     )
     db.session.add(event)
-    db.session.info.setdefault(_PENDING, []).append(event)
+    info.setdefault(_PENDING, []).append(event)
     return event
 
 
@@ -141,78 +151,9 @@ def _broker_of_session():
         return None
 
 
-class Subscription:
-    """One watcher's bounded queue. When it overflows, the watcher reloads from the table."""
-
-    def __init__(self, size):
-        self.queue = queue.Queue(maxsize=size)
-        self.overflowed = False
-
-    def put(self, message):
-        try:
-            self.queue.put_nowait(message)
-        except queue.Full:
-            self.overflowed = True
-
-    def get(self, timeout):
-        try:
-            return self.queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
-
-    def drain(self):
-        """Empty the queue (before catching up from the table, which has all of it)."""
-        while True:
-            try:
-                self.queue.get_nowait()
-            except queue.Empty:
-                return
-
-
-class LocalBroker:
-    """Fans events out to the watchers of this process."""
-
-    def __init__(self, queue_size=1000):
-        self.queue_size = queue_size
-        self._subscribers = set()
-        self._lock = threading.Lock()
-
-    def subscribe(self):
-        subscription = Subscription(self.queue_size)
-        with self._lock:
-            self._subscribers.add(subscription)
-        return subscription
-
-    def unsubscribe(self, subscription):
-        with self._lock:
-            self._subscribers.discard(subscription)
-
-    @property
-    def subscriber_count(self):
-        return len(self._subscribers)
-
-    def publish(self, message):
-        self.fan_out(message)
-
-    def fan_out(self, message):
-        with self._lock:
-            subscribers = tuple(self._subscribers)
-        for subscription in subscribers:
-            subscription.put(message)
-
-    def close_all(self):
-        """End every open stream (on shutdown); browsers reconnect and resume."""
-        with self._lock:
-            subscribers = tuple(self._subscribers)
-        for subscription in subscribers:
-            subscription.drain()
-            subscription.put(CLOSE)
-
-
 # -- live streams ---------------------------------------------------------------------------
 
 REPLAY_BATCH = 500
-CLOSE = object()  # put in a subscription's queue to end its stream
 
 
 @dataclass(frozen=True)
@@ -272,7 +213,7 @@ def stream(viewer, after_id, broker, *, heartbeat, lifetime, clock=time.monotoni
             message = subscription.get(timeout=min(heartbeat, remaining))
             if message is CLOSE:
                 return
-            if subscription.overflowed:
+            if message is RESYNC or subscription.overflowed:
                 subscription.overflowed = False
                 subscription.drain()
                 for chunk, last_id in _catch_up(viewer, last_id, sent):

@@ -1,0 +1,151 @@
+"""The dashboard as real processes: gunicorn servers and `flask worker` dispatchers, for tests
+of what only several processes can show."""
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import requests
+
+from .conftest import PASSWORD
+from .helpers import wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+CSRF = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+SECRET_KEY = "shared secret key of the test servers"
+
+
+def environment(tmp_path, **settings):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENDAUTH_")}
+    env.update({
+        "SENDAUTH_SECRET_KEY": SECRET_KEY,
+        "SENDAUTH_INSTANCE_PATH": str(tmp_path / "instance"),
+        "SENDAUTH_PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+    })
+    env.update({f"SENDAUTH_{k}": str(v) for k, v in settings.items()})
+    return env
+
+
+class Process:
+    def __init__(self, args, env, log_path):
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout)
+        self._log.close()
+        return self.process.returncode
+
+    def log(self):
+        return Path(self.log_path).read_text(errors="replace")
+
+
+def flask(env, *args):
+    return subprocess.run([BIN / "flask", "--app", "wsgi", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120, check=True)
+
+
+def gunicorn(env, tmp_path, workers=1, name="gunicorn"):
+    port = free_port()
+    env = dict(env, SENDAUTH_BIND=f"127.0.0.1:{port}", SENDAUTH_WORKERS=str(workers))
+    server = Process([BIN / "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], env,
+                     tmp_path / f"{name}.log")
+    server.url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: _healthy(server.url), timeout=30, message=f"{name} answering")
+    return server
+
+
+def worker(env, tmp_path, name="worker"):
+    return Process([BIN / "flask", "--app", "wsgi", "worker", "--concurrency", "4"], env,
+                   tmp_path / f"{name}.log")
+
+
+def _healthy(url):
+    try:
+        return requests.get(f"{url}/healthz", timeout=1).ok
+    except requests.RequestException:
+        return False
+
+
+class Browser:
+    """A person's session with a served dashboard, through real HTTP."""
+
+    def __init__(self, url):
+        self.url = url
+        self.session = requests.Session()
+
+    def token(self, path):
+        return CSRF.search(self.session.get(self.url + path, timeout=10).text).group(1)
+
+    def login(self, email, password=PASSWORD):
+        response = self.session.post(self.url + "/login", data={
+            "email": email, "password": password, "csrf_token": self.token("/login"),
+        }, timeout=10, allow_redirects=False)
+        assert response.status_code == 302, response.text[:500]
+
+    def post(self, path, data, token_path=None):
+        form = {"csrf_token": self.token(token_path or path), **data}
+        return self.session.post(self.url + path, data=form, timeout=10, allow_redirects=False)
+
+    def watch(self):
+        return Watcher(self.session, f"{self.url}/transactions/stream")
+
+
+class Watcher:
+    """An open event stream, read in a thread of its own."""
+
+    def __init__(self, session, url):
+        self.url = url
+        self.events = []
+        self._changed = threading.Condition()
+        self._response = session.get(url, stream=True, timeout=(5, 60))
+        assert self._response.status_code == 200
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        fields = {}
+        try:
+            for line in self._response.iter_lines(decode_unicode=True):
+                if line == "":
+                    if "data" in fields:
+                        with self._changed:
+                            self.events.append(json.loads(fields["data"]))
+                            self._changed.notify_all()
+                    fields = {}
+                elif not line.startswith(":") and ":" in line:
+                    name, value = line.split(":", 1)
+                    fields[name] = value.strip()
+        except (requests.RequestException, AttributeError, ValueError):
+            pass
+
+    def wait_for(self, predicate, timeout=15):
+        with self._changed:
+            if not self._changed.wait_for(lambda: predicate(self.events), timeout):
+                raise AssertionError(f"watcher of {self.url}: not met in {timeout} s; got "
+                                     f"{[(e['id'], e['kind']) for e in self.events]}")
+
+    def close(self):
+        self._response.close()

@@ -1,0 +1,81 @@
+"""What only PostgreSQL can show: migrations there, and event ids that commit in order."""
+import threading
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from flask_migrate import downgrade, upgrade
+from sqlalchemy import create_engine, inspect, text
+
+from sendauth_dashboard import create_app
+from sendauth_dashboard.extensions import db
+from sendauth_dashboard.services import events
+
+from .conftest import base_test_config
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def empty_postgres(postgres_url):
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    name = admin.url.database + "_migrations"
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    yield admin.url.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+def test_migrations_build_the_models_schema_on_postgresql_and_go_back(tmp_path, empty_postgres):
+    app = create_app(base_test_config(tmp_path, SQLALCHEMY_DATABASE_URI=empty_postgres))
+    with app.app_context():
+        upgrade()
+        with db.engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, db.metadata) == []
+        downgrade(revision="base")
+        assert inspect(db.engine).get_table_names() == ["alembic_version"]
+        db.engine.dispose()
+
+
+@pytest.fixture
+def database_url(postgres_url):
+    """This module is about PostgreSQL only (SQLite has one writer at a time)."""
+    return postgres_url
+
+
+def test_a_later_event_waits_for_an_earlier_one_to_commit(app):
+    first_flushed, release_first = threading.Event(), threading.Event()
+    second_flushed = threading.Event()
+    ids = {}
+
+    def first():
+        with app.app_context():
+            ids["first"] = flush_event("first")
+            first_flushed.set()
+            release_first.wait(10)
+            db.session.commit()
+
+    def second():
+        first_flushed.wait(10)
+        with app.app_context():
+            ids["second"] = flush_event("second")
+            second_flushed.set()
+            db.session.commit()
+
+    def flush_event(kind):
+        event = events.record(f"test.{kind}")
+        db.session.flush()
+        return event.id
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    assert not second_flushed.wait(0.5), "the second writer got an id while the first was open"
+    release_first.set()
+    for thread in threads:
+        thread.join(10)
+    assert ids["second"] > ids["first"]

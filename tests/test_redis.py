@@ -1,0 +1,167 @@
+"""Several processes share events through Redis; Redis going away loses nothing."""
+import shutil
+import socket
+import subprocess
+import threading
+import uuid
+
+import pytest
+
+from sendauth_dashboard import create_app
+from sendauth_dashboard.extensions import db
+from sendauth_dashboard.services.broker import RESYNC, RedisBroker
+
+from .conftest import AuthActions, base_test_config, need
+from .helpers import configure_pagerduty, send_request, wait_until
+from .test_stream import Stream
+
+pytestmark = pytest.mark.redis
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def redis_available(url):
+    import redis
+
+    try:
+        return redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture
+def prefix():
+    need(redis_available(REDIS_URL), f"Redis not reachable at {REDIS_URL}")
+    return f"sendauth-test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def brokers(prefix):
+    made = []
+
+    def make(url=REDIS_URL):
+        broker = RedisBroker(url, prefix=prefix, retry_seconds=(0.05, 0.2))
+        made.append(broker)
+        return broker
+
+    yield make
+    for broker in made:
+        broker.stop()
+
+
+def test_an_event_published_in_one_process_reaches_watchers_in_another(brokers):
+    a, b = brokers(), brokers()
+    subscription = b.subscribe()
+    assert b.wait_until_listening(5)
+    assert subscription.get(timeout=5) is RESYNC  # a fresh subscriber first catches up
+    a.publish({"id": 7, "kind": "transaction.created"})
+    assert subscription.get(timeout=5) == {"id": 7, "kind": "transaction.created"}
+
+
+def test_one_redis_subscriber_per_process_whatever_the_number_of_watchers(brokers, prefix):
+    import redis
+
+    broker = brokers()
+    for _ in range(50):
+        broker.subscribe()
+    assert broker.wait_until_listening(5)
+    numsub = dict(redis.Redis.from_url(REDIS_URL).pubsub_numsub(f"{prefix}:events"))
+    assert numsub[f"{prefix}:events".encode()] == 1
+
+
+def test_a_wake_up_reaches_dispatchers_in_other_processes(brokers):
+    web, worker = brokers(), brokers()
+    woken = threading.Event()
+    worker.on_wake(woken.set)
+    assert worker.wait_until_listening(5)
+    woken.clear()
+    web.publish_wake()
+    assert woken.wait(5)
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A Redis server of this test's own, so it can be stopped and started again."""
+    need(shutil.which("redis-server") is not None, "no redis-server binary")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = RedisServer(port, tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+class RedisServer:
+    def __init__(self, port, directory):
+        self.port, self.directory, self.process = port, directory, None
+        self.url = f"redis://127.0.0.1:{port}/0"
+
+    def start(self):
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: redis_available(self.url), timeout=10, message="redis-server up")
+
+    def stop(self):
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None
+
+
+def test_when_redis_goes_away_streams_stay_up_and_miss_nothing(tmp_path, own_redis, prefix,
+                                                               make_user_factory):
+    """Two app processes share the database and Redis; Redis dies and comes back."""
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    config = dict(SQLALCHEMY_DATABASE_URI=database, REDIS_URL=own_redis.url,
+                  REDIS_CHANNEL_PREFIX=prefix, SSE_HEARTBEAT_SECONDS=0.05, SSE_MAX_SECONDS=30)
+    sender = create_app(base_test_config(tmp_path, **config))
+    watcher = create_app(base_test_config(tmp_path, **config))
+    with sender.app_context():
+        db.create_all()
+    configure_pagerduty(sender)
+    make_user = make_user_factory(sender)
+    hana = make_user("requestor", "hana@example.com")
+    uma = make_user("member", "uma@example.com", notify_pagerduty=True)
+
+    client = watcher.test_client()
+    AuthActions(client).login(hana)
+    stream = Stream(client, "/transactions/stream?after=0")
+    watcher_broker = watcher.extensions["sendauth_broker"]
+    assert watcher_broker.wait_until_listening(5)
+    first = send_request(sender, hana, uma)
+    stream.read_until(lambda s: len(s.events) == 1)
+
+    own_redis.stop()
+    wait_until(lambda: not watcher_broker.listening, message="the subscriber notices")
+    during = [send_request(sender, hana, uma) for _ in range(3)]  # Redis is down meanwhile
+    own_redis.start()
+    stream.read_until(lambda s: len(s.events) == 4, timeout=15)
+    assert [e["transaction"]["id"] for e in stream.events] == [first, *during]
+    assert not stream.ended, "the stream stayed open throughout"
+    stream.close()
+    for app in (sender, watcher):
+        app.extensions["sendauth_broker"].stop()
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def make_user_factory():
+    from sendauth_dashboard.services import accounts
+
+    from .conftest import PASSWORD, UserRecord
+
+    def factory(app):
+        def make(role, email, **prefs):
+            with app.app_context():
+                user = accounts.create_user(email=email, name=email.split("@")[0].title(),
+                                            role=role, password=PASSWORD)
+                for key, value in prefs.items():
+                    setattr(user, key, value)
+                db.session.commit()
+                return UserRecord(user.id, user.email, user.name, user.role)
+        return make
+
+    return factory
