@@ -7,6 +7,7 @@ from flask import Flask
 from .config import DEFAULTS, ENV_PREFIX, ConfigurationError, resolve_secret_key
 from .extensions import csrf, db, login_manager, migrate
 from .services.broker import broker_for
+from .services.ratelimit import window_for
 from .services.secrets import box_for
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +49,7 @@ def create_app(test_config=None):
             "SENDAUTH_SECRET_KEY."
         ) from None
     app.extensions["sendauth_broker"] = broker_for(app.config)
+    app.extensions["sendauth_send_window"] = window_for(app.config)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)

@@ -37,6 +37,8 @@ DEFAULTS = {
     "DELIVERY_MAX_ATTEMPTS": 12,
     "DELIVERY_BACKOFF_BASE_SECONDS": 2.0,
     "DELIVERY_BACKOFF_CAP_SECONDS": 300.0,
+    # Per channel: at most this many sends in this many seconds (PagerDuty: 120 a minute a key).
+    "DELIVERY_RATE_LIMITS": {"pagerduty": [120, 60]},
     "SSE_HEARTBEAT_SECONDS": 15.0,
     "SSE_MAX_SECONDS": 300.0,
     "SESSION_COOKIE_HTTPONLY": True,

@@ -219,13 +219,14 @@ def test_concurrent_dispatchers_claim_each_delivery_once(app, make_user):
     requestor = make_user("requestor")
     for n in range(40):
         send_request(app, requestor, make_user("member", notify_pagerduty=True))
-    claimed, barrier = [], threading.Barrier(4)
+    claimed, batches, barrier = [], [], threading.Barrier(4)
 
     def claimer(name):
         barrier.wait()
         with app.app_context():
             while ids := delivery.claim(name, 3):
                 claimed.extend(ids)
+                batches.append(len(ids))
 
     threads = [threading.Thread(target=claimer, args=(f"d{n}",)) for n in range(4)]
     for t in threads:
@@ -233,6 +234,7 @@ def test_concurrent_dispatchers_claim_each_delivery_once(app, make_user):
     for t in threads:
         t.join(30)
     assert sorted(claimed) == sorted(d.id for d in deliveries(app))
+    assert max(batches) <= 3, "never more than asked for"
 
 
 def test_the_dispatcher_thread_sends_as_soon_as_a_request_is_queued(app, people, fake_pagerduty):

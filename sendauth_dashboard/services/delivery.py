@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select, true, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..extensions import db
@@ -67,18 +67,32 @@ def _due(now):
     )
 
 
-def claim(owner, limit, now=None, lease_seconds=None):
-    """Claim up to ``limit`` due deliveries for ``owner``; returns their ids. Commits."""
+def _of_channels(only, exclude):
+    if only is not None:
+        return Delivery.channel.in_(only)
+    if exclude:
+        return Delivery.channel.not_in(exclude)
+    return true()
+
+
+def claim(owner, limit, now=None, lease_seconds=None, only=None, exclude=()):
+    """Claim up to ``limit`` due deliveries for ``owner`` (of the ``only`` channels, or of
+    all but ``exclude``); returns their ids. Commits."""
     now = now or utcnow()
     lease_seconds = lease_seconds or current_app.config["DELIVERY_LEASE_SECONDS"]
-    candidates = (
+    # Lock the rows first, then update exactly those. (A single UPDATE ... WHERE id IN
+    # (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED) may run its subquery more than once on
+    # PostgreSQL and claim more than n.)
+    candidates = db.session.scalars(
         select(Delivery.id)
-        .where(_due(now))
+        .where(_due(now), _of_channels(only, exclude))
         .order_by(Delivery.next_attempt_at, Delivery.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
+    ).all()
+    if not candidates:
+        db.session.commit()
+        return []
     claimed = db.session.scalars(
         update(Delivery)
         .where(Delivery.id.in_(candidates), _due(now))
@@ -91,15 +105,16 @@ def claim(owner, limit, now=None, lease_seconds=None):
     return claimed
 
 
-def next_due_in(now=None):
+def next_due_in(now=None, only=None, exclude=()):
     """Seconds until the next queued delivery is due (0 if one is due), or None if none is."""
     now = now or utcnow()
+    channels_wanted = _of_channels(only, exclude)
     soonest = db.session.scalar(
-        select(Delivery.next_attempt_at).where(Delivery.status == "queued")
+        select(Delivery.next_attempt_at).where(Delivery.status == "queued", channels_wanted)
         .order_by(Delivery.next_attempt_at).limit(1)
     )
     lease = db.session.scalar(
-        select(Delivery.lease_expires_at).where(Delivery.status == "sending")
+        select(Delivery.lease_expires_at).where(Delivery.status == "sending", channels_wanted)
         .order_by(Delivery.lease_expires_at).limit(1)
     )
     times = [t for t in (soonest, lease) if t is not None]
@@ -254,11 +269,37 @@ class Dispatcher:
             self._pool.shutdown(wait=True)
 
     def _idle_wait(self, idle):
-        """Until the next delivery is due or the next transaction expires, at most ``idle``."""
+        """Until the next delivery is due (and its channel's send window has room) or the
+        next transaction expires; at most ``idle``."""
         from . import transactions
 
-        waits = [w for w in (next_due_in(), transactions.next_expiry_in()) if w is not None]
-        return max(0.01, min([idle, *waits]))
+        limits = self.app.config["DELIVERY_RATE_LIMITS"]
+        waits = [next_due_in(exclude=tuple(limits)), transactions.next_expiry_in()]
+        for name, (allowed, period) in limits.items():
+            due_in = next_due_in(only=(name,))
+            if due_in is not None:
+                waits.append(max(due_in, self._window.next_free_in(name, allowed, period)))
+        return max(0.01, min([idle, *(w for w in waits if w is not None)]))
+
+    @property
+    def _window(self):
+        return self.app.extensions["sendauth_send_window"]
+
+    def claim_within_limits(self, free):
+        """Claim up to ``free`` due deliveries; those of rate-limited channels only as many as
+        the channel's send window has room for now."""
+        limits = self.app.config["DELIVERY_RATE_LIMITS"]
+        ids = claim(self.name, free, exclude=tuple(limits))
+        for name, (allowed, period) in limits.items():
+            room = free - len(ids)
+            if room <= 0:
+                break
+            granted = self._window.reserve(name, allowed, period, room)
+            if granted:
+                claimed = claim(self.name, granted, only=(name,))
+                self._window.release(name, granted - len(claimed))
+                ids += claimed
+        return ids
 
     def tick(self):
         """Expire what is overdue, then claim as many due deliveries as there are free slots."""
@@ -268,7 +309,7 @@ class Dispatcher:
         free = self.concurrency - self._in_flight
         if free <= 0:
             return 0
-        ids = claim(self.name, free)
+        ids = self.claim_within_limits(free)
         for delivery_id in ids:
             with self._lock:
                 self._in_flight += 1
@@ -294,7 +335,7 @@ class Dispatcher:
             from . import transactions
 
             transactions.expire_due()
-            while ids := claim(self.name, self.concurrency):
+            while ids := self.claim_within_limits(self.concurrency):
                 outcomes.extend(attempt(i, self.name) for i in ids)
         return outcomes
 
