@@ -244,7 +244,7 @@ def test_the_dispatcher_thread_sends_as_soon_as_a_request_is_queued(app, people,
     try:
         send_request(app, *people)
         delivery.wake(app)
-        fake_pagerduty.wait_for(lambda fake: len(fake.incidents) == 1, timeout=5)
+        fake_pagerduty.wait_for(lambda fake: len(fake.incidents) == 1, timeout=15)
     finally:
         dispatcher.stop(timeout=5)
     assert not dispatcher.running

@@ -51,10 +51,10 @@ def brokers(prefix):
 def test_an_event_published_in_one_process_reaches_watchers_in_another(brokers):
     a, b = brokers(), brokers()
     subscription = b.subscribe()
-    assert b.wait_until_listening(5)
-    assert subscription.get(timeout=5) is RESYNC  # a fresh subscriber first catches up
+    assert b.wait_until_listening(15)
+    assert subscription.get(timeout=15) is RESYNC  # a fresh subscriber first catches up
     a.publish({"id": 7, "kind": "transaction.created"})
-    assert subscription.get(timeout=5) == {"id": 7, "kind": "transaction.created"}
+    assert subscription.get(timeout=15) == {"id": 7, "kind": "transaction.created"}
 
 
 def test_one_redis_subscriber_per_process_whatever_the_number_of_watchers(brokers, prefix):
@@ -63,7 +63,7 @@ def test_one_redis_subscriber_per_process_whatever_the_number_of_watchers(broker
     broker = brokers()
     for _ in range(50):
         broker.subscribe()
-    assert broker.wait_until_listening(5)
+    assert broker.wait_until_listening(15)
     numsub = dict(redis.Redis.from_url(REDIS_URL).pubsub_numsub(f"{prefix}:events"))
     assert numsub[f"{prefix}:events".encode()] == 1
 
@@ -72,10 +72,10 @@ def test_a_wake_up_reaches_dispatchers_in_other_processes(brokers):
     web, worker = brokers(), brokers()
     woken = threading.Event()
     worker.on_wake(woken.set)
-    assert worker.wait_until_listening(5)
+    assert worker.wait_until_listening(15)
     woken.clear()
     web.publish_wake()
-    assert woken.wait(5)
+    assert woken.wait(15)
 
 
 @pytest.fixture
@@ -129,7 +129,7 @@ def test_when_redis_goes_away_streams_stay_up_and_miss_nothing(tmp_path, own_red
     AuthActions(client).login(hana)
     stream = Stream(client, "/transactions/stream?after=0")
     watcher_broker = watcher.extensions["sendauth_broker"]
-    assert watcher_broker.wait_until_listening(5)
+    assert watcher_broker.wait_until_listening(15)
     first = send_request(sender, hana, uma)
     stream.read_until(lambda s: len(s.events) == 1)
 

@@ -38,7 +38,7 @@ class Stream:
         self._thread = threading.Thread(target=self._read, args=(client, url, kwargs),
                                         daemon=True)
         self._thread.start()
-        assert self._opened.wait(5), "the stream did not answer"
+        assert self._opened.wait(30), "the stream did not answer"
 
     def _read(self, client, url, kwargs):
         response = client.get(url, **kwargs)
@@ -57,7 +57,7 @@ class Stream:
     def ids(self):
         return [e["id"] for e in self.events]
 
-    def read_until(self, predicate, timeout=5.0):
+    def read_until(self, predicate, timeout=15.0):
         deadline = time.monotonic() + timeout
         while not predicate(self):
             remaining = deadline - time.monotonic()
@@ -93,7 +93,7 @@ class Stream:
 
     def close(self):
         self._stop.set()
-        self._thread.join(5)
+        self._thread.join(30)
         assert not self._thread.is_alive(), "the stream did not end"
 
 
@@ -219,7 +219,7 @@ def test_streams_end_after_their_lifetime(app, client, auth, setup):
     app.config["SSE_MAX_SECONDS"] = 0.3
     auth.login(setup[0])
     stream = watch(client)
-    stream.read_until(lambda s: s.ended, timeout=5)
+    stream.read_until(lambda s: s.ended, timeout=15)
     assert stream.comments[0] == "stream open"
 
 
