@@ -10,7 +10,7 @@ from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Event, Transaction, utcnow
 from sendauth_dashboard.services import delivery, integrations, transactions
 from sendauth_dashboard.services.delivery import Dispatcher, backoff_seconds
-from sendauth_dashboard.services.pagerduty import SendResult
+from sendauth_dashboard.services.sending import SendResult
 
 from .fakes.pagerduty import Answer
 from .helpers import TEST_KEY, configure_pagerduty, send_request
@@ -207,7 +207,7 @@ def test_a_claim_whose_dispatcher_died_is_reclaimed_after_its_lease(app, people,
         (reclaimed,) = delivery.claim("alive", 10, now=now + timedelta(seconds=61))
         assert delivery.attempt(reclaimed, "alive") == "sent"
         # The dead dispatcher's late answer does not overwrite the record.
-        late = SendResult("accepted", 202, dedup_key="x")
+        late = SendResult("accepted", 202, external_id="x")
         assert delivery.record_result(reclaimed, "dead", late, app.config) == "lost"
     assert only_delivery(app).attempts == 1
     assert len(fake_pagerduty.incidents) == 1

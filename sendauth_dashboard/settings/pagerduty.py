@@ -88,7 +88,7 @@ def send_pagerduty_test():
         return redirect(url_for("settings.pagerduty"))
     if result.accepted:
         flash("PagerDuty accepted the test incident"
-              + (f" (dedup key {result.dedup_key})" if result.dedup_key else "")
+              + (f" (dedup key {result.external_id})" if result.external_id else "")
               + ". Check that it reached the right people, then resolve it in PagerDuty.",
               "success")
     elif result.outcome == "permanent":
