@@ -13,48 +13,68 @@ from flask import current_app
 
 from ..extensions import db
 from . import events, integrations, pagerduty
-from .secrets import decrypt, redact
+from .secrets import SecretUnreadable, redact
 
 
 class ChannelUnavailable(Exception):
     """The channel cannot send now (disabled or not configured); the message says why."""
 
 
-class PagerDutyChannel:
-    name = "pagerduty"
+class Channel:
+    """What every channel shares: its settings row, its problem, the checks before a send.
+
+    A subclass says how a request and a test are built (``build``, ``build_test``) and sent.
+    """
+
+    name = None
 
     def __init__(self, config):
         self.config = config
-        self.client = pagerduty.EventsClient.from_config(config)
 
     def problem(self):
-        settings = integrations.pagerduty_settings()
-        if not settings.integration_key_ciphertext:
-            return "the PagerDuty integration has no integration key"
-        if not settings.enabled:
-            return "the PagerDuty integration is disabled"
-        return None
+        return integrations.problem(self.name)
 
     def prepare(self, transaction, link):
         problem = self.problem()
         if problem:
             raise ChannelUnavailable(problem)
-        settings = integrations.pagerduty_settings()
+        return self.build(integrations.settings_row(self.name), transaction, link)
+
+    def prepare_test(self, sent_by):
+        missing = integrations.missing_settings(self.name)
+        if missing:
+            raise ChannelUnavailable(
+                "Save the " + " and the ".join(s.label for s in missing)
+                + " first; the test uses the saved settings")
+        return self.build_test(integrations.settings_row(self.name), sent_by)
+
+    def secret(self):
+        """The stored secret, decrypted; ChannelUnavailable when it cannot be read."""
+        try:
+            return integrations.stored_secret(self.name)
+        except SecretUnreadable as exc:
+            raise ChannelUnavailable(str(exc).rstrip(".")) from None
+
+
+class PagerDutyChannel(Channel):
+    name = "pagerduty"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.client = pagerduty.EventsClient.from_config(config)
+
+    def build(self, settings, transaction, link):
         return pagerduty.transaction_trigger(
             transaction=transaction,
-            routing_key=decrypt(settings.integration_key_ciphertext),
+            routing_key=self.secret(),
             severity=settings.severity,
             link=link,
             base_url=self.config["BASE_URL"],
         )
 
-    def prepare_test(self, sent_by):
-        settings = integrations.pagerduty_settings()
-        if not settings.integration_key_ciphertext:
-            raise ChannelUnavailable("Save an integration key first; the test uses the saved "
-                                     "key and severity")
+    def build_test(self, settings, sent_by):
         return pagerduty.test_trigger(
-            routing_key=decrypt(settings.integration_key_ciphertext),
+            routing_key=self.secret(),
             severity=settings.severity,
             sent_by=sent_by.name,
             base_url=self.config["BASE_URL"],

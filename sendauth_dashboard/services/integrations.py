@@ -1,4 +1,11 @@
-"""Integration settings rows and each integration's status indicator."""
+"""Integration settings rows and each integration's status indicator.
+
+Every integration (PagerDuty, email, SMS, Slack) is one typed settings row described by an
+``Integration``: its plain settings, the one secret it keeps encrypted, and what it needs
+before it can be enabled. Saving, removing the secret, masking it and saying why the
+organisation cannot send through it are the same rules for all of them.
+"""
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -7,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import SEVERITIES, IntegrationStatus, PagerDutySettings, utcnow
-from . import events
+from . import events, pagerduty
 from .secrets import SecretUnreadable, decrypt, encrypt, mask
 
 MAX_ERROR_LENGTH = 2000
@@ -25,10 +32,6 @@ def _get_or_create(model, key, **defaults):
     except IntegrityError:
         row = db.session.get(model, key, populate_existing=True)
     return row
-
-
-def pagerduty_settings():
-    return _get_or_create(PagerDutySettings, 1, id=1)
 
 
 @dataclass(frozen=True)
@@ -95,62 +98,198 @@ class SettingsError(ValueError):
         self.field = field
 
 
-def update_pagerduty(*, enabled, new_key, severity, actor, now=None):
-    """Apply the admin's changes; returns what changed, in words (never the key itself).
+@dataclass(frozen=True)
+class Setting:
+    """One setting of an integration: a column of its row and a field of its form."""
 
-    ``new_key`` is a cleaned key or None to keep the stored one. The audit event and the
-    change are written in the current database transaction.
+    name: str
+    label: str
+    # Raw form text to the stored value (None when left empty); ValueError says what is wrong.
+    clean: Callable
+    required: bool = True
+    # What the admin is asked to do when enabling without it: "enter the SMTP host".
+    needed: str | None = None
+    # Whether a change makes the status indicator's last outcome describe another setup.
+    resets_status: bool = True
+
+    def ask(self):
+        return self.needed or f"enter the {self.label}"
+
+
+@dataclass(frozen=True)
+class Integration:
+    channel: str
+    label: str
+    # As the integration is named mid-sentence: "PagerDuty", "email".
+    noun: str
+    model: type
+    settings: tuple
+    secret: Setting
+    enable_hint: str = ""
+
+    @property
+    def secret_column(self):
+        return f"{self.secret.name}_ciphertext"
+
+
+def _choice(options, message):
+    def clean(raw):
+        if raw not in options:
+            raise ValueError(message)
+        return raw
+    return clean
+
+
+INTEGRATIONS = {
+    "pagerduty": Integration(
+        channel="pagerduty", label="PagerDuty", noun="PagerDuty", model=PagerDutySettings,
+        settings=(
+            Setting("severity", "severity", resets_status=False,
+                    clean=_choice(SEVERITIES, f"Choose a severity: {', '.join(SEVERITIES)}.")),
+        ),
+        secret=Setting("integration_key", "integration key", pagerduty.clean_integration_key,
+                       needed="paste an integration key"),
+        enable_hint=": find it in PagerDuty under Service → Integrations → Events API V2",
+    ),
+}
+
+
+def settings_row(channel):
+    """The integration's one settings row, created with its defaults on first use."""
+    return _get_or_create(INTEGRATIONS[channel].model, 1, id=1)
+
+
+def pagerduty_settings():
+    return settings_row("pagerduty")
+
+
+def _has_secret(integration, settings):
+    return getattr(settings, integration.secret_column) is not None
+
+
+def missing_settings(channel):
+    """The required settings not saved yet, in the order the form shows them."""
+    integration = INTEGRATIONS[channel]
+    settings = settings_row(channel)
+    missing = [s for s in integration.settings if s.required and getattr(settings, s.name) is None]
+    if integration.secret.required and not _has_secret(integration, settings):
+        missing.insert(0, integration.secret)
+    return missing
+
+
+def problem(channel):
+    """Why the organisation cannot send through the integration now, or None."""
+    integration = INTEGRATIONS[channel]
+    missing = missing_settings(channel)
+    if missing:
+        return f"the {integration.noun} integration has no " + " or ".join(s.label for s in missing)
+    if not settings_row(channel).enabled:
+        return f"the {integration.noun} integration is disabled"
+    return None
+
+
+def _clean(setting, raw):
+    try:
+        return setting.clean(raw)
+    except ValueError as exc:
+        raise SettingsError(str(exc), setting.name) from None
+
+
+def _describe(setting, old, new):
+    if old is None:
+        return f"{setting.label} set to {new}"
+    if new is None:
+        return f"{setting.label} cleared"
+    return f"{setting.label} {old} → {new}"
+
+
+def update_settings(channel, *, enabled, values, actor, now=None):
+    """Apply the admin's changes; returns what changed, in words (never a secret itself).
+
+    ``values`` maps each setting's name to the raw form text. The secret left empty (or
+    None) keeps the stored one. The audit event and the change are written in the current
+    database transaction; nothing is changed when a value is refused.
     """
-    if severity not in SEVERITIES:
-        raise SettingsError(f"Choose a severity: {', '.join(SEVERITIES)}.", "severity")
-    settings = pagerduty_settings()
-    had_key = settings.integration_key_ciphertext is not None
-    if enabled and not (new_key or had_key):
-        raise SettingsError(
-            "Paste an integration key before enabling PagerDuty: find it in PagerDuty under "
-            "Service → Integrations → Events API V2.", "integration_key")
-    changes = []
-    if new_key:
-        settings.integration_key_ciphertext = encrypt(new_key)
-        changes.append("integration key replaced" if had_key else "integration key added")
-        reset_status("pagerduty")
-    if severity != settings.severity:
-        changes.append(f"severity {settings.severity} → {severity}")
-        settings.severity = severity
+    integration = INTEGRATIONS[channel]
+    settings = settings_row(channel)
+    raw_secret = values.get(integration.secret.name)
+    new_secret = _clean(integration.secret, raw_secret) if (raw_secret or "").strip() else None
+    cleaned = {s.name: _clean(s, values.get(s.name)) for s in integration.settings}
+    if enabled:
+        _check_complete(integration, settings, cleaned, new_secret)
+
+    changes, reset = [], False
+    if new_secret:
+        had_secret = _has_secret(integration, settings)
+        setattr(settings, integration.secret_column, encrypt(new_secret))
+        changes.append(f"{integration.secret.label} {'replaced' if had_secret else 'added'}")
+        reset = True
+    for setting in integration.settings:
+        old, new = getattr(settings, setting.name), cleaned[setting.name]
+        if new != old:
+            changes.append(_describe(setting, old, new))
+            setattr(settings, setting.name, new)
+            reset = reset or setting.resets_status
     if enabled != settings.enabled:
         changes.append("integration enabled" if enabled else "integration disabled")
         settings.enabled = enabled
+    if reset:
+        reset_status(channel)
     if changes:
-        _touch(settings, actor, now, changes)
+        _touch(channel, settings, actor, now, changes)
     return changes
 
 
-def remove_pagerduty_key(*, actor, now=None):
-    settings = pagerduty_settings()
-    if settings.integration_key_ciphertext is None:
+def _check_complete(integration, settings, cleaned, new_secret):
+    missing = [s for s in integration.settings if s.required and cleaned[s.name] is None]
+    if integration.secret.required and not (new_secret or _has_secret(integration, settings)):
+        missing.insert(0, integration.secret)
+    if missing:
+        asks = " and ".join(s.ask() for s in missing)
+        raise SettingsError(
+            f"{asks[0].upper()}{asks[1:]} before enabling {integration.noun}"
+            f"{integration.enable_hint}.", missing[0].name)
+
+
+def update_pagerduty(*, enabled, new_key, severity, actor, now=None):
+    return update_settings("pagerduty", enabled=enabled, actor=actor, now=now,
+                           values={"integration_key": new_key, "severity": severity})
+
+
+def remove_secret(channel, *, actor, now=None):
+    """Forget the stored secret; an integration that cannot work without it is disabled."""
+    integration = INTEGRATIONS[channel]
+    settings = settings_row(channel)
+    if not _has_secret(integration, settings):
         return []
-    changes = ["integration key removed"]
-    if settings.enabled:
+    changes = [f"{integration.secret.label} removed"]
+    if settings.enabled and integration.secret.required:
         changes.append("integration disabled")
-    settings.integration_key_ciphertext = None
-    settings.enabled = False
-    reset_status("pagerduty")
-    _touch(settings, actor, now, changes)
+        settings.enabled = False
+    setattr(settings, integration.secret_column, None)
+    reset_status(channel)
+    _touch(channel, settings, actor, now, changes)
     return changes
 
 
-def _touch(settings, actor, now, changes):
+def _touch(channel, settings, actor, now, changes):
     settings.updated_at = now or utcnow()
     settings.updated_by_id = actor.id if actor is not None else None
-    events.record("settings.pagerduty_changed", actor=actor, data={"changes": changes})
+    events.record(f"settings.{channel}_changed", actor=actor, data={"changes": changes})
 
 
-def pagerduty_key_mask():
-    """The stored key as a mask, None when there is none, or a note when it cannot be read."""
-    ciphertext = pagerduty_settings().integration_key_ciphertext
+def secret_mask(channel):
+    """The stored secret as a mask, None when there is none, or a note when it cannot be read."""
+    ciphertext = getattr(settings_row(channel), INTEGRATIONS[channel].secret_column)
     if ciphertext is None:
         return None
     try:
         return mask(decrypt(ciphertext))
     except SecretUnreadable as exc:
         return str(exc)
+
+
+def stored_secret(channel):
+    """The decrypted secret, or None; SecretUnreadable when the keys changed since it was saved."""
+    ciphertext = getattr(settings_row(channel), INTEGRATIONS[channel].secret_column)
+    return None if ciphertext is None else decrypt(ciphertext)
