@@ -135,3 +135,19 @@ def fake_pagerduty():
     fake = FakePagerDuty().start()
     yield fake
     fake.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp_certificate(tmp_path_factory):
+    from .fakes.smtp import make_certificate
+
+    return make_certificate(tmp_path_factory.mktemp("smtp-tls"))
+
+
+@pytest.fixture
+def fake_smtp():
+    from .fakes.smtp import FakeSmtp
+
+    fake = FakeSmtp().start()
+    yield fake
+    fake.stop()

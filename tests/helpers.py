@@ -38,3 +38,18 @@ def send_request(app, requestor, user, message="Please confirm your password res
         )
         db.session.commit()
         return transaction.public_id
+
+
+# Made up for tests; not a login of any mail server.
+SMTP_USERNAME = "sendauth-mailer"
+SMTP_PASSWORD = "Sm7p-pa55w0rd-for-tests"
+
+
+def configure_email(app, port, *, enabled=True, tls_mode="none", username=None, password=None,
+                    from_address="sendauth@example.com"):
+    with app.app_context():
+        integrations.update_settings("email", enabled=enabled, actor=None, values={
+            "host": "127.0.0.1", "port": str(port), "tls_mode": tls_mode, "username": username,
+            "password": password, "from_address": from_address,
+        })
+        db.session.commit()

@@ -22,6 +22,10 @@ ROUTES = {
     ("POST", "/settings/pagerduty"): ("/settings/pagerduty", "admin", 302),
     ("POST", "/settings/pagerduty/test"): ("/settings/pagerduty/test", "admin", 302),
     ("POST", "/settings/pagerduty/remove-key"): ("/settings/pagerduty/remove-key", "admin", 302),
+    ("GET", "/settings/email"): ("/settings/email", "admin", 200),
+    ("POST", "/settings/email"): ("/settings/email", "admin", 302),
+    ("POST", "/settings/email/test"): ("/settings/email/test", "admin", 302),
+    ("POST", "/settings/email/remove-password"): ("/settings/email/remove-password", "admin", 302),
     ("GET", "/profile/messaging"): ("/profile/messaging", "member", 200),
     ("POST", "/profile/messaging"): ("/profile/messaging", "member", 302),
 }

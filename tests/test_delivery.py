@@ -72,7 +72,8 @@ def test_a_user_with_pagerduty_off_is_refused_and_nothing_is_written(app, make_u
         send_request(app, requestor, user)
     assert str(info.value) == (
         "No channel can reach Ola Off. PagerDuty: off in their messaging preferences; "
-        "Email: not set up for this organisation yet; SMS: off in their messaging preferences; "
+        "Email: the email integration has no SMTP host or from address; "
+        "SMS: off in their messaging preferences; "
         "Slack: off in their messaging preferences.")
     with app.app_context():
         assert db.session.scalar(select(func.count(Transaction.id))) == 0

@@ -12,7 +12,7 @@ import secrets as random_tokens
 from flask import current_app
 
 from ..extensions import db
-from . import events, integrations, pagerduty
+from . import events, integrations, pagerduty, smtp
 from .secrets import SecretUnreadable, redact
 
 
@@ -89,7 +89,35 @@ class PagerDutyChannel(Channel):
         return [prepared["routing_key"]]
 
 
-CHANNEL_CLASSES = {PagerDutyChannel.name: PagerDutyChannel}
+class EmailChannel(Channel):
+    name = "email"
+
+    def _server(self, settings):
+        return smtp.Server(
+            host=settings.host, port=settings.port, tls_mode=settings.tls_mode,
+            username=settings.username, password=self.secret(),
+            timeout=self.config["SMTP_TIMEOUT"], ca_file=self.config["SMTP_CA_FILE"],
+        )
+
+    def build(self, settings, transaction, link):
+        message = smtp.request_email(transaction=transaction, link=link,
+                                     sender=settings.from_address)
+        return smtp.Outgoing(self._server(settings), message)
+
+    def build_test(self, settings, sent_by):
+        message = smtp.test_email(sender=settings.from_address, sent_by=sent_by,
+                                  settings_url=f"{self.config['BASE_URL']}/settings/email")
+        return smtp.Outgoing(self._server(settings), message)
+
+    def send(self, prepared):
+        return smtp.send(prepared)
+
+    @staticmethod
+    def secrets(prepared):
+        return [prepared.server.password]
+
+
+CHANNEL_CLASSES = {cls.name: cls for cls in (PagerDutyChannel, EmailChannel)}
 
 
 def channel(name):

@@ -13,8 +13,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
-from ..models import SEVERITIES, IntegrationStatus, PagerDutySettings, utcnow
-from . import events, pagerduty
+from ..models import SEVERITIES, EmailSettings, IntegrationStatus, PagerDutySettings, utcnow
+from . import events, pagerduty, smtp
 from .secrets import SecretUnreadable, decrypt, encrypt, mask
 
 MAX_ERROR_LENGTH = 2000
@@ -150,6 +150,17 @@ INTEGRATIONS = {
         secret=Setting("integration_key", "integration key", pagerduty.clean_integration_key,
                        needed="paste an integration key"),
         enable_hint=": find it in PagerDuty under Service → Integrations → Events API V2",
+    ),
+    "email": Integration(
+        channel="email", label="Email", noun="email", model=EmailSettings,
+        settings=(
+            Setting("host", "SMTP host", smtp.clean_host),
+            Setting("port", "port", smtp.clean_port),
+            Setting("tls_mode", "TLS mode", smtp.clean_tls_mode),
+            Setting("username", "username", smtp.clean_username, required=False),
+            Setting("from_address", "from address", smtp.clean_from_address),
+        ),
+        secret=Setting("password", "password", smtp.clean_password, required=False),
     ),
 }
 
