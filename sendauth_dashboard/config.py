@@ -31,6 +31,9 @@ DEFAULTS = {
     "SMTP_TIMEOUT": 10.0,
     # A CA bundle for a mail server whose certificate a private CA signed; None: the system's.
     "SMTP_CA_FILE": None,
+    "TWILIO_API_URL": "https://api.twilio.com",
+    "TWILIO_CONNECT_TIMEOUT": 3.05,
+    "TWILIO_READ_TIMEOUT": 10.0,
     "PASSWORD_HASH_METHOD": "scrypt",
     "TRANSACTION_TTL_SECONDS": 300,
     # "thread": the web process runs the dispatcher; "off": `flask --app wsgi worker` does.

@@ -22,6 +22,7 @@ def base_test_config(tmp_path, **overrides):
         "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         "BASE_URL": "http://sendauth.test",
         "PAGERDUTY_EVENTS_URL": "http://127.0.0.1:9/v2/enqueue",
+        "TWILIO_API_URL": "http://127.0.0.1:9",
     }
     config.update(overrides)
     return config
@@ -149,5 +150,15 @@ def fake_smtp():
     from .fakes.smtp import FakeSmtp
 
     fake = FakeSmtp().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_twilio():
+    from .fakes.twilio import FakeTwilio
+    from .helpers import TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_SENDER
+
+    fake = FakeTwilio(TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, numbers=[TWILIO_SENDER]).start()
     yield fake
     fake.stop()

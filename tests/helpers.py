@@ -53,3 +53,17 @@ def configure_email(app, port, *, enabled=True, tls_mode="none", username=None, 
             "password": password, "from_address": from_address,
         })
         db.session.commit()
+
+# Made up for tests; not an account of Twilio's.
+TWILIO_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+TWILIO_AUTH_TOKEN = "5eed" * 8
+OTHER_TWILIO_AUTH_TOKEN = "cafe" * 8
+TWILIO_SENDER = "+15005550006"
+
+
+def configure_sms(app, *, enabled=True, auth_token=TWILIO_AUTH_TOKEN):
+    with app.app_context():
+        integrations.update_settings("sms", enabled=enabled, actor=None, values={
+            "account_sid": TWILIO_ACCOUNT_SID, "auth_token": auth_token, "sender": TWILIO_SENDER,
+        })
+        db.session.commit()

@@ -26,6 +26,10 @@ ROUTES = {
     ("POST", "/settings/email"): ("/settings/email", "admin", 302),
     ("POST", "/settings/email/test"): ("/settings/email/test", "admin", 302),
     ("POST", "/settings/email/remove-password"): ("/settings/email/remove-password", "admin", 302),
+    ("GET", "/settings/sms"): ("/settings/sms", "admin", 200),
+    ("POST", "/settings/sms"): ("/settings/sms", "admin", 302),
+    ("POST", "/settings/sms/test"): ("/settings/sms/test", "admin", 302),
+    ("POST", "/settings/sms/remove-token"): ("/settings/sms/remove-token", "admin", 302),
     ("GET", "/profile/messaging"): ("/profile/messaging", "member", 200),
     ("POST", "/profile/messaging"): ("/profile/messaging", "member", 302),
 }

@@ -5,10 +5,11 @@ import pytest
 from sqlalchemy import select
 
 from sendauth_dashboard.extensions import db
-from sendauth_dashboard.models import Delivery, Event
+from sendauth_dashboard.models import Delivery, Event, User
 from sendauth_dashboard.services import integrations
 
-from .helpers import configure_email, send_request
+from .fakes.twilio import Answer as TwilioAnswer
+from .helpers import configure_email, configure_sms, send_request
 from .test_delivery import dispatch, time_passes
 
 
@@ -25,6 +26,8 @@ class Case:
     refuse: callable
     # What the fake received, one text per message, oldest first.
     messages: callable
+    # The app's configuration that points the channel at the fake.
+    app_config: callable = lambda fake: {}
 
     def __str__(self):
         return self.channel
@@ -40,10 +43,24 @@ def email_refuse(fake):
     return "SMTP 550 for uma@example.com: 5.1.1 User unknown"
 
 
+def sms_fail_temporarily(fake):
+    fake.answer_next(TwilioAnswer.too_many_requests())
+    return "HTTP 429: Twilio error 20429: Too Many Requests"
+
+
+def sms_refuse(fake):
+    fake.answer_next(TwilioAnswer.invalid_to("+14155550199"))
+    return "HTTP 400: Twilio error 21211: The 'To' number +14155550199 is not a valid phone number."
+
+
 CASES = [
     Case("email", "fake_smtp", lambda app, fake: configure_email(app, fake.port),
          {"notify_email": True}, email_fail_temporarily, email_refuse,
          lambda fake: [r.body() for r in fake.received]),
+    Case("sms", "fake_twilio", lambda app, fake: configure_sms(app),
+         {"notify_sms": True, "phone": "+14155550199"}, sms_fail_temporarily, sms_refuse,
+         lambda fake: [m["Body"] for m in fake.messages],
+         app_config=lambda fake: {"TWILIO_API_URL": fake.base_url}),
 ]
 
 
@@ -55,6 +72,11 @@ def case(request):
 @pytest.fixture
 def fake(case, request):
     return request.getfixturevalue(case.fake)
+
+
+@pytest.fixture
+def app_config(case, fake):
+    return case.app_config(fake)
 
 
 @pytest.fixture
@@ -126,3 +148,19 @@ def test_disabling_the_channel_stops_queued_messages(app, people, case, fake):
     (d,) = deliveries(app)
     noun = integrations.INTEGRATIONS[case.channel].noun
     assert d.last_error == f"Not sent: the {noun} integration is disabled."
+
+
+def test_an_sms_to_a_user_who_removed_their_number_meanwhile_is_cancelled_with_why(
+        app, make_user, fake_twilio):
+    app.config["TWILIO_API_URL"] = fake_twilio.base_url
+    configure_sms(app)
+    user = make_user("member", name="Uma User", notify_email=False, notify_sms=True,
+                     phone="+14155550199")
+    send_request(app, make_user("requestor"), user)
+    with app.app_context():
+        db.session.get(User, user.id).phone = None
+        db.session.commit()
+    assert dispatch(app) == ["cancelled"]
+    (d,) = deliveries(app)
+    assert d.last_error == "Not sent: Uma User has no phone number in their messaging preferences."
+    assert fake_twilio.received == []

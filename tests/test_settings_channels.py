@@ -13,7 +13,14 @@ from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Event
 from sendauth_dashboard.services import integrations
 
-from .helpers import SMTP_PASSWORD
+from .fakes.twilio import Answer as TwilioAnswer
+from .helpers import (
+    OTHER_TWILIO_AUTH_TOKEN,
+    SMTP_PASSWORD,
+    TWILIO_ACCOUNT_SID,
+    TWILIO_AUTH_TOKEN,
+    TWILIO_SENDER,
+)
 
 
 @dataclass
@@ -35,6 +42,8 @@ class Case:
     recipient: str
     # What the admin needs in their own messaging preferences for the test to reach them.
     admin_contact: dict = field(default_factory=dict)
+    # The app's configuration that points the channel at the fake.
+    app_config: callable = lambda fake: {}
 
     def __str__(self):
         return self.channel
@@ -49,6 +58,15 @@ def email_refuse(fake, text):
     fake.refuse_next_recipient(f"550 5.7.1 {text}")
 
 
+def sms_refuse(fake, text):
+    fake.answer_next(TwilioAnswer(400, {"code": 21610, "message": text, "status": 400}))
+
+
+def sms_received(fake):
+    message = fake.messages[-1]
+    return message["To"], message["Body"]
+
+
 CASES = [
     Case(
         channel="email", fake="fake_smtp", settings=email_settings, secret_field="password",
@@ -56,6 +74,15 @@ CASES = [
         refused_error=lambda text: f"SMTP 550 for admin@example.com: 5.7.1 {text}",
         received=lambda fake: (fake.received[-1].rcpt_tos[0], fake.received[-1].body()),
         recipient="admin@example.com",
+    ),
+    Case(
+        channel="sms", fake="fake_twilio", secret_field="auth_token", secret=TWILIO_AUTH_TOKEN,
+        other_secret=OTHER_TWILIO_AUTH_TOKEN, refuse=sms_refuse,
+        settings=lambda fake: {"account_sid": TWILIO_ACCOUNT_SID, "sender": TWILIO_SENDER},
+        refused_error=lambda text: f"HTTP 400: Twilio error 21610: {text}",
+        received=sms_received, recipient="+14155550123",
+        admin_contact={"phone": "+14155550123"},
+        app_config=lambda fake: {"TWILIO_API_URL": fake.base_url, "TWILIO_READ_TIMEOUT": 2.0},
     ),
 ]
 
@@ -68,6 +95,11 @@ def case(request):
 @pytest.fixture
 def fake(case, request):
     return request.getfixturevalue(case.fake)
+
+
+@pytest.fixture
+def app_config(case, fake):
+    return case.app_config(fake)
 
 
 @pytest.fixture

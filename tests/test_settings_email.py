@@ -45,8 +45,7 @@ def test_every_malformed_field_is_shown_beside_it_at_once_and_nothing_is_saved(a
 def test_enabling_without_host_and_from_address_says_both_are_needed(app, as_admin):
     response = as_admin.post("/settings/email", form(enabled="y", host="", from_address=""))
     assert response.status_code == 400
-    assert ("Enter the SMTP host and enter the from address before enabling email."
-            in response.text)
+    assert "Enter the SMTP host and enter the from address before enabling email." in response.text
     assert 'id="host-errors"' in response.text
     assert stored(app)[0] is False
 
@@ -65,8 +64,8 @@ def test_changes_are_audited_in_words_without_the_password(app, as_admin):
         audit = [e.data["changes"] for e in db.session.scalars(
             select(Event).where(Event.kind == "settings.email_changed").order_by(Event.id))]
     assert audit == [
-        ["password added", "SMTP host set to smtp.example.com",
-         f"username set to {SMTP_USERNAME}", "from address set to sendauth@example.com"],
+        ["SMTP host set to smtp.example.com", f"username set to {SMTP_USERNAME}",
+         "password added", "from address set to sendauth@example.com"],
         ["port 587 → 465", "TLS mode starttls → tls", "integration enabled"],
     ]
 

@@ -12,7 +12,7 @@ import secrets as random_tokens
 from flask import current_app
 
 from ..extensions import db
-from . import events, integrations, pagerduty, smtp
+from . import events, integrations, pagerduty, smtp, twilio
 from .secrets import SecretUnreadable, redact
 
 
@@ -27,9 +27,32 @@ class Channel:
     """
 
     name = None
+    # The User attribute that says where this channel reaches a person, and its name.
+    contact = None
+    contact_label = None
 
     def __init__(self, config):
         self.config = config
+
+    def contact_problem(self, user):
+        """Why the user's messaging preferences lack what this channel needs, or None."""
+        if self.contact is None or getattr(user, self.contact):
+            return None
+        return f"no {self.contact_label} in their messaging preferences"
+
+    def recipient(self, user):
+        problem = self.contact_problem(user)
+        if problem:
+            raise ChannelUnavailable(f"{user.name} has {problem}")
+        return getattr(user, self.contact)
+
+    def test_recipient(self, sent_by):
+        """The admin's own address: a test goes to whoever sends it."""
+        if self.contact_problem(sent_by):
+            raise ChannelUnavailable(
+                f"The test goes to you: add your {self.contact_label} under Messaging "
+                "preferences first")
+        return getattr(sent_by, self.contact)
 
     def problem(self):
         return integrations.problem(self.name)
@@ -91,6 +114,8 @@ class PagerDutyChannel(Channel):
 
 class EmailChannel(Channel):
     name = "email"
+    contact = "email"
+    contact_label = "email address"
 
     def _server(self, settings):
         return smtp.Server(
@@ -117,7 +142,35 @@ class EmailChannel(Channel):
         return [prepared.server.password]
 
 
-CHANNEL_CLASSES = {cls.name: cls for cls in (PagerDutyChannel, EmailChannel)}
+class SmsChannel(Channel):
+    name = "sms"
+    contact = "phone"
+    contact_label = "phone number"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.client = twilio.TwilioClient.from_config(config)
+
+    def _sms(self, settings, to, body):
+        return twilio.Sms(account_sid=settings.account_sid, auth_token=self.secret(),
+                          sender=settings.sender, to=to, body=body)
+
+    def build(self, settings, transaction, link):
+        return self._sms(settings, self.recipient(transaction.user),
+                         twilio.request_sms(transaction, link))
+
+    def build_test(self, settings, sent_by):
+        return self._sms(settings, self.test_recipient(sent_by), twilio.test_sms(sent_by))
+
+    def send(self, prepared):
+        return self.client.send(prepared)
+
+    @staticmethod
+    def secrets(prepared):
+        return [prepared.auth_token]
+
+
+CHANNEL_CLASSES = {cls.name: cls for cls in (PagerDutyChannel, EmailChannel, SmsChannel)}
 
 
 def channel(name):
@@ -134,6 +187,12 @@ def problem(name):
     if instance is None:
         return "not set up for this organisation yet"
     return instance.problem()
+
+
+def contact_problem(name, user):
+    """Why ``user`` cannot be reached through the channel whatever the organisation does."""
+    instance = channel(name)
+    return instance.contact_problem(user) if instance is not None else None
 
 
 def send(instance, prepared):

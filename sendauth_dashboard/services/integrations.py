@@ -13,8 +13,15 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
-from ..models import SEVERITIES, EmailSettings, IntegrationStatus, PagerDutySettings, utcnow
-from . import events, pagerduty, smtp
+from ..models import (
+    SEVERITIES,
+    EmailSettings,
+    IntegrationStatus,
+    PagerDutySettings,
+    SmsSettings,
+    utcnow,
+)
+from . import events, pagerduty, smtp, twilio
 from .secrets import SecretUnreadable, decrypt, encrypt, mask
 
 MAX_ERROR_LENGTH = 2000
@@ -100,17 +107,25 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Setting:
-    """One setting of an integration: a column of its row and a field of its form."""
+    """One setting of an integration: a column of its row and a field of its form.
+
+    A secret is stored encrypted in ``<name>_ciphertext``; left empty on save, it is kept.
+    """
 
     name: str
     label: str
     # Raw form text to the stored value (None when left empty); ValueError says what is wrong.
     clean: Callable
     required: bool = True
+    secret: bool = False
     # What the admin is asked to do when enabling without it: "enter the SMTP host".
     needed: str | None = None
     # Whether a change makes the status indicator's last outcome describe another setup.
     resets_status: bool = True
+
+    @property
+    def column(self):
+        return f"{self.name}_ciphertext" if self.secret else self.name
 
     def ask(self):
         return self.needed or f"enter the {self.label}"
@@ -123,13 +138,13 @@ class Integration:
     # As the integration is named mid-sentence: "PagerDuty", "email".
     noun: str
     model: type
+    # In the order the form shows them; exactly one is the secret.
     settings: tuple
-    secret: Setting
     enable_hint: str = ""
 
     @property
-    def secret_column(self):
-        return f"{self.secret.name}_ciphertext"
+    def secret(self):
+        return next(s for s in self.settings if s.secret)
 
 
 def _choice(options, message):
@@ -144,11 +159,11 @@ INTEGRATIONS = {
     "pagerduty": Integration(
         channel="pagerduty", label="PagerDuty", noun="PagerDuty", model=PagerDutySettings,
         settings=(
+            Setting("integration_key", "integration key", pagerduty.clean_integration_key,
+                    secret=True, needed="paste an integration key"),
             Setting("severity", "severity", resets_status=False,
                     clean=_choice(SEVERITIES, f"Choose a severity: {', '.join(SEVERITIES)}.")),
         ),
-        secret=Setting("integration_key", "integration key", pagerduty.clean_integration_key,
-                       needed="paste an integration key"),
         enable_hint=": find it in PagerDuty under Service → Integrations → Events API V2",
     ),
     "email": Integration(
@@ -158,9 +173,19 @@ INTEGRATIONS = {
             Setting("port", "port", smtp.clean_port),
             Setting("tls_mode", "TLS mode", smtp.clean_tls_mode),
             Setting("username", "username", smtp.clean_username, required=False),
+            Setting("password", "password", smtp.clean_password, required=False, secret=True),
             Setting("from_address", "from address", smtp.clean_from_address),
         ),
-        secret=Setting("password", "password", smtp.clean_password, required=False),
+    ),
+    "sms": Integration(
+        channel="sms", label="SMS", noun="SMS", model=SmsSettings,
+        settings=(
+            Setting("account_sid", "Account SID", twilio.clean_account_sid),
+            Setting("auth_token", "auth token", twilio.clean_auth_token, secret=True,
+                    needed="paste the auth token"),
+            Setting("sender", "sender number", twilio.clean_sender),
+        ),
+        enable_hint=": the Twilio Console shows them under Account Info and Phone Numbers",
     ),
 }
 
@@ -174,18 +199,11 @@ def pagerduty_settings():
     return settings_row("pagerduty")
 
 
-def _has_secret(integration, settings):
-    return getattr(settings, integration.secret_column) is not None
-
-
 def missing_settings(channel):
     """The required settings not saved yet, in the order the form shows them."""
-    integration = INTEGRATIONS[channel]
     settings = settings_row(channel)
-    missing = [s for s in integration.settings if s.required and getattr(settings, s.name) is None]
-    if integration.secret.required and not _has_secret(integration, settings):
-        missing.insert(0, integration.secret)
-    return missing
+    return [s for s in INTEGRATIONS[channel].settings
+            if s.required and getattr(settings, s.column) is None]
 
 
 def problem(channel):
@@ -200,6 +218,8 @@ def problem(channel):
 
 
 def _clean(setting, raw):
+    if setting.secret and not (raw or "").strip():
+        return None
     try:
         return setting.clean(raw)
     except ValueError as exc:
@@ -207,6 +227,8 @@ def _clean(setting, raw):
 
 
 def _describe(setting, old, new):
+    if setting.secret:
+        return f"{setting.label} {'replaced' if old is not None else 'added'}"
     if old is None:
         return f"{setting.label} set to {new}"
     if new is None:
@@ -223,24 +245,27 @@ def update_settings(channel, *, enabled, values, actor, now=None):
     """
     integration = INTEGRATIONS[channel]
     settings = settings_row(channel)
-    raw_secret = values.get(integration.secret.name)
-    new_secret = _clean(integration.secret, raw_secret) if (raw_secret or "").strip() else None
     cleaned = {s.name: _clean(s, values.get(s.name)) for s in integration.settings}
     if enabled:
-        _check_complete(integration, settings, cleaned, new_secret)
+        missing = [s for s in integration.settings if s.required and cleaned[s.name] is None
+                   and getattr(settings, s.column) is None]
+        if missing:
+            raise _incomplete(integration, missing)
 
     changes, reset = [], False
-    if new_secret:
-        had_secret = _has_secret(integration, settings)
-        setattr(settings, integration.secret_column, encrypt(new_secret))
-        changes.append(f"{integration.secret.label} {'replaced' if had_secret else 'added'}")
-        reset = True
     for setting in integration.settings:
-        old, new = getattr(settings, setting.name), cleaned[setting.name]
-        if new != old:
-            changes.append(_describe(setting, old, new))
-            setattr(settings, setting.name, new)
-            reset = reset or setting.resets_status
+        old, new = getattr(settings, setting.column), cleaned[setting.name]
+        if setting.secret:
+            if new is None:
+                continue
+            new_value = encrypt(new)
+        elif new == old:
+            continue
+        else:
+            new_value = new
+        changes.append(_describe(setting, old, new))
+        setattr(settings, setting.column, new_value)
+        reset = reset or setting.resets_status
     if enabled != settings.enabled:
         changes.append("integration enabled" if enabled else "integration disabled")
         settings.enabled = enabled
@@ -251,15 +276,11 @@ def update_settings(channel, *, enabled, values, actor, now=None):
     return changes
 
 
-def _check_complete(integration, settings, cleaned, new_secret):
-    missing = [s for s in integration.settings if s.required and cleaned[s.name] is None]
-    if integration.secret.required and not (new_secret or _has_secret(integration, settings)):
-        missing.insert(0, integration.secret)
-    if missing:
-        asks = " and ".join(s.ask() for s in missing)
-        raise SettingsError(
-            f"{asks[0].upper()}{asks[1:]} before enabling {integration.noun}"
-            f"{integration.enable_hint}.", missing[0].name)
+def _incomplete(integration, missing):
+    asks = [s.ask() for s in missing]
+    asks = ", ".join(asks[:-1]) + " and " + asks[-1] if len(asks) > 1 else asks[0]
+    return SettingsError(f"{asks[0].upper()}{asks[1:]} before enabling {integration.noun}"
+                         f"{integration.enable_hint}.", missing[0].name)
 
 
 def update_pagerduty(*, enabled, new_key, severity, actor, now=None):
@@ -269,15 +290,15 @@ def update_pagerduty(*, enabled, new_key, severity, actor, now=None):
 
 def remove_secret(channel, *, actor, now=None):
     """Forget the stored secret; an integration that cannot work without it is disabled."""
-    integration = INTEGRATIONS[channel]
+    secret = INTEGRATIONS[channel].secret
     settings = settings_row(channel)
-    if not _has_secret(integration, settings):
+    if getattr(settings, secret.column) is None:
         return []
-    changes = [f"{integration.secret.label} removed"]
-    if settings.enabled and integration.secret.required:
+    changes = [f"{secret.label} removed"]
+    if settings.enabled and secret.required:
         changes.append("integration disabled")
         settings.enabled = False
-    setattr(settings, integration.secret_column, None)
+    setattr(settings, secret.column, None)
     reset_status(channel)
     _touch(channel, settings, actor, now, changes)
     return changes
@@ -291,7 +312,7 @@ def _touch(channel, settings, actor, now, changes):
 
 def secret_mask(channel):
     """The stored secret as a mask, None when there is none, or a note when it cannot be read."""
-    ciphertext = getattr(settings_row(channel), INTEGRATIONS[channel].secret_column)
+    ciphertext = getattr(settings_row(channel), INTEGRATIONS[channel].secret.column)
     if ciphertext is None:
         return None
     try:
@@ -302,5 +323,5 @@ def secret_mask(channel):
 
 def stored_secret(channel):
     """The decrypted secret, or None; SecretUnreadable when the keys changed since it was saved."""
-    ciphertext = getattr(settings_row(channel), INTEGRATIONS[channel].secret_column)
+    ciphertext = getattr(settings_row(channel), INTEGRATIONS[channel].secret.column)
     return None if ciphertext is None else decrypt(ciphertext)

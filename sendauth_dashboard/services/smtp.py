@@ -7,7 +7,7 @@ carry the server's own reply text.
 import re
 import smtplib
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -91,7 +91,7 @@ class Server:
     port: int
     tls_mode: str
     username: str | None
-    password: str | None
+    password: str | None = field(repr=False)
     timeout: float
     ca_file: str | None = None
 

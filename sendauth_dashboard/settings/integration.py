@@ -73,11 +73,10 @@ def settings_page(page):
     integration = page.integration
     form = page.form(obj=integrations.settings_row(channel))
     if form.validate_on_submit():
-        names = [s.name for s in integration.settings] + [integration.secret.name]
         try:
             changes = integrations.update_settings(
                 channel, enabled=form.enabled.data, actor=current_user,
-                values={name: form[name].data for name in names},
+                values={s.name: form[s.name].data for s in integration.settings},
             )
             db.session.commit()
         except integrations.SettingsError as exc:
