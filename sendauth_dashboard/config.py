@@ -34,6 +34,9 @@ DEFAULTS = {
     "TWILIO_API_URL": "https://api.twilio.com",
     "TWILIO_CONNECT_TIMEOUT": 3.05,
     "TWILIO_READ_TIMEOUT": 10.0,
+    "SLACK_API_URL": "https://slack.com/api",
+    "SLACK_CONNECT_TIMEOUT": 3.05,
+    "SLACK_READ_TIMEOUT": 10.0,
     "PASSWORD_HASH_METHOD": "scrypt",
     "TRANSACTION_TTL_SECONDS": 300,
     # "thread": the web process runs the dispatcher; "off": `flask --app wsgi worker` does.

@@ -23,6 +23,7 @@ def base_test_config(tmp_path, **overrides):
         "BASE_URL": "http://sendauth.test",
         "PAGERDUTY_EVENTS_URL": "http://127.0.0.1:9/v2/enqueue",
         "TWILIO_API_URL": "http://127.0.0.1:9",
+        "SLACK_API_URL": "http://127.0.0.1:9/api",
     }
     config.update(overrides)
     return config
@@ -160,5 +161,15 @@ def fake_twilio():
     from .helpers import TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_SENDER
 
     fake = FakeTwilio(TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, numbers=[TWILIO_SENDER]).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_slack():
+    from .fakes.slack import FakeSlack
+    from .helpers import SLACK_BOT_TOKEN
+
+    fake = FakeSlack(SLACK_BOT_TOKEN, member_ids=["U024BE7LH", "W012A3CDE"]).start()
     yield fake
     fake.stop()

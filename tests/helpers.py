@@ -67,3 +67,14 @@ def configure_sms(app, *, enabled=True, auth_token=TWILIO_AUTH_TOKEN):
             "account_sid": TWILIO_ACCOUNT_SID, "auth_token": auth_token, "sender": TWILIO_SENDER,
         })
         db.session.commit()
+
+# Made up for tests; not a token of any Slack app.
+SLACK_BOT_TOKEN = "xoxb-1234567890-0987654321-madeUpForTestsOnly"
+OTHER_SLACK_BOT_TOKEN = "xoxb-1111111111-2222222222-anotherMadeUpToken"
+
+
+def configure_slack(app, *, enabled=True, bot_token=SLACK_BOT_TOKEN):
+    with app.app_context():
+        integrations.update_settings("slack", enabled=enabled, actor=None,
+                                     values={"bot_token": bot_token})
+        db.session.commit()

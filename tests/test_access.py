@@ -30,6 +30,10 @@ ROUTES = {
     ("POST", "/settings/sms"): ("/settings/sms", "admin", 302),
     ("POST", "/settings/sms/test"): ("/settings/sms/test", "admin", 302),
     ("POST", "/settings/sms/remove-token"): ("/settings/sms/remove-token", "admin", 302),
+    ("GET", "/settings/slack"): ("/settings/slack", "admin", 200),
+    ("POST", "/settings/slack"): ("/settings/slack", "admin", 302),
+    ("POST", "/settings/slack/test"): ("/settings/slack/test", "admin", 302),
+    ("POST", "/settings/slack/remove-token"): ("/settings/slack/remove-token", "admin", 302),
     ("GET", "/profile/messaging"): ("/profile/messaging", "member", 200),
     ("POST", "/profile/messaging"): ("/profile/messaging", "member", 302),
 }

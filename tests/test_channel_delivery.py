@@ -8,8 +8,9 @@ from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Event, User
 from sendauth_dashboard.services import integrations
 
+from .fakes.slack import Answer as SlackAnswer
 from .fakes.twilio import Answer as TwilioAnswer
-from .helpers import configure_email, configure_sms, send_request
+from .helpers import configure_email, configure_slack, configure_sms, send_request
 from .test_delivery import dispatch, time_passes
 
 
@@ -53,6 +54,16 @@ def sms_refuse(fake):
     return "HTTP 400: Twilio error 21211: The 'To' number +14155550199 is not a valid phone number."
 
 
+def slack_fail_temporarily(fake):
+    fake.answer_next(SlackAnswer.rate_limited(retry_after=1))
+    return "HTTP 429: Slack error ratelimited (Slack asks to slow down)"
+
+
+def slack_refuse(fake):
+    fake.answer_next(SlackAnswer.error("account_inactive"))
+    return "Slack error account_inactive (the bot token belongs to a deleted user or workspace)"
+
+
 CASES = [
     Case("email", "fake_smtp", lambda app, fake: configure_email(app, fake.port),
          {"notify_email": True}, email_fail_temporarily, email_refuse,
@@ -61,6 +72,10 @@ CASES = [
          {"notify_sms": True, "phone": "+14155550199"}, sms_fail_temporarily, sms_refuse,
          lambda fake: [m["Body"] for m in fake.messages],
          app_config=lambda fake: {"TWILIO_API_URL": fake.base_url}),
+    Case("slack", "fake_slack", lambda app, fake: configure_slack(app),
+         {"notify_slack": True, "slack_member_id": "W012A3CDE"}, slack_fail_temporarily,
+         slack_refuse, lambda fake: [m["text"] for m in fake.messages],
+         app_config=lambda fake: {"SLACK_API_URL": fake.url}),
 ]
 
 

@@ -13,9 +13,12 @@ from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Event
 from sendauth_dashboard.services import integrations
 
+from .fakes.slack import Answer as SlackAnswer
 from .fakes.twilio import Answer as TwilioAnswer
 from .helpers import (
+    OTHER_SLACK_BOT_TOKEN,
     OTHER_TWILIO_AUTH_TOKEN,
+    SLACK_BOT_TOKEN,
     SMTP_PASSWORD,
     TWILIO_ACCOUNT_SID,
     TWILIO_AUTH_TOKEN,
@@ -83,6 +86,15 @@ CASES = [
         received=sms_received, recipient="+14155550123",
         admin_contact={"phone": "+14155550123"},
         app_config=lambda fake: {"TWILIO_API_URL": fake.base_url, "TWILIO_READ_TIMEOUT": 2.0},
+    ),
+    Case(
+        channel="slack", fake="fake_slack", secret_field="bot_token", secret=SLACK_BOT_TOKEN,
+        other_secret=OTHER_SLACK_BOT_TOKEN, settings=lambda fake: {},
+        refuse=lambda fake, text: fake.answer_next(SlackAnswer.error(text)),
+        refused_error=lambda text: f"Slack error {text}",
+        received=lambda fake: (fake.messages[-1]["channel"], fake.messages[-1]["text"]),
+        recipient="U024BE7LH", admin_contact={"slack_member_id": "U024BE7LH"},
+        app_config=lambda fake: {"SLACK_API_URL": fake.url, "SLACK_READ_TIMEOUT": 2.0},
     ),
 ]
 

@@ -12,7 +12,7 @@ import secrets as random_tokens
 from flask import current_app
 
 from ..extensions import db
-from . import events, integrations, pagerduty, smtp, twilio
+from . import events, integrations, pagerduty, slack, smtp, twilio
 from .secrets import SecretUnreadable, redact
 
 
@@ -170,7 +170,33 @@ class SmsChannel(Channel):
         return [prepared.auth_token]
 
 
-CHANNEL_CLASSES = {cls.name: cls for cls in (PagerDutyChannel, EmailChannel, SmsChannel)}
+class SlackChannel(Channel):
+    name = "slack"
+    contact = "slack_member_id"
+    contact_label = "Slack member id"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.client = slack.SlackClient.from_config(config)
+
+    def build(self, settings, transaction, link):
+        return slack.DirectMessage(self.secret(), self.recipient(transaction.user),
+                                   slack.request_text(transaction, link))
+
+    def build_test(self, settings, sent_by):
+        return slack.DirectMessage(self.secret(), self.test_recipient(sent_by),
+                                   slack.test_text(sent_by))
+
+    def send(self, prepared):
+        return self.client.send(prepared)
+
+    @staticmethod
+    def secrets(prepared):
+        return [prepared.bot_token]
+
+
+CHANNEL_CLASSES = {cls.name: cls for cls in (PagerDutyChannel, EmailChannel, SmsChannel,
+                                             SlackChannel)}
 
 
 def channel(name):

@@ -18,10 +18,11 @@ from ..models import (
     EmailSettings,
     IntegrationStatus,
     PagerDutySettings,
+    SlackSettings,
     SmsSettings,
     utcnow,
 )
-from . import events, pagerduty, smtp, twilio
+from . import events, pagerduty, slack, smtp, twilio
 from .secrets import SecretUnreadable, decrypt, encrypt, mask
 
 MAX_ERROR_LENGTH = 2000
@@ -186,6 +187,14 @@ INTEGRATIONS = {
             Setting("sender", "sender number", twilio.clean_sender),
         ),
         enable_hint=": the Twilio Console shows them under Account Info and Phone Numbers",
+    ),
+    "slack": Integration(
+        channel="slack", label="Slack", noun="Slack", model=SlackSettings,
+        settings=(
+            Setting("bot_token", "bot token", slack.clean_bot_token, secret=True,
+                    needed="paste the bot token"),
+        ),
+        enable_hint=": find it in your Slack app's settings under OAuth & Permissions",
     ),
 }
 
