@@ -64,11 +64,9 @@ class Channel:
         return self.build(integrations.settings_row(self.name), transaction, link)
 
     def prepare_test(self, sent_by):
-        missing = integrations.missing_settings(self.name)
+        missing = integrations.save_first(self.name)
         if missing:
-            raise ChannelUnavailable(
-                "Save the " + " and the ".join(s.label for s in missing)
-                + " first; the test uses the saved settings")
+            raise ChannelUnavailable(f"{missing}; the test uses the saved settings")
         return self.build_test(integrations.settings_row(self.name), sent_by)
 
     def secret(self):
@@ -200,25 +198,21 @@ CHANNEL_CLASSES = {cls.name: cls for cls in (PagerDutyChannel, EmailChannel, Sms
 
 
 def channel(name):
-    """The app's instance of the named channel, or None when it is not built yet."""
+    """The app's instance of the named channel."""
     instances = current_app.extensions.setdefault("sendauth_channels", {})
     if name not in instances:
-        cls = CHANNEL_CLASSES.get(name)
-        instances[name] = cls(current_app.config) if cls else None
+        instances[name] = CHANNEL_CLASSES[name](current_app.config)
     return instances[name]
 
 
 def problem(name):
-    instance = channel(name)
-    if instance is None:
-        return "not set up for this organisation yet"
-    return instance.problem()
+    """Why the organisation cannot send through the channel now, or None."""
+    return channel(name).problem()
 
 
 def contact_problem(name, user):
     """Why ``user`` cannot be reached through the channel whatever the organisation does."""
-    instance = channel(name)
-    return instance.contact_problem(user) if instance is not None else None
+    return channel(name).contact_problem(user)
 
 
 def send(instance, prepared):

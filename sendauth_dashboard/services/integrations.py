@@ -215,12 +215,19 @@ def missing_settings(channel):
             if s.required and getattr(settings, s.column) is None]
 
 
+def save_first(channel):
+    """"Save the SMTP host and the from address first", or None when nothing is missing."""
+    missing = missing_settings(channel)
+    return f"Save {join_words([f'the {s.label}' for s in missing])} first" if missing else None
+
+
 def problem(channel):
     """Why the organisation cannot send through the integration now, or None."""
     integration = INTEGRATIONS[channel]
     missing = missing_settings(channel)
     if missing:
-        return f"the {integration.noun} integration has no " + " or ".join(s.label for s in missing)
+        return f"the {integration.noun} integration has no " + join_words(
+            [s.label for s in missing], "or")
     if not settings_row(channel).enabled:
         return f"the {integration.noun} integration is disabled"
     return None
@@ -285,9 +292,13 @@ def update_settings(channel, *, enabled, values, actor, now=None):
     return changes
 
 
+def join_words(words, conjunction="and"):
+    """``a``, ``a and b``, ``a, b and c``."""
+    return f"{', '.join(words[:-1])} {conjunction} {words[-1]}" if len(words) > 1 else words[0]
+
+
 def _incomplete(integration, missing):
-    asks = [s.ask() for s in missing]
-    asks = ", ".join(asks[:-1]) + " and " + asks[-1] if len(asks) > 1 else asks[0]
+    asks = join_words([s.ask() for s in missing])
     return SettingsError(f"{asks[0].upper()}{asks[1:]} before enabling {integration.noun}"
                          f"{integration.enable_hint}.", missing[0].name)
 

@@ -93,7 +93,7 @@ def settings_page(page):
         secret_field=form[integration.secret.name],
         settings=integrations.settings_row(channel),
         secret_mask=integrations.secret_mask(channel),
-        missing=integrations.missing_settings(channel),
+        save_first=integrations.save_first(channel),
         status=integrations.status_view(channel),
         audit=_audit_rows(channel),
         channel_tabs=_channel_tabs(),
