@@ -35,7 +35,7 @@ ROUTES = {
     ("POST", "/settings/slack/test"): ("/settings/slack/test", "admin", 302),
     ("POST", "/settings/slack/remove-token"): ("/settings/slack/remove-token", "admin", 302),
     ("GET", "/profile/messaging"): ("/profile/messaging", "member", 200),
-    ("POST", "/profile/messaging"): ("/profile/messaging", "member", 302),
+    ("POST", "/profile/messaging"): ("/profile/messaging", "member", 400),
 }
 
 RANK = {role: n for n, role in enumerate(IDENTITIES)}
