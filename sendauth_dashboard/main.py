@@ -65,7 +65,7 @@ def healthz():
 NAVIGATION = (
     ("Home", "main.home"),
     ("Messaging", "profile.messaging"),
-    ("PagerDuty", "settings.pagerduty"),
+    ("Channels", "settings.pagerduty"),
     ("Users", "settings.users"),
 )
 
