@@ -54,6 +54,7 @@ def configure_email(app, port, *, enabled=True, tls_mode="none", username=None, 
         })
         db.session.commit()
 
+
 # Made up for tests; not an account of Twilio's.
 TWILIO_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 TWILIO_AUTH_TOKEN = "5eed" * 8
@@ -67,6 +68,7 @@ def configure_sms(app, *, enabled=True, auth_token=TWILIO_AUTH_TOKEN):
             "account_sid": TWILIO_ACCOUNT_SID, "auth_token": auth_token, "sender": TWILIO_SENDER,
         })
         db.session.commit()
+
 
 # Made up for tests; not a token of any Slack app.
 SLACK_BOT_TOKEN = "xoxb-1234567890-0987654321-madeUpForTestsOnly"

@@ -124,7 +124,7 @@ def test_an_admin_is_pointed_to_the_settings_page_that_fixes_it(client, as_admin
 
 
 def test_the_page_says_which_channels_reach_the_user_now(app, client, make_user, auth,
-                                                        fake_smtp):
+                                                         fake_smtp):
     configure_email(app, fake_smtp.port)
     configure_sms(app)
     auth.login(make_user("member", notify_sms=True, phone="+14155550123"))

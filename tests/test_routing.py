@@ -1,4 +1,5 @@
-"""The one routing rule: every channel the user has on that the organisation has set up and enabled."""
+"""The one routing rule: every channel the user has on that the organisation has set up and
+enabled, and a refusal that says why when there is none."""
 import pytest
 from sqlalchemy import func, select
 
@@ -60,7 +61,7 @@ def test_with_pagerduty_disabled_a_pagerduty_user_is_reached_by_email_only(app, 
 
 
 def test_with_pagerduty_never_configured_a_pagerduty_user_gets_their_other_channels(app,
-                                                                                   make_user):
+                                                                                    make_user):
     configure_email(app, 2525)
     configure_slack(app)
     route = route_of(app, make_user("member", notify_pagerduty=True, notify_email=True,

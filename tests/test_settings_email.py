@@ -1,4 +1,7 @@
-"""The email settings page: what is special to an SMTP server. (Shared promises: test_settings_channels.)"""
+"""The email settings page: what is special to an SMTP server.
+
+What every channel's page promises is in every_channel/test_settings_page.py.
+"""
 import pytest
 from sqlalchemy import select
 
@@ -72,11 +75,11 @@ def test_changes_are_audited_in_words_without_the_password(app, as_admin):
 
 @pytest.fixture
 def app_config(smtp_certificate):
-    return {"SMTP_CA_FILE": str(smtp_certificate[0]), "SMTP_TIMEOUT": 2.0}
+    return {"SMTP_CA_FILE": str(smtp_certificate[0]), "SMTP_TIMEOUT": 5.0}
 
 
 def test_starttls_with_a_login_sends_the_test_email_to_the_admin(client, as_admin,
-                                                                smtp_certificate):
+                                                                 smtp_certificate):
     server = FakeSmtp("starttls", smtp_certificate, login=(SMTP_USERNAME, SMTP_PASSWORD)).start()
     try:
         as_admin.post("/settings/email", form(host="127.0.0.1", port=str(server.port),
@@ -89,7 +92,8 @@ def test_starttls_with_a_login_sends_the_test_email_to_the_admin(client, as_admi
     assert received.rcpt_tos == ["admin@example.com"]
     assert received.message["Subject"] == "[TEST] Email from SendAuth"
     html = client.get("/settings/email").text
-    assert "The SMTP server accepted the test email. Check that it arrived at admin@example.com" in html
+    assert ("The SMTP server accepted the test email. Check that it arrived at admin@example.com"
+            in html)
     assert "Last email accepted" in html
 
 

@@ -1,4 +1,7 @@
-"""The Slack settings page: what is special to a bot token. (Shared promises: test_settings_channels.)"""
+"""The Slack settings page: what is special to a bot token.
+
+What every channel's page promises is in every_channel/test_settings_page.py.
+"""
 import pytest
 
 from sendauth_dashboard.services import integrations

@@ -1,4 +1,7 @@
-"""The SMS settings page: what is special to Twilio. (Shared promises: test_settings_channels.)"""
+"""The SMS settings page: what is special to Twilio.
+
+What every channel's page promises is in every_channel/test_settings_page.py.
+"""
 import pytest
 
 from sendauth_dashboard.services import integrations

@@ -23,7 +23,7 @@ def dm(member_id="U024BE7LH", token=SLACK_BOT_TOKEN, text="Hello"):
 
 @pytest.fixture
 def client_for(fake_slack):
-    return slack.SlackClient(fake_slack.url, connect_timeout=1.0, read_timeout=0.5)
+    return slack.SlackClient(fake_slack.url, connect_timeout=5.0, read_timeout=5.0)
 
 
 def test_the_message_names_the_requestor_and_carries_message_context_and_link():
@@ -84,9 +84,10 @@ def test_slacks_own_trouble_is_retryable(fake_slack, client_for, answer):
     assert client_for.send(dm()).outcome == "retryable"
 
 
-def test_a_hang_past_the_read_timeout_is_retryable(fake_slack, client_for):
+def test_a_hang_past_the_read_timeout_is_retryable(fake_slack):
+    impatient = slack.SlackClient(fake_slack.url, connect_timeout=5.0, read_timeout=0.5)
     fake_slack.answer_next(Answer.hanging())
-    result = client_for.send(dm())
+    result = impatient.send(dm())
     assert (result.outcome, result.error) == ("retryable",
                                               "Slack did not answer within 0.5 s (timeout)")
     fake_slack.answer_normally()
@@ -111,7 +112,8 @@ def test_bot_tokens_are_trimmed():
 
 
 @pytest.mark.parametrize("raw, message", [
-    ("xoxp-1234567890-0987654321-madeUpUserToken", "That is not a bot token (it starts with xoxp-)"),
+    ("xoxp-1234567890-0987654321-madeUpUserToken",
+     "That is not a bot token (it starts with xoxp-)"),
     ("xoxb-short", "A bot token starts with xoxb-"),
     ("xoxb-1234567890 0987654321-madeUpForTests", "with no spaces"),
     ("Bearer xoxb-1234567890-0987654321-madeUpForTests", "A bot token starts with xoxb-"),

@@ -1,4 +1,4 @@
-"""Email through a real SMTP server on 127.0.0.1: the message, the TLS modes, every kind of answer."""
+"""Email through a real SMTP server on 127.0.0.1: the message, the TLS modes, every answer."""
 import socket
 from datetime import datetime, timezone
 from types import SimpleNamespace
@@ -27,12 +27,13 @@ def request_email(**fields):
                               sender="sendauth@example.com")
 
 
-def server(port, tls_mode="none", username=None, password=None, ca_file=None, timeout=2.0):
-    return smtp.Server("127.0.0.1", port, tls_mode, username, password, timeout, ca_file)
+def server(port, tls_mode="none", username=None, password=None):
+    return smtp.Server("127.0.0.1", port, tls_mode, username, password)
 
 
-def send(server_, message=None):
-    return smtp.send(smtp.Outgoing(server_, message or request_email()))
+def send(server_, message=None, ca_file=None, timeout=5.0):
+    mailer = smtp.Mailer(timeout, ca_file)
+    return mailer.send(smtp.Outgoing(server_, message or request_email()))
 
 
 def test_the_email_names_the_requestor_and_carries_message_context_and_link():
@@ -76,8 +77,8 @@ def test_a_plain_server_receives_the_email_exactly_as_built(fake_smtp):
 def test_both_tls_modes_log_in_over_an_encrypted_connection(smtp_certificate, tls_mode):
     fake = FakeSmtp(tls_mode, smtp_certificate, login=(SMTP_USERNAME, SMTP_PASSWORD)).start()
     try:
-        result = send(server(fake.port, tls_mode, SMTP_USERNAME, SMTP_PASSWORD,
-                             ca_file=str(smtp_certificate[0])))
+        result = send(server(fake.port, tls_mode, SMTP_USERNAME, SMTP_PASSWORD),
+                      ca_file=str(smtp_certificate[0]))
         assert result.accepted, result.error
         assert [r.login for r in fake.received] == [SMTP_USERNAME]
     finally:
@@ -87,8 +88,8 @@ def test_both_tls_modes_log_in_over_an_encrypted_connection(smtp_certificate, tl
 def test_a_wrong_password_is_permanent_with_the_servers_reply(smtp_certificate):
     fake = FakeSmtp("starttls", smtp_certificate, login=(SMTP_USERNAME, SMTP_PASSWORD)).start()
     try:
-        result = send(server(fake.port, "starttls", SMTP_USERNAME, "not the password",
-                             ca_file=str(smtp_certificate[0])))
+        result = send(server(fake.port, "starttls", SMTP_USERNAME, "not the password"),
+                      ca_file=str(smtp_certificate[0]))
     finally:
         fake.stop()
     assert result.outcome == "permanent"
@@ -140,14 +141,15 @@ def test_a_refused_connection_is_retryable():
         port = closed.getsockname()[1]
     result = send(server(port))
     assert result.outcome == "retryable"
-    assert result.error == f"Could not connect to the SMTP server at 127.0.0.1:{port} (connection refused)"
+    assert result.error == (f"Could not connect to the SMTP server at 127.0.0.1:{port} "
+                            "(connection refused)")
 
 
 def test_a_server_that_never_greets_is_retryable_after_the_timeout():
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
-        result = send(server(silent.getsockname()[1], timeout=0.3))
+        result = send(server(silent.getsockname()[1]), timeout=0.3)
     assert result.outcome == "retryable"
     assert "did not answer within 0.3 s (timeout)" in result.error
 

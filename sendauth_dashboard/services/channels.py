@@ -23,16 +23,23 @@ class ChannelUnavailable(Exception):
 class Channel:
     """What every channel shares: its settings row, its problem, the checks before a send.
 
-    A subclass says how a request and a test are built (``build``, ``build_test``) and sent.
+    A subclass names its provider's client (built from the app's config; its ``send`` takes
+    what ``build`` made) and says how a request and a test are built (``build``,
+    ``build_test``) and which secrets they carry (``secrets``).
     """
 
     name = None
+    client_class = None
     # The User attribute that says where this channel reaches a person, and its name.
     contact = None
     contact_label = None
 
     def __init__(self, config):
         self.config = config
+        self.client = self.client_class.from_config(config)
+
+    def send(self, prepared):
+        return self.client.send(prepared)
 
     def contact_problem(self, user):
         """Why the user's messaging preferences lack what this channel needs, or None."""
@@ -79,10 +86,7 @@ class Channel:
 
 class PagerDutyChannel(Channel):
     name = "pagerduty"
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.client = pagerduty.EventsClient.from_config(config)
+    client_class = pagerduty.EventsClient
 
     def build(self, settings, transaction, link):
         return pagerduty.transaction_trigger(
@@ -102,9 +106,6 @@ class PagerDutyChannel(Channel):
             dedup_key=f"sendauth-test-{random_tokens.token_hex(8)}",
         )
 
-    def send(self, prepared):
-        return self.client.send(prepared)
-
     @staticmethod
     def secrets(prepared):
         return [prepared["routing_key"]]
@@ -112,15 +113,13 @@ class PagerDutyChannel(Channel):
 
 class EmailChannel(Channel):
     name = "email"
+    client_class = smtp.Mailer
     contact = "email"
     contact_label = "email address"
 
     def _server(self, settings):
-        return smtp.Server(
-            host=settings.host, port=settings.port, tls_mode=settings.tls_mode,
-            username=settings.username, password=self.secret(),
-            timeout=self.config["SMTP_TIMEOUT"], ca_file=self.config["SMTP_CA_FILE"],
-        )
+        return smtp.Server(host=settings.host, port=settings.port, tls_mode=settings.tls_mode,
+                           username=settings.username, password=self.secret())
 
     def build(self, settings, transaction, link):
         message = smtp.request_email(transaction=transaction, link=link,
@@ -132,9 +131,6 @@ class EmailChannel(Channel):
                                   settings_url=f"{self.config['BASE_URL']}/settings/email")
         return smtp.Outgoing(self._server(settings), message)
 
-    def send(self, prepared):
-        return smtp.send(prepared)
-
     @staticmethod
     def secrets(prepared):
         return [prepared.server.password]
@@ -142,12 +138,9 @@ class EmailChannel(Channel):
 
 class SmsChannel(Channel):
     name = "sms"
+    client_class = twilio.TwilioClient
     contact = "phone"
     contact_label = "phone number"
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.client = twilio.TwilioClient.from_config(config)
 
     def _sms(self, settings, to, body):
         return twilio.Sms(account_sid=settings.account_sid, auth_token=self.secret(),
@@ -160,9 +153,6 @@ class SmsChannel(Channel):
     def build_test(self, settings, sent_by):
         return self._sms(settings, self.test_recipient(sent_by), twilio.test_sms(sent_by))
 
-    def send(self, prepared):
-        return self.client.send(prepared)
-
     @staticmethod
     def secrets(prepared):
         return [prepared.auth_token]
@@ -170,12 +160,9 @@ class SmsChannel(Channel):
 
 class SlackChannel(Channel):
     name = "slack"
+    client_class = slack.SlackClient
     contact = "slack_member_id"
     contact_label = "Slack member id"
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.client = slack.SlackClient.from_config(config)
 
     def build(self, settings, transaction, link):
         return slack.DirectMessage(self.secret(), self.recipient(transaction.user),
@@ -184,9 +171,6 @@ class SlackChannel(Channel):
     def build_test(self, settings, sent_by):
         return slack.DirectMessage(self.secret(), self.test_recipient(sent_by),
                                    slack.test_text(sent_by))
-
-    def send(self, prepared):
-        return self.client.send(prepared)
 
     @staticmethod
     def secrets(prepared):

@@ -118,3 +118,20 @@ class HttpClient:
             return SendResult("retryable", error=f"Request to {provider} failed: "
                                                  f"{exc.__class__.__name__}")
         return classify(response)
+
+
+class WebApiClient:
+    """A provider's web API at a configurable base URL: ``<PREFIX>_API_URL`` and its timeouts."""
+
+    provider = None
+    config_prefix = None
+
+    def __init__(self, base_url, connect_timeout, read_timeout):
+        self.base_url = base_url.rstrip("/")
+        self.http = HttpClient(self.provider, connect_timeout, read_timeout)
+
+    @classmethod
+    def from_config(cls, config):
+        prefix = cls.config_prefix
+        return cls(config[f"{prefix}_API_URL"], config[f"{prefix}_CONNECT_TIMEOUT"],
+                   config[f"{prefix}_READ_TIMEOUT"])

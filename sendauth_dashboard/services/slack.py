@@ -9,8 +9,8 @@ import re
 from dataclasses import dataclass, field
 
 from .sending import (
-    HttpClient,
     SendResult,
+    WebApiClient,
     http_error_text,
     is_retryable_status,
     json_body,
@@ -106,15 +106,9 @@ def _slack_words(code):
     return f"Slack error {code}" + (f" ({advice})" if advice else "")
 
 
-class SlackClient:
-    def __init__(self, base_url, connect_timeout, read_timeout):
-        self.base_url = base_url.rstrip("/")
-        self.http = HttpClient("Slack", connect_timeout, read_timeout)
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(config["SLACK_API_URL"], config["SLACK_CONNECT_TIMEOUT"],
-                   config["SLACK_READ_TIMEOUT"])
+class SlackClient(WebApiClient):
+    provider = "Slack"
+    config_prefix = "SLACK"
 
     def send(self, message):
         return self.http.post(

@@ -92,8 +92,6 @@ class Server:
     tls_mode: str
     username: str | None
     password: str | None = field(repr=False)
-    timeout: float
-    ca_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,65 +158,77 @@ def test_email(*, sender, sent_by, settings_url):
                     subject="[TEST] Email from SendAuth", text=text, html=html)
 
 
-def send(outgoing):
-    """Deliver the message through the server; the SendResult says what the server answered."""
-    server, message = outgoing.server, outgoing.message
-    where = f"{server.host}:{server.port}"
-    try:
-        with _connect(server) as connection:
-            if server.username:
-                connection.login(server.username, server.password or "")
-            connection.send_message(message)
-    except smtplib.SMTPRecipientsRefused as exc:
-        recipient, (code, reply) = next(iter(exc.recipients.items()))
-        return _reply_result(code, reply, f" for {recipient}")
-    except smtplib.SMTPResponseException as exc:
-        return _reply_result(exc.smtp_code, exc.smtp_error)
-    except smtplib.SMTPNotSupportedError as exc:
-        return SendResult("permanent", error=f"The SMTP server at {where} does not support "
-                                             f"this: {str(exc).rstrip('.')}. Check the TLS mode.")
-    except smtplib.SMTPServerDisconnected as exc:
-        if isinstance(exc.__context__, TimeoutError):
-            return _timed_out(server)
-        return SendResult("retryable", error=f"The SMTP server at {where} closed the "
-                                             f"connection: {exc or 'no reason given'}")
-    except smtplib.SMTPException as exc:
-        return SendResult("permanent", error=f"The SMTP server at {where} cannot be used as "
-                                             f"set up: {exc}")
-    except ssl.SSLCertVerificationError as exc:
-        return SendResult("permanent", error=f"The SMTP server's certificate was not accepted "
-                                             f"({exc.verify_message}). Check the host name.")
-    except ssl.SSLError as exc:
-        return SendResult("permanent", error=f"TLS with {where} failed ({exc.reason}). Check "
-                                             "that the TLS mode matches the port.")
-    except TimeoutError:
-        return _timed_out(server)
-    except ConnectionRefusedError:
-        return SendResult("retryable", error=f"Could not connect to the SMTP server at {where} "
-                                             "(connection refused)")
-    except OSError as exc:
-        return SendResult("retryable", error=f"Could not connect to the SMTP server at {where}: "
-                                             f"{exc.strerror or exc}")
-    return SendResult("accepted", external_id=message["Message-ID"])
+class Mailer:
+    """Talks SMTP with a timeout for each step, trusting the system's CAs or ``ca_file``."""
 
+    def __init__(self, timeout, ca_file=None):
+        self.timeout = timeout
+        self.ca_file = ca_file
 
-def _timed_out(server):
-    return SendResult("retryable", error=f"The SMTP server at {server.host}:{server.port} did "
-                                         f"not answer within {server.timeout:g} s (timeout)")
+    @classmethod
+    def from_config(cls, config):
+        return cls(config["SMTP_TIMEOUT"], config["SMTP_CA_FILE"])
 
-
-def _connect(server):
-    context = ssl.create_default_context(cafile=server.ca_file)
-    if server.tls_mode == "tls":
-        return smtplib.SMTP_SSL(server.host, server.port, timeout=server.timeout, context=context)
-    connection = smtplib.SMTP(server.host, server.port, timeout=server.timeout)
-    if server.tls_mode == "starttls":
+    def send(self, outgoing):
+        """Deliver the message through its server; the SendResult says what the server said."""
+        server, message = outgoing.server, outgoing.message
+        where = f"{server.host}:{server.port}"
         try:
-            connection.starttls(context=context)
-        except BaseException:
-            connection.close()
-            raise
-    return connection
+            with self._connect(server) as connection:
+                if server.username:
+                    connection.login(server.username, server.password or "")
+                connection.send_message(message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            recipient, (code, reply) = next(iter(exc.recipients.items()))
+            return _reply_result(code, reply, f" for {recipient}")
+        except smtplib.SMTPResponseException as exc:
+            return _reply_result(exc.smtp_code, exc.smtp_error)
+        except smtplib.SMTPNotSupportedError as exc:
+            reason = str(exc).rstrip(".")
+            return SendResult("permanent", error=f"The SMTP server at {where} does not "
+                                                 f"support this: {reason}. Check the TLS mode.")
+        except smtplib.SMTPServerDisconnected as exc:
+            if isinstance(exc.__context__, TimeoutError):
+                return self._timed_out(server)
+            return SendResult("retryable", error=f"The SMTP server at {where} closed the "
+                                                 f"connection: {exc or 'no reason given'}")
+        except smtplib.SMTPException as exc:
+            return SendResult("permanent", error=f"The SMTP server at {where} cannot be used "
+                                                 f"as set up: {exc}")
+        except ssl.SSLCertVerificationError as exc:
+            return SendResult("permanent", error=f"The SMTP server's certificate was not "
+                                                 f"accepted ({exc.verify_message}). Check the "
+                                                 "host name.")
+        except ssl.SSLError as exc:
+            return SendResult("permanent", error=f"TLS with {where} failed ({exc.reason}). Check "
+                                                 "that the TLS mode matches the port.")
+        except TimeoutError:
+            return self._timed_out(server)
+        except ConnectionRefusedError:
+            return SendResult("retryable", error=f"Could not connect to the SMTP server at "
+                                                 f"{where} (connection refused)")
+        except OSError as exc:
+            return SendResult("retryable", error=f"Could not connect to the SMTP server at "
+                                                 f"{where}: {exc.strerror or exc}")
+        return SendResult("accepted", external_id=message["Message-ID"])
+
+    def _timed_out(self, server):
+        return SendResult("retryable", error=f"The SMTP server at {server.host}:{server.port} "
+                                             f"did not answer within {self.timeout:g} s (timeout)")
+
+    def _connect(self, server):
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if server.tls_mode == "tls":
+            return smtplib.SMTP_SSL(server.host, server.port, timeout=self.timeout,
+                                    context=context)
+        connection = smtplib.SMTP(server.host, server.port, timeout=self.timeout)
+        if server.tls_mode == "starttls":
+            try:
+                connection.starttls(context=context)
+            except BaseException:
+                connection.close()
+                raise
+        return connection
 
 
 def _reply_result(code, reply, where=""):

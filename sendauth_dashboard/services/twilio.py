@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 from .phone_numbers import clean_phone_number
 from .sending import (
-    HttpClient,
     SendResult,
+    WebApiClient,
     http_error_text,
     is_retryable_status,
     json_body,
@@ -125,15 +125,9 @@ def _twilio_words(body):
     return words
 
 
-class TwilioClient:
-    def __init__(self, base_url, connect_timeout, read_timeout):
-        self.base_url = base_url.rstrip("/")
-        self.http = HttpClient("Twilio", connect_timeout, read_timeout)
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(config["TWILIO_API_URL"], config["TWILIO_CONNECT_TIMEOUT"],
-                   config["TWILIO_READ_TIMEOUT"])
+class TwilioClient(WebApiClient):
+    provider = "Twilio"
+    config_prefix = "TWILIO"
 
     def send(self, sms):
         url = f"{self.base_url}/2010-04-01/Accounts/{sms.account_sid}/Messages.json"

@@ -1,10 +1,9 @@
 """The promises every channel's settings page keeps, as an admin uses it: email, SMS, Slack.
 
-Each case says how to fill in that page and how to make its provider refuse; the tests are the
-same for all of them. (PagerDuty's page, the first of its kind, has tests of its own.)
+The channels are described once (conftest.py here); the tests are the same for all of them.
+(PagerDuty's page, the first of its kind, has tests of its own.)
 """
 import logging
-from dataclasses import dataclass, field
 
 import pytest
 from sqlalchemy import select
@@ -13,110 +12,10 @@ from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Event
 from sendauth_dashboard.services import integrations
 
-from .fakes.slack import Answer as SlackAnswer
-from .fakes.twilio import Answer as TwilioAnswer
-from .helpers import (
-    OTHER_SLACK_BOT_TOKEN,
-    OTHER_TWILIO_AUTH_TOKEN,
-    SLACK_BOT_TOKEN,
-    SMTP_PASSWORD,
-    TWILIO_ACCOUNT_SID,
-    TWILIO_AUTH_TOKEN,
-    TWILIO_SENDER,
-)
-
-
-@dataclass
-class Case:
-    channel: str
-    fake: str
-    # The page's fields filled in completely, given the fake it sends to.
-    settings: callable
-    secret_field: str
-    secret: str
-    other_secret: str
-    # Makes the fake refuse the next send with an error that quotes ``text``.
-    refuse: callable
-    # The error the status indicator then shows, for ``text``.
-    refused_error: callable
-    # Reads back what the fake received from the test button: (recipient, text).
-    received: callable
-    # Where the test goes: the admin's own address, number or Slack member id.
-    recipient: str
-    # What the admin needs in their own messaging preferences for the test to reach them.
-    admin_contact: dict = field(default_factory=dict)
-    # The app's configuration that points the channel at the fake.
-    app_config: callable = lambda fake: {}
-
-    def __str__(self):
-        return self.channel
-
-
-def email_settings(fake):
-    return {"host": "127.0.0.1", "port": str(fake.port), "tls_mode": "none", "username": "",
-            "from_address": "sendauth@example.com"}
-
-
-def email_refuse(fake, text):
-    fake.refuse_next_recipient(f"550 5.7.1 {text}")
-
-
-def sms_refuse(fake, text):
-    fake.answer_next(TwilioAnswer(400, {"code": 21610, "message": text, "status": 400}))
-
-
-def sms_received(fake):
-    message = fake.messages[-1]
-    return message["To"], message["Body"]
-
-
-CASES = [
-    Case(
-        channel="email", fake="fake_smtp", settings=email_settings, secret_field="password",
-        secret=SMTP_PASSWORD, other_secret="An0ther-sm7p-pa55word", refuse=email_refuse,
-        refused_error=lambda text: f"SMTP 550 for admin@example.com: 5.7.1 {text}",
-        received=lambda fake: (fake.received[-1].rcpt_tos[0], fake.received[-1].body()),
-        recipient="admin@example.com",
-    ),
-    Case(
-        channel="sms", fake="fake_twilio", secret_field="auth_token", secret=TWILIO_AUTH_TOKEN,
-        other_secret=OTHER_TWILIO_AUTH_TOKEN, refuse=sms_refuse,
-        settings=lambda fake: {"account_sid": TWILIO_ACCOUNT_SID, "sender": TWILIO_SENDER},
-        refused_error=lambda text: f"HTTP 400: Twilio error 21610: {text}",
-        received=sms_received, recipient="+14155550123",
-        admin_contact={"phone": "+14155550123"},
-        app_config=lambda fake: {"TWILIO_API_URL": fake.base_url, "TWILIO_READ_TIMEOUT": 2.0},
-    ),
-    Case(
-        channel="slack", fake="fake_slack", secret_field="bot_token", secret=SLACK_BOT_TOKEN,
-        other_secret=OTHER_SLACK_BOT_TOKEN, settings=lambda fake: {},
-        refuse=lambda fake, text: fake.answer_next(SlackAnswer.error(text)),
-        refused_error=lambda text: f"Slack error {text}",
-        received=lambda fake: (fake.messages[-1]["channel"], fake.messages[-1]["text"]),
-        recipient="U024BE7LH", admin_contact={"slack_member_id": "U024BE7LH"},
-        app_config=lambda fake: {"SLACK_API_URL": fake.url, "SLACK_READ_TIMEOUT": 2.0},
-    ),
-]
-
-
-@pytest.fixture(params=CASES, ids=str)
-def case(request):
-    return request.param
-
-
-@pytest.fixture
-def fake(case, request):
-    return request.getfixturevalue(case.fake)
-
-
-@pytest.fixture
-def app_config(case, fake):
-    return case.app_config(fake)
-
 
 @pytest.fixture
 def admin(make_user, case):
-    return make_user("admin", email="admin@example.com", name="Ada Admin", **case.admin_contact)
+    return make_user("admin", email="admin@example.com", name="Ada Admin", **case.contact)
 
 
 def url(case, suffix=""):
@@ -158,7 +57,7 @@ def test_a_new_page_is_disabled_and_not_yet_invoked(client, as_admin, case):
 
 
 def test_admin_saves_the_settings_and_sees_only_a_mask_of_the_secret(app, client, as_admin,
-                                                                    case, fake):
+                                                                     case, fake):
     response = save(as_admin, case, fake, secret=case.secret)
     assert response.status_code == 302
     html = page(client, case)
@@ -190,15 +89,11 @@ def test_admin_can_replace_the_secret_without_seeing_the_old_one(app, client, as
 
 def test_the_secret_can_be_removed(app, client, as_admin, case, fake):
     save(as_admin, case, fake, secret=case.secret)
-    as_admin.post(url(case, f"/{_remove_path(case)}"))
+    as_admin.post(url(case, f"/{case.remove_path}"))
     assert stored(app, case)[1] is None
     html = page(client, case)
     assert "Removed the " in html
     assert "Stored " in html and "<span class=\"muted\">none</span>" in html
-
-
-def _remove_path(case):
-    return {"email": "remove-password", "sms": "remove-token", "slack": "remove-token"}[case.channel]
 
 
 def test_the_secret_is_encrypted_in_the_database_file(app, tmp_path, as_admin, case, fake):
@@ -211,12 +106,13 @@ def test_the_secret_is_encrypted_in_the_database_file(app, tmp_path, as_admin, c
     assert case.secret.encode() not in raw
 
 
-def test_the_test_button_reaches_the_admin_and_shows_success(client, as_admin, case, fake):
+def test_the_test_button_reaches_the_admin_and_shows_success(client, admin, as_admin, case,
+                                                             fake):
     save(as_admin, case, fake, secret=case.secret)
     response = as_admin.post(url(case, "/test"))
     assert response.status_code == 302
-    recipient, text = case.received(fake)
-    assert recipient == case.recipient
+    ((recipient, text),) = case.sent(fake)
+    assert recipient == case.reaches(admin)
     assert "test" in text.lower() and "Ada Admin" in text
     html = page(client, case)
     assert "accepted the test" in html
@@ -242,7 +138,7 @@ def test_changing_the_settings_resets_the_status_to_not_yet_invoked(client, as_a
 
 
 def test_the_secret_is_never_in_a_log_an_event_or_an_error(app, client, as_admin, case, fake,
-                                                            caplog):
+                                                           caplog):
     caplog.set_level(logging.DEBUG)
     save(as_admin, case, fake, secret=case.secret)
     case.refuse(fake, f"Unknown secret {case.secret}")
@@ -275,7 +171,7 @@ def test_members_requestors_and_reviewers_get_403_and_no_link(client, auth, make
 
 
 def test_admins_reach_every_channel_from_the_menu_and_the_sub_navigation(client, as_admin, case,
-                                                                        fake):
+                                                                         fake):
     assert '<a href="/settings/pagerduty">Channels</a>' in client.get("/").text
     save(as_admin, case, fake, secret=case.secret)
     html = page(client, case)
