@@ -53,6 +53,14 @@ def test_enabling_without_host_and_from_address_says_both_are_needed(app, as_adm
     assert stored(app)[0] is False
 
 
+def test_clearing_the_host_of_enabled_email_is_refused(app, as_admin):
+    as_admin.post("/settings/email", form(enabled="y"))
+    response = as_admin.post("/settings/email", form(enabled="y", host=""))
+    assert response.status_code == 400
+    assert "Enter the SMTP host before enabling email." in response.text
+    assert stored(app)[:2] == (True, "smtp.example.com")
+
+
 def test_a_server_without_a_login_needs_no_password(app, as_admin):
     assert as_admin.post("/settings/email", form(enabled="y", tls_mode="none", port="25")
                          ).status_code == 302

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import (
+    CHANNEL_LABELS,
     SEVERITIES,
     EmailSettings,
     IntegrationStatus,
@@ -135,13 +136,16 @@ class Setting:
 @dataclass(frozen=True)
 class Integration:
     channel: str
-    label: str
     # As the integration is named mid-sentence: "PagerDuty", "email".
     noun: str
     model: type
     # In the order the form shows them; exactly one is the secret.
     settings: tuple
     enable_hint: str = ""
+
+    @property
+    def label(self):
+        return CHANNEL_LABELS[self.channel]
 
     @property
     def secret(self):
@@ -158,7 +162,7 @@ def _choice(options, message):
 
 INTEGRATIONS = {
     "pagerduty": Integration(
-        channel="pagerduty", label="PagerDuty", noun="PagerDuty", model=PagerDutySettings,
+        channel="pagerduty", noun="PagerDuty", model=PagerDutySettings,
         settings=(
             Setting("integration_key", "integration key", pagerduty.clean_integration_key,
                     secret=True, needed="paste an integration key"),
@@ -168,7 +172,7 @@ INTEGRATIONS = {
         enable_hint=": find it in PagerDuty under Service → Integrations → Events API V2",
     ),
     "email": Integration(
-        channel="email", label="Email", noun="email", model=EmailSettings,
+        channel="email", noun="email", model=EmailSettings,
         settings=(
             Setting("host", "SMTP host", smtp.clean_host),
             Setting("port", "port", smtp.clean_port),
@@ -179,7 +183,7 @@ INTEGRATIONS = {
         ),
     ),
     "sms": Integration(
-        channel="sms", label="SMS", noun="SMS", model=SmsSettings,
+        channel="sms", noun="SMS", model=SmsSettings,
         settings=(
             Setting("account_sid", "Account SID", twilio.clean_account_sid),
             Setting("auth_token", "auth token", twilio.clean_auth_token, secret=True,
@@ -189,7 +193,7 @@ INTEGRATIONS = {
         enable_hint=": the Twilio Console shows them under Account Info and Phone Numbers",
     ),
     "slack": Integration(
-        channel="slack", label="Slack", noun="Slack", model=SlackSettings,
+        channel="slack", noun="Slack", model=SlackSettings,
         settings=(
             Setting("bot_token", "bot token", slack.clean_bot_token, secret=True,
                     needed="paste the bot token"),
@@ -263,8 +267,9 @@ def update_settings(channel, *, enabled, values, actor, now=None):
     settings = settings_row(channel)
     cleaned = {s.name: _clean(s, values.get(s.name)) for s in integration.settings}
     if enabled:
+        # A secret left empty keeps the stored one; any other setting left empty is cleared.
         missing = [s for s in integration.settings if s.required and cleaned[s.name] is None
-                   and getattr(settings, s.column) is None]
+                   and not (s.secret and getattr(settings, s.column) is not None)]
         if missing:
             raise _incomplete(integration, missing)
 
@@ -332,13 +337,11 @@ def _touch(channel, settings, actor, now, changes):
 
 def secret_mask(channel):
     """The stored secret as a mask, None when there is none, or a note when it cannot be read."""
-    ciphertext = getattr(settings_row(channel), INTEGRATIONS[channel].secret.column)
-    if ciphertext is None:
-        return None
     try:
-        return mask(decrypt(ciphertext))
+        secret = stored_secret(channel)
     except SecretUnreadable as exc:
         return str(exc)
+    return None if secret is None else mask(secret)
 
 
 def stored_secret(channel):

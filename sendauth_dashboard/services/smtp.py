@@ -16,16 +16,14 @@ from html import escape
 
 from email_validator import EmailNotValidError, validate_email
 
-from .sending import SendResult, truncate
+from .sending import ERROR_TEXT_MAX_CHARS, SendResult, truncate
 
 TLS_MODE_LABELS = {
     "starttls": "STARTTLS: plain connection upgraded to TLS (usually port 587)",
     "tls": "TLS from the start, also called SMTPS (usually port 465)",
     "none": "None: no encryption (only for a relay on a network you trust)",
 }
-DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 SENDER_NAME = "SendAuth"
-ERROR_TEXT_MAX_CHARS = 1000
 _HOST_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
 
