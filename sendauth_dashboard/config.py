@@ -28,6 +28,16 @@ DEFAULTS = {
     "PAGERDUTY_EVENTS_URL": PAGERDUTY_US_EVENTS_URL,
     "PAGERDUTY_CONNECT_TIMEOUT": 3.05,
     "PAGERDUTY_READ_TIMEOUT": 10.0,
+    # Seconds for each step of a conversation with the SMTP server (connect, each reply).
+    "SMTP_TIMEOUT": 10.0,
+    # A CA bundle for a mail server whose certificate a private CA signed; None: the system's.
+    "SMTP_CA_FILE": None,
+    "TWILIO_API_URL": "https://api.twilio.com",
+    "TWILIO_CONNECT_TIMEOUT": 3.05,
+    "TWILIO_READ_TIMEOUT": 10.0,
+    "SLACK_API_URL": "https://slack.com/api",
+    "SLACK_CONNECT_TIMEOUT": 3.05,
+    "SLACK_READ_TIMEOUT": 10.0,
     "PASSWORD_HASH_METHOD": "scrypt",
     "TRANSACTION_TTL_SECONDS": 300,
     # "thread": the web process runs the dispatcher; "off": `flask --app wsgi worker` does.

@@ -1,5 +1,6 @@
 """Form pieces shared by several blueprints."""
 from wtforms import SelectChoice, SelectField
+from wtforms.validators import ValidationError
 
 from .models import ROLE_LABELS, ROLES
 
@@ -19,3 +20,20 @@ def apply_service_error(form, error, fallback_field):
     field = getattr(form, getattr(error, "field", None) or fallback_field, None)
     field = field if field is not None else getattr(form, fallback_field)
     field.errors = list(field.errors) + [str(error)]
+
+
+def checked_by(clean):
+    """A validator that runs a service's clean function; its message shows beside the field.
+
+    An empty field passes: whether it may be empty is the service's rule, not the format's.
+    """
+
+    def check(form, field):
+        if field.data is None or field.data == "":
+            return
+        try:
+            clean(field.data)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+    return check

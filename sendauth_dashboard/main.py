@@ -67,7 +67,7 @@ NAVIGATION = (
     ("Transactions", "transactions.index"),
     ("Send a request", "transactions.new"),
     ("Messaging", "profile.messaging"),
-    ("PagerDuty", "settings.pagerduty"),
+    ("Channels", "settings.pagerduty"),
     ("Users", "settings.users"),
 )
 

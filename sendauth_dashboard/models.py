@@ -36,6 +36,7 @@ CHANNEL_LABELS = {"pagerduty": "PagerDuty", "email": "Email", "sms": "SMS", "sla
 
 DELIVERY_STATES = ("queued", "sending", "sent", "failed", "cancelled")
 SEVERITIES = ("critical", "error", "warning", "info")
+TLS_MODES = ("none", "starttls", "tls")
 
 
 def utcnow():
@@ -207,18 +208,59 @@ class Event(db.Model):
         return f"<Event {self.id} {self.kind}>"
 
 
-class PagerDutySettings(db.Model):
+class IntegrationSettings:
+    """What every integration's settings row has: one row, on or off, who changed it last.
+
+    Secrets are stored only encrypted, in ``<name>_ciphertext`` columns.
+    """
+
+    # sort_order: id and enabled first, who changed it last at the end of each table.
+    id: Mapped[int] = mapped_column(primary_key=True, sort_order=-1)
+    enabled: Mapped[bool] = mapped_column(default=False, sort_order=-1)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, sort_order=1)
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), sort_order=1)
+
+
+class PagerDutySettings(IntegrationSettings, db.Model):
     """The organisation's PagerDuty integration: one row."""
 
     __tablename__ = "pagerduty_settings"
     __table_args__ = (CheckConstraint(f"severity {_in(SEVERITIES)}", name="severity"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    enabled: Mapped[bool] = mapped_column(default=False)
     integration_key_ciphertext: Mapped[str | None] = mapped_column(Text)
     severity: Mapped[str] = mapped_column(String(16), default="critical")
-    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class EmailSettings(IntegrationSettings, db.Model):
+    """The organisation's SMTP server for email: one row."""
+
+    __tablename__ = "email_settings"
+    __table_args__ = (CheckConstraint(f"tls_mode {_in(TLS_MODES)}", name="tls_mode"),)
+
+    host: Mapped[str | None] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(default=587)
+    tls_mode: Mapped[str] = mapped_column(String(16), default="starttls")
+    username: Mapped[str | None] = mapped_column(String(255))
+    password_ciphertext: Mapped[str | None] = mapped_column(Text)
+    from_address: Mapped[str | None] = mapped_column(String(254))
+
+
+class SmsSettings(IntegrationSettings, db.Model):
+    """The organisation's Twilio account for SMS: one row."""
+
+    __tablename__ = "sms_settings"
+
+    account_sid: Mapped[str | None] = mapped_column(String(34))
+    auth_token_ciphertext: Mapped[str | None] = mapped_column(Text)
+    sender: Mapped[str | None] = mapped_column(String(16))
+
+
+class SlackSettings(IntegrationSettings, db.Model):
+    """The organisation's Slack app (its bot token) for direct messages: one row."""
+
+    __tablename__ = "slack_settings"
+
+    bot_token_ciphertext: Mapped[str | None] = mapped_column(Text)
 
 
 class IntegrationStatus(db.Model):

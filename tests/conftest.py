@@ -39,6 +39,8 @@ def base_test_config(tmp_path, **overrides):
         "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         "BASE_URL": "http://sendauth.test",
         "PAGERDUTY_EVENTS_URL": "http://127.0.0.1:9/v2/enqueue",
+        "TWILIO_API_URL": "http://127.0.0.1:9",
+        "SLACK_API_URL": "http://127.0.0.1:9/api",
     }
     config.update(overrides)
     return config
@@ -247,3 +249,37 @@ def live_server(tmp_path, fake_pagerduty, monkeypatch):
     server.stop()
     with app.app_context():
         db.engine.dispose()
+
+def smtp_certificate(tmp_path_factory):
+    from .fakes.smtp import make_certificate
+
+    return make_certificate(tmp_path_factory.mktemp("smtp-tls"))
+
+
+@pytest.fixture
+def fake_smtp():
+    from .fakes.smtp import FakeSmtp
+
+    fake = FakeSmtp().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_twilio():
+    from .fakes.twilio import FakeTwilio
+    from .helpers import TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_SENDER
+
+    fake = FakeTwilio(TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, numbers=[TWILIO_SENDER]).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_slack():
+    from .fakes.slack import FakeSlack
+    from .helpers import SLACK_BOT_TOKEN
+
+    fake = FakeSlack(SLACK_BOT_TOKEN, member_ids=["U024BE7LH", "W012A3CDE"]).start()
+    yield fake
+    fake.stop()

@@ -67,3 +67,44 @@ def database_at_rest(app):
         ["pg_dump", "--data-only", "-h", url.host, "-p", str(url.port or 5432),
          "-U", url.username, url.database], capture_output=True, check=True, timeout=60)
     return dump.stdout
+
+# Made up for tests; not a login of any mail server.
+SMTP_USERNAME = "sendauth-mailer"
+SMTP_PASSWORD = "Sm7p-pa55w0rd-for-tests"
+
+
+def configure_email(app, port, *, enabled=True, tls_mode="none", username=None, password=None,
+                    from_address="sendauth@example.com"):
+    with app.app_context():
+        integrations.update_settings("email", enabled=enabled, actor=None, values={
+            "host": "127.0.0.1", "port": str(port), "tls_mode": tls_mode, "username": username,
+            "password": password, "from_address": from_address,
+        })
+        db.session.commit()
+
+
+# Made up for tests; not an account of Twilio's.
+TWILIO_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+TWILIO_AUTH_TOKEN = "5eed" * 8
+OTHER_TWILIO_AUTH_TOKEN = "cafe" * 8
+TWILIO_SENDER = "+15005550006"
+
+
+def configure_sms(app, *, enabled=True, auth_token=TWILIO_AUTH_TOKEN):
+    with app.app_context():
+        integrations.update_settings("sms", enabled=enabled, actor=None, values={
+            "account_sid": TWILIO_ACCOUNT_SID, "auth_token": auth_token, "sender": TWILIO_SENDER,
+        })
+        db.session.commit()
+
+
+# Made up for tests; not a token of any Slack app.
+SLACK_BOT_TOKEN = "xoxb-1234567890-0987654321-madeUpForTestsOnly"
+OTHER_SLACK_BOT_TOKEN = "xoxb-1111111111-2222222222-anotherMadeUpToken"
+
+
+def configure_slack(app, *, enabled=True, bot_token=SLACK_BOT_TOKEN):
+    with app.app_context():
+        integrations.update_settings("slack", enabled=enabled, actor=None,
+                                     values={"bot_token": bot_token})
+        db.session.commit()

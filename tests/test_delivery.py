@@ -10,8 +10,8 @@ from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Event, Transaction, utcnow
 from sendauth_dashboard.services import delivery, integrations, transactions
 from sendauth_dashboard.services.delivery import Dispatcher, backoff_seconds
-from sendauth_dashboard.services.pagerduty import SendResult
 from sendauth_dashboard.services.secrets import box_for
+from sendauth_dashboard.services.sending import SendResult
 
 from .fakes.pagerduty import Answer
 from .helpers import TEST_KEY, configure_pagerduty, send_request
@@ -73,7 +73,8 @@ def test_a_user_with_pagerduty_off_is_refused_and_nothing_is_written(app, make_u
         send_request(app, requestor, user)
     assert str(info.value) == (
         "No channel can reach Ola Off. PagerDuty: off in their messaging preferences; "
-        "Email: not set up for this organisation yet; SMS: off in their messaging preferences; "
+        "Email: the email integration has no SMTP host or from address; "
+        "SMS: off in their messaging preferences; "
         "Slack: off in their messaging preferences.")
     with app.app_context():
         assert db.session.scalar(select(func.count(Transaction.id))) == 0
@@ -208,7 +209,7 @@ def test_a_claim_whose_dispatcher_died_is_reclaimed_after_its_lease(app, people,
         (reclaimed,) = delivery.claim("alive", 10, now=now + timedelta(seconds=61))
         assert delivery.attempt(reclaimed, "alive") == "sent"
         # The dead dispatcher's late answer does not overwrite the record.
-        late = SendResult("accepted", 202, dedup_key="x")
+        late = SendResult("accepted", 202, external_id="x")
         assert delivery.record_result(reclaimed, "dead", late, app.config) == "lost"
     assert only_delivery(app).attempts == 1
     assert len(fake_pagerduty.incidents) == 1

@@ -120,7 +120,7 @@ def client_for(fake_pagerduty):
 def test_202_is_accepted_with_the_dedup_key(fake_pagerduty, client_for):
     result = client_for.send(build())
     assert result.outcome == "accepted" and result.http_status == 202
-    assert result.dedup_key == "tx_Abc123"
+    assert result.external_id == "tx_Abc123"
     assert len(fake_pagerduty.incidents) == 1
 
 

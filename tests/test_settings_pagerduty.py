@@ -162,7 +162,7 @@ def test_the_status_shows_the_errors_list_of_a_400(client, as_admin, fake_pagerd
 
 def test_the_test_button_without_a_key_says_to_save_one(client, as_admin, fake_pagerduty):
     as_admin.post("/settings/pagerduty/test")
-    assert "Save an integration key first" in page(client)
+    assert "Save the integration key first" in page(client)
     assert fake_pagerduty.received == []
 
 

@@ -173,7 +173,7 @@ def record_result(delivery_id, owner, result, config):
     data = {"channel": delivery.channel, "attempt": delivery.attempts,
             "http_status": result.http_status}
     if result.accepted:
-        delivery.external_id = result.dedup_key
+        delivery.external_id = result.external_id
         _finish(delivery, "sent", now)
         outcome = "sent"
     elif result.outcome == "retryable" and delivery.attempts < config["DELIVERY_MAX_ATTEMPTS"]:

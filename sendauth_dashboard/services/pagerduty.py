@@ -7,20 +7,24 @@ an incident itself.
 """
 import json
 import re
-import threading
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
-import requests
+from .sending import (
+    HttpClient,
+    SendResult,
+    http_error_text,
+    is_retryable_status,
+    json_body,
+    retry_after,
+    truncate,
+)
 
 KEY_LENGTH = 32
 _KEY_RE = re.compile(r"[A-Za-z0-9]{%d}" % KEY_LENGTH)
 SUMMARY_MAX_CHARS = 1024
 DEDUP_KEY_MAX_CHARS = 255
 EVENT_MAX_BYTES = 512 * 1024
-ERROR_TEXT_MAX_CHARS = 1000
 CLIENT_NAME = "SendAuth"
 
 
@@ -52,11 +56,6 @@ def _describe_character(c):
     if c.isprintable():
         return f"'{c}'"
     return f"the character U+{ord(c):04X}"
-
-
-def truncate(text, limit):
-    """Cut by characters, never in the middle of one, marking the cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def source_from(base_url):
@@ -148,119 +147,43 @@ def test_trigger(*, routing_key, severity, sent_by, base_url, dedup_key):
     )
 
 
-@dataclass(frozen=True)
-class SendResult:
-    """What one send came to: ``accepted``, ``permanent`` (never retry) or ``retryable``."""
-
-    outcome: str
-    http_status: int | None = None
-    error: str | None = None
-    dedup_key: str | None = None
-    retry_after: float | None = field(default=None, compare=False)
-
-    @property
-    def accepted(self):
-        return self.outcome == "accepted"
-
-
 def classify(response):
     status = response.status_code
-    if status == 202 or 200 <= status < 300:
-        dedup_key = _json_field(response, "dedup_key")
-        return SendResult("accepted", status, dedup_key=dedup_key)
+    if 200 <= status < 300:
+        return SendResult("accepted", status, external_id=_dedup_key(response))
     error = error_text(response)
-    if status == 429 or status >= 500:
+    if is_retryable_status(status):
         return SendResult("retryable", status, error, retry_after=retry_after(response))
     return SendResult("permanent", status, error)
 
 
-def _json_field(response, name):
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body.get(name) if isinstance(body, dict) else None
+def _dedup_key(response):
+    body = json_body(response)
+    return body.get("dedup_key") if body else None
 
 
 def error_text(response):
     """PagerDuty's own words for an error, whatever shape the body has."""
-    status = f"HTTP {response.status_code}"
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        parts = []
-        errors = body.get("errors")
-        if isinstance(errors, list) and errors:
-            parts.append("; ".join(str(e) for e in errors))
-        elif body.get("message"):
-            parts.append(str(body["message"]))
-        elif body.get("status"):
-            parts.append(str(body["status"]))
-        if parts:
-            return truncate(f"{status}: {' '.join(parts)}", ERROR_TEXT_MAX_CHARS)
-    text = (response.text or "").strip()
-    if text and not text.lstrip().startswith("<"):
-        return truncate(f"{status}: {text}", ERROR_TEXT_MAX_CHARS)
-    return f"{status}: {response.reason or 'no explanation given'}"
-
-
-def retry_after(response):
-    """Seconds from a Retry-After header (seconds or an HTTP date), if there is one."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    body = json_body(response) or {}
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors:
+        detail = "; ".join(str(e) for e in errors)
+    else:
+        detail = body.get("message") or body.get("status")
+    return http_error_text(response, str(detail) if detail else None)
 
 
 class EventsClient:
-    """Sends events to the Events API with connect and read timeouts.
-
-    One requests.Session per thread, so the dispatcher's worker threads keep their
-    connections alive without sharing a session between threads.
-    """
+    """Sends events to the Events API with connect and read timeouts."""
 
     def __init__(self, url, connect_timeout, read_timeout):
         self.url = url
-        self.timeout = (connect_timeout, read_timeout)
-        self._local = threading.local()
+        self.http = HttpClient("PagerDuty", connect_timeout, read_timeout)
 
     @classmethod
     def from_config(cls, config):
         return cls(config["PAGERDUTY_EVENTS_URL"], config["PAGERDUTY_CONNECT_TIMEOUT"],
                    config["PAGERDUTY_READ_TIMEOUT"])
 
-    def _session(self):
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-            session.headers["User-Agent"] = "SendAuth-Dashboard"
-        return session
-
     def send(self, event):
-        try:
-            response = self._session().post(self.url, json=event, timeout=self.timeout)
-        except requests.ConnectTimeout:
-            return SendResult("retryable", error=f"Could not connect to PagerDuty within "
-                                                 f"{self.timeout[0]:g} s (timeout)")
-        except requests.Timeout:
-            return SendResult("retryable", error=f"PagerDuty did not answer within "
-                                                 f"{self.timeout[1]:g} s (timeout)")
-        except requests.ConnectionError:
-            return SendResult("retryable", error="Could not connect to PagerDuty "
-                                                 "(connection refused or network error)")
-        except requests.RequestException as exc:
-            return SendResult("retryable", error=f"Request to PagerDuty failed: "
-                                                 f"{exc.__class__.__name__}")
-        return classify(response)
+        return self.http.post(self.url, classify, json=event)

@@ -17,13 +17,18 @@ class Route:
 
 
 def route(user):
-    """Every channel the user has on that the organisation has set up and enabled."""
+    """Every channel the user has on that the organisation has set up and enabled.
+
+    So a user with PagerDuty on is still reached through their other channels while the
+    PagerDuty integration is off. A channel also needs what reaches this user on it (a phone
+    number for SMS, a member id for Slack).
+    """
     chosen, skipped = [], {}
     for name in CHANNELS:
         if not user.wants(name):
             skipped[name] = "off in their messaging preferences"
             continue
-        problem = channels.problem(name)
+        problem = channels.problem(name) or channels.contact_problem(name, user)
         if problem:
             skipped[name] = problem
         else:

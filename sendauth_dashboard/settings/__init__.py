@@ -3,4 +3,5 @@ from flask import Blueprint
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
-from . import pagerduty, users  # noqa: E402,F401  (views register themselves on bp)
+# The views register themselves on bp.
+from . import email, pagerduty, slack, sms, users  # noqa: E402,F401

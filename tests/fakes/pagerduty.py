@@ -6,15 +6,12 @@ answer with PagerDuty's error shapes, to hang, or to refuse connections.
 """
 import json
 import re
-import sys
-import threading
 import uuid
-from collections import deque
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import jsonschema
+
+from . import http
 
 KEY_RE = re.compile(r"[A-Za-z0-9]{32}")
 SEVERITIES = ("critical", "error", "warning", "info")
@@ -25,24 +22,8 @@ RATE_LIMITED = {"status": "throttle event",
                 "message": "Requests for this service are arriving too quickly. Please retry later."}
 
 
-@dataclass
-class Received:
-    body: dict | None
-    raw: bytes
-    headers: dict
-    status: int
-
-
-@dataclass
-class Answer:
-    """What the fake says to one request: a status, a body, and headers."""
-
-    status: int
-    body: object = None
-    headers: dict = field(default_factory=dict)
-    content_type: str = "application/json"
-    delay: float = 0.0
-    hang: bool = False
+class Answer(http.Answer):
+    """PagerDuty's answers, as its documentation shows them."""
 
     @classmethod
     def rate_limited(cls, retry_after=None):
@@ -61,14 +42,6 @@ class Answer:
     def invalid_event(cls, *errors):
         return cls(400, {"status": "invalid event", "message": "Event object is invalid",
                          "errors": list(errors)})
-
-    @classmethod
-    def hanging(cls):
-        return cls(0, hang=True)
-
-    @classmethod
-    def slow(cls, seconds):
-        return cls(202, delay=seconds)
 
 
 def _enqueue_schema():
@@ -125,129 +98,27 @@ def validate(event):
     return errors
 
 
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
+class FakePagerDuty(http.FakeHttpService):
+    name = "fake PagerDuty"
 
-    def handle_error(self, request, client_address):
-        """A client that gave up (read timeout) is part of the tests, not an error."""
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
-class FakePagerDuty:
     def __init__(self, known_keys=None):
+        super().__init__()
         # Well-formed keys PagerDuty knows; None accepts any well-formed key.
         self.known_keys = set(known_keys) if known_keys is not None else None
-        self.received = []
         self.incidents = {}
-        self._script = deque()
-        self._lock = threading.Condition()
-        self._release = threading.Event()
-        self._server = None
-        self._thread = None
-        self.port = None
-
-    # -- control --------------------------------------------------------------------------
-    def start(self, port=0):
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):
-                fake._handle(self)
-
-            def log_message(self, format, *args):
-                pass
-
-        self._server = _QuietServer(("127.0.0.1", port), Handler)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        """Stop listening: connections are refused until ``start()`` again (same port)."""
-        self._release.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def restart(self):
-        self._release.clear()
-        return self.start(self.port)
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.port}/v2/enqueue"
+        return f"{self.base_url}/v2/enqueue"
 
-    def answer_next(self, *answers):
-        """The next requests get these answers, in order; then the usual behaviour."""
-        with self._lock:
-            self._script.extend(answers)
-
-    def answer_always(self, answer):
-        """Every request gets ``answer`` until ``answer_normally()``."""
-        with self._lock:
-            self._script.clear()
-            self._always = answer
-
-    def answer_normally(self):
-        with self._lock:
-            self._script.clear()
-            self._always = None
-            self._release.set()
-            self._release = threading.Event()
-
-    _always = None
-
-    # -- what happened ----------------------------------------------------------------------
     @property
     def accepted(self):
         with self._lock:
             return [r.body for r in self.received if r.status == 202]
 
-    def wait_for(self, predicate, timeout=10.0):
-        """Wait until ``predicate(fake)`` is true; raise AssertionError at the deadline."""
-        with self._lock:
-            if not self._lock.wait_for(lambda: predicate(self), timeout):
-                raise AssertionError(
-                    f"fake PagerDuty: condition not met within {timeout} s; received "
-                    f"{len(self.received)} requests, {len(self.incidents)} incidents")
-
-    # -- serving ------------------------------------------------------------------------------
-    def _next_answer(self):
-        with self._lock:
-            if self._script:
-                return self._script.popleft()
-            return self._always
-
-    def _handle(self, request):
-        length = int(request.headers.get("Content-Length") or 0)
-        raw = request.rfile.read(length)
-        answer = self._next_answer()
-        if answer is not None and answer.hang:
-            self._release.wait(60)
-            request.close_connection = True
-            return
-        if answer is not None and answer.delay:
-            self._release.wait(answer.delay)
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            body = None
-        if request.path != "/v2/enqueue":
-            answer = Answer(404, {"status": "not found"})
-        elif answer is None or answer.status == 202:
-            answer = self._process(body, raw)
-        with self._lock:
-            self.received.append(Received(body, raw, dict(request.headers), answer.status))
-            self._lock.notify_all()
-        self._reply(request, answer)
-
-    def _process(self, body, raw):
+    def process(self, path, headers, body, raw):
+        if path != "/v2/enqueue":
+            return Answer(404, {"status": "not found"})
         if len(raw) > MAX_EVENT_BYTES:
             return Answer.invalid_event("Event object is too large (the limit is 512 KB)")
         if not isinstance(body, dict):
@@ -265,17 +136,3 @@ class FakePagerDuty:
                 self.incidents.setdefault((key, dedup_key), body)
         return Answer(202, {"status": "success", "message": "Event processed",
                             "dedup_key": dedup_key})
-
-    @staticmethod
-    def _reply(request, answer):
-        if isinstance(answer.body, (dict, list)):
-            payload = json.dumps(answer.body).encode()
-        else:
-            payload = str(answer.body or "").encode()
-        request.send_response(answer.status)
-        request.send_header("Content-Type", answer.content_type)
-        request.send_header("Content-Length", str(len(payload)))
-        for name, value in answer.headers.items():
-            request.send_header(name, value)
-        request.end_headers()
-        request.wfile.write(payload)

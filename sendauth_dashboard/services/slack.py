@@ -1,0 +1,120 @@
+"""Slack direct messages through the Web API's ``chat.postMessage``.
+
+The bot token (``xoxb-…``) goes in an ``Authorization: Bearer`` header; ``channel`` is the
+user's member id, which posts in the app's direct messages with them. Slack answers HTTP
+200 with ``{"ok": false, "error": "invalid_auth"}`` for most errors, and 429 with
+Retry-After when rate limited.
+"""
+import re
+from dataclasses import dataclass, field
+
+from .sending import (
+    SendResult,
+    WebApiClient,
+    http_error_text,
+    is_retryable_status,
+    json_body,
+    retry_after,
+)
+
+_BOT_TOKEN_RE = re.compile(r"xoxb-[0-9A-Za-z-]{20,250}")
+_MEMBER_ID_RE = re.compile(r"[UW][A-Z0-9]{6,20}")
+# Errors that may pass on a later try; every other error is about the token, the app's
+# scopes or the user, and needs a person to fix it.
+RETRYABLE_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable",
+                    "request_timeout"}
+# What a person can do about Slack's most common error codes.
+ADVICE = {
+    "not_authed": "no bot token was sent",
+    "invalid_auth": "the bot token is not valid",
+    "token_revoked": "the bot token was revoked",
+    "account_inactive": "the bot token belongs to a deleted user or workspace",
+    "channel_not_found": "no such member id in this workspace",
+    "user_not_found": "no such member id in this workspace",
+    "missing_scope": "the app needs the chat:write scope",
+    "ratelimited": "Slack asks to slow down",
+}
+
+
+def clean_bot_token(raw):
+    token = (raw or "").strip()
+    if _BOT_TOKEN_RE.fullmatch(token):
+        return token
+    where = "Slack app settings → OAuth & Permissions → Bot User OAuth Token"
+    if token.startswith(("xoxp-", "xoxe", "xapp-")):
+        raise ValueError(f"That is not a bot token (it starts with {token[:5]}); paste the bot "
+                         f"token, which starts with xoxb-. Find it under {where}.")
+    raise ValueError(f"A bot token starts with xoxb- followed by letters, digits and hyphens, "
+                     f"with no spaces. Copy it again from {where}.")
+
+
+def clean_member_id(raw):
+    """The member id, upper-cased, or None when left empty; ValueError says what is wrong."""
+    member_id = (raw or "").strip().upper()
+    if not member_id:
+        return None
+    if _MEMBER_ID_RE.fullmatch(member_id):
+        return member_id
+    raise ValueError("A Slack member id is U or W followed by capital letters and digits, like "
+                     "U024BE7LH; it is not your display name. In Slack: your profile → ⋮ → "
+                     "Copy member ID.")
+
+
+@dataclass(frozen=True)
+class DirectMessage:
+    bot_token: str = field(repr=False)
+    member_id: str
+    text: str
+
+
+def escape(text):
+    """What a requestor typed, shown as typed: no links, mentions or formatting injected."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def request_text(transaction, link):
+    lines = [f"*Authentication request from {escape(transaction.requestor.name)}*",
+             f"Message: {escape(transaction.message)}"]
+    if transaction.context:
+        lines.append(f"Context: {escape(transaction.context)}")
+    lines.append(f"Verify or deny: {link}")
+    return "\n".join(lines)
+
+
+def test_text(sent_by):
+    return (f"[TEST] Slack message from SendAuth, sent by {escape(sent_by.name)}. "
+            "Authentication requests will arrive like this. Nobody needs to do anything.")
+
+
+def classify(response):
+    status = response.status_code
+    body = json_body(response)
+    if body is not None and body.get("ok") is True:
+        return SendResult("accepted", status, external_id=body.get("ts"))
+    code = body.get("error") if body else None
+    if status == 200 and code:
+        error = _slack_words(code)
+    else:
+        error = http_error_text(response, _slack_words(code) if code else None)
+    if is_retryable_status(status) or code in RETRYABLE_ERRORS or (status == 200 and not code):
+        return SendResult("retryable", status, error, retry_after=retry_after(response))
+    return SendResult("permanent", status, error)
+
+
+def _slack_words(code):
+    advice = ADVICE.get(code)
+    return f"Slack error {code}" + (f" ({advice})" if advice else "")
+
+
+class SlackClient(WebApiClient):
+    provider = "Slack"
+    config_prefix = "SLACK"
+
+    def send(self, message):
+        return self.http.post(
+            f"{self.base_url}/chat.postMessage", classify,
+            headers={"Authorization": f"Bearer {message.bot_token}",
+                     "Content-Type": "application/json; charset=utf-8"},
+            json={"channel": message.member_id, "text": message.text,
+                  "unfurl_links": False, "unfurl_media": False},
+        )
