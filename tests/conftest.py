@@ -250,6 +250,8 @@ def live_server(tmp_path, fake_pagerduty, monkeypatch):
     with app.app_context():
         db.engine.dispose()
 
+
+@pytest.fixture(scope="session")
 def smtp_certificate(tmp_path_factory):
     from .fakes.smtp import make_certificate
 

@@ -68,6 +68,7 @@ def database_at_rest(app):
          "-U", url.username, url.database], capture_output=True, check=True, timeout=60)
     return dump.stdout
 
+
 # Made up for tests; not a login of any mail server.
 SMTP_USERNAME = "sendauth-mailer"
 SMTP_PASSWORD = "Sm7p-pa55w0rd-for-tests"

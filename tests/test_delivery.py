@@ -19,8 +19,8 @@ from .helpers import TEST_KEY, configure_pagerduty, send_request
 
 @pytest.fixture
 def app_config(fake_pagerduty):
-    return {"PAGERDUTY_EVENTS_URL": fake_pagerduty.url, "PAGERDUTY_READ_TIMEOUT": 0.5,
-            "PAGERDUTY_CONNECT_TIMEOUT": 0.5}
+    return {"PAGERDUTY_EVENTS_URL": fake_pagerduty.url, "PAGERDUTY_READ_TIMEOUT": 2.0,
+            "PAGERDUTY_CONNECT_TIMEOUT": 5.0}
 
 
 @pytest.fixture
@@ -146,7 +146,7 @@ def test_500s_are_retried_until_pagerduty_recovers_then_one_incident(app, people
 
 def test_a_lost_answer_is_sent_again_and_pagerduty_keeps_one_incident(app, people, fake_pagerduty):
     send_request(app, *people)
-    fake_pagerduty.answer_next(Answer.slow(1.0))  # accepted, but after our read timeout
+    fake_pagerduty.answer_next(Answer.slow(4.0))  # accepted, but after our read timeout
     assert dispatch(app) == ["retrying"]
     time_passes(app)
     assert dispatch(app) == ["sent"]

@@ -114,7 +114,7 @@ def test_the_test_incident_is_labelled_as_a_test():
 
 @pytest.fixture
 def client_for(fake_pagerduty):
-    return EventsClient(fake_pagerduty.url, connect_timeout=1.0, read_timeout=0.5)
+    return EventsClient(fake_pagerduty.url, connect_timeout=5.0, read_timeout=5.0)
 
 
 def test_202_is_accepted_with_the_dedup_key(fake_pagerduty, client_for):
@@ -165,9 +165,10 @@ def test_retry_after_is_read_in_seconds_or_as_a_date(fake_pagerduty, client_for)
     assert 80 < client_for.send(build()).retry_after <= 90
 
 
-def test_a_hang_past_the_read_timeout_is_retryable(fake_pagerduty, client_for):
+def test_a_hang_past_the_read_timeout_is_retryable(fake_pagerduty):
+    impatient = EventsClient(fake_pagerduty.url, connect_timeout=5.0, read_timeout=0.5)
     fake_pagerduty.answer_next(Answer.hanging())
-    result = client_for.send(build())
+    result = impatient.send(build())
     assert result.outcome == "retryable"
     assert "did not answer within 0.5 s" in result.error
     fake_pagerduty.answer_normally()

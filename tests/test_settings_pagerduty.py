@@ -14,7 +14,7 @@ from .helpers import OTHER_TEST_KEY, TEST_KEY, database_at_rest
 
 @pytest.fixture
 def app_config(fake_pagerduty):
-    return {"PAGERDUTY_EVENTS_URL": fake_pagerduty.url, "PAGERDUTY_READ_TIMEOUT": 0.5}
+    return {"PAGERDUTY_EVENTS_URL": fake_pagerduty.url, "PAGERDUTY_READ_TIMEOUT": 5.0}
 
 
 def save(as_admin, **fields):

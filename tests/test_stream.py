@@ -229,7 +229,7 @@ def test_a_slow_watcher_catches_up_from_the_table_and_misses_nothing(app, setup)
     broker.queue_size = 2
     viewer = events.Viewer(hana.id, sees_all=False)
     with app.test_request_context():
-        body = events.stream(viewer, 0, broker, heartbeat=0.05, lifetime=5)
+        body = events.stream(viewer, 0, broker, heartbeat=0.05, lifetime=30)
         while not next(body).startswith(": keepalive"):
             pass  # now live, and not reading: its queue of 2 overflows below
         sent = []
@@ -248,7 +248,7 @@ def test_an_event_committed_while_the_stream_opens_arrives_once(app, setup):
     broker = app.extensions["sendauth_broker"]
     viewer = events.Viewer(hana.id, sees_all=False)
     with app.test_request_context():
-        body = events.stream(viewer, 0, broker, heartbeat=0.05, lifetime=2)
+        body = events.stream(viewer, 0, broker, heartbeat=0.05, lifetime=30)
         assert next(body).startswith("retry:")  # subscribed; the table is not read yet
         in_thread(lambda: send_request(app, hana, uma))  # in the table AND in the queue
         frames = [next(body) for _ in range(3)]
@@ -290,7 +290,7 @@ def test_a_resync_makes_the_stream_catch_up_with_what_it_never_heard(app, setup)
     broker = app.extensions["sendauth_broker"]
     viewer = events.Viewer(hana.id, sees_all=False)
     with app.test_request_context():
-        body = events.stream(viewer, 0, broker, heartbeat=0.05, lifetime=5)
+        body = events.stream(viewer, 0, broker, heartbeat=0.05, lifetime=30)
         while not next(body).startswith(": keepalive"):
             pass
         del app.extensions["sendauth_broker"]  # committed, but never published
@@ -308,7 +308,7 @@ def test_a_request_sent_while_watching_arrives_live(app, setup):
     viewer = events.Viewer(hana.id, sees_all=False)
     with app.test_request_context():
         body = events.stream(viewer, 0, app.extensions["sendauth_broker"], heartbeat=0.05,
-                             lifetime=2)
+                             lifetime=30)
         while not next(body).startswith(": keepalive"):
             pass
         sent = send_request(app, hana, uma)
