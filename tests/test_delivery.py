@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from sendauth_dashboard.config import DEFAULTS
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Event, Transaction, utcnow
 from sendauth_dashboard.services import delivery, integrations, transactions
@@ -19,8 +20,9 @@ from .helpers import TEST_KEY, configure_pagerduty, send_request
 
 @pytest.fixture
 def app_config(fake_pagerduty):
+    # A first backoff of 60 s or more: a retry comes due only when a test says time passes.
     return {"PAGERDUTY_EVENTS_URL": fake_pagerduty.url, "PAGERDUTY_READ_TIMEOUT": 2.0,
-            "PAGERDUTY_CONNECT_TIMEOUT": 5.0}
+            "PAGERDUTY_CONNECT_TIMEOUT": 5.0, "DELIVERY_BACKOFF_BASE_SECONDS": 120.0}
 
 
 @pytest.fixture
@@ -257,9 +259,12 @@ def test_unit_tests_start_no_dispatcher(app, client):
     assert "sendauth_dispatcher" not in app.extensions
 
 
+BACKOFF = {k: DEFAULTS[k] for k in DEFAULTS if k.startswith("DELIVERY_BACKOFF")}
+
+
 @pytest.mark.parametrize("attempts", range(1, 12))
-def test_backoff_grows_exponentially_with_jitter_and_a_cap(app, attempts):
-    config = app.config
+def test_backoff_grows_exponentially_with_jitter_and_a_cap(attempts):
+    config = BACKOFF
     ceiling = min(config["DELIVERY_BACKOFF_CAP_SECONDS"],
                   config["DELIVERY_BACKOFF_BASE_SECONDS"] * 2 ** (attempts - 1))
     rng = random.Random(attempts)
@@ -269,8 +274,8 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap(app, attempts):
     assert len(set(delays)) > 1
 
 
-def test_backoff_honours_retry_after_and_waits_longer_on_429(app):
-    config = app.config
+def test_backoff_honours_retry_after_and_waits_longer_on_429():
+    config = BACKOFF
     assert backoff_seconds(1, SendResult("retryable", 429), config) >= 10
     assert backoff_seconds(1, SendResult("retryable", 503, retry_after=120), config) >= 120
 

@@ -128,4 +128,5 @@ def fake(case, request):
 
 @pytest.fixture
 def app_config(case, fake):
-    return case.app_config(fake)
+    # A retry comes due only when a test says time passes (tests.test_delivery.time_passes).
+    return {"DELIVERY_BACKOFF_BASE_SECONDS": 120.0, **case.app_config(fake)}
