@@ -120,20 +120,24 @@ def make_user(app):
     """Create a user and commit; returns its id, email and role as a plain record."""
     counter = iter(range(1, 10_000))
 
-    def make(role="member", email=None, name=None, password=PASSWORD, active=True, **prefs):
+    def make(role="member", email=None, name=None, **details):
         n = next(counter)
-        with app.app_context():
-            user = accounts.create_user(
-                email=email or f"{role}{n}@example.com", name=name or f"{role.title()} {n}",
-                role=role, password=password,
-            )
-            user.active = active
-            for key, value in prefs.items():
-                setattr(user, key, value)
-            db.session.commit()
-            return UserRecord(user.id, user.email, user.name, user.role)
+        return create_user(app, role, email or f"{role}{n}@example.com",
+                           name or f"{role.title()} {n}", **details)
 
     return make
+
+
+def create_user(app, role, email, name=None, password=PASSWORD, active=True, **prefs):
+    """A user made through the accounts service of ``app``, as a plain record."""
+    with app.app_context():
+        user = accounts.create_user(email=email, name=name or email.split("@")[0].title(),
+                                    role=role, password=password)
+        user.active = active
+        for key, value in prefs.items():
+            setattr(user, key, value)
+        db.session.commit()
+        return UserRecord(user.id, user.email, user.name, user.role)
 
 
 class UserRecord:

@@ -7,7 +7,7 @@ from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Transaction
 from sendauth_dashboard.services import transactions
 
-from .conftest import PASSWORD
+from .conftest import PASSWORD, create_user
 from .helpers import configure_pagerduty, send_request
 
 pytestmark = pytest.mark.browser
@@ -15,32 +15,14 @@ LIVE = 15_000  # ms: a deadline for a live change to show, wide for a loaded mac
 
 
 @pytest.fixture
-def people(live_server, make_user_on):
-    configure_pagerduty(live_server.app)
+def people(live_server):
+    app = live_server.app
+    configure_pagerduty(app)
     return {
-        "requestor": make_user_on(live_server.app, "requestor", name="Hana Helpdesk"),
-        "reviewer": make_user_on(live_server.app, "reviewer", name="Rita Reviewer"),
-        "user": make_user_on(live_server.app, "member", name="Uma User",
-                             email="uma@example.com", notify_pagerduty=True),
+        "requestor": create_user(app, "requestor", "requestor@example.com", "Hana Helpdesk"),
+        "reviewer": create_user(app, "reviewer", "reviewer@example.com", "Rita Reviewer"),
+        "user": create_user(app, "member", "uma@example.com", "Uma User", notify_pagerduty=True),
     }
-
-
-@pytest.fixture
-def make_user_on():
-    from sendauth_dashboard.services import accounts
-
-    from .conftest import UserRecord
-
-    def make(app, role, name, email=None, **prefs):
-        with app.app_context():
-            user = accounts.create_user(email=email or f"{role}@example.com", name=name,
-                                        role=role, password=PASSWORD)
-            for key, value in prefs.items():
-                setattr(user, key, value)
-            db.session.commit()
-            return UserRecord(user.id, user.email, user.name, user.role)
-
-    return make
 
 
 def signed_in(browser, live_server, person, path="/"):

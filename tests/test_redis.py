@@ -11,7 +11,7 @@ from sendauth_dashboard import create_app
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.services.broker import RESYNC, RedisBroker
 
-from .conftest import AuthActions, base_test_config, need
+from .conftest import AuthActions, base_test_config, create_user, need
 from .helpers import configure_pagerduty, send_request, wait_until
 from .test_stream import Stream
 
@@ -110,8 +110,7 @@ class RedisServer:
             self.process = None
 
 
-def test_when_redis_goes_away_streams_stay_up_and_miss_nothing(tmp_path, own_redis, prefix,
-                                                               make_user_factory):
+def test_when_redis_goes_away_streams_stay_up_and_miss_nothing(tmp_path, own_redis, prefix):
     """Two app processes share the database and Redis; Redis dies and comes back."""
     database = f"sqlite:///{tmp_path / 'shared.db'}"
     config = dict(SQLALCHEMY_DATABASE_URI=database, REDIS_URL=own_redis.url,
@@ -121,9 +120,8 @@ def test_when_redis_goes_away_streams_stay_up_and_miss_nothing(tmp_path, own_red
     with sender.app_context():
         db.create_all()
     configure_pagerduty(sender)
-    make_user = make_user_factory(sender)
-    hana = make_user("requestor", "hana@example.com")
-    uma = make_user("member", "uma@example.com", notify_pagerduty=True)
+    hana = create_user(sender, "requestor", "hana@example.com")
+    uma = create_user(sender, "member", "uma@example.com", notify_pagerduty=True)
 
     client = watcher.test_client()
     AuthActions(client).login(hana)
@@ -145,23 +143,3 @@ def test_when_redis_goes_away_streams_stay_up_and_miss_nothing(tmp_path, own_red
         app.extensions["sendauth_broker"].stop()
         with app.app_context():
             db.engine.dispose()
-
-
-@pytest.fixture
-def make_user_factory():
-    from sendauth_dashboard.services import accounts
-
-    from .conftest import PASSWORD, UserRecord
-
-    def factory(app):
-        def make(role, email, **prefs):
-            with app.app_context():
-                user = accounts.create_user(email=email, name=email.split("@")[0].title(),
-                                            role=role, password=PASSWORD)
-                for key, value in prefs.items():
-                    setattr(user, key, value)
-                db.session.commit()
-                return UserRecord(user.id, user.email, user.name, user.role)
-        return make
-
-    return factory

@@ -8,10 +8,9 @@ from sqlalchemy import create_engine, text
 
 from sendauth_dashboard import create_app
 from sendauth_dashboard.extensions import db
-from sendauth_dashboard.services import accounts
 
 from . import servers
-from .conftest import PASSWORD, UserRecord, base_test_config, need
+from .conftest import base_test_config, create_user, need
 from .helpers import configure_pagerduty, send_request
 from .test_redis import REDIS_URL, redis_available
 
@@ -38,16 +37,11 @@ def seeded(served_database, tmp_path):
     """People and the PagerDuty integration, written through the app's own services."""
     app = create_app(base_test_config(tmp_path, SQLALCHEMY_DATABASE_URI=served_database,
                                       SECRET_KEY=servers.SECRET_KEY))
-    with app.app_context():
-        people = {}
-        for role, email in (("requestor", "hana@example.com"), ("reviewer", "rita@example.com"),
-                            ("member", "uma@example.com")):
-            user = accounts.create_user(email=email, name=email.split("@")[0].title(), role=role,
-                                        password=PASSWORD)
-            user.notify_pagerduty = role == "member"
-            db.session.flush()
-            people[role] = UserRecord(user.id, user.email, user.name, user.role)
-        db.session.commit()
+    people = {
+        "requestor": create_user(app, "requestor", "hana@example.com"),
+        "reviewer": create_user(app, "reviewer", "rita@example.com"),
+        "member": create_user(app, "member", "uma@example.com", notify_pagerduty=True),
+    }
     configure_pagerduty(app)
     yield app, people
     with app.app_context():

@@ -124,6 +124,18 @@ def answer(app, public_id, decision="verify"):
         db.session.commit()
 
 
+def live_stream(viewer, broker):
+    """A stream that has replayed the table and now waits for live events."""
+    body = events.stream(viewer, 0, broker, heartbeat=0.05, lifetime=30)
+    while not next(body).startswith(": keepalive"):
+        pass
+    return body
+
+
+def data_of(frame):
+    return json.loads(frame.split("data: ", 1)[1])
+
+
 def test_signed_out_is_a_401_not_a_redirect(client):
     assert client.get("/transactions/stream").status_code == 401
 
@@ -229,16 +241,14 @@ def test_a_slow_watcher_catches_up_from_the_table_and_misses_nothing(app, setup)
     broker.queue_size = 2
     viewer = events.Viewer(hana.id, sees_all=False)
     with app.test_request_context():
-        body = events.stream(viewer, 0, broker, heartbeat=0.05, lifetime=30)
-        while not next(body).startswith(": keepalive"):
-            pass  # now live, and not reading: its queue of 2 overflows below
+        body = live_stream(viewer, broker)  # live, and not reading: its queue of 2 overflows
         sent = []
         in_thread(lambda: sent.extend(send_request(app, hana, uma) for _ in range(10)))
         frames = []
         while len(frames) < 10:
             frame = next(body)
             if frame.startswith("id:"):
-                frames.append(json.loads(frame.split("data: ", 1)[1]))
+                frames.append(data_of(frame))
         body.close()
     assert [f["transaction"]["id"] for f in frames] == sent
 
@@ -290,16 +300,14 @@ def test_a_resync_makes_the_stream_catch_up_with_what_it_never_heard(app, setup)
     broker = app.extensions["sendauth_broker"]
     viewer = events.Viewer(hana.id, sees_all=False)
     with app.test_request_context():
-        body = events.stream(viewer, 0, broker, heartbeat=0.05, lifetime=30)
-        while not next(body).startswith(": keepalive"):
-            pass
+        body = live_stream(viewer, broker)
         del app.extensions["sendauth_broker"]  # committed, but never published
         unheard = send_request(app, hana, uma)
         app.extensions["sendauth_broker"] = broker
         broker.resync_all()
         frame = next(f for f in body if f.startswith("id:"))
         body.close()
-    assert json.loads(frame.split("data: ", 1)[1])["transaction"]["id"] == unheard
+    assert data_of(frame)["transaction"]["id"] == unheard
 
 
 def test_a_request_sent_while_watching_arrives_live(app, setup):
@@ -307,12 +315,9 @@ def test_a_request_sent_while_watching_arrives_live(app, setup):
     hana, _, uma = setup
     viewer = events.Viewer(hana.id, sees_all=False)
     with app.test_request_context():
-        body = events.stream(viewer, 0, app.extensions["sendauth_broker"], heartbeat=0.05,
-                             lifetime=30)
-        while not next(body).startswith(": keepalive"):
-            pass
+        body = live_stream(viewer, app.extensions["sendauth_broker"])
         sent = send_request(app, hana, uma)
         frame = next((f for f in body if f.startswith("id:")), None)
         body.close()
     assert frame is not None, "the event never came live"
-    assert json.loads(frame.split("data: ", 1)[1])["transaction"]["id"] == sent
+    assert data_of(frame)["transaction"]["id"] == sent
