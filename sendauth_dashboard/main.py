@@ -1,5 +1,5 @@
 """The home page (what to do next, by role) and the health check."""
-from flask import Blueprint, current_app, jsonify, render_template
+from flask import Blueprint, current_app, jsonify, render_template, request
 from flask_login import current_user, login_required
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -62,13 +62,14 @@ def healthz():
     return jsonify(status="ok", database="ok")
 
 
+# (label, endpoint, the other pages of its section: the item is marked current on them too)
 NAVIGATION = (
-    ("Home", "main.home"),
-    ("Transactions", "transactions.index"),
-    ("Send a request", "transactions.new"),
-    ("Messaging", "profile.messaging"),
-    ("Channels", "settings.pagerduty"),
-    ("Users", "settings.users"),
+    ("Home", "main.home", ()),
+    ("Transactions", "transactions.index", ("transactions.show",)),
+    ("Send a request", "transactions.new", ()),
+    ("Messaging", "profile.messaging", ()),
+    ("Channels", "settings.pagerduty", ("settings.email", "settings.sms", "settings.slack")),
+    ("Users", "settings.users", ()),
 )
 
 
@@ -81,8 +82,9 @@ def navigation():
     if not current_user.is_authenticated:
         return {"nav_items": ()}
     items = []
-    for label, endpoint in NAVIGATION:
+    for label, endpoint, section in NAVIGATION:
         minimum = getattr(current_app.view_functions[endpoint], "minimum_role", "member")
         if current_user.has_role(minimum):
-            items.append((label, endpoint))
+            current = request.endpoint == endpoint or request.endpoint in section
+            items.append((label, endpoint, current))
     return {"nav_items": items}

@@ -45,3 +45,9 @@ def test_navigation_shows_only_what_the_role_may_open(client, auth, make_user, a
     auth.logout()
     auth.login(admin)
     assert 'href="/settings/users"' in client.get("/").text
+
+
+def test_the_menu_marks_the_section_of_the_page_open(client, as_admin):
+    page = client.get("/settings/sms").text
+    assert '<a href="/settings/pagerduty" aria-current="page">Channels</a>' in page
+    assert 'aria-current="page">Users' not in page
