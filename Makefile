@@ -26,13 +26,7 @@ test: $(VENV)/.installed-test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 install: $(VENV)/.installed
-install-# Production: gunicorn with gevent workers (gunicorn.conf.py). Set SENDAUTH_SECRET_KEY and, to
-# scale out, SENDAUTH_SQLALCHEMY_DATABASE_URI=postgresql+psycopg://... and SENDAUTH_REDIS_URL.
-serve: $(VENV)/.installed-production
-	$(FLASK) db upgrade
-	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
-
-test: $(VENV)/.installed-test
+install-test: $(VENV)/.installed-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
