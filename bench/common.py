@@ -128,6 +128,7 @@ class Report:
         self.machine_at_start = machine()
         self.rows = []
         self.notes = []
+        self.extra = {}  # more of the run's findings for the JSON (profiles)
 
     def add(self, **row):
         row.setdefault("load_1min", load_1min())
@@ -152,6 +153,7 @@ class Report:
             "settings": self.settings,
             "rows": self.rows,
             "notes": self.notes,
+            **self.extra,
         }
         RESULTS.mkdir(parents=True, exist_ok=True)
         stamp = self.started.strftime("%Y%m%dT%H%M%SZ")
@@ -332,16 +334,18 @@ class Profile:
         profile.top()  # [(share of samples, function), ...] by inclusive share
     """
 
-    def __init__(self, pid, name, rate=200):
+    def __init__(self, pid, name, rate=200, native=False):
         self.pid = pid
         self.path = RESULTS / "profiles" / f"{name}-{os.getpid()}.txt"
         self.rate = rate
+        self.native = native  # C frames too (the interpreter's, gevent's, the collector's)
 
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(self.pid),
-             "--rate", str(self.rate), "--format", "raw", "--output", str(self.path)],
+             "--rate", str(self.rate), "--format", "raw", "--output", str(self.path)]
+            + (["--native"] if self.native else []),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1.0)  # py-spy attaches
         return self

@@ -108,6 +108,18 @@ class Client:
                 self.process.wait()
 
 
+def subscribers(redis, channel):
+    return dict(redis.pubsub_numsub(channel)).get(channel.encode(), 0)
+
+
+def redis_state(subject):
+    """Subscriptions to the subject's channel; the Redis server's clients and memory (the last
+    two count everyone's use of this Redis)."""
+    info = subject.redis.info()
+    return {"subscriptions": subscribers(subject.redis, subject.channel),
+            "clients": info["connected_clients"], "used_memory_kib": info["used_memory"] // 1024}
+
+
 def cookie_header(session):
     return "; ".join(f"{c.name}={c.value}" for c in session.cookies)
 
@@ -118,7 +130,10 @@ class Dashboard:
     name = "sendauth"
     headers_first = True
 
-    def __init__(self, url, folder, prefix, commits):
+    def __init__(self, url, folder, prefix, commits, redis, memory_detail=False):
+        self.redis = redis
+        self.channel = f"{prefix}:events"  # the RedisBroker's
+        self.memory_detail = memory_detail
         self.folder = folder
         self.commits = commits
         self.prefix = prefix
@@ -132,7 +147,10 @@ class Dashboard:
         env = common.environment(
             self.folder, SQLALCHEMY_DATABASE_URI=self.database_url, REDIS_URL=common.REDIS_URL,
             REDIS_CHANNEL_PREFIX=self.prefix, DISPATCHER="off")
-        self.server = common.served(env, self.folder, f"{self.name}-{label}")
+        if self.memory_detail:
+            env["PYTHONTRACEMALLOC"] = "1"
+        app = "bench.instrumented:app" if self.memory_detail else "wsgi:app"
+        self.server = common.served(env, self.folder, f"{self.name}-{label}", app=app)
         browser = common.signed_in(self.server.url, common.REVIEWER)
         self.cookie = cookie_header(browser.session)
         return self.server
@@ -156,8 +174,11 @@ class Dashboard:
         self.message_bytes = len(events.sse_format(message).encode())
         return committed_at, message["id"]
 
-    def redis_connections(self):
-        return None
+    def memory(self):
+        """Where the worker's memory is (bench.instrumented's /_bench/memory)."""
+        if not self.memory_detail:
+            return None
+        return requests.get(f"{self.server.url}/_bench/memory", timeout=120).json()
 
     def stop(self):
         self.server.stop()
@@ -189,7 +210,7 @@ class FlaskSse:
         return f"/stream?channel={self.channel}"
 
     def subscribers(self):
-        return dict(self.redis.pubsub_numsub(self.channel)).get(self.channel.encode(), 0)
+        return subscribers(self.redis, self.channel)
 
     def wait_subscribed(self, watchers, timeout):
         common.wait_until(lambda: self.subscribers() >= watchers, timeout,
@@ -209,8 +230,8 @@ class FlaskSse:
         self.redis.publish(self.channel, message)
         return committed_at, self.sequence
 
-    def redis_connections(self):
-        return self.redis.info("clients")["connected_clients"]
+    def memory(self):
+        return None
 
     def stop(self):
         self.server.stop()
@@ -225,7 +246,8 @@ def measure(subject, watchers, events_count, report, profile=False):
         pid = common.only_worker_pid(server)
         _warm_up(subject, server)
         rss_before = common.rss_kib(pid)
-        redis_before = subject.redis_connections()
+        redis_before = redis_state(subject)
+        connect_cpu_before = common.cpu_seconds(pid)
         client = Client(server.url, subject.path(), subject.cookie, watchers,
                         subject.headers_first)
         connected = client.next("connected", 300)
@@ -233,15 +255,22 @@ def measure(subject, watchers, events_count, report, profile=False):
             raise TimeoutError(f"{watchers} watchers not connected within 300 s")
         subject.wait_subscribed(connected["connected"], 120)
         row.update(connected=connected["connected"], failed=connected["failed"],
-                   connect_seconds=connected["seconds"])
+                   connect_seconds=connected["seconds"],
+                   worker_cpu_ms_per_connect=round(
+                       common.ms(common.cpu_seconds(pid) - connect_cpu_before) / watchers, 2))
         time.sleep(1.0)
         rss_connected = common.rss_kib(pid)
-        redis_connected = subject.redis_connections()
+        redis_connected = redis_state(subject)
+        memory = subject.memory()
+        if memory:
+            row["memory_detail"] = memory
+            print(f"  memory: {json.dumps(memory, indent=1)}", flush=True)
         for n in range(WARMUP_EVENTS):
             _, event_id = subject.publish(n)
             client.wait_event(event_id, EVENT_TIMEOUT)
         last, first, median, lost = [], [], [], 0
-        profiler = common.Profile(pid, f"fanout-{subject.name}-{watchers}") if profile else None
+        profiler = common.Profile(pid, f"fanout-{subject.name}-{watchers}",
+                                  native=profile == "native") if profile else None
         if profiler:
             profiler.__enter__()
         cpu_before = common.cpu_seconds(pid)
@@ -279,8 +308,11 @@ def measure(subject, watchers, events_count, report, profile=False):
                 cpu * 1e6 / max(1, events_count) / watchers, 1),
             client_cpu_ms_per_event=round(common.ms(client_cpu) / max(1, events_count), 1),
         )
-        if redis_before is not None:
-            row["redis_connections_added"] = redis_connected - redis_before
+        row["redis"] = {"before": redis_before, "connected": redis_connected}
+        row["redis_subscriptions"] = redis_connected["subscriptions"]
+        row["redis_clients_added"] = redis_connected["clients"] - redis_before["clients"]
+        row["redis_kib_per_watcher"] = round(
+            (redis_connected["used_memory_kib"] - redis_before["used_memory_kib"]) / watchers, 1)
     finally:
         if client is not None:
             client.close()
@@ -308,12 +340,14 @@ COLUMNS = [
     ("open", get("connected")),
     ("last p50 ms", get("last", "p50")),
     ("last p99 ms", get("last", "p99")),
-    ("last min", get("last", "min")),
-    ("last max", get("last", "max")),
+    ("last min-max", lambda row: f"{row['last']['min']:.0f}-{row['last']['max']:.0f}"
+     if row["last"].get("n") else None),
     ("first p50", get("first", "p50")),
     ("KiB/watcher", get("kib_per_watcher")),
-    ("worker CPU us/watcher/event", get("worker_cpu_us_per_watcher_event")),
-    ("Redis conns", get("redis_connections_added")),
+    ("CPU us/watcher/event", get("worker_cpu_us_per_watcher_event")),
+    ("CPU ms/connect", get("worker_cpu_ms_per_connect")),
+    ("Redis subs", get("redis_subscriptions")),
+    ("Redis KiB/watcher", get("redis_kib_per_watcher")),
     ("flask-sse/ours p99", get("ratio_p99")),
     ("flask-sse/ours KiB", get("ratio_memory")),
     ("load", get("load_1min")),
@@ -327,9 +361,13 @@ def main(argv=None):
     parser.add_argument("--events", type=int, default=20, help="measured events per N")
     parser.add_argument("--only", choices=("sendauth", "flask-sse"),
                         help="measure one subject only")
-    parser.add_argument("--profile", action="store_true",
-                        help="sample the worker with py-spy during the measured events "
-                             "(adds overhead: for finding costs, not for the table)")
+    parser.add_argument("--memory-detail", action="store_true",
+                        help="the dashboard's worker traces its allocations (PYTHONTRACEMALLOC, "
+                             "slow) and reports where its memory is once N watchers are open")
+    parser.add_argument("--profile", nargs="?", const="python", choices=("python", "native"),
+                        help="sample the worker with py-spy during the measured events, "
+                             "'native' with C frames (adds overhead: for finding costs, not "
+                             "for the table)")
     args = parser.parse_args(argv)
     sizes = [int(n) for n in args.watchers.split(",")]
     common.raise_open_files_limit()
@@ -342,7 +380,7 @@ def main(argv=None):
     prefix = common.redis_prefix("fanout")
     commits = Commits()
     with common.database("postgres", "fanout", folder) as url:
-        dashboard = Dashboard(url, folder, prefix, commits)
+        dashboard = Dashboard(url, folder, prefix, commits, redis, args.memory_detail)
         dashboard.publish(0)  # learn the size of an event's message
         flask_sse = FlaskSse(folder, prefix, redis, dashboard.message_bytes)
         subjects = [s for s in (dashboard, flask_sse) if args.only in (None, s.name)]

@@ -1,7 +1,8 @@
-"""The dashboard exactly as `make serve` runs it (`wsgi:app`), plus one header that only the
-benchmarks read: ``X-Bench-Committed-At``, the CLOCK_MONOTONIC time right after the request's
-database transaction committed, before anything is published or woken. Serve it with
-``gunicorn -c gunicorn.conf.py bench.instrumented:app``."""
+"""The dashboard exactly as `make serve` runs it (`wsgi:app`), plus what only the benchmarks read:
+a header ``X-Bench-Committed-At``, the CLOCK_MONOTONIC time right after the request's database
+transaction committed, before anything is published or woken; and ``GET /_bench/memory``, where
+the worker's memory is. Serve it with ``gunicorn -c gunicorn.conf.py bench.instrumented:app``,
+never in production (the memory page has no sign-in)."""
 import time
 
 from flask import g, has_request_context
@@ -28,3 +29,29 @@ def _send_commit_time(response):
     if committed_at is not None:
         response.headers[COMMITTED_AT] = repr(committed_at)
     return response
+
+
+@app.get("/_bench/memory")
+def _memory():
+    """Where the worker's memory is, for the fan-out benchmark's --memory-detail: the greenlets
+    and the C stacks they keep while switched out, and, when the worker runs with
+    PYTHONTRACEMALLOC set, the live allocations by the line that made them."""
+    import gc
+    import tracemalloc
+
+    import greenlet
+
+    greenlets = [o for o in gc.get_objects() if isinstance(o, greenlet.greenlet)]
+    report = {
+        "greenlets": len(greenlets),
+        "greenlet_stacks_saved_kib": round(
+            sum(getattr(g, "_stack_saved", 0) for g in greenlets) / 1024, 1),
+    }
+    if tracemalloc.is_tracing():
+        snapshot = tracemalloc.take_snapshot()
+        report["traced_kib"] = round(tracemalloc.get_traced_memory()[0] / 1024, 1)
+        report["top_lines"] = [
+            {"where": str(stat.traceback[0]), "kib": round(stat.size / 1024, 1),
+             "blocks": stat.count}
+            for stat in snapshot.statistics("lineno")[:30]]
+    return report
