@@ -46,9 +46,11 @@ class Setup:
         env = common.environment(folder, **settings)
         server = common.served(env, folder, f"incident-{self.name}", app="bench.instrumented:app")
         stack.callback(server.stop)
+        self.dispatcher_pid = common.only_worker_pid(server)
         if self.database == "postgres":
             worker = common.dispatcher(env, folder, f"incident-{self.name}-worker")
             stack.callback(worker.stop)
+            self.dispatcher_pid = worker.process.pid
         self.requestor = common.signed_in(server.url, common.REQUESTOR)
         self.url = server.url
         self.token = self.requestor.token("/transactions/new")
@@ -82,6 +84,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Commit of a send to the event at PagerDuty")
     parser.add_argument("--sends", type=int, default=40, help="measured sends per set-up")
     parser.add_argument("--pause", type=float, default=0.2, help="seconds between sends")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample each set-up's dispatcher process with py-spy meanwhile")
     args = parser.parse_args(argv)
     folder = common.run_folder("incident")
     report = common.Report(
@@ -96,6 +100,9 @@ def main(argv=None):
         with ExitStack() as stack:
             for setup in setups:
                 setup.start(stack, folder, fake)
+            if args.profile:
+                profiles = [stack.enter_context(common.Profile(
+                    setup.dispatcher_pid, f"incident-{setup.name}")) for setup in setups]
             for n in range(WARMUP_SENDS + args.sends):
                 for setup in setups:
                     took = setup.send(n, fake)
@@ -104,8 +111,13 @@ def main(argv=None):
                     time.sleep(args.pause)
     finally:
         fake.stop()
-    for setup in setups:
-        report.add(setup=setup.name, store=setup.note, latency=common.summary(setup.latencies))
+    for index, setup in enumerate(setups):
+        row = report.add(setup=setup.name, store=setup.note,
+                         latency=common.summary(setup.latencies))
+        if args.profile:
+            row["profile"] = profiles[index].summary()
+            print(f"{setup.name}:")
+            common.print_profile(row)
     report.note("target: p50 at most 50 ms on loopback")
     report.finish(COLUMNS)
 
