@@ -9,7 +9,8 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: run serve test install install-test clean-venv
+.PHONY: run serve test install install-test clean-venv \
+	bench bench-fanout bench-send bench-incident bench-dispatch bench-list
 
 run: $(VENV)/.installed
 	$(FLASK) db upgrade
@@ -24,6 +25,25 @@ serve: $(VENV)/.installed-production
 
 test: $(VENV)/.installed-test
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Benchmarks (README.md, "Benchmarks"): each prints a table and writes JSON to bench/results/.
+# They need PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379); pass options with BENCH_ARGS.
+bench: bench-fanout bench-send bench-incident bench-dispatch bench-list
+
+bench-fanout: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.fanout $(BENCH_ARGS)
+
+bench-send: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.send $(BENCH_ARGS)
+
+bench-incident: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.incident $(BENCH_ARGS)
+
+bench-dispatch: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.dispatch $(BENCH_ARGS)
+
+bench-list: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.listing $(BENCH_ARGS)
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
@@ -41,6 +61,10 @@ $(VENV)/.installed-production: $(VENV)/.installed
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP_INSTALL) -e '.[test]'
+	touch $@
+
+$(VENV)/.installed-bench: $(VENV)/.installed-test
+	$(PIP_INSTALL) -e '.[test,bench]'
 	touch $@
 
 clean-venv:

@@ -67,19 +67,19 @@ def flask(env, *args):
                           capture_output=True, text=True, timeout=120, check=True)
 
 
-def gunicorn(env, tmp_path, workers=1, name="gunicorn"):
+def gunicorn(env, tmp_path, workers=1, name="gunicorn", app="wsgi:app"):
     port = free_port()
     env = dict(env, SENDAUTH_BIND=f"127.0.0.1:{port}", SENDAUTH_WORKERS=str(workers))
-    server = Process([BIN / "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], env,
+    server = Process([BIN / "gunicorn", "-c", "gunicorn.conf.py", app], env,
                      tmp_path / f"{name}.log")
     server.url = f"http://127.0.0.1:{port}"
     wait_until(lambda: _healthy(server.url), timeout=30, message=f"{name} answering")
     return server
 
 
-def worker(env, tmp_path, name="worker"):
-    return Process([BIN / "flask", "--app", "wsgi", "worker", "--concurrency", "4"], env,
-                   tmp_path / f"{name}.log")
+def worker(env, tmp_path, name="worker", concurrency=4):
+    return Process([BIN / "flask", "--app", "wsgi", "worker", "--concurrency", str(concurrency)],
+                   env, tmp_path / f"{name}.log")
 
 
 def _healthy(url):

@@ -253,6 +253,28 @@ def test_a_slow_watcher_catches_up_from_the_table_and_misses_nothing(app, setup)
     assert [f["transaction"]["id"] for f in frames] == sent
 
 
+def test_a_live_event_is_formatted_once_for_all_its_watchers(app, setup, monkeypatch):
+    """Serialising the same event again for every watcher was a large part of a fan-out's cost."""
+    hana, _, uma = setup
+    broker = app.extensions["sendauth_broker"]
+    formatted = []
+    real_format = events.sse_format
+    monkeypatch.setattr(events, "sse_format", lambda m: formatted.append(m["id"]) or real_format(m))
+    viewer = events.Viewer(hana.id, sees_all=False)
+    with app.test_request_context():
+        bodies = [events.stream(viewer, 0, broker, heartbeat=0.05, lifetime=5) for _ in range(3)]
+        for body in bodies:
+            while not next(body).startswith(": keepalive"):
+                pass  # live
+        in_thread(lambda: send_request(app, hana, uma))
+        frames = []
+        for body in bodies:
+            frames.append(next(f for f in body if f.startswith("id:")))
+            body.close()
+    assert len(set(frames)) == 1
+    assert formatted == [json.loads(frames[0].split("data: ", 1)[1])["id"]]
+
+
 def test_an_event_committed_while_the_stream_opens_arrives_once(app, setup):
     hana, _, uma = setup
     broker = app.extensions["sendauth_broker"]

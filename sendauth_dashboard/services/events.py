@@ -193,6 +193,32 @@ def sse_format(message):
     return f"id: {message['id']}\ndata: {json.dumps(message, separators=(',', ':'))}\n\n"
 
 
+class SharedFormat:
+    """``sse_format`` for live messages, once per message object rather than once per watcher.
+
+    The broker hands the same message object to every watcher of a process, and serialising it
+    for each of them was a large part of a fan-out's cost (bench/fanout.py). The last few
+    (message, text) pairs are kept; holding the messages means an object's id cannot be reused
+    while its text is cached. An equal message that is another object (a replay read from the
+    table) is formatted afresh.
+    """
+
+    def __init__(self, size=8):
+        self.size = size
+        self._recent = ()  # replaced, never changed in place: safe to read from any thread
+
+    def __call__(self, message):
+        for seen, text in self._recent:
+            if seen is message:
+                return text
+        text = sse_format(message)
+        self._recent = ((message, text),) + self._recent[:self.size - 1]
+        return text
+
+
+_live_format = SharedFormat()
+
+
 def stream(viewer, after_id, broker, *, heartbeat, lifetime, clock=time.monotonic):
     """Server-sent events for one watcher: replay what they missed, then live, then end.
 
@@ -226,7 +252,7 @@ def stream(viewer, after_id, broker, *, heartbeat, lifetime, clock=time.monotoni
                 continue
             sent.add(message["id"])
             last_id = max(last_id, message["id"])
-            yield sse_format(message)
+            yield _live_format(message)
     finally:
         broker.unsubscribe(subscription)
 

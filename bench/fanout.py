@@ -1,0 +1,411 @@
+"""Benchmark 1, fan-out: N watchers on ONE gunicorn gevent worker, the dashboard against flask-sse.
+
+For each N (100, 1,000, 5,000 by default), first the dashboard, then flask-sse, each on a fresh
+server (`gunicorn -c gunicorn.conf.py`, gevent, one worker) sharing the same Redis:
+
+- N signed-in watchers open real HTTP streams (bench/sse_client.py, a separate process);
+- this process commits state changes (a new transaction: the `transaction.created` event) through
+  the app's own services on PostgreSQL, publishing through Redis as any web process would; for
+  flask-sse it publishes a message of the same JSON size on its channel;
+- latency of an event: from right after its commit (before publishing) to the LAST watcher
+  reading it; also the first and the median watcher;
+- memory per watcher: the worker's RSS (/proc/<pid>/status) after the events minus before the
+  watchers connected, divided by N; for flask-sse also the Redis connections it opens.
+
+Run: `make bench-fanout` (or `.venv/bin/python -m bench.fanout --watchers 100,1000`).
+"""
+import argparse
+import json
+import queue
+import subprocess
+import sys
+import threading
+import time
+
+import requests
+from flask_sse import Message
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session
+
+from sendauth_dashboard.extensions import db
+from sendauth_dashboard.services import accounts, events, transactions
+
+from . import common
+from .common import get
+
+WARMUP_EVENTS = 2
+EVENT_TIMEOUT = 30.0
+
+
+class Commits:
+    """The time right after each commit of this process, and the events it will publish."""
+
+    def __init__(self):
+        self.last = None
+        sa_event.listen(Session, "after_commit", self._stamp, insert=True)
+
+    def _stamp(self, session):
+        ready = session.info.get("sendauth_ready_events") or []
+        self.last = (time.monotonic(), [message for message in ready])
+
+
+class Client:
+    """The watchers' process (bench/sse_client.py) and the lines it writes."""
+
+    def __init__(self, server_url, path, cookie, watchers, headers_first):
+        host, port = server_url.rsplit("//", 1)[1].split(":")
+        args = [sys.executable, "-m", "bench.sse_client", "--host", host, "--port", port,
+                "--path", path, "--cookie", cookie, "--watchers", str(watchers)]
+        if headers_first:
+            args.append("--headers-first")
+        self.process = subprocess.Popen(args, cwd=common.ROOT, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.lines = queue.Queue()
+        self.events = {}
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            self.lines.put(json.loads(line))
+        self.lines.put(None)
+
+    def next(self, key, timeout):
+        """The next line that has ``key``; event lines seen meanwhile are kept."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return None
+            if line is None:
+                raise RuntimeError("the watchers' process ended early")
+            if "event" in line:
+                self.events[line["event"]] = line
+            if key in line:
+                return line
+
+    def wait_event(self, event_id, timeout):
+        deadline = time.monotonic() + timeout
+        while event_id not in self.events:
+            if self.next("event", max(0.0, deadline - time.monotonic())) is None:
+                break
+        if event_id in self.events:
+            return self.events[event_id]
+        self.process.stdin.write(f"status {event_id}\n")
+        return self.next("status", 10) or {"status": event_id, "count": None}
+
+    def close(self):
+        if self.process.poll() is None:
+            try:
+                self.process.stdin.write("close\n")
+                self.process.stdin.close()
+            except BrokenPipeError:
+                pass
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def subscribers(redis, channel):
+    return dict(redis.pubsub_numsub(channel)).get(channel.encode(), 0)
+
+
+def redis_state(subject):
+    """Subscriptions to the subject's channel; the Redis server's clients and memory (the last
+    two count everyone's use of this Redis)."""
+    info = subject.redis.info()
+    return {"subscriptions": subscribers(subject.redis, subject.channel),
+            "clients": info["connected_clients"], "used_memory_kib": info["used_memory"] // 1024}
+
+
+def cookie_header(session):
+    return "; ".join(f"{c.name}={c.value}" for c in session.cookies)
+
+
+class Dashboard:
+    """The dashboard's stream, events committed by this process, fanned out through Redis."""
+
+    name = "sendauth"
+    headers_first = True
+
+    def __init__(self, url, folder, prefix, commits, redis, memory_detail=False):
+        self.redis = redis
+        self.channel = f"{prefix}:events"  # the RedisBroker's
+        self.memory_detail = memory_detail
+        self.folder = folder
+        self.commits = commits
+        self.prefix = prefix
+        self.database_url = url
+        self.app = common.driver_app(url, folder, REDIS_URL=common.REDIS_URL,
+                                     REDIS_CHANNEL_PREFIX=prefix)
+        common.seed_people(self.app)
+        self.message_bytes = None
+
+    def start(self, label):
+        env = common.environment(
+            self.folder, SQLALCHEMY_DATABASE_URI=self.database_url, REDIS_URL=common.REDIS_URL,
+            REDIS_CHANNEL_PREFIX=self.prefix, DISPATCHER="off")
+        if self.memory_detail:
+            env["PYTHONTRACEMALLOC"] = "1"
+        app = "bench.instrumented:app" if self.memory_detail else "wsgi:app"
+        self.server = common.served(env, self.folder, f"{self.name}-{label}", app=app)
+        browser = common.signed_in(self.server.url, common.REVIEWER)
+        self.cookie = cookie_header(browser.session)
+        return self.server
+
+    def path(self):
+        with self.app.app_context():
+            return f"/transactions/stream?after={events.latest_event_id()}"
+
+    def wait_subscribed(self, watchers, timeout):
+        """Each watcher has its answer's headers, sent after it subscribed: nothing to wait for."""
+
+    def publish(self, n):
+        with self.app.app_context():
+            requestor = accounts.find_by_email(common.REQUESTOR)
+            transactions.create(requestor=requestor, user_email=common.MEMBER,
+                                message=f"Fan-out benchmark event {n}: please confirm it is you",
+                                context=f"Ticket #{4000 + n}")
+            db.session.commit()
+        committed_at, messages = self.commits.last
+        (message,) = messages
+        self.message_bytes = len(events.sse_format(message).encode())
+        return committed_at, message["id"]
+
+    def memory(self):
+        """Where the worker's memory is (bench.instrumented's /_bench/memory)."""
+        if not self.memory_detail:
+            return None
+        return requests.get(f"{self.server.url}/_bench/memory", timeout=120).json()
+
+    def stop(self):
+        self.server.stop()
+
+
+class FlaskSse:
+    """flask-sse's stream on its own Redis channel; messages the size of the dashboard's."""
+
+    name = "flask-sse"
+    headers_first = False
+
+    def __init__(self, folder, prefix, redis, message_bytes):
+        self.folder = folder
+        self.channel = f"{prefix}:flask-sse"
+        self.redis = redis
+        self.message_bytes = message_bytes
+        self.sequence = 0
+
+    def start(self, label):
+        env = common.environment(self.folder, REDIS_URL=common.REDIS_URL)
+        self.server = common.served(env, self.folder, f"{self.name}-{label}",
+                                    app="bench.flask_sse_app:app")
+        session = requests.Session()
+        session.post(f"{self.server.url}/login", timeout=10).raise_for_status()
+        self.cookie = cookie_header(session)
+        return self.server
+
+    def path(self):
+        return f"/stream?channel={self.channel}"
+
+    def subscribers(self):
+        return subscribers(self.redis, self.channel)
+
+    def wait_subscribed(self, watchers, timeout):
+        common.wait_until(lambda: self.subscribers() >= watchers, timeout,
+                          f"{watchers} flask-sse subscriptions")
+
+    def payload(self, event_id):
+        """A message whose SSE text is as long as the dashboard's, as flask-sse publishes it."""
+        data = {"id": event_id, "kind": "transaction.created", "pad": ""}
+        size = len(str(Message(data, id=event_id)).encode())
+        data["pad"] = "x" * max(0, (self.message_bytes or size) - size)
+        return json.dumps(Message(data, id=event_id).to_dict())
+
+    def publish(self, n):
+        self.sequence += 1
+        message = self.payload(self.sequence)
+        committed_at = time.monotonic()
+        self.redis.publish(self.channel, message)
+        return committed_at, self.sequence
+
+    def memory(self):
+        return None
+
+    def stop(self):
+        self.server.stop()
+
+
+def measure(subject, watchers, events_count, report, profile=False):
+    """One subject at one N on a fresh server. Returns the row."""
+    server = subject.start(watchers)
+    row = {"subject": subject.name, "watchers": watchers}
+    client = None
+    try:
+        pid = common.only_worker_pid(server)
+        _warm_up(subject, server)
+        rss_before = common.rss_kib(pid)
+        redis_before = redis_state(subject)
+        connect_cpu_before = common.cpu_seconds(pid)
+        client = Client(server.url, subject.path(), subject.cookie, watchers,
+                        subject.headers_first)
+        connected = client.next("connected", 300)
+        if connected is None:
+            raise TimeoutError(f"{watchers} watchers not connected within 300 s")
+        subject.wait_subscribed(connected["connected"], 120)
+        row.update(connected=connected["connected"], failed=connected["failed"],
+                   connect_seconds=connected["seconds"],
+                   worker_cpu_ms_per_connect=round(
+                       common.ms(common.cpu_seconds(pid) - connect_cpu_before) / watchers, 2))
+        time.sleep(1.0)
+        rss_connected = common.rss_kib(pid)
+        redis_connected = redis_state(subject)
+        memory = subject.memory()
+        if memory:
+            row["memory_detail"] = memory
+            print(f"  memory: {json.dumps(memory, indent=1)}", flush=True)
+        for n in range(WARMUP_EVENTS):
+            _, event_id = subject.publish(n)
+            client.wait_event(event_id, EVENT_TIMEOUT)
+        last, first, median, lost = [], [], [], 0
+        profiler = common.Profile(pid, f"fanout-{subject.name}-{watchers}",
+                                  native=profile == "native") if profile else None
+        if profiler:
+            profiler.__enter__()
+        cpu_before = common.cpu_seconds(pid)
+        client_cpu_before = common.cpu_seconds(client.process.pid)
+        for n in range(events_count):
+            committed_at, event_id = subject.publish(WARMUP_EVENTS + n)
+            seen = client.wait_event(event_id, EVENT_TIMEOUT)
+            if "event" not in seen or seen["count"] < connected["connected"]:
+                lost += 1
+                report.note(f"{subject.name} N={watchers}: event {event_id} reached "
+                            f"{seen.get('count')} of {connected['connected']} watchers "
+                            f"within {EVENT_TIMEOUT:g} s")
+                continue
+            last.append(common.ms(seen["last"] - committed_at))
+            first.append(common.ms(seen["first"] - committed_at))
+            median.append(common.ms(seen["p50"] - committed_at))
+            time.sleep(0.2)
+        cpu = common.cpu_seconds(pid) - cpu_before
+        client_cpu = common.cpu_seconds(client.process.pid) - client_cpu_before
+        if profiler:
+            profiler.__exit__(None, None, None)
+            row["profile"] = profiler.summary()
+        rss_after = common.rss_kib(pid)
+        if common.only_worker_pid(server) != pid:
+            report.note(f"{subject.name} N={watchers}: the gunicorn worker was restarted")
+        row.update(
+            last=common.summary(last), first=common.summary(first),
+            median_watcher=common.summary(median), lost_events=lost,
+            message_bytes=subject.message_bytes,
+            rss_kib={"before": rss_before, "connected": rss_connected, "after": rss_after},
+            kib_per_watcher=round((rss_after - rss_before) / watchers, 1),
+            kib_per_watcher_connected=round((rss_connected - rss_before) / watchers, 1),
+            worker_cpu_ms_per_event=round(common.ms(cpu) / max(1, events_count), 1),
+            worker_cpu_us_per_watcher_event=round(
+                cpu * 1e6 / max(1, events_count) / watchers, 1),
+            client_cpu_ms_per_event=round(common.ms(client_cpu) / max(1, events_count), 1),
+        )
+        row["redis"] = {"before": redis_before, "connected": redis_connected}
+        row["redis_subscriptions"] = redis_connected["subscriptions"]
+        row["redis_clients_added"] = redis_connected["clients"] - redis_before["clients"]
+        row["redis_kib_per_watcher"] = round(
+            (redis_connected["used_memory_kib"] - redis_before["used_memory_kib"]) / watchers, 1)
+    finally:
+        if client is not None:
+            client.close()
+        subject.stop()
+    return report.add(**row)
+
+
+def _warm_up(subject, server):
+    """Serve a few streams and events first, so one-time costs are not counted per watcher."""
+    client = Client(server.url, subject.path(), subject.cookie, 10, subject.headers_first)
+    client.next("connected", 60)
+    subject.wait_subscribed(10, 30)
+    for n in range(WARMUP_EVENTS):
+        _, event_id = subject.publish(-1 - n)
+        client.wait_event(event_id, EVENT_TIMEOUT)
+    client.close()
+    subject.publish(-9)  # flask-sse notices a closed stream only when it next writes to it
+    time.sleep(0.5)
+
+
+COLUMNS = [
+    ("subject", get("subject")),
+    ("store/broker", get("store")),
+    ("N", get("watchers")),
+    ("open", get("connected")),
+    ("last p50 ms", get("last", "p50")),
+    ("last p99 ms", get("last", "p99")),
+    ("last min-max", lambda row: f"{row['last']['min']:.0f}-{row['last']['max']:.0f}"
+     if row["last"].get("n") else None),
+    ("first p50", get("first", "p50")),
+    ("KiB/watcher", get("kib_per_watcher")),
+    ("CPU us/watcher/event", get("worker_cpu_us_per_watcher_event")),
+    ("CPU ms/connect", get("worker_cpu_ms_per_connect")),
+    ("Redis subs", get("redis_subscriptions")),
+    ("Redis KiB/watcher", get("redis_kib_per_watcher")),
+    ("flask-sse/ours p99", get("ratio_p99")),
+    ("flask-sse/ours KiB", get("ratio_memory")),
+    ("load", get("load_1min")),
+]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Fan-out to N watchers: dashboard vs flask-sse")
+    parser.add_argument("--watchers", default="100,1000,5000",
+                        help="comma-separated N (default: 100,1000,5000)")
+    parser.add_argument("--events", type=int, default=20, help="measured events per N")
+    parser.add_argument("--only", choices=("sendauth", "flask-sse"),
+                        help="measure one subject only")
+    parser.add_argument("--memory-detail", action="store_true",
+                        help="the dashboard's worker traces its allocations (PYTHONTRACEMALLOC, "
+                             "slow) and reports where its memory is once N watchers are open")
+    parser.add_argument("--profile", nargs="?", const="python", choices=("python", "native"),
+                        help="sample the worker with py-spy during the measured events, "
+                             "'native' with C frames (adds overhead: for finding costs, not "
+                             "for the table)")
+    args = parser.parse_args(argv)
+    sizes = [int(n) for n in args.watchers.split(",")]
+    common.raise_open_files_limit()
+    folder = common.run_folder("fanout")
+    redis = common.redis_client()
+    report = common.Report(
+        "fanout", "N watchers on one gunicorn gevent worker: commit to last watcher reading",
+        {"watchers": sizes, "events": args.events, "warmup_events": WARMUP_EVENTS,
+         "store": "PostgreSQL + Redis (flask-sse: Redis)"})
+    prefix = common.redis_prefix("fanout")
+    commits = Commits()
+    with common.database("postgres", "fanout", folder) as url:
+        dashboard = Dashboard(url, folder, prefix, commits, redis, args.memory_detail)
+        dashboard.publish(0)  # learn the size of an event's message
+        flask_sse = FlaskSse(folder, prefix, redis, dashboard.message_bytes)
+        subjects = [s for s in (dashboard, flask_sse) if args.only in (None, s.name)]
+        for watchers in sizes:
+            rows = {}
+            for subject in subjects:
+                print(f"fanout: {subject.name}, {watchers} watchers", flush=True)
+                row = measure(subject, watchers, args.events, report, args.profile)
+                row["store"] = "PostgreSQL+Redis" if subject is dashboard else "Redis"
+                rows[subject.name] = row
+                print(f"  last watcher p50 {get('last', 'p50')(row)} ms, p99 "
+                      f"{get('last', 'p99')(row)} ms, {row.get('kib_per_watcher')} KiB/watcher",
+                      flush=True)
+                common.print_profile(row)
+            ours, theirs = rows.get("sendauth"), rows.get("flask-sse")
+            if ours and theirs and ours["last"].get("p99") and theirs["last"].get("p99"):
+                ours["ratio_p99"] = round(theirs["last"]["p99"] / ours["last"]["p99"], 2)
+                if ours["kib_per_watcher"] > 0:
+                    ours["ratio_memory"] = round(
+                        theirs["kib_per_watcher"] / ours["kib_per_watcher"], 2)
+        dashboard.app.extensions["sendauth_broker"].stop()
+    report.note("latency: commit (or publish, for flask-sse) to the last of N watchers reading "
+                "the event; watchers are one asyncio process on the same 2 cores")
+    report.finish(COLUMNS)
+
+
+if __name__ == "__main__":
+    main()
