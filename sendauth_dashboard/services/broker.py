@@ -6,9 +6,9 @@ browser. If Redis goes away, streams stay open; when the subscriber is back, eve
 catches up from the events table, so nothing is missed. The same subscriber carries "wake up"
 notes to dispatchers in other processes.
 """
+import collections
 import json
 import logging
-import queue
 import threading
 
 log = logging.getLogger(__name__)
@@ -18,31 +18,40 @@ RESYNC = object()  # the stream must catch up from the table: live messages may 
 
 
 class Subscription:
-    """One watcher's bounded queue. When it overflows, the watcher reloads from the table."""
+    """One watcher's bounded queue. When it overflows, the watcher reloads from the table.
+
+    A deque and one Event, rather than queue.Queue (a lock and three conditions): thousands
+    of these are open at once, and memory per watcher counts (bench/fanout.py).
+    """
+
+    __slots__ = ("size", "overflowed", "_items", "_ready")
 
     def __init__(self, size):
-        self.queue = queue.Queue(maxsize=size)
+        self.size = size
         self.overflowed = False
+        self._items = collections.deque()
+        self._ready = threading.Event()
 
     def put(self, message):
-        try:
-            self.queue.put_nowait(message)
-        except queue.Full:
+        if len(self._items) >= self.size:
             self.overflowed = True
+            return
+        self._items.append(message)
+        self._ready.set()
 
     def get(self, timeout):
+        """The next message, or None after ``timeout`` seconds without one."""
+        if not self._items:
+            self._ready.wait(timeout)
+        self._ready.clear()  # a put after this finds the deque non-empty at the next get
         try:
-            return self.queue.get(timeout=timeout)
-        except queue.Empty:
+            return self._items.popleft()
+        except IndexError:
             return None
 
     def drain(self):
         """Empty the queue (before catching up from the table, which has all of it)."""
-        while True:
-            try:
-                self.queue.get_nowait()
-            except queue.Empty:
-                return
+        self._items.clear()
 
 
 class LocalBroker:

@@ -11,6 +11,7 @@ import os
 import random
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -26,6 +27,8 @@ from .secrets import SecretUnreadable, decrypt, encrypt
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_CAP_SECONDS = 3600.0
+# Expiring overdue transactions at most this often: a wake per delivery need not sweep too.
+SWEEP_INTERVAL = 0.5
 RATE_LIMITED_FLOOR_SECONDS = 10.0
 
 
@@ -192,8 +195,9 @@ def record_result(delivery_id, owner, result, config):
         outcome = "failed"
     if error:
         data["error"] = error
-    events.record(f"delivery.{outcome}", transaction=delivery.transaction, data=data)
     integrations.record_outcome(delivery.channel, success=result.accepted, error=error, at=now)
+    # The event last: on PostgreSQL it takes the event-order lock, held until the commit.
+    events.record(f"delivery.{outcome}", transaction=delivery.transaction, data=data)
     db.session.commit()
     return outcome
 
@@ -226,6 +230,7 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._thread = None
         self._pool = None
+        self._next_sweep = 0.0
 
     def wake(self):
         self._wake.set()
@@ -274,7 +279,10 @@ class Dispatcher:
         from . import transactions
 
         limits = self.app.config["DELIVERY_RATE_LIMITS"]
-        waits = [next_due_in(exclude=tuple(limits)), transactions.next_expiry_in()]
+        expiry_in = transactions.next_expiry_in()
+        if expiry_in is not None:
+            expiry_in = max(expiry_in, self._next_sweep - time.monotonic())
+        waits = [next_due_in(exclude=tuple(limits)), expiry_in]
         for name, (allowed, period) in limits.items():
             due_in = next_due_in(only=(name,))
             if due_in is not None:
@@ -302,10 +310,13 @@ class Dispatcher:
         return ids
 
     def tick(self):
-        """Expire what is overdue, then claim as many due deliveries as there are free slots."""
+        """Expire what is overdue (at most every SWEEP_INTERVAL), then claim as many due
+        deliveries as there are free slots."""
         from . import transactions
 
-        transactions.expire_due()
+        if time.monotonic() >= self._next_sweep:
+            transactions.expire_due()
+            self._next_sweep = time.monotonic() + SWEEP_INTERVAL
         free = self.concurrency - self._in_flight
         if free <= 0:
             return 0

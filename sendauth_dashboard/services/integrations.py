@@ -5,9 +5,12 @@ Every integration (PagerDuty, email, SMS, Slack) is one typed settings row descr
 before it can be enabled. Saving, removing the secret, masking it and saying why the
 organisation cannot send through it are the same rules for all of them.
 """
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+
+from flask import current_app
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -71,10 +74,29 @@ def has_been_invoked(channel):
     ) is not None
 
 
+STATUS_REFRESH_SECONDS = 1.0
+
+
+def _status_writes():
+    """What this process last wrote to each status row of this app, and when (monotonic)."""
+    return current_app.extensions.setdefault("sendauth_status_writes", {})
+
+
 def record_outcome(channel, *, success, error=None, at=None):
-    """Update the channel's status indicator from a real send, in the current transaction."""
+    """Update the channel's status indicator from a real send, in the current transaction.
+
+    The same outcome (and error) again within a second is not written again: a burst of
+    sends would otherwise queue every dispatcher on this one row.
+    """
     at = at or utcnow()
-    values = {"last_outcome": "success" if success else "error", "last_attempt_at": at}
+    outcome = "success" if success else "error"
+    seen = (outcome, error)
+    written = _status_writes()
+    previous = written.get(channel)
+    if previous and previous[0] == seen and time.monotonic() - previous[1] < STATUS_REFRESH_SECONDS:
+        return
+    written[channel] = (seen, time.monotonic())
+    values = {"last_outcome": outcome, "last_attempt_at": at}
     if success:
         values["last_success_at"] = at
     else:
@@ -91,6 +113,7 @@ def record_outcome(channel, *, success, error=None, at=None):
 
 def reset_status(channel):
     """Back to "Not yet invoked": the configuration the old status described is gone."""
+    _status_writes().pop(channel, None)
     db.session.execute(
         update(IntegrationStatus).where(IntegrationStatus.channel == channel).values(
             last_outcome=None, last_attempt_at=None, last_success_at=None,
