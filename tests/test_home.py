@@ -1,6 +1,8 @@
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.services import integrations
 
+from .helpers import configure_pagerduty
+
 
 def checklist(html):
     start = html.index('class="checklist"')
@@ -15,10 +17,8 @@ def test_a_new_admin_sees_three_steps_to_do(client, as_admin):
 
 def test_steps_are_ticked_off_once_done(app, client, as_admin, make_user):
     make_user("requestor")
+    configure_pagerduty(app)
     with app.app_context():
-        settings = integrations.pagerduty_settings()
-        settings.enabled = True
-        settings.integration_key_ciphertext = "stored"
         integrations.record_outcome("pagerduty", success=False, error="Invalid routing key")
         db.session.commit()
     steps = checklist(client.get("/").text)

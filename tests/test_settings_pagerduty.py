@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import select
 
 from sendauth_dashboard.extensions import db
-from sendauth_dashboard.models import Event
+from sendauth_dashboard.models import Event, PagerDutySettings
 from sendauth_dashboard.services import integrations
 
 from .fakes.pagerduty import Answer
@@ -46,6 +46,15 @@ def test_a_new_page_is_disabled_with_severity_critical_and_not_yet_invoked(clien
     assert '<option selected value="critical">' in html
     assert 'name="enabled" type="checkbox" value="y">' in html
     assert "Not yet invoked" in html
+
+
+def test_opening_the_page_or_a_refused_save_writes_no_settings_row(app, client, as_admin):
+    # A read, or a save that is refused, must leave the database as it was (on SQLite a
+    # savepoint's release once committed the default row a page view created).
+    page(client)
+    save(as_admin, enabled="y")
+    with app.app_context():
+        assert db.session.scalars(select(PagerDutySettings)).all() == []
 
 
 def test_admin_saves_a_key_and_severity_and_sees_only_a_mask(app, client, as_admin):

@@ -13,7 +13,8 @@ from datetime import datetime
 from flask import current_app
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..extensions import db
 from ..models import (
@@ -32,18 +33,29 @@ from .secrets import SecretUnreadable, decrypt, encrypt, mask
 MAX_ERROR_LENGTH = 2000
 
 
-def _get_or_create(model, key, **defaults):
-    """The row with primary key ``key``, created if missing (safe when two processes race)."""
+_INSERT = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
+
+
+def _get_or_create(model, key, **values):
+    """The row with primary key ``key``, created if missing, for a change about to be made.
+
+    INSERT ... ON CONFLICT DO NOTHING, in the caller's transaction: two processes racing
+    both end with the one row, and a change that is rolled back leaves no row behind. (A
+    savepoint would not: on SQLite its release commits when it opened the transaction.)
+    """
     row = db.session.get(model, key)
     if row is not None:
         return row
-    try:
-        with db.session.begin_nested():
-            row = model(**defaults)
-            db.session.add(row)
-    except IntegrityError:
-        row = db.session.get(model, key, populate_existing=True)
-    return row
+    insert = _INSERT[db.session.get_bind().dialect.name]
+    db.session.execute(insert(model).values(**values).on_conflict_do_nothing())
+    return db.session.get(model, key)
+
+
+def _default_row(model, **key):
+    """An unsaved row with the columns' defaults, for reading settings nobody has saved yet."""
+    defaults = {c.key: c.default.arg for c in model.__table__.columns
+                if c.default is not None and c.default.is_scalar}
+    return model(**{**defaults, **key})
 
 
 @dataclass(frozen=True)
@@ -227,7 +239,12 @@ INTEGRATIONS = {
 
 
 def settings_row(channel):
-    """The integration's one settings row, created with its defaults on first use."""
+    """The integration's settings, for reading: its defaults when nobody has saved any."""
+    model = INTEGRATIONS[channel].model
+    return db.session.get(model, 1) or _default_row(model, id=1)
+
+
+def _settings_row_to_change(channel):
     return _get_or_create(INTEGRATIONS[channel].model, 1, id=1)
 
 
@@ -287,7 +304,7 @@ def update_settings(channel, *, enabled, values, actor, now=None):
     database transaction; nothing is changed when a value is refused.
     """
     integration = INTEGRATIONS[channel]
-    settings = settings_row(channel)
+    settings = _settings_row_to_change(channel)
     cleaned = {s.name: _clean(s, values.get(s.name)) for s in integration.settings}
     if enabled:
         # A secret left empty keeps the stored one; any other setting left empty is cleared.
@@ -342,6 +359,7 @@ def remove_secret(channel, *, actor, now=None):
     settings = settings_row(channel)
     if getattr(settings, secret.column) is None:
         return []
+    settings = _settings_row_to_change(channel)
     changes = [f"{secret.label} removed"]
     if settings.enabled and secret.required:
         changes.append("integration disabled")
