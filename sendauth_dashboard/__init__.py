@@ -3,9 +3,10 @@ import os
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import DEFAULTS, ENV_PREFIX, ConfigurationError, resolve_secret_key
-from .extensions import csrf, db, login_manager, migrate
+from .extensions import csrf, db, limiter, login_manager, migrate
 from .services.broker import broker_for
 from .services.ratelimit import window_for
 from .services.secrets import box_for
@@ -39,6 +40,10 @@ def create_app(test_config=None):
     if app.config["SESSION_COOKIE_SECURE"] is None:
         app.config["SESSION_COOKIE_SECURE"] = app.config["BASE_URL"].startswith("https://")
     app.config["BASE_URL"] = app.config["BASE_URL"].rstrip("/")
+    app.config["RATELIMIT_STORAGE_URI"] = (
+        app.config["RATELIMIT_STORAGE_URI"] or app.config["REDIS_URL"] or "memory://")
+    if app.config["PROXY_FIX_X_FOR"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["PROXY_FIX_X_FOR"]))
     try:
         app.extensions["sendauth_secret_box"] = box_for(app.config)
     except ValueError:
@@ -55,10 +60,13 @@ def create_app(test_config=None):
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
     login_manager.init_app(app)
     csrf.init_app(app)
+    limiter.init_app(app)  # after csrf: a form refused for its token is not counted
 
     from . import auth, cli, errors, formatting, main, profile, security, settings, transactions
+    from .ids import RowIdConverter
     from .services import delivery
 
+    app.url_map.converters["int"] = RowIdConverter
     app.register_blueprint(auth.bp)
     app.register_blueprint(main.bp)
     app.register_blueprint(settings.bp)

@@ -8,6 +8,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SubmitField
 from wtforms.validators import DataRequired, Length
 
+from . import client_limits
 from .extensions import db, login_manager
 from .models import User
 from .services import accounts
@@ -68,6 +69,7 @@ class LoginForm(FlaskForm):
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@client_limits.sign_in
 def login():
     next_url = safe_next(request.args.get("next"))
     if current_user.is_authenticated:

@@ -57,7 +57,22 @@ DEFAULTS = {
     "MAX_CONTENT_LENGTH": 64 * 1024,
     # A form left open overnight still posts; the token is bound to the session instead.
     "WTF_CSRF_TIME_LIMIT": None,
-    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    # Over HTTPS Flask-WTF would also demand a same-site Referer, which the authentication
+    # page (Referrer-Policy: no-referrer, as its address holds the token) never lets a browser
+    # send: its form would always fail. The session-bound token and the SameSite cookie decide.
+    "WTF_CSRF_SSL_STRICT": False,
+    # hide_parameters: a failing statement's error (logged with its traceback) names no
+    # values, which can be password hashes, ciphertexts or what a user typed.
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
+    # Rate limits per client address (Flask-Limiter's notation). Sign-in counts failed
+    # attempts, per address and per email; the authentication page counts every request.
+    "RATELIMIT_ENABLED": True,
+    # None: Redis when REDIS_URL is set (shared by every process), else this process's memory.
+    "RATELIMIT_STORAGE_URI": None,
+    "LOGIN_RATE_LIMIT": "10 per minute",
+    "AUTHENTICATE_RATE_LIMIT": "30 per minute",
+    # Behind a reverse proxy: how many proxies' X-Forwarded-For entries to trust (0: none).
+    "PROXY_FIX_X_FOR": 0,
 }
 
 SECRET_KEY_FILE = "secret_key"

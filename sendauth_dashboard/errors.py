@@ -1,12 +1,15 @@
 """Error pages: each says what happened and what to do about it."""
 import logging
+import math
+import time
 
 from flask import g, render_template, request
+from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
-from .extensions import db, login_manager
+from .extensions import db, limiter, login_manager
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +33,8 @@ def render_error(code, title, message):
 
 
 def handle_http_error(exc):
-    return render_error(exc.code, exc.name, ADVICE.get(exc.code, exc.description))
+    advice = getattr(exc, "advice", None) or ADVICE.get(exc.code, exc.description)
+    return render_error(exc.code, exc.name, advice)
 
 
 def handle_csrf_error(exc):
@@ -39,6 +43,17 @@ def handle_csrf_error(exc):
         "The form's security token was missing or did not match your session. "
         "Reload the page and submit the form again.",
     )
+
+
+def handle_rate_limited(exc):
+    """429 with the wait in words and in Retry-After, so people and scripts both know when."""
+    current = limiter.current_limit
+    seconds = max(1, math.ceil(current.reset_at - time.time())) if current else 60
+    wait = f"{seconds} second{'s' if seconds != 1 else ''}"
+    response, code = render_error(
+        429, "Too many attempts",
+        f"{exc.description} Wait {wait}, then try again. Nothing you sent was used.")
+    return response, code, {"Retry-After": str(seconds)}
 
 
 def handle_database_unavailable(exc):
@@ -56,6 +71,7 @@ def handle_unexpected(exc):
 
 def register(app):
     app.register_error_handler(CSRFError, handle_csrf_error)
+    app.register_error_handler(RateLimitExceeded, handle_rate_limited)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(OperationalError, handle_database_unavailable)
     app.register_error_handler(InternalServerError, handle_unexpected)

@@ -1,4 +1,6 @@
 """Flask extensions, created once here and bound to the app in ``create_app``."""
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -25,6 +27,11 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
+# Per client address (REMOTE_ADDR; behind a proxy see PROXY_FIX_X_FOR). Only the views that
+# say so are limited. If the storage (Redis) is unreachable, requests go through and the
+# error is logged: a broken counter must not lock everyone out of signing in.
+limiter = Limiter(key_func=get_remote_address, key_prefix="sendauth", swallow_errors=True,
+                  headers_enabled=False)
 
 
 @event.listens_for(Engine, "connect")

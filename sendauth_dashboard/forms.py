@@ -10,9 +10,9 @@ def choices(labels):
     return [SelectChoice(value, label) for value, label in labels.items()]
 
 
-def role_field(label="Role", default="member"):
+def role_field(label="Role", default="member", validators=()):
     return SelectField(label, choices=choices({r: ROLE_LABELS[r] for r in ROLES}),
-                       default=default)
+                       default=default, validators=list(validators))
 
 
 def apply_service_error(form, error, fallback_field):

@@ -1,6 +1,11 @@
-"""Response headers every page gets, and a log filter that keeps answer tokens out of logs."""
+"""Response headers every page gets, a log filter that keeps answer tokens out of logs, a
+size limit that holds for request bodies sent without a length, and no NUL characters in."""
+import io
 import logging
 import re
+
+from flask import current_app, request
+from werkzeug.exceptions import BadRequest
 
 CONTENT_SECURITY_POLICY = "; ".join((
     "default-src 'self'",
@@ -23,7 +28,8 @@ def redact_tokens(text):
 
 
 class RedactTokens(logging.Filter):
-    """Replaces answer tokens in request lines (Werkzeug's and gunicorn's access logs)."""
+    """Replaces answer tokens in request lines: Werkzeug's and gunicorn's access logs, and
+    Flask's "Exception on /authenticate/... [POST]" when a request fails."""
 
     def filter(self, record):
         if isinstance(record.msg, str):
@@ -36,7 +42,7 @@ class RedactTokens(logging.Filter):
         return True
 
 
-REQUEST_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error")
+REQUEST_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error", "sendauth_dashboard")
 
 
 def install_log_filter():
@@ -46,15 +52,71 @@ def install_log_filter():
             logger.addFilter(RedactTokens())
 
 
+STRICT_TRANSPORT_SECURITY = "max-age=31536000"
+
+
 def add_security_headers(response):
     headers = response.headers
     headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "same-origin")
+    if request.is_secure or current_app.config["BASE_URL"].startswith("https://"):
+        # Browsers heed it only over HTTPS; then they never try plain HTTP for a year.
+        headers.setdefault("Strict-Transport-Security", STRICT_TRANSPORT_SECURITY)
     return response
+
+
+class BoundedStreamedBodies:
+    """WSGI middleware: a body sent in chunks (no Content-Length) is read up to one byte past
+    MAX_CONTENT_LENGTH and handed on with its length, so an over-long one gets the same 413.
+
+    Without it Werkzeug reads such a body up to the limit and silently drops the rest, and the
+    view acts on a cut-off form.
+    """
+
+    def __init__(self, app, wsgi_app):
+        self.app = app
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        limit = self.app.config["MAX_CONTENT_LENGTH"]
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if limit is not None and chunked and not environ.get("CONTENT_LENGTH"):
+            body = _read_at_most(environ["wsgi.input"], limit + 1)
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+            environ.pop("HTTP_TRANSFER_ENCODING")
+            environ.pop("wsgi.input_terminated", None)
+        return self.wsgi_app(environ, start_response)
+
+
+def _read_at_most(stream, size):
+    parts = []
+    while size > 0 and (part := stream.read(min(size, 64 * 1024))):
+        parts.append(part)
+        size -= len(part)
+    return b"".join(parts)
+
+
+class NulCharacter(BadRequest):
+    advice = ("Something you sent contains a NUL character (U+0000), which no field accepts. "
+              "Remove it and try again.")
+
+
+def refuse_nul_characters():
+    """No address, query or form value holds a NUL: none is meaningful, and PostgreSQL cannot
+    even compare a text with one, so it would fail deep inside a query instead of here."""
+    sent = [request.path]
+    for values in (request.args, request.form):
+        for name, value in values.items(multi=True):
+            sent += (name, value)
+    if any("\x00" in text for text in sent):
+        raise NulCharacter()
 
 
 def register(app):
     install_log_filter()
+    app.before_request(refuse_nul_characters)
     app.after_request(add_security_headers)
+    app.wsgi_app = BoundedStreamedBodies(app, app.wsgi_app)

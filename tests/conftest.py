@@ -5,12 +5,23 @@ import shutil
 import threading
 
 import pytest
+from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from sendauth_dashboard import create_app
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.services import accounts
 
 PASSWORD = "a test password, long enough"
+
+# Hypothesis: in CI the same examples every run (derandomized, nothing saved); on a person's
+# machine new ones each run, with failures kept to be tried first next time. Its files go
+# under .pytest_cache, not into a .hypothesis folder in the repository.
+set_hypothesis_home_dir(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                     ".pytest_cache", "hypothesis"))
+settings.register_profile("ci", derandomize=True, database=None)
+settings.load_profile("ci" if os.environ.get("CI") else "default")
+
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|'
                      r'type="hidden" name="csrf_token" value="([^"]+)"')
 
@@ -41,6 +52,8 @@ def base_test_config(tmp_path, **overrides):
         "PAGERDUTY_EVENTS_URL": "http://127.0.0.1:9/v2/enqueue",
         "TWILIO_API_URL": "http://127.0.0.1:9",
         "SLACK_API_URL": "http://127.0.0.1:9/api",
+        # Tests sign in often from one address; tests/test_client_limits.py turns limits on.
+        "RATELIMIT_ENABLED": False,
     }
     config.update(overrides)
     return config

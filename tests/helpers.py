@@ -109,3 +109,41 @@ def configure_slack(app, *, enabled=True, bot_token=SLACK_BOT_TOKEN):
         integrations.update_settings("slack", enabled=enabled, actor=None,
                                      values={"bot_token": bot_token})
         db.session.commit()
+
+
+def every_get_url(app, **values):
+    """One URL per GET route of the app (and one per static file), with ``values`` for the
+    routes' arguments, e.g. ``public_id="..."``. Fails on an argument it has no value for, so a
+    new route cannot slip past the tests that crawl."""
+    import itertools
+    from pathlib import Path
+
+    from flask import url_for
+
+    static = Path(app.static_folder)
+    values.setdefault("filename", [p.relative_to(static).as_posix()
+                                   for p in sorted(static.rglob("*")) if p.is_file()])
+    urls = []
+    with app.test_request_context():
+        for rule in app.url_map.iter_rules():
+            if "GET" not in rule.methods:
+                continue
+            missing = rule.arguments - set(values)
+            assert not missing, f"no value for {sorted(missing)} of {rule.rule}: pass one"
+            names = sorted(rule.arguments)
+            choices = [v if isinstance(v, (list, tuple)) else [v] for v in
+                       (values[name] for name in names)]
+            for combination in itertools.product(*choices):
+                urls.append(url_for(rule.endpoint, **dict(zip(names, combination))))
+    return urls
+
+
+def database_rows(app):
+    """Every row of every table, in a form to compare: a refused request leaves it equal."""
+    with app.app_context():
+        snapshot = {}
+        for table in db.metadata.sorted_tables:
+            rows = db.session.execute(table.select()).all()
+            snapshot[table.name] = sorted(tuple(map(repr, row)) for row in rows)
+        db.session.remove()
+        return snapshot

@@ -1,8 +1,11 @@
-"""Every route against every kind of visitor. A route added without a row here fails the test."""
+"""Every route against every kind of visitor. A route added without a row here fails the test.
+
+A refusal (401, 403, 404, or a visitor sent to sign in) comes with a page that says so and
+changes nothing in the database."""
 import pytest
 
 from .conftest import AuthActions, csrf_token_from
-from .helpers import answer_token, configure_pagerduty, send_request
+from .helpers import answer_token, configure_pagerduty, database_rows, send_request
 
 ROLES = ("member", "requestor", "reviewer", "admin")
 # The roles, plus the two people a transaction belongs to.
@@ -104,10 +107,19 @@ def test_route_answers_each_visitor_as_its_rules_say(app, make_user, identity, r
     client = app.test_client()
     if identity != "anonymous":
         AuthActions(client).login(people.get(identity) or make_user(identity))
+    token = csrf_token_from(client.get("/login" if identity == "anonymous" else "/").text)
+    before = database_rows(app)
     if method == "GET":
         response = client.get(url)
     else:
-        token = csrf_token_from(client.get("/login" if identity == "anonymous" else "/").text)
         response = client.post(url, data={"csrf_token": token})
     response.close()
     assert response.status_code == expected[identity]
+    sent_to_sign_in = response.status_code == 302 and identity == "anonymous"
+    if sent_to_sign_in:
+        assert response.headers["Location"].startswith("/login")
+    if sent_to_sign_in or response.status_code in (401, 403, 404):
+        assert database_rows(app) == before, "a refused request changed the database"
+    if response.status_code in (401, 403, 404):
+        assert ('<p class="error-code">' in response.text
+                or "This request is for someone else" in response.text)

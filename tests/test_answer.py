@@ -9,6 +9,7 @@ from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Event, Transaction, utcnow
 from sendauth_dashboard.security import RedactTokens
 
+from .conftest import PASSWORD, csrf_token_from
 from .helpers import answer_token, configure_pagerduty, send_request
 
 
@@ -115,12 +116,19 @@ def test_a_cancelled_request_says_so(app, client, auth, sent):
     assert "This request was cancelled" in response.text
 
 
-@pytest.mark.parametrize("token", ["unknown-token", "x" * 500, "%00", "..%2f..%2fetc"])
+@pytest.mark.parametrize("token", ["unknown-token", "x" * 500, "..%2f..%2fetc"])
 def test_an_unknown_token_is_a_404_page(client, auth, sent, token):
     auth.login(sent[1])
     response = client.get(f"/authenticate/{token}")
     assert response.status_code == 404
     assert "There is nothing at this address" in response.text
+
+
+def test_a_token_with_a_nul_character_is_a_400_page(client, auth, sent):
+    auth.login(sent[1])
+    response = client.get("/authenticate/%00")
+    assert response.status_code == 400
+    assert "contains a NUL character" in response.text
 
 
 @pytest.mark.parametrize("form", [{"decision": "maybe"}, {}, {"decision": ["verify", "deny"]}])
@@ -149,3 +157,23 @@ def test_the_token_never_reaches_a_request_log_line(caplog, sent):
     assert token not in caplog.text
     assert "/authenticate/[token]" in caplog.text and "%2Fauthenticate%2F[token]" in caplog.text
     assert any(isinstance(f, RedactTokens) for f in werkzeug_log.filters)
+
+
+@pytest.mark.parametrize("app_config", [{"BASE_URL": "https://localhost"}])
+def test_over_https_the_answer_goes_through_though_its_page_sends_no_referer(app, client, sent):
+    """The page's Referrer-Policy is no-referrer, so a browser posts its form, and the wrong
+    user's sign-out button, without a Referer (and with ``Origin: null``)."""
+    _, user, public_id, token = sent
+    https = {"base_url": "https://localhost", "headers": {"Origin": "null"}}
+    login_page = client.get("/login", base_url="https://localhost")
+    client.post("/login", base_url="https://localhost", headers={  # a same-origin page
+        "Origin": "https://localhost", "Referer": "https://localhost/login"}, data={
+        "email": user.email, "password": PASSWORD, "csrf_token": csrf_token_from(login_page.text)})
+    page = client.get(f"/authenticate/{token}", **https)
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    response = client.post(f"/authenticate/{token}", data={
+        "decision": "verify", "csrf_token": csrf_token_from(page.text)}, **https)
+    assert response.status_code == 200, response.text
+    assert status_of(app, public_id) == "verified"
+    signed_out = client.post("/logout", data={"csrf_token": csrf_token_from(page.text)}, **https)
+    assert signed_out.status_code == 302

@@ -35,6 +35,25 @@ def test_wrong_email_and_wrong_password_get_the_same_message(auth, make_user, em
     assert "Email or password is incorrect." in response.text
 
 
+@pytest.mark.parametrize("email", ["nobody@example.com", "member1@example.com", "not an email"])
+def test_an_unknown_email_costs_the_same_hashing_as_a_wrong_password(app, auth, make_user,
+                                                                      monkeypatch, email):
+    """Else the time a refusal takes tells which emails have an account."""
+    from sendauth_dashboard.services import accounts
+
+    make_user("member")
+    methods = []
+    real_check = accounts.check_password_hash
+
+    def check_and_note_method(hashed, password):
+        methods.append(hashed.split("$")[0])
+        return real_check(hashed, password)
+
+    monkeypatch.setattr(accounts, "check_password_hash", check_and_note_method)
+    auth.login(email, "the wrong password")
+    assert methods == [app.config["PASSWORD_HASH_METHOD"]]
+
+
 def test_a_deactivated_user_cannot_sign_in(auth, make_user):
     user = make_user("member", active=False)
     response = auth.login(user)

@@ -70,6 +70,15 @@ def test_admin_changes_a_role(app, as_admin, make_user):
         {"email": user.email, "from": "member", "to": "reviewer"}]
 
 
+def test_a_role_change_without_a_role_is_refused_not_a_demotion(app, client, as_admin,
+                                                                  make_user):
+    user = make_user("reviewer")
+    as_admin.post(f"/settings/users/{user.id}/role", {})
+    assert "Choose one of the listed roles." in client.get("/settings/users").text
+    with app.app_context():
+        assert db.session.get(User, user.id).role == "reviewer"
+
+
 def test_a_made_up_role_is_refused(app, client, as_admin, make_user):
     user = make_user("member")
     as_admin.post(f"/settings/users/{user.id}/role", {"role": "root"})

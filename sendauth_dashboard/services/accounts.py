@@ -1,4 +1,6 @@
 """Accounts and roles: creating users, signing in, and the rules that keep an admin in charge."""
+import functools
+
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import func, select
@@ -12,8 +14,12 @@ MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
 MAX_NAME_LENGTH = 100
 
-# Checked when the email is unknown, so a wrong email takes as long as a wrong password.
-_DUMMY_HASH = generate_password_hash("not a real password")
+
+@functools.cache
+def _dummy_hash(method):
+    """Checked when the email is unknown, so a wrong email takes as long as a wrong password:
+    made with the configured method, or the time would tell which emails have accounts."""
+    return generate_password_hash("not a real password", method=method)
 
 
 class AccountError(ValueError):
@@ -85,7 +91,8 @@ def authenticate(email, password):
     """The active user with this email and password, else None (the same for either mistake)."""
     user = find_by_email(email)
     if user is None:
-        check_password_hash(_DUMMY_HASH, password or "")
+        check_password_hash(_dummy_hash(current_app.config["PASSWORD_HASH_METHOD"]),
+                            password or "")
         return None
     if not check_password_hash(user.password_hash, password or ""):
         return None

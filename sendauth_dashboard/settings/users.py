@@ -5,7 +5,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from wtforms import EmailField, HiddenField, PasswordField, StringField, SubmitField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, InputRequired, Length
 
 from ..auth import role_required
 from ..extensions import db
@@ -36,7 +36,8 @@ class CreateUserForm(FlaskForm):
 
 
 class ChangeRoleForm(FlaskForm):
-    role = role_field()
+    # Required: without it the field would fall back to its default and demote the user.
+    role = role_field(validators=[InputRequired()])
 
 
 class SetActiveForm(FlaskForm):

@@ -2,6 +2,7 @@
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from .. import client_limits
 from ..extensions import db
 from ..models import utcnow
 from ..services import transactions
@@ -10,6 +11,7 @@ from .forms import AnswerForm
 
 
 @answer_bp.route("/authenticate/<token>", methods=["GET", "POST"])
+@client_limits.authentication_page
 def authenticate(token):
     transaction = transactions.find_by_token(token)
     if transaction is None:

@@ -2,6 +2,7 @@
 from flask import Response, abort, current_app, request, stream_with_context
 from flask_login import current_user
 
+from ..ids import MAX_EVENT_ID, row_id
 from ..services import events
 from . import bp
 
@@ -31,6 +32,6 @@ stream.minimum_role = "requestor"
 
 def _event_id(value):
     try:
-        return max(0, int(value))
+        return row_id(value, MAX_EVENT_ID)
     except (TypeError, ValueError):
         return 0

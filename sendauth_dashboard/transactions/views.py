@@ -6,6 +6,7 @@ from sqlalchemy import select
 from ..auth import role_required
 from ..extensions import db
 from ..forms import apply_service_error
+from ..ids import row_id
 from ..models import CHANNEL_LABELS, User
 from ..services import delivery, events, transactions
 from . import bp
@@ -25,7 +26,7 @@ def index():
     )
     if not current_user.has_role("reviewer"):
         filters = transactions.Filters(status=filters.status, user=filters.user)
-    before = request.args.get("before", type=int)
+    before = request.args.get("before", type=row_id)
     # Read the latest event id before the rows, so the stream replays anything newer.
     last_event_id = events.latest_event_id()
     rows, older = transactions.listing(current_user, filters, before_id=before)
