@@ -27,7 +27,7 @@ class BenchPagerDuty(FakePagerDuty):
         self._arrival.time = time.monotonic()
         super()._handle(request)
 
-    def _process(self, body, raw):
+    def process(self, path, headers, body, raw):
         arrived = self._arrival.time
         # The limit counts valid events only (validating twice costs, so only when limiting).
         well_formed = isinstance(body, dict) and (self.rate_limit is None or not validate(body))
@@ -39,7 +39,7 @@ class BenchPagerDuty(FakePagerDuty):
                 throttled = self._throttle(body["routing_key"], arrived)
                 if throttled is not None:
                     return throttled
-        answer = super()._process(body, raw)
+        answer = super().process(path, headers, body, raw)
         if answer.status == 202 and dedup_key:
             with self._lock:
                 self.accepted_at.setdefault(dedup_key, time.monotonic())
