@@ -65,6 +65,7 @@ class Tally:
         self.latencies = defaultdict(list)
         self.failures = []
         self.transactions = []
+        self.incident_waits = []
         self.signed_in = 0
         self.start = threading.Event()
         self.stop_at = None
@@ -114,7 +115,10 @@ def client(url, n, fake, tally):
         public_id = sent.headers["Location"].rsplit("/", 1)[1]
         with tally._lock:
             tally.transactions.append(public_id)
+        started = time.monotonic()
         link = fake.incident_link(public_id, ANSWER_DEADLINE).replace("http://sendauth.test", url)
+        with tally._lock:
+            tally.incident_waits.append(time.monotonic() - started)
         page = tally.request("open link", user, "GET", link)
         assert page.status_code == 200, (page.status_code, page.text[:300])
         answered = tally.request("answer", user, "POST", link, data={
@@ -220,6 +224,8 @@ def test_200_clients_for_a_minute_lose_nothing_and_get_no_server_error(tmp_path,
               + "; ".join(f"{kind} p50 {statistics.median(v) * 1000:.0f} ms "
                           f"p99 {percentile(v, 0.99) * 1000:.0f} ms"
                           for kind, v in tally.latencies.items())
+              + f"; send to incident p50 {statistics.median(tally.incident_waits):.1f} s "
+              f"p99 {percentile(tally.incident_waits, 0.99):.1f} s"
               + f"; watchers saw {[len(w.events) for w in watchers.values()]} events")
     finally:
         for watcher in watchers.values():
