@@ -203,8 +203,11 @@ def test_200_clients_for_a_minute_lose_nothing_and_get_no_server_error(tmp_path,
         assert sorted(public_id for public_id, _, _ in rows) == sorted(sent)
         assert {status for _, status, _ in rows} == {"verified"}
         assert deliveries == {(public_id, "sent"): 1 for public_id in sent}
-        expected = {"transaction.created", "delivery.sent", "transaction.verified"}
-        assert kinds == {(public_id, kind): 1 for public_id in sent for kind in expected}
+        once = {"transaction.created", "delivery.sent", "transaction.verified"}
+        assert {key: n for key, n in kinds.items() if key[1] in once} == {
+            (public_id, kind): 1 for public_id in sent for kind in once}
+        # Nothing else happened to them, but perhaps a retry (a send that timed out under load).
+        assert {kind for _, kind in kinds} <= once | {"delivery.retrying"}
         assert len(fake.incidents) == len(sent)
 
         for who, watcher in watchers.items():
