@@ -268,7 +268,7 @@ def _catch_up(viewer, after_id):
     at. The session is closed before the stream waits again."""
     try:
         # Read before the rows: every id up to it has settled, so the replay has them all.
-        now_at = settled = latest_event_id()
+        now_at = latest_event_id()
         while batch := replay(viewer, after_id):
             for message in batch:
                 after_id = message["id"]
