@@ -77,7 +77,8 @@ class Tally:
                                        allow_redirects=False, **kwargs)
         except requests.RequestException as exc:
             with self._lock:
-                self.failures.append(f"{kind} {url}: {exc!r} after "
+                # The kind, not the address: a link's address holds its answer token.
+                self.failures.append(f"{kind}: {exc.__class__.__name__} after "
                                      f"{time.monotonic() - started:.2f} s")
             raise
         with self._lock:
