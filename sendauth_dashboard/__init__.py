@@ -37,6 +37,11 @@ def create_app(test_config=None):
     if not app.config["SQLALCHEMY_DATABASE_URI"]:
         database = Path(app.instance_path) / "sendauth.db"
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{database}"
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+        options["connect_args"] = {"timeout": float(app.config["SQLITE_BUSY_TIMEOUT_SECONDS"]),
+                                   **options.get("connect_args", {})}
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     if app.config["SESSION_COOKIE_SECURE"] is None:
         app.config["SESSION_COOKIE_SECURE"] = app.config["BASE_URL"].startswith("https://")
     app.config["BASE_URL"] = app.config["BASE_URL"].rstrip("/")

@@ -47,6 +47,8 @@ DEFAULTS = {
     "DELIVERY_MAX_ATTEMPTS": 12,
     "DELIVERY_BACKOFF_BASE_SECONDS": 2.0,
     "DELIVERY_BACKOFF_CAP_SECONDS": 300.0,
+    # After a 429 without Retry-After, wait at least this long: the provider asked to slow down.
+    "DELIVERY_RATE_LIMITED_FLOOR_SECONDS": 10.0,
     # Per channel: at most this many sends in this many seconds (PagerDuty: 120 a minute a key).
     # 61, not 60: a send is counted here when it is claimed and by PagerDuty when it arrives,
     # so with a window of exactly 60 s the first sends of the next minute came a few ms early
@@ -67,6 +69,9 @@ DEFAULTS = {
     # hide_parameters: a failing statement's error (logged with its traceback) names no
     # values, which can be password hashes, ciphertexts or what a user typed.
     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
+    # How long a write waits for another connection's write lock on SQLite before the person
+    # gets the "database busy" page (and /healthz a 503).
+    "SQLITE_BUSY_TIMEOUT_SECONDS": 5.0,
     # Rate limits per client address (Flask-Limiter's notation). Sign-in counts failed
     # attempts, per address and per email; the authentication page counts every request.
     "RATELIMIT_ENABLED": True,

@@ -7,6 +7,7 @@ from flask import g, render_template, request
 from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
 from .extensions import db, limiter, login_manager
@@ -24,6 +25,17 @@ ADVICE = {
     500: "Something went wrong on our side. It has been logged; try again in a moment.",
     503: "The database is not answering right now. Nothing was saved; try again in a moment.",
 }
+DATABASE_BUSY = ("The database is busy right now: other work holds it. Nothing was saved; "
+                 "try again in a moment.")
+# What drivers say when a lock was not free in time (SQLite; PostgreSQL's lock_timeout).
+_BUSY_WORDS = ("database is locked", "database table is locked", "lock timeout")
+
+
+def database_busy(exc):
+    """Busy rather than down: every pooled connection in use, or a lock held too long."""
+    if isinstance(exc, PoolTimeoutError):
+        return True
+    return any(words in str(getattr(exc, "orig", "")).lower() for words in _BUSY_WORDS)
 
 
 def render_error(code, title, message):
@@ -57,10 +69,17 @@ def handle_rate_limited(exc):
 
 
 def handle_database_unavailable(exc):
-    log.warning("database unavailable: %s", exc.orig.__class__.__name__ if exc.orig else exc)
+    """503, never 500: the database is down, locked by other work, or every pooled
+    connection is in use (SQLAlchemy's TimeoutError). The one database transaction of the
+    request is rolled back, so nothing of it was written."""
+    busy = database_busy(exc)
+    cause = getattr(exc, "orig", None) or exc
+    log.warning("database %s: %s", "busy" if busy else "unavailable", cause.__class__.__name__)
     db.session.rollback()
     # Who is signed in is in the database too: render the page for an anonymous visitor.
     g._login_user = login_manager.anonymous_user()
+    if busy:
+        return render_error(503, "Database busy", DATABASE_BUSY)
     return render_error(503, ServiceUnavailable.name, ADVICE[503])
 
 
@@ -74,4 +93,5 @@ def register(app):
     app.register_error_handler(RateLimitExceeded, handle_rate_limited)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(OperationalError, handle_database_unavailable)
+    app.register_error_handler(PoolTimeoutError, handle_database_unavailable)
     app.register_error_handler(InternalServerError, handle_unexpected)

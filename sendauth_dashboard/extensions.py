@@ -36,12 +36,12 @@ limiter = Limiter(key_func=get_remote_address, key_prefix="sendauth", swallow_er
 
 @event.listens_for(Engine, "connect")
 def _configure_sqlite(dbapi_connection, connection_record):
-    """WAL lets readers go on while one writer writes; foreign keys are off in SQLite by default."""
+    """WAL lets readers go on while one writer writes; foreign keys are off in SQLite by default.
+    (The busy timeout is the driver's ``timeout``: SQLITE_BUSY_TIMEOUT_SECONDS.)"""
     if type(dbapi_connection).__module__.split(".")[0] != "sqlite3":
         return
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()

@@ -4,6 +4,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from .errors import database_busy
 from .extensions import db
 from .models import Transaction, User
 from .services import integrations
@@ -54,11 +55,20 @@ def admin_checklist():
 
 @bp.route("/healthz")
 def healthz():
+    """200 when the database would take a write now; 503 when it is down or locked."""
     try:
-        db.session.execute(text("SELECT 1"))
-    except SQLAlchemyError:
+        connection = db.session.connection()
+        if connection.dialect.name == "sqlite":
+            # Readers go on while another connection holds the write lock (WAL): only taking
+            # the lock shows it, within the busy timeout. Nothing is written.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
         db.session.rollback()
-        return jsonify(status="unavailable", database="not answering"), 503
+        state = "busy" if database_busy(exc) else "not answering"
+        return jsonify(status="unavailable", database=state), 503
+    db.session.rollback()
     return jsonify(status="ok", database="ok")
 
 

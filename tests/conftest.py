@@ -93,6 +93,27 @@ def postgres_url():
     admin.dispose()
 
 
+@pytest.fixture
+def served_database(postgres_url, tmp_path):
+    """A fresh PostgreSQL database, migrated by `flask --app wsgi db upgrade` as in production."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    from . import servers
+
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    name = f"{admin.url.database}_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    servers.flask(servers.environment(tmp_path, SQLALCHEMY_DATABASE_URI=url), "db", "upgrade")
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request, tmp_path):
     """Each test that uses the app runs on SQLite and again on PostgreSQL."""

@@ -259,7 +259,8 @@ def test_unit_tests_start_no_dispatcher(app, client):
     assert "sendauth_dispatcher" not in app.extensions
 
 
-BACKOFF = {k: DEFAULTS[k] for k in DEFAULTS if k.startswith("DELIVERY_BACKOFF")}
+BACKOFF = {k: DEFAULTS[k] for k in DEFAULTS
+           if k.startswith("DELIVERY_BACKOFF") or k == "DELIVERY_RATE_LIMITED_FLOOR_SECONDS"}
 
 
 @pytest.mark.parametrize("attempts", range(1, 12))
@@ -278,6 +279,8 @@ def test_backoff_honours_retry_after_and_waits_longer_on_429():
     config = BACKOFF
     assert backoff_seconds(1, SendResult("retryable", 429), config) >= 10
     assert backoff_seconds(1, SendResult("retryable", 503, retry_after=120), config) >= 120
+    quicker = {**config, "DELIVERY_RATE_LIMITED_FLOOR_SECONDS": 0.5}
+    assert 0.5 <= backoff_seconds(1, SendResult("retryable", 429), quicker, random.Random(1)) < 10
 
 
 def test_a_key_that_cannot_be_decrypted_fails_visibly_instead_of_retrying(app, people,

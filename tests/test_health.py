@@ -26,3 +26,27 @@ def test_pages_get_a_503_page_when_the_database_does_not_answer(tmp_path):
     response = client.get("/")
     assert response.status_code == 503
     assert "database is not answering" in response.text
+
+
+def test_healthz_answers_503_while_another_connection_holds_sqlite_write_lock(tmp_path):
+    """Reads go on under WAL while another connection writes: only a write shows the lock."""
+    import sqlite3
+
+    from sendauth_dashboard.extensions import db
+
+    app = create_app(base_test_config(tmp_path, SQLITE_BUSY_TIMEOUT_SECONDS=0.2))
+    with app.app_context():
+        db.create_all()
+    client = app.test_client()
+    lock = sqlite3.connect(tmp_path / "test.db", isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    try:
+        response = client.get("/healthz")
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert response.status_code == 503
+    assert response.json == {"status": "unavailable", "database": "busy"}
+    assert client.get("/healthz").status_code == 200
+    with app.app_context():
+        db.engine.dispose()

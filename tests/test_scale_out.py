@@ -4,7 +4,7 @@ import uuid
 from collections import Counter
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from sendauth_dashboard import create_app
 from sendauth_dashboard.extensions import db
@@ -15,21 +15,6 @@ from .helpers import configure_pagerduty, send_request
 from .test_redis import REDIS_URL, redis_available
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
-
-
-@pytest.fixture
-def served_database(postgres_url, tmp_path):
-    """A fresh PostgreSQL database, migrated by `flask --app wsgi db upgrade` as in production."""
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    name = f"{admin.url.database}_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE DATABASE {name}"))
-    url = admin.url.set(database=name).render_as_string(hide_password=False)
-    servers.flask(servers.environment(tmp_path, SQLALCHEMY_DATABASE_URI=url), "db", "upgrade")
-    yield url
-    with admin.connect() as connection:
-        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    admin.dispose()
 
 
 @pytest.fixture

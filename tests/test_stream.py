@@ -343,3 +343,42 @@ def test_a_request_sent_while_watching_arrives_live(app, setup):
         body.close()
     assert frame is not None, "the event never came live"
     assert data_of(frame)["transaction"]["id"] == sent
+
+
+def test_events_published_out_of_order_reach_the_watcher_in_id_order(app, setup):
+    """Processes publish after their commits, each when it gets to it: a watcher may hear of
+    event 410 before 409. It still gets 409 first, then 410, none skipped."""
+    hana, _, uma = setup
+    broker = app.extensions["sendauth_broker"]
+    viewer = events.Viewer(hana.id, sees_all=False)
+    with app.test_request_context():
+        body = live_stream(viewer, broker)
+        del app.extensions["sendauth_broker"]  # committed now, published below, late
+        sent = [send_request(app, hana, uma), send_request(app, hana, uma)]
+        app.extensions["sendauth_broker"] = broker
+        with app.app_context():
+            first, second = events.replay(viewer, 0)
+        broker.publish(second)
+        broker.publish(first)
+        frames = [data_of(next(f for f in body if f.startswith("id:"))) for _ in sent]
+        body.close()
+    assert [f["transaction"]["id"] for f in frames] == sent
+    assert frames[1]["id"] > frames[0]["id"]
+
+
+def test_a_rolled_back_event_id_does_not_hold_the_stream_back(app, setup):
+    """On PostgreSQL an id taken by a transaction that rolled back never commits: the stream
+    sends what the table has rather than wait for it."""
+    hana, _, uma = setup
+    viewer = events.Viewer(hana.id, sees_all=False)
+    with app.test_request_context():
+        body = live_stream(viewer, app.extensions["sendauth_broker"])
+        with app.app_context():
+            events.record("transaction.created", data={"never": "committed"})
+            db.session.flush()
+            db.session.rollback()
+        sent = send_request(app, hana, uma)
+        frame = next((f for f in body if f.startswith("id:")), None)
+        body.close()
+    assert frame is not None
+    assert data_of(frame)["transaction"]["id"] == sent

@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_CAP_SECONDS = 3600.0
 # Expiring overdue transactions at most this often: a wake per delivery need not sweep too.
 SWEEP_INTERVAL = 0.5
-RATE_LIMITED_FLOOR_SECONDS = 10.0
 
 
 def enqueue(transaction, channel_names, link):
@@ -57,7 +56,7 @@ def backoff_seconds(attempts, result, config, rng=random):
     ceiling = min(cap, base * 2 ** max(0, attempts - 1))
     delay = ceiling / 2 + rng.uniform(0, ceiling / 2)
     if result.http_status == 429:
-        delay = max(delay, RATE_LIMITED_FLOOR_SECONDS)
+        delay = max(delay, config["DELIVERY_RATE_LIMITED_FLOOR_SECONDS"])
     if result.retry_after is not None:
         delay = max(delay, min(result.retry_after, RETRY_AFTER_CAP_SECONDS))
     return delay

@@ -5,7 +5,6 @@ the event is published to the broker; if it rolls back, nothing is published. So
 never sees an event that is not in the table, and the table is where a reconnecting watcher
 catches up from.
 """
-import collections
 import json
 import logging
 import time
@@ -222,18 +221,18 @@ _live_format = SharedFormat()
 def stream(viewer, after_id, broker, *, heartbeat, lifetime, clock=time.monotonic):
     """Server-sent events for one watcher: replay what they missed, then live, then end.
 
-    It subscribes before reading the table, so an event committed in between arrives
-    either way (duplicates are dropped by id). It holds no database connection while it
-    waits. A full queue (a slow watcher) makes it catch up from the table instead of
-    dropping events.
+    Ids reach the watcher in increasing order, none skipped. Event ids commit in the order
+    they were given (``record``), but processes publish after their commits in whatever order
+    they get to it: a live message that is not the next id makes the stream catch up from the
+    table instead. A message at or below the last id seen is already sent (or not the
+    watcher's). It subscribes before reading the table, so an event committed in between
+    arrives either way. It holds no database connection while it waits. A full queue (a slow
+    watcher) makes it catch up from the table instead of dropping events.
     """
     subscription = broker.subscribe()
-    sent = RecentIds()
     try:
         yield f"retry: {STREAM_RETRY_MS}\n: stream open\n\n"
-        last_id = after_id
-        for chunk, last_id in _catch_up(viewer, last_id, sent):
-            yield chunk
+        last_id = yield from _catch_up(viewer, after_id)
         deadline = clock() + lifetime
         while (remaining := deadline - clock()) > 0:
             message = subscription.get(timeout=min(heartbeat, remaining))
@@ -242,17 +241,21 @@ def stream(viewer, after_id, broker, *, heartbeat, lifetime, clock=time.monotoni
             if message is RESYNC or subscription.overflowed:
                 subscription.overflowed = False
                 subscription.drain()
-                for chunk, last_id in _catch_up(viewer, last_id, sent):
-                    yield chunk
+                last_id = yield from _catch_up(viewer, last_id)
                 continue
             if message is None:
                 yield ": keepalive\n\n"
                 continue
-            if message["id"] in sent or not viewer.may_see(message):
+            if message["id"] <= last_id:
                 continue
-            sent.add(message["id"])
-            last_id = max(last_id, message["id"])
-            yield _live_format(message)
+            if message["id"] != last_id + 1:
+                # Every id below this one has committed or rolled back (a rolled-back id is a
+                # gap for good on PostgreSQL): the table has all there is to send before it.
+                last_id = max(message["id"], (yield from _catch_up(viewer, last_id)))
+                continue
+            last_id = message["id"]
+            if viewer.may_see(message):
+                yield _live_format(message)
     finally:
         broker.unsubscribe(subscription)
 
@@ -260,33 +263,19 @@ def stream(viewer, after_id, broker, *, heartbeat, lifetime, clock=time.monotoni
 STREAM_RETRY_MS = 2000
 
 
-def _catch_up(viewer, after_id, sent):
-    """Replay from the table in batches; the session is closed before the stream waits again."""
+def _catch_up(viewer, after_id):
+    """Replay from the table in batches, yielding frames; returns the id the stream is now
+    at. The session is closed before the stream waits again."""
     try:
+        # Read before the rows: every id up to it has settled, so the replay has them all.
+        now_at = latest_event_id()
         while batch := replay(viewer, after_id):
             for message in batch:
                 after_id = message["id"]
-                if message["id"] not in sent:
-                    sent.add(message["id"])
-                    yield sse_format(message), after_id
+                now_at = max(now_at, after_id)
+                yield sse_format(message)
             if len(batch) < REPLAY_BATCH:
                 break
+        return now_at
     finally:
         db.session.remove()
-
-
-class RecentIds:
-    """The ids a stream has sent lately: enough to drop duplicates, bounded in memory."""
-
-    def __init__(self, size=2048):
-        self._ids = collections.deque(maxlen=size)
-        self._set = set()
-
-    def __contains__(self, event_id):
-        return event_id in self._set
-
-    def add(self, event_id):
-        if len(self._ids) == self._ids.maxlen:
-            self._set.discard(self._ids[0])
-        self._ids.append(event_id)
-        self._set.add(event_id)

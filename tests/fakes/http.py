@@ -8,6 +8,7 @@ are refused, and wait on what it received with a deadline (``wait_for``).
 import json
 import sys
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +21,7 @@ class Received:
     raw: bytes
     body: object
     status: int
+    at: float = field(default_factory=time.monotonic)  # when it was answered
 
 
 @dataclass

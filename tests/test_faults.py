@@ -1,0 +1,327 @@
+"""Faults, for real: the dashboard served by gunicorn, the PagerDuty fake misbehaving on real
+sockets, processes killed with SIGKILL, and the database locked or out of connections."""
+import json
+import signal
+import sqlite3
+import time
+from collections import Counter, defaultdict
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from sendauth_dashboard import create_app
+from sendauth_dashboard.extensions import db
+from sendauth_dashboard.models import Delivery, Event, Transaction
+
+from . import servers
+from .conftest import base_test_config, create_user
+from .fakes.pagerduty import Answer
+from .helpers import configure_pagerduty, database_rows, send_request, wait_until
+
+pytestmark = pytest.mark.slow
+
+BURST = 12
+# Short enough for a test to see several retries in seconds; the shape is the product's.
+RETRY_SETTINGS = {
+    "DELIVERY_BACKOFF_BASE_SECONDS": 0.2,
+    "DELIVERY_BACKOFF_CAP_SECONDS": 1.0,
+    "DELIVERY_RATE_LIMITED_FLOOR_SECONDS": 0.5,
+    "PAGERDUTY_CONNECT_TIMEOUT": 0.5,
+    "PAGERDUTY_READ_TIMEOUT": 0.5,
+    "DISPATCHER_IDLE_SECONDS": 0.5,
+    "DELIVERY_LEASE_SECONDS": 3,
+    "DELIVERY_RATE_LIMITS": json.dumps({"pagerduty": [1000, 1]}),
+    "RATELIMIT_ENABLED": "false",
+}
+PAGE_DEADLINE = 5  # seconds: a page that takes longer than this while PagerDuty misbehaves hangs
+
+
+class Dashboard:
+    """A SQLite database migrated the production way, people and PagerDuty set up through the
+    services, and gunicorn (with its dispatcher thread, the default) or `flask worker`
+    processes serving it. ``app`` reads the same database from the test."""
+
+    def __init__(self, tmp_path, fake, **settings):
+        self.tmp_path = tmp_path
+        self.database = tmp_path / "sendauth.db"
+        self.env = servers.environment(
+            tmp_path, SQLALCHEMY_DATABASE_URI=f"sqlite:///{self.database}",
+            PAGERDUTY_EVENTS_URL=fake.url, BASE_URL="http://sendauth.test",
+            **{**RETRY_SETTINGS, **settings})
+        servers.flask(self.env, "db", "upgrade")
+        self.app = create_app(base_test_config(
+            tmp_path, SQLALCHEMY_DATABASE_URI=f"sqlite:///{self.database}",
+            SECRET_KEY=servers.SECRET_KEY))
+        self.requestor = create_user(self.app, "requestor", "hana@example.com")
+        self.reviewer = create_user(self.app, "reviewer", "rita@example.com")
+        self.member = create_user(self.app, "member", "uma@example.com", notify_pagerduty=True)
+        configure_pagerduty(self.app)
+        self.processes = []
+
+    def serve(self, name="gunicorn", **settings):
+        server = servers.gunicorn(dict(self.env, **_env(settings)), self.tmp_path, name=name)
+        self.processes.append(server)
+        return server
+
+    def dispatcher(self, name="worker"):
+        process = servers.worker(self.env, self.tmp_path, name=name)
+        self.processes.append(process)
+        return process
+
+    def send_burst(self, count=BURST):
+        return [send_request(self.app, self.requestor, self.member, message=f"Burst {n}")
+                for n in range(count)]
+
+    def deliveries(self):
+        with self.app.app_context():
+            rows = db.session.execute(
+                select(Transaction.public_id, Delivery.status, Delivery.attempts)
+                .join(Delivery.transaction)).all()
+            db.session.remove()
+        return rows
+
+    def sent_events(self):
+        """Per transaction, how many ``delivery.sent`` events it has."""
+        with self.app.app_context():
+            rows = db.session.execute(
+                select(Transaction.public_id, func.count(Event.id))
+                .join(Event.transaction).where(Event.kind == "delivery.sent")
+                .group_by(Transaction.public_id)).all()
+            db.session.remove()
+        return dict(rows)
+
+    def close(self):
+        for process in self.processes:
+            process.stop()
+        with self.app.app_context():
+            db.engine.dispose()
+
+
+def _env(settings):
+    return {f"SENDAUTH_{k}": str(v) for k, v in settings.items()}
+
+
+@pytest.fixture
+def dashboard(tmp_path, fake_pagerduty):
+    made = []
+
+    def make(**settings):
+        made.append(Dashboard(tmp_path, fake_pagerduty, **settings))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.close()
+
+
+def triggers_accepted(fake):
+    """How many trigger events PagerDuty accepted, per dedup_key (the transaction id)."""
+    with fake._lock:
+        return Counter(r.body["dedup_key"] for r in fake.received if r.status == 202)
+
+
+def assert_each_delivered_once(dashboard, fake, sent, resent_at_most=0):
+    """Every transaction has its incident, one incident each, its delivery sent and its event."""
+    assert sorted(key for _, key in fake.incidents) == sorted(sent)
+    triggers = triggers_accepted(fake)
+    assert set(triggers) == set(sent)
+    resent = sum(n - 1 for n in triggers.values())
+    assert resent <= resent_at_most, f"{resent} triggers sent again: {triggers}"
+    rows = dashboard.deliveries()
+    assert sorted(public_id for public_id, _, _ in rows) == sorted(sent), "one delivery each"
+    assert {status for _, status, _ in rows} == {"sent"}
+    assert dashboard.sent_events() == {public_id: 1 for public_id in sent}
+
+
+def page_answers(browser, path="/transactions/"):
+    """The page answers, with its content, within PAGE_DEADLINE (a liveness check)."""
+    response = browser.session.get(browser.url + path, timeout=PAGE_DEADLINE)
+    assert response.status_code == 200
+    return True
+
+
+def everyone_retried(dashboard, at_least):
+    """Every delivery has failed ``at_least`` times and is waiting for (or in) its next try."""
+    rows = dashboard.deliveries()
+    return rows and all(status in ("queued", "sending") and attempts >= at_least
+                        for _, status, attempts in rows)
+
+
+def wait_for_retries(dashboard, fault, at_least=3):
+    wait_until(lambda: everyone_retried(dashboard, at_least), timeout=30, interval=0.1,
+               message=f"{at_least} failed attempts each through {fault}")
+
+
+def recovered(fake, sent, timeout=30):
+    """Seconds from now until every transaction's incident has arrived."""
+    started = time.monotonic()
+    fake.wait_for(lambda f: {key for _, key in f.incidents} >= set(sent), timeout=timeout)
+    return time.monotonic() - started
+
+
+def test_incidents_arrive_once_pagerduty_takes_connections_again(dashboard, fake_pagerduty):
+    site = dashboard()
+    server = site.serve()
+    reviewer = servers.Browser(server.url)
+    reviewer.login("rita@example.com")
+    fake_pagerduty.stop()
+    sent = site.send_burst()
+    wait_for_retries(site, "refused connections")
+    assert page_answers(reviewer)
+    fake_pagerduty.restart()
+    seconds = recovered(fake_pagerduty, sent)
+    print(f"\nrefused connections: {len(sent)} incidents {seconds:.2f} s after PagerDuty was back")
+    wait_until(lambda: {s for _, s, _ in site.deliveries()} == {"sent"}, timeout=10,
+               message="every delivery recorded as sent")
+    assert_each_delivered_once(site, fake_pagerduty, sent)
+
+
+def test_a_429_slows_the_dispatcher_down_and_everything_arrives(dashboard, fake_pagerduty):
+    site = dashboard()
+    floor = RETRY_SETTINGS["DELIVERY_RATE_LIMITED_FLOOR_SECONDS"]
+    fake_pagerduty.answer_always(Answer.rate_limited())
+    site.serve()
+    sent = site.send_burst()
+    wait_for_retries(site, "429s")
+    fake_pagerduty.answer_normally()
+    started = time.monotonic()
+    recovered(fake_pagerduty, sent)
+    wait_until(lambda: {s for _, s, _ in site.deliveries()} == {"sent"}, timeout=10,
+               message="every delivery recorded as sent")
+    throttled = defaultdict(list)
+    with fake_pagerduty._lock:
+        for received in fake_pagerduty.received:
+            throttled[received.body["dedup_key"]].append(received.at)
+    gaps = [later - earlier for times in throttled.values()
+            for earlier, later in zip(times, times[1:])]
+    # Each transaction's attempts are at least the 429 floor apart: no hammering.
+    assert min(gaps) >= floor * 0.95, sorted(gaps)[:5]
+    refused_for = started - min(t for times in throttled.values() for t in times)
+    most = max(len(times) for times in throttled.values())
+    assert most <= refused_for / floor + 2, f"{most} attempts in {refused_for:.1f} s"
+    print(f"\n429s: {sum(map(len, throttled.values()))} attempts for {len(sent)} transactions "
+          f"over {refused_for:.1f} s, shortest gap {min(gaps):.2f} s")
+    assert_each_delivered_once(site, fake_pagerduty, sent)
+
+
+@pytest.mark.parametrize("fault", ["500", "hang"])
+def test_through_500s_and_hangs_pages_stay_responsive_and_everything_arrives(
+        dashboard, fake_pagerduty, fault):
+    site = dashboard()
+    fake_pagerduty.answer_always(Answer.server_error() if fault == "500" else Answer.hanging())
+    server = site.serve()
+    reviewer = servers.Browser(server.url)
+    reviewer.login("rita@example.com")
+    sent = site.send_burst()
+    page_answers(reviewer)
+    wait_for_retries(site, f"{fault}s")
+    started = time.monotonic()
+    page_answers(reviewer)
+    page_answers(reviewer, f"/transactions/{sent[0]}")
+    assert time.monotonic() - started < PAGE_DEADLINE
+    fake_pagerduty.answer_normally()
+    seconds = recovered(fake_pagerduty, sent)
+    print(f"\n{fault}: {len(sent)} incidents {seconds:.2f} s after PagerDuty was back")
+    wait_until(lambda: {s for _, s, _ in site.deliveries()} == {"sent"}, timeout=10,
+               message="every delivery recorded as sent")
+    assert_each_delivered_once(site, fake_pagerduty, sent)
+
+
+@pytest.mark.parametrize("killed", ["dashboard", "worker"])
+def test_a_sigkill_in_the_middle_of_a_burst_loses_nothing_and_opens_no_second_incident(
+        dashboard, fake_pagerduty, killed):
+    """gunicorn with its dispatcher thread, or a `flask worker`, dies at once mid-burst; a new
+    one takes the deliveries whose lease ran out. PagerDuty may hear a trigger twice (the
+    answer to the first was lost with the process), and its dedup_key keeps one incident."""
+    count, concurrency = 30, 8
+    site = dashboard(DISPATCHER="thread" if killed == "dashboard" else "off")
+    fake_pagerduty.answer_always(Answer.slow(0.3))
+    sent = site.send_burst(count)
+    first = site.serve() if killed == "dashboard" else site.dispatcher()
+    fake_pagerduty.wait_for(lambda fake: len(fake.received) >= concurrency, timeout=30)
+    first.stop(signal.SIGKILL)
+    in_fake_before_restart = len(triggers_accepted(fake_pagerduty))
+    assert in_fake_before_restart < count, "the burst was over before the kill"
+    started = time.monotonic()
+    if killed == "dashboard":
+        site.serve(name="restarted")
+    else:
+        site.dispatcher(name="restarted")
+    wait_until(lambda: {s for _, s, _ in site.deliveries()} == {"sent"}, timeout=60,
+               message="every delivery sent after the restart")
+    print(f"\nSIGKILL ({killed}): {count - in_fake_before_restart} of {count} incidents after "
+          f"the restart, all in {time.monotonic() - started:.2f} s")
+    assert_each_delivered_once(site, fake_pagerduty, sent, resent_at_most=concurrency)
+
+
+# -- the database -------------------------------------------------------------------------
+
+
+def test_a_write_locked_sqlite_database_gets_a_busy_page_and_writes_nothing(dashboard):
+    site = dashboard(SQLITE_BUSY_TIMEOUT_SECONDS=0.5)
+    server = site.serve()
+    requestor = servers.Browser(server.url)
+    requestor.login("hana@example.com")
+    token = requestor.token("/transactions/new")
+    before = database_rows(site.app)
+    lock = sqlite3.connect(site.database, isolation_level=None)
+    try:
+        lock.execute("BEGIN IMMEDIATE")  # another process writing, holding the lock
+        refused = requestor.session.post(server.url + "/transactions/new", data={
+            "csrf_token": token, "user": "uma@example.com", "message": "Confirm the reset"},
+            timeout=10, allow_redirects=False)
+        health = requests.get(server.url + "/healthz", timeout=10)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert refused.status_code == 503, refused.text[:500]
+    assert "The database is busy" in refused.text and "Nothing was saved" in refused.text
+    assert (health.status_code, health.json()) == (503, {"status": "unavailable",
+                                                         "database": "busy"})
+    assert database_rows(site.app) == before, "nothing of the transaction was written"
+    assert requests.get(server.url + "/healthz", timeout=10).status_code == 200
+    sent = requestor.post("/transactions/new", {"user": "uma@example.com",
+                                                "message": "Confirm the reset"})
+    assert sent.status_code == 302, "once the lock is gone, the same form goes through"
+
+
+@pytest.mark.postgres
+def test_with_every_pooled_connection_busy_pages_say_so_with_a_503(tmp_path, postgres_url,
+                                                                    monkeypatch):
+    """SQLAlchemy raises its TimeoutError (not an OperationalError) when no pooled connection
+    comes free in time: a 503 that says the database is busy, not a 500."""
+    from .conftest import AuthActions
+
+    monkeypatch.setenv("SENDAUTH_INSTANCE_PATH", str(tmp_path / "instance"))
+    app = create_app(base_test_config(tmp_path, SQLALCHEMY_DATABASE_URI=postgres_url,
+                                      SQLALCHEMY_ENGINE_OPTIONS={
+                                          "pool_size": 1, "max_overflow": 0,
+                                          "pool_timeout": 0.3, "hide_parameters": True}))
+    with app.app_context():
+        db.create_all()
+        tables = ", ".join(t.name for t in db.metadata.sorted_tables)
+        db.session.execute(db.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        db.session.commit()
+    requestor = create_user(app, "requestor", "hana@example.com")
+    create_user(app, "member", "uma@example.com", notify_pagerduty=True)
+    configure_pagerduty(app)
+    auth = AuthActions(app.test_client())
+    auth.login(requestor)
+    token = auth.csrf_token("/transactions/new")
+    before = database_rows(app)
+    with app.app_context():
+        held = db.engine.connect()  # the pool's only connection, busy elsewhere
+        try:
+            refused = auth.client.post("/transactions/new", data={
+                "csrf_token": token, "user": "uma@example.com", "message": "Confirm"})
+            health = auth.client.get("/healthz")
+        finally:
+            held.close()
+    assert refused.status_code == 503
+    assert "The database is busy" in refused.text
+    assert health.status_code == 503 and health.json["database"] == "busy"
+    assert database_rows(app) == before
+    assert auth.client.get("/healthz").status_code == 200
+    with app.app_context():
+        db.engine.dispose()
