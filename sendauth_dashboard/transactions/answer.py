@@ -73,8 +73,7 @@ def passkey_options(token):
     """What the page's script hands to navigator.credentials.get: a challenge for this request."""
     transaction, refusal = _answerable(token)
     if refusal is not None:
-        status = refusal[1] if isinstance(refusal, tuple) else 401
-        return jsonify(error="You cannot answer this request now. Reload the page."), status
+        return refusal
     try:
         options = passkeys.assertion_options(transaction, current_user)
     except passkeys.PasskeyError as exc:
