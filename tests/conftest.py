@@ -249,14 +249,17 @@ def browser():
 
 
 class LiveServer:
-    """The app served over real HTTP by Werkzeug's threaded server, as `make run` does."""
+    """The app served over real HTTP by Werkzeug's threaded server, as `make run` does.
 
-    def __init__(self, app):
+    ``host_name`` is the name in its address (and BASE_URL): WebAuthn takes ``localhost`` as
+    a relying party id, never an IP address."""
+
+    def __init__(self, app, host_name="127.0.0.1"):
         from werkzeug.serving import make_server
 
         self.app = app
         self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.url = f"http://{host_name}:{self.server.server_port}"
         app.config["BASE_URL"] = self.url
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
@@ -271,7 +274,12 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(tmp_path, fake_pagerduty, monkeypatch):
+def live_server_host_name():
+    return "127.0.0.1"
+
+
+@pytest.fixture
+def live_server(tmp_path, fake_pagerduty, monkeypatch, live_server_host_name):
     monkeypatch.setenv("SENDAUTH_INSTANCE_PATH", str(tmp_path / "instance"))
     app = create_app(base_test_config(
         tmp_path, DISPATCHER="thread", PAGERDUTY_EVENTS_URL=fake_pagerduty.url,
@@ -279,7 +287,7 @@ def live_server(tmp_path, fake_pagerduty, monkeypatch):
     ))
     with app.app_context():
         db.create_all()
-    server = LiveServer(app)
+    server = LiveServer(app, live_server_host_name)
     yield server
     server.stop()
     with app.app_context():

@@ -103,7 +103,7 @@
         .then(function (json) { return navigator.credentials.create({ publicKey: creationOptions(json) }); })
         .then(function (credential) {
           field.value = credentialJson(credential);
-          register.submit();
+          HTMLFormElement.prototype.submit.call(register);  // a field named "submit" hides the method
         })
         .catch(function (error) { showError(register, error); });
     });
@@ -126,7 +126,7 @@
           decision.name = "decision";
           decision.value = "verify";
           answer.appendChild(decision);
-          answer.submit();
+          HTMLFormElement.prototype.submit.call(answer);
         })
         .catch(function (error) { showError(answer, error); });
     });
