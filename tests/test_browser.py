@@ -82,7 +82,8 @@ def test_a_passkey_is_registered_then_verifies_a_request_watched_live(
     expect(user.locator("[data-no-passkeys]")).to_be_visible()
     user.get_by_label("Name").fill("Work laptop")
     user.get_by_role("button", name="Register a passkey").click()
-    expect(user.locator(".flash-success")).to_contain_text("Your passkey 'Work laptop' is registered")
+    expect(user.locator(".flash-success")).to_contain_text(
+        "Your passkey 'Work laptop' is registered", timeout=LIVE)
     expect(user.locator("table.passkeys")).to_contain_text("Never")
 
     send(requestor, pat.email)
@@ -103,7 +104,7 @@ def test_a_passkey_is_registered_then_verifies_a_request_watched_live(
     expect(user.locator("body")).to_contain_text("Ticket #4521")
     user.get_by_label(code, exact=True).check()
     user.get_by_role("button", name="Yes, it is me: verify with my passkey").click()
-    expect(user.get_by_role("heading")).to_have_text("You verified the request")
+    expect(user.get_by_role("heading")).to_have_text("You verified the request", timeout=LIVE)
 
     expect(row(reviewer, public_id)).to_have_text("verified", timeout=LIVE)
     expect(requestor.locator('[data-live-transaction] [data-field="status"]')).to_have_text(
