@@ -2,6 +2,7 @@
 one, with real WebAuthn data from a software authenticator (tests/authenticator.py)."""
 import base64
 import json
+import re
 
 import pytest
 from sqlalchemy import select, update
@@ -423,3 +424,120 @@ def test_no_pick_or_a_pick_that_was_not_offered_is_not_counted(app, client, sent
     assert response.status_code == 400
     assert "Pick the code the person who sent this request reads to you" in response.text
     assert state_of(app, public_id) == ("pending", None, 0)
+
+
+# -- the organisation's setting: "Require a passkey to verify" --------------------------------
+
+def require_passkey(app, on):
+    from sendauth_dashboard.services import organisation
+
+    with app.app_context():
+        organisation.update(require_passkey=on, actor=None)
+        db.session.commit()
+
+
+def require_passkey_box(page):
+    (tag,) = re.findall(r'<input[^>]*name="require_passkey"[^>]*>', page)
+    return "checked" if re.search(r"\schecked[\s>]", tag) else "unchecked"
+
+
+def test_a_request_to_someone_without_a_passkey_is_refused_and_nothing_written(
+        app, client, auth, make_user):
+    configure_pagerduty(app)
+    requestor = make_user("requestor")
+    make_user("member", email="nopass@example.com", name="Noel Nopass", passkey=False,
+              notify_pagerduty=True)
+    auth.login(requestor)
+    before = database_rows(app)
+    response = auth.post("/transactions/new", {"user": "nopass@example.com",
+                                               "message": "Please confirm"})
+    assert response.status_code == 400
+    assert "Noel Nopass has no passkey yet, and your organisation requires one" in response.text
+    assert database_rows(app) == before
+
+
+def test_the_setting_is_on_until_an_admin_turns_it_off_and_reading_it_writes_nothing(
+        app, client, as_admin):
+    before = database_rows(app)
+    assert require_passkey_box(client.get("/settings/organisation").text) == "checked"
+    assert database_rows(app) == before
+    response = as_admin.post("/settings/organisation", {}, token_page="/settings/organisation")
+    assert response.status_code == 302
+    assert "users without a passkey verify with their password" in client.get("/").text
+    assert require_passkey_box(client.get("/settings/organisation").text) == "unchecked"
+    assert event_kinds(app)[-1] == "settings.organisation_changed"
+
+
+@pytest.fixture
+def passwordless(app, make_user, auth):
+    """The setting off, and a pending request to Noel, who has no passkey, signed in."""
+    require_passkey(app, False)
+    configure_pagerduty(app)
+    requestor = make_user("requestor")
+    user = make_user("member", name="Noel Nopass", passkey=False, notify_pagerduty=True)
+    public_id = send_request(app, requestor, user)
+    auth.login(user)
+    return user, public_id, answer_token(app, public_id)
+
+
+def password_form(app, client, token, password):
+    csrf = csrf_token_from(client.get(f"/authenticate/{token}").text)
+    return {"csrf_token": csrf, "decision": "verify", "code": binding_code(app, token),
+            "password": password}
+
+
+def test_with_the_setting_off_a_user_without_a_passkey_verifies_with_the_password(
+        app, client, passwordless):
+    from .conftest import PASSWORD
+
+    user, public_id, token = passwordless
+    page = client.get(f"/authenticate/{token}").text
+    assert 'name="password"' in page and "data-passkey-options-url" not in page
+    response = client.post(f"/authenticate/{token}",
+                           data=password_form(app, client, token, PASSWORD))
+    assert response.status_code == 200
+    assert state_of(app, public_id)[0] == "verified"
+    with app.app_context():
+        verified = db.session.scalar(select(Event).where(Event.kind == "transaction.verified"))
+        assert verified.data["proof"] == "password"
+
+
+@pytest.mark.parametrize("password, message", [
+    ("", "Enter your password to verify"),
+    ("not my password at all", "That is not your password"),
+    ("x" * 5000, "That is not your password"),
+])
+def test_a_wrong_password_is_refused(app, client, passwordless, password, message):
+    _, public_id, token = passwordless
+    refused(app, client, token, public_id, password_form(app, client, token, password), message)
+
+
+def test_with_the_setting_off_a_user_with_a_passkey_still_uses_it(app, client, sent):
+    from .conftest import PASSWORD
+
+    _, user, public_id, token = sent
+    require_passkey(app, False)
+    assert 'name="password"' not in client.get(f"/authenticate/{token}").text
+    refused(app, client, token, public_id, password_form(app, client, token, PASSWORD),
+            "No passkey answer arrived")
+
+
+def test_a_user_whose_passkey_is_gone_is_told_to_register_one_and_can_still_deny(
+        app, client, auth, sent):
+    _, user, public_id, token = sent
+    auth.post(f"/profile/passkeys/{passkey_ids(app, user)[0]}/remove")
+    page = client.get(f"/authenticate/{token}").text
+    assert "You have no passkey, and your organisation requires one to verify" in page
+    assert 'value="verify"' not in page
+    before = database_rows(app)
+    form = {"csrf_token": csrf_token_from(page), "decision": "verify",
+            "code": binding_code(app, token)}
+    response = client.post(f"/authenticate/{token}", data=form)
+    assert response.status_code == 400
+    assert database_rows(app) == before
+    csrf = csrf_token_from(page)
+    options = client.post(f"/authenticate/{token}/passkey-options", headers={"X-CSRFToken": csrf})
+    assert options.status_code == 400 and "You have no passkey yet" in options.get_json()["error"]
+    denied = client.post(f"/authenticate/{token}", data={"csrf_token": csrf, "decision": "deny"})
+    assert denied.status_code == 200
+    assert state_of(app, public_id)[0] == "denied"
