@@ -5,6 +5,8 @@ import json
 import re
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from sendauth_dashboard.extensions import db
@@ -541,3 +543,74 @@ def test_a_user_whose_passkey_is_gone_is_told_to_register_one_and_can_still_deny
     denied = client.post(f"/authenticate/{token}", data={"csrf_token": csrf, "decision": "deny"})
     assert denied.status_code == 200
     assert state_of(app, public_id)[0] == "denied"
+
+
+# -- anything at all as the browser's answer --------------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+              st.text(max_size=40), st.sampled_from(["", "AA", "e30", "oA", "public-key"])),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.text(max_size=10), inner, max_size=3)),
+    max_leaves=8)
+RESPONSE_KEYS = ["clientDataJSON", "attestationObject", "authenticatorData", "signature",
+                 "userHandle", "transports"]
+
+
+def credential_shapes():
+    response = st.dictionaries(st.sampled_from(RESPONSE_KEYS), JSON_VALUES)
+    return st.fixed_dictionaries(
+        {"id": st.text(max_size=20), "response": response},
+        optional={"rawId": JSON_VALUES, "type": JSON_VALUES,
+                  "clientExtensionResults": JSON_VALUES})
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(credential=credential_shapes())
+def test_any_shape_of_answer_is_refused_with_a_message_never_an_error(app, sent, credential):
+    _, user, public_id, _ = sent
+    text = json.dumps(credential)
+    with app.app_context():
+        person = db.session.get(User, user.id)
+        t = db.session.scalar(select(Transaction).where(Transaction.public_id == public_id))
+        with pytest.raises(passkeys.PasskeyError):
+            passkeys.register(person, text, passkeys.b64url(b"c" * 32))
+        with pytest.raises(passkeys.PasskeyError):
+            passkeys.check_assertion(t, person, text)
+        db.session.rollback()
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=st.sampled_from(RESPONSE_KEYS + ["id", "rawId", "type"]), value=JSON_VALUES)
+def test_a_real_answer_with_one_field_replaced_is_refused_never_an_error(app, sent, key, value):
+    """A field the ceremony checks, changed, is refused; one it ignores (a hint, the other
+    ceremony's field) may be accepted; neither is ever an error of another kind."""
+    _, user, public_id, _ = sent
+    checked = {"registration": {"clientDataJSON", "attestationObject", "id", "rawId", "type"},
+               "assertion": {"clientDataJSON", "authenticatorData", "signature", "id", "rawId",
+                             "type"}}
+    with app.app_context():
+        person = db.session.get(User, user.id)
+        t = db.session.scalar(select(Transaction).where(Transaction.public_id == public_id))
+        for ceremony in ("registration", "assertion"):
+            if ceremony == "registration":
+                options, challenge = passkeys.registration_options(person)
+                credential = SoftAuthenticator(ORIGIN).create(options)
+            else:
+                credential = user.authenticator.get(passkeys.assertion_options(t, person))
+            place = credential if key in ("id", "rawId", "type") else credential["response"]
+            if place.get(key) == value:
+                continue
+            place[key] = value
+            try:
+                with db.session.begin_nested():
+                    if ceremony == "registration":
+                        passkeys.register(person, json.dumps(credential), challenge)
+                    else:
+                        passkeys.check_assertion(t, person, json.dumps(credential))
+            except passkeys.PasskeyError:
+                continue
+            assert key not in checked[ceremony], f"{ceremony} accepted a changed {key}"
+        db.session.rollback()

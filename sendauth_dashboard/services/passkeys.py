@@ -135,18 +135,23 @@ def register(user, credential_text, expected_challenge, name="", now=None):
     credential_id = b64url(verified.credential_id)
     if db.session.scalar(select(Passkey.id).where(Passkey.credential_id == credential_id)):
         raise PasskeyError("This passkey is already registered.")
-    transports = credential["response"].get("transports") or []
     passkey = Passkey(
         user_id=user.id, credential_id=credential_id, public_key=verified.credential_public_key,
         sign_count=verified.sign_count, name=name, created_at=now,
-        transports=[t for t in transports if t in KNOWN_TRANSPORTS] if isinstance(
-            transports, list) else [],
+        transports=_transports(credential["response"].get("transports")),
     )
     db.session.add(passkey)
     db.session.flush()
     events.record("passkey.registered", actor=user,
                   data={"passkey_id": passkey.id, "name": passkey.name})
     return passkey
+
+
+def _transports(reported):
+    """How the browser says it reaches the authenticator, kept for the hints it gives later."""
+    if not isinstance(reported, list):
+        return []
+    return [t for t in reported if isinstance(t, str) and t in KNOWN_TRANSPORTS]
 
 
 def remove(user, passkey_id):
@@ -222,7 +227,8 @@ def check_assertion(transaction, user, credential_text, now=None):
     """
     now = now or utcnow()
     credential = parse_credential(credential_text)
-    _consume_challenge(_signed_challenge(credential), transaction, user, now)
+    challenge = _signed_challenge(credential)
+    _consume_challenge(challenge, transaction, user, now)
     passkey = db.session.scalar(select(Passkey).where(Passkey.credential_id == credential["id"]))
     if passkey is None:
         raise PasskeyError("This passkey is not registered: it may have been removed. "
@@ -233,7 +239,7 @@ def check_assertion(transaction, user, credential_text, now=None):
     try:
         verified = webauthn.verify_authentication_response(
             credential=credential,
-            expected_challenge=from_b64url(_signed_challenge(credential)),
+            expected_challenge=from_b64url(challenge),
             expected_rp_id=rp.id, expected_origin=rp.origin,
             credential_public_key=passkey.public_key,
             credential_current_sign_count=passkey.sign_count, require_user_verification=True)
