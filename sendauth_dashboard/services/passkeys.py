@@ -82,7 +82,7 @@ def _user_handle(user):
 
 
 def registration_options(user):
-    """(options as JSON for navigator.credentials.create, the challenge to keep until the answer)."""
+    """(options as JSON for navigator.credentials.create, the challenge to keep till the answer)."""
     rp = relying_party()
     options = webauthn.generate_registration_options(
         rp_id=rp.id, rp_name=RP_NAME, user_id=_user_handle(user), user_name=user.email,
