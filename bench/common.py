@@ -26,7 +26,7 @@ from sendauth_dashboard import create_app
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.services import accounts
 from tests import servers
-from tests.conftest import PASSWORD, base_test_config
+from tests.conftest import PASSWORD, base_test_config, register_passkey
 from tests.helpers import configure_pagerduty
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -275,7 +275,8 @@ def driver_app(url, folder, **config):
 
 
 def seed_people(app):
-    """A requestor, a reviewer and a member reached through PagerDuty; PagerDuty configured."""
+    """A requestor, a reviewer and a member reached through PagerDuty (with a passkey, so
+    requests may be sent to them); PagerDuty configured."""
     with app.app_context():
         for role, email in (("requestor", REQUESTOR), ("reviewer", REVIEWER),
                             ("member", MEMBER)):
@@ -283,6 +284,9 @@ def seed_people(app):
                                         password=PASSWORD)
             user.notify_pagerduty = role == "member"
             user.notify_email = False
+            if role == "member":
+                db.session.flush()
+                register_passkey(app, user)
         db.session.commit()
     configure_pagerduty(app)
 

@@ -21,7 +21,8 @@ DEFAULTS = {
     "ENV": "development",
     "SECRET_KEY": None,
     "SQLALCHEMY_DATABASE_URI": None,
-    "BASE_URL": "http://127.0.0.1:5000",
+    # localhost, not 127.0.0.1: WebAuthn (passkeys) accepts a host name, never an IP address.
+    "BASE_URL": "http://localhost:5000",
     "ENCRYPTION_KEY": None,
     "REDIS_URL": None,
     "REDIS_CHANNEL_PREFIX": "sendauth",

@@ -78,8 +78,10 @@ NAVIGATION = (
     ("Transactions", "transactions.index", ("transactions.show",)),
     ("Send a request", "transactions.new", ()),
     ("Messaging", "profile.messaging", ()),
+    ("Passkeys", "profile.passkeys", ()),
     ("Channels", "settings.pagerduty", ("settings.email", "settings.sms", "settings.slack")),
     ("Users", "settings.users", ()),
+    ("Organisation", "settings.organisation", ()),
 )
 
 

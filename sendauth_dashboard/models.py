@@ -6,11 +6,13 @@ from flask_login import UserMixin
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -142,6 +144,11 @@ class Transaction(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Call binding: the requestor reads the code to the user, who picks it from the choices
+    # (the code and two decoys, in a fixed order) before verifying. None on older requests.
+    binding_code: Mapped[str | None] = mapped_column(String(2))
+    binding_choices: Mapped[str | None] = mapped_column(String(8))
+    wrong_picks: Mapped[int] = mapped_column(default=0, server_default="0")
 
     requestor: Mapped[User] = relationship(foreign_keys=[requestor_id], lazy="joined")
     user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="joined")
@@ -274,3 +281,53 @@ class IntegrationStatus(db.Model):
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Passkey(db.Model):
+    """A WebAuthn credential a user registered: what proves it is them when they verify."""
+
+    __tablename__ = "passkeys"
+    __table_args__ = (Index("ix_passkeys_user_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # base64url, as the browser names it; at most 1023 bytes by the WebAuthn spec.
+    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    name: Mapped[str] = mapped_column(String(64))
+    transports: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+    def __repr__(self):
+        return f"<Passkey {self.id} of user {self.user_id}>"
+
+
+class PasskeyChallenge(db.Model):
+    """A WebAuthn challenge for verifying one transaction: bound to it, single use, expiring."""
+
+    __tablename__ = "passkey_challenges"
+    __table_args__ = (Index("ix_passkey_challenges_transaction_id", "transaction_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # base64url of the random bytes the authenticator signs.
+    challenge: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OrganisationSettings(db.Model):
+    """Rules for the whole organisation: one row; no row means every default."""
+
+    __tablename__ = "organisation_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    require_passkey: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

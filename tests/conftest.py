@@ -1,4 +1,5 @@
 """Fixtures in flaskr's shape: ``app``, ``client``, ``runner``, ``auth``; plus user factories."""
+import json
 import os
 import re
 import shutil
@@ -10,7 +11,9 @@ from hypothesis.configuration import set_hypothesis_home_dir
 
 from sendauth_dashboard import create_app
 from sendauth_dashboard.extensions import db
-from sendauth_dashboard.services import accounts
+from sendauth_dashboard.services import accounts, passkeys
+
+from .authenticator import SoftAuthenticator
 
 PASSWORD = "a test password, long enough"
 
@@ -162,21 +165,36 @@ def make_user(app):
     return make
 
 
-def create_user(app, role, email, name=None, password=PASSWORD, active=True, **prefs):
-    """A user made through the accounts service of ``app``, as a plain record."""
+def create_user(app, role, email, name=None, password=PASSWORD, active=True, passkey=True,
+                **prefs):
+    """A user made through the accounts service of ``app``, as a plain record.
+
+    With ``passkey`` (the default: the organisation requires one to receive a request) they
+    register one made by a software authenticator, kept on the record as ``authenticator``."""
     with app.app_context():
         user = accounts.create_user(email=email, name=name or email.split("@")[0].title(),
                                     role=role, password=password)
         user.active = active
         for key, value in prefs.items():
             setattr(user, key, value)
+        db.session.flush()
+        authenticator = register_passkey(app, user) if passkey else None
         db.session.commit()
-        return UserRecord(user.id, user.email, user.name, user.role)
+        return UserRecord(user.id, user.email, user.name, user.role, authenticator)
+
+
+def register_passkey(app, user, name="Test passkey"):
+    """Register a new software passkey for ``user`` the way the profile page does (uncommitted)."""
+    authenticator = SoftAuthenticator(app.config["BASE_URL"])
+    options, challenge = passkeys.registration_options(user)
+    passkeys.register(user, json.dumps(authenticator.create(options)), challenge, name=name)
+    return authenticator
 
 
 class UserRecord:
-    def __init__(self, id, email, name, role):
+    def __init__(self, id, email, name, role, authenticator=None):
         self.id, self.email, self.name, self.role = id, email, name, role
+        self.authenticator = authenticator
 
 
 def csrf_token_from(html):
@@ -252,14 +270,17 @@ def browser():
 
 
 class LiveServer:
-    """The app served over real HTTP by Werkzeug's threaded server, as `make run` does."""
+    """The app served over real HTTP by Werkzeug's threaded server, as `make run` does.
 
-    def __init__(self, app):
+    ``host_name`` is the name in its address (and BASE_URL): WebAuthn takes ``localhost`` as
+    a relying party id, never an IP address."""
+
+    def __init__(self, app, host_name="127.0.0.1"):
         from werkzeug.serving import make_server
 
         self.app = app
         self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.url = f"http://{host_name}:{self.server.server_port}"
         app.config["BASE_URL"] = self.url
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
@@ -274,7 +295,12 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(tmp_path, fake_pagerduty, monkeypatch):
+def live_server_host_name():
+    return "127.0.0.1"
+
+
+@pytest.fixture
+def live_server(tmp_path, fake_pagerduty, monkeypatch, live_server_host_name):
     monkeypatch.setenv("SENDAUTH_INSTANCE_PATH", str(tmp_path / "instance"))
     app = create_app(base_test_config(
         tmp_path, DISPATCHER="thread", PAGERDUTY_EVENTS_URL=fake_pagerduty.url,
@@ -282,7 +308,7 @@ def live_server(tmp_path, fake_pagerduty, monkeypatch):
     ))
     with app.app_context():
         db.create_all()
-    server = LiveServer(app)
+    server = LiveServer(app, live_server_host_name)
     yield server
     server.stop()
     with app.app_context():

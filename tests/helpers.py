@@ -52,6 +52,43 @@ def answer_token(app, public_id):
         return decrypt(ciphertext).rsplit("/", 1)[1]
 
 
+def binding_code(app, token):
+    """The code the requestor's page shows for the transaction behind ``token``."""
+    from sendauth_dashboard.models import Transaction
+
+    with app.app_context():
+        return db.session.scalar(db.select(Transaction.binding_code)
+                                 .where(Transaction.token_hash == transactions.hash_token(token)))
+
+
+def verify_form(app, client, token, user, code=None, **request_options):
+    """The form a user's browser posts to verify: the right code (unless ``code`` is given) and
+    a fresh assertion from their passkey for a challenge this page asked for.
+    ``request_options`` go to the test client (``base_url``, ``headers``)."""
+    import json
+
+    from .conftest import csrf_token_from
+
+    page = client.get(f"/authenticate/{token}", **request_options)
+    assert page.status_code == 200, page.status_code
+    csrf = csrf_token_from(page.text)
+    headers = {**request_options.pop("headers", {}), "X-CSRFToken": csrf}
+    options = client.post(f"/authenticate/{token}/passkey-options", headers=headers,
+                          **request_options)
+    assert options.status_code == 200, options.text
+    return {"csrf_token": csrf, "decision": "verify", "code": code or binding_code(app, token),
+            "credential": json.dumps(user.authenticator.get(options.get_json()))}
+
+
+def passkey_ids(app, user):
+    """The ids of ``user``'s passkeys, oldest first."""
+    from sendauth_dashboard.models import Passkey
+
+    with app.app_context():
+        return db.session.scalars(db.select(Passkey.id).where(Passkey.user_id == user.id)
+                                  .order_by(Passkey.id)).all()
+
+
 def database_at_rest(app):
     """Everything the database holds, as bytes: the SQLite files, or a pg_dump of PostgreSQL."""
     import subprocess

@@ -18,6 +18,7 @@ from .helpers import wait_until
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CSRF = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
+BINDING_CODE = re.compile(r"data-binding-code>(\d+)<")
 
 
 def free_port():
@@ -108,6 +109,20 @@ class Browser:
     def post(self, path, data, token_path=None):
         form = {"csrf_token": self.token(token_path or path), **data}
         return self.session.post(self.url + path, data=form, timeout=10, allow_redirects=False)
+
+    def verify(self, path, authenticator, code):
+        """Answer ``path`` (an /authenticate/ link) with ``code`` and a passkey assertion, as
+        the page's script does."""
+        options = self.session.post(self.url + path + "/passkey-options", timeout=10,
+                                    headers={"X-CSRFToken": self.token(path)})
+        assert options.status_code == 200, options.text[:500]
+        return self.post(path, {"decision": "verify", "code": code,
+                                "credential": json.dumps(authenticator.get(options.json()))})
+
+    def binding_code(self, public_id):
+        """The code the requestor's page for the transaction shows."""
+        page = self.session.get(f"{self.url}/transactions/{public_id}", timeout=10).text
+        return BINDING_CODE.search(page).group(1)
 
     def watch(self):
         return Watcher(self.session, f"{self.url}/transactions/stream")

@@ -5,7 +5,13 @@ changes nothing in the database."""
 import pytest
 
 from .conftest import AuthActions, csrf_token_from
-from .helpers import answer_token, configure_pagerduty, database_rows, send_request
+from .helpers import (
+    answer_token,
+    configure_pagerduty,
+    database_rows,
+    passkey_ids,
+    send_request,
+)
 
 ROLES = ("member", "requestor", "reviewer", "admin")
 # The roles, plus the two people a transaction belongs to.
@@ -61,6 +67,13 @@ ROUTES = {
     ("POST", "/settings/slack/remove-token"): ("/settings/slack/remove-token", gate("admin", 302)),
     ("GET", "/profile/messaging"): ("/profile/messaging", gate("member", 200)),
     ("POST", "/profile/messaging"): ("/profile/messaging", gate("member", 400)),
+    ("GET", "/profile/passkeys"): ("/profile/passkeys", gate("member", 200)),
+    ("POST", "/profile/passkeys"): ("/profile/passkeys", gate("member", 400)),
+    ("POST", "/profile/passkeys/options"): ("/profile/passkeys/options", gate("member", 200)),
+    ("POST", "/profile/passkeys/<int:passkey_id>/remove"): (
+        "/profile/passkeys/{passkey}/remove", gate("member", 404, target=302)),
+    ("GET", "/settings/organisation"): ("/settings/organisation", gate("admin", 200)),
+    ("POST", "/settings/organisation"): ("/settings/organisation", gate("admin", 302)),
     ("GET", "/transactions/"): ("/transactions/", gate("requestor", 200)),
     ("GET", "/transactions/new"): ("/transactions/new", gate("requestor", 200)),
     ("POST", "/transactions/new"): ("/transactions/new", gate("requestor", 400)),
@@ -75,6 +88,8 @@ ROUTES = {
                                        everyone(403, anonymous=302, target=200)),
     ("POST", "/authenticate/<token>"): ("/authenticate/{token}",
                                         everyone(403, anonymous=302, target=400)),
+    ("POST", "/authenticate/<token>/passkey-options"): ("/authenticate/{token}/passkey-options",
+                                                        everyone(403, anonymous=302, target=200)),
 }
 
 
@@ -103,7 +118,8 @@ def test_route_answers_each_visitor_as_its_rules_say(app, make_user, identity, r
     make_user("admin")  # so no rule about the last admin gets in the way
     public_id = send_request(app, people["owner"], people["target"])
     url = url.format(member=people["target"].id, transaction=public_id,
-                     token=answer_token(app, public_id))
+                     token=answer_token(app, public_id),
+                     passkey=passkey_ids(app, people["target"])[0])
     client = app.test_client()
     if identity != "anonymous":
         AuthActions(client).login(people.get(identity) or make_user(identity))

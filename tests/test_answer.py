@@ -10,7 +10,7 @@ from sendauth_dashboard.models import Event, Transaction, utcnow
 from sendauth_dashboard.security import RedactTokens
 
 from .conftest import PASSWORD, csrf_token_from
-from .helpers import answer_token, configure_pagerduty, send_request
+from .helpers import answer_token, configure_pagerduty, send_request, verify_form
 
 
 @pytest.fixture
@@ -56,8 +56,12 @@ def test_the_page_shows_who_asked_why_and_how_long_is_left(client, auth, sent):
 def test_the_user_verifies_or_denies_once(app, client, auth, sent, decision, status):
     _, user, public_id, token = sent
     auth.login(user)
-    response = auth.post(f"/authenticate/{token}", {"decision": decision},
-                         token_page=f"/authenticate/{token}")
+    if decision == "verify":
+        response = client.post(f"/authenticate/{token}",
+                               data=verify_form(app, client, token, user))
+    else:
+        response = auth.post(f"/authenticate/{token}", {"decision": decision},
+                             token_page=f"/authenticate/{token}")
     assert response.status_code == 200
     assert f"You {'verified' if decision == 'verify' else 'denied'} the request" in response.text
     assert status_of(app, public_id) == status
@@ -171,8 +175,8 @@ def test_over_https_the_answer_goes_through_though_its_page_sends_no_referer(app
         "email": user.email, "password": PASSWORD, "csrf_token": csrf_token_from(login_page.text)})
     page = client.get(f"/authenticate/{token}", **https)
     assert page.headers["Referrer-Policy"] == "no-referrer"
-    response = client.post(f"/authenticate/{token}", data={
-        "decision": "verify", "csrf_token": csrf_token_from(page.text)}, **https)
+    response = client.post(f"/authenticate/{token}",
+                           data=verify_form(app, client, token, user, **https), **https)
     assert response.status_code == 200, response.text
     assert status_of(app, public_id) == "verified"
     signed_out = client.post("/logout", data={"csrf_token": csrf_token_from(page.text)}, **https)

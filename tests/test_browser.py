@@ -11,6 +11,12 @@ from .conftest import PASSWORD, create_user
 from .helpers import configure_pagerduty, send_request
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def live_server_host_name():
+    """Passkeys need a name WebAuthn accepts as a relying party id: not an IP address."""
+    return "localhost"
 LIVE = 15_000  # ms: a deadline for a live change to show, wide for a loaded machine
 
 
@@ -39,20 +45,51 @@ def row(page, public_id):
     return page.locator(f'tr[data-transaction-id="{public_id}"] [data-field="status"]')
 
 
-def test_a_request_is_sent_answered_and_watched_live(browser, live_server, people,
-                                                     fake_pagerduty):
+def with_virtual_authenticator(page):
+    """Chromium's virtual authenticator (DevTools protocol, WebAuthn domain) for this page: a
+    platform authenticator that keeps passkeys and verifies its user at once."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable", {"enableUI": False})
+    cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
+        "protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
+        "hasUserVerification": True, "isUserVerified": True,
+        "automaticPresenceSimulation": True}})
+    return cdp
+
+
+def send(page, email):
+    page.goto(page.url.split("/transactions/", 1)[0] + "/transactions/new")
+    page.get_by_label("User's email").fill(email)
+    page.get_by_label("Message").fill("Please confirm the MFA reset you asked for")
+    page.get_by_label("Context").fill("Ticket #4521")
+    page.get_by_role("button", name="Send request").click()
+
+
+def test_a_passkey_is_registered_then_verifies_a_request_watched_live(
+        browser, live_server, people, fake_pagerduty):
+    pat = create_user(live_server.app, "member", "pat@example.com", "Pat Passkey",
+                      passkey=False, notify_pagerduty=True)
     reviewer = signed_in(browser, live_server, people["reviewer"], "/transactions/")
     expect(reviewer.locator("[data-live-indicator]")).to_have_attribute("data-state", "live",
                                                                         timeout=LIVE)
 
     requestor = signed_in(browser, live_server, people["requestor"], "/transactions/new")
-    requestor.get_by_label("User's email").fill("uma@example.com")
-    requestor.get_by_label("Message").fill("Please confirm the MFA reset you asked for")
-    requestor.get_by_label("Context").fill("Ticket #4521")
-    requestor.get_by_role("button", name="Send request").click()
-    expect(requestor.locator(".flash-success")).to_contain_text("Request sent to Uma User")
-    public_id = requestor.url.rsplit("/", 1)[1]
+    send(requestor, pat.email)
+    expect(requestor.locator(".field-errors")).to_contain_text("Pat Passkey has no passkey yet")
 
+    user = signed_in(browser, live_server, pat, "/profile/passkeys")
+    with_virtual_authenticator(user)
+    expect(user.locator("[data-no-passkeys]")).to_be_visible()
+    user.get_by_label("Name").fill("Work laptop")
+    user.get_by_role("button", name="Register a passkey").click()
+    expect(user.locator(".flash-success")).to_contain_text(
+        "Your passkey 'Work laptop' is registered", timeout=LIVE)
+    expect(user.locator("table.passkeys")).to_contain_text("Never")
+
+    send(requestor, pat.email)
+    expect(requestor.locator(".flash-success")).to_contain_text("Request sent to Pat Passkey")
+    public_id = requestor.url.rsplit("/", 1)[1]
+    code = requestor.locator("[data-binding-code]").inner_text()
     expect(row(reviewer, public_id)).to_have_text("pending", timeout=LIVE)
 
     fake_pagerduty.wait_for(lambda fake: len(fake.incidents) == 1)
@@ -62,21 +99,24 @@ def test_a_request_is_sent_answered_and_watched_live(browser, live_server, peopl
     expect(requestor.locator("[data-timeline]")).to_contain_text(
         "PagerDuty accepted the notification", timeout=LIVE)
 
-    user = browser.new_context().new_page()
     user.goto(link)
-    user.get_by_label("Email").fill("uma@example.com")
-    user.get_by_label("Password").fill(PASSWORD)
-    user.get_by_role("button", name="Sign in").click()
     expect(user.get_by_role("heading")).to_have_text("Hana Helpdesk asks you to confirm it is you")
     expect(user.locator("body")).to_contain_text("Ticket #4521")
-    user.get_by_role("button", name="Yes, it is me: verify").click()
-    expect(user.get_by_role("heading")).to_have_text("You verified the request")
+    user.get_by_label(code, exact=True).check()
+    user.get_by_role("button", name="Yes, it is me: verify with my passkey").click()
+    expect(user.get_by_role("heading")).to_have_text("You verified the request", timeout=LIVE)
 
     expect(row(reviewer, public_id)).to_have_text("verified", timeout=LIVE)
     expect(requestor.locator('[data-live-transaction] [data-field="status"]')).to_have_text(
         "verified", timeout=LIVE)
-    expect(requestor.locator("[data-timeline]")).to_contain_text("Uma User verified it")
+    timeline = requestor.locator("[data-timeline]")
+    expect(timeline).to_contain_text("Pat Passkey proved it is them with the passkey 'Work laptop'")
+    expect(timeline).to_contain_text("Pat Passkey verified it with a passkey")
     expect(requestor.get_by_role("button", name="Cancel this request")).to_be_hidden()
+    expect(requestor.locator("[data-binding-code]")).to_be_hidden()
+
+    user.goto(f"{live_server.url}/profile/passkeys")
+    expect(user.locator("table.passkeys")).not_to_contain_text("Never")
 
 
 def test_a_cut_stream_reconnects_and_shows_everything_it_missed(browser, live_server, people):

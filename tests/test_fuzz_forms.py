@@ -65,6 +65,12 @@ def follow(client, response):
     return client.get(response.headers["Location"])
 
 
+def merged_slashes(path):
+    """A path with ``//`` in it (a segment starting or ending with ``/``) is redirected (308)
+    by Werkzeug's routing to the same path with the slashes merged."""
+    return {308} if "//" in path else set()
+
+
 def assert_answered_well(response, allowed):
     """Never a server error; an error status comes with a page that says what happened."""
     assert response.status_code < 500, response.text[:2000]
@@ -258,7 +264,8 @@ def test_cancelling_never_fails_on_odd_input(app, people, public_id, data):
         public_id = send_request(app, people.requestor, people.user)
     before = database_rows(app)
     response = post(client, f"/transactions/{quote(public_id, safe='')}/cancel", data, token)
-    assert_answered_well(response, {302, 400, 404, 405, 413})
+    assert_answered_well(response, {302, 400, 404, 405, 413}
+                         | merged_slashes(f"/transactions/{public_id}/cancel"))
     if not real:
         assert response.status_code != 302
     if response.status_code != 302:
@@ -275,7 +282,8 @@ def test_answering_never_fails_on_odd_input(app, people, token_path, data):
         token_path = answer_token(app, send_request(app, people.requestor, people.user))
     before = database_rows(app)
     response = post(client, f"/authenticate/{quote(token_path, safe='')}", data, csrf)
-    assert_answered_well(response, {200, 400, 404, 405, 413})
+    assert_answered_well(response, {200, 400, 404, 405, 413}
+                         | merged_slashes(f"/authenticate/{token_path}"))
     if not real or data.get("decision") not in ("verify", "deny", ["verify"], ["deny"]):
         assert response.status_code != 200
     if response.status_code != 200:

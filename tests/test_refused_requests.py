@@ -13,6 +13,7 @@ from .helpers import (
     answer_token,
     configure_pagerduty,
     database_rows,
+    passkey_ids,
     send_request,
 )
 
@@ -30,7 +31,8 @@ def world(app, make_user):
     AuthActions(admin).login(make_user("admin"))
     return {
         "arguments": {"user_id": member.id, "public_id": public_id,
-                      "token": answer_token(app, public_id)},
+                      "token": answer_token(app, public_id),
+                      "passkey_id": passkey_ids(app, member)[0]},
         # Every field any form has, with values that would be accepted: only the missing
         # token (or the size) may stop them.
         "form": {"email": "new.person@example.com", "name": "New Person", "password": PASSWORD,

@@ -62,7 +62,8 @@ def test_watchers_on_two_gunicorn_workers_see_every_event(tmp_path, seeded, serv
         path = incident["links"][0]["href"].replace("http://sendauth.test", "")
         user = servers.Browser(second.url)
         user.login("uma@example.com")
-        answered = user.post(path, {"decision": "verify"})
+        answered = user.verify(path, people["member"].authenticator,
+                               requestor.binding_code(public_id))
         assert answered.status_code == 200, answered.text[:300]
 
         expected = {"transaction.created", "delivery.sent", "transaction.verified"}

@@ -16,12 +16,12 @@ from sqlalchemy import select, update
 
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Event, Transaction, User, utcnow
-from sendauth_dashboard.services import accounts, delivery
+from sendauth_dashboard.services import delivery
 from sendauth_dashboard.services.delivery import Dispatcher
 from sendauth_dashboard.services.secrets import derive_key
 
 from . import servers
-from .conftest import PASSWORD, AuthActions, UserRecord, csrf_token_from
+from .conftest import PASSWORD, AuthActions, create_user, csrf_token_from
 from .fakes.pagerduty import Answer
 from .helpers import (
     TEST_KEY,
@@ -30,6 +30,7 @@ from .helpers import (
     database_at_rest,
     every_get_url,
     send_request,
+    verify_form,
 )
 from .test_stream import Stream
 
@@ -86,9 +87,8 @@ def day(app, make_user, fake_pagerduty):
         user = app.test_client()
         assert user.get(f"/authenticate/{token}").status_code == 302
         AuthActions(user).login(people["user"], next_url=f"/authenticate/{token}")
-        page = user.get(f"/authenticate/{token}")
-        answered = user.post(f"/authenticate/{token}", data={
-            "decision": "verify", "csrf_token": csrf_token_from(page.text)})
+        answered = user.post(f"/authenticate/{token}",
+                              data=verify_form(app, user, token, people["user"]))
         assert answered.status_code == 200
         return token
 
@@ -194,16 +194,8 @@ def test_a_database_error_names_no_value_it_was_given(app):
 
 def create_people(app):
     """A requestor and the member they ask, made in ``app`` (a served one)."""
-    with app.app_context():
-        made = {}
-        for role, email in (("requestor", "hana@example.com"), ("member", "uma@example.com")):
-            user = accounts.create_user(email=email, name=email.split("@")[0].title(), role=role,
-                                        password=PASSWORD)
-            user.notify_pagerduty = True
-            db.session.flush()
-            made[role] = UserRecord(user.id, user.email, user.name, user.role)
-        db.session.commit()
-    return made
+    return {role: create_user(app, role, email, notify_pagerduty=True)
+            for role, email in (("requestor", "hana@example.com"), ("member", "uma@example.com"))}
 
 
 TOKEN_IN_A_LINE = re.compile(r"authenticate(/|%2F)(?!\[token\])[A-Za-z0-9_\-]{20,}", re.I)

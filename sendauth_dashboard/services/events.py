@@ -82,6 +82,9 @@ def message_for(event, transaction=None, actor=None):
     return message
 
 
+PROOF_WORDS = {"passkey": "with a passkey", "password": "by entering their password again"}
+
+
 def describe(kind, data, actor_name=None):
     """One line for a transaction's timeline, the same on the page and in the live stream."""
     who = actor_name or "Someone"
@@ -90,8 +93,24 @@ def describe(kind, data, actor_name=None):
     if kind == "transaction.created":
         via = ", ".join(CHANNEL_LABELS.get(c, c) for c in data.get("channels", []))
         return f"{who} sent the request" + (f" through {via}" if via else "")
-    if kind in ("transaction.verified", "transaction.denied"):
-        return f"{who} {kind.split('.')[1]} it"
+    if kind == "transaction.verified":
+        how = PROOF_WORDS.get(data.get("proof"))
+        return f"{who} verified it" + (f" {how}" if how else "")
+    if kind == "transaction.denied":
+        if data.get("reason") == "wrong_code":
+            return "Denied: the wrong code was picked three times"
+        return f"{who} denied it"
+    if kind == "binding.wrong_pick":
+        return (f"{who} picked a wrong code, {data.get('picked')} "
+                f"({data.get('picks')} of {data.get('limit')} allowed)")
+    if kind == "passkey.used":
+        return f"{who} proved it is them with the passkey {data.get('name')!r}"
+    if kind == "passkey.registered":
+        return f"{who} registered the passkey {data.get('name')!r}"
+    if kind == "passkey.removed":
+        return f"{who} removed the passkey {data.get('name')!r}"
+    if kind == "verification.refused":
+        return f"{who} could not verify: {data.get('reason')}"
     if kind == "transaction.cancelled":
         return f"{who} cancelled the request"
     if kind == "transaction.expired":

@@ -14,7 +14,7 @@ from sqlalchemy import and_, func, or_, select, update
 
 from ..extensions import db
 from ..models import Event, Transaction, User, utcnow
-from . import accounts, delivery, events, routing
+from . import accounts, delivery, events, organisation, passkeys, routing
 
 MESSAGE_MAX_CHARS = 1024
 CONTEXT_MAX_CHARS = 1024
@@ -64,10 +64,17 @@ def create(*, requestor, user_email, message, context="", now=None):
     route = routing.route(user)
     if not route.channels:
         raise TransactionError(route.explain(user), "user")
+    if organisation.requires_passkey() and not passkeys.has_passkey(user):
+        raise TransactionError(
+            f"{user.name} has no passkey yet, and your organisation requires one to verify a "
+            "request. Ask them to register one under Passkeys in their profile, then send the "
+            "request again.", "user")
 
     token = secrets.token_urlsafe(TOKEN_BYTES)
+    code, choices = new_binding_code()
     transaction = Transaction(
         requestor=requestor, user=user, message=message, context=context,
+        binding_code=code, binding_choices=" ".join(choices),
         token_hash=hash_token(token), created_at=now,
         expires_at=now + timedelta(seconds=current_app.config["TRANSACTION_TTL_SECONDS"]),
     )
@@ -76,6 +83,12 @@ def create(*, requestor, user_email, message, context="", now=None):
     events.record("transaction.created", transaction=transaction, actor=requestor,
                   data={"status": "pending", "channels": list(route.channels)})
     return transaction
+
+
+def new_binding_code():
+    """A two-digit code, and the three choices the user picks it from (in numeric order)."""
+    picks = secrets.SystemRandom().sample(range(10, 100), 3)
+    return str(picks[0]), sorted(str(p) for p in picks)
 
 
 def effective_status(transaction, now=None):
@@ -116,15 +129,16 @@ def find_by_token(token):
     return db.session.scalar(select(Transaction).where(Transaction.token_hash == hash_token(token)))
 
 
-def answer(transaction, decision, *, user, now=None):
-    """The user verifies or denies; single use. The caller has checked it is their transaction."""
+def answer(transaction, decision, *, user, now=None, data=None):
+    """The user verifies or denies; single use. The caller has checked it is their transaction,
+    and for ``verify`` that they proved it is them (services.verification does both)."""
     if decision not in ("verify", "deny"):
         raise TransactionError("Choose verify or deny.", "decision")
     if transaction.user_id != user.id:
         raise PermissionError("only the transaction's user may answer it")
     now = now or utcnow()
     status = "verified" if decision == "verify" else "denied"
-    changed = _transition(transaction, status, actor=user, now=now)
+    changed = _transition(transaction, status, actor=user, now=now, data=data)
     return Outcome(changed, status if changed else _current_status(transaction, now))
 
 

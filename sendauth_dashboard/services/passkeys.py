@@ -1,0 +1,258 @@
+"""Passkeys (WebAuthn): registering them, removing them, and checking one proves it is the user.
+
+The relying party is the dashboard at ``BASE_URL``: its host is the RP id, its scheme, host and
+port the only origin accepted. User verification (a PIN or a fingerprint on the authenticator)
+is required both when registering and when verifying a request.
+"""
+import base64
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import webauthn
+from flask import current_app
+from sqlalchemy import func, select, update
+from webauthn.helpers.exceptions import WebAuthnException
+from webauthn.helpers.structs import (
+    AuthenticatorSelectionCriteria,
+    AuthenticatorTransport,
+    PublicKeyCredentialDescriptor,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
+
+from ..extensions import db
+from ..models import Passkey, PasskeyChallenge, utcnow
+from . import events
+
+RP_NAME = "SendAuth"
+CHALLENGE_BYTES = 32
+CHALLENGE_TTL_SECONDS = 300
+CEREMONY_TIMEOUT_MS = 120_000
+NAME_MAX_CHARS = 64
+CREDENTIAL_MAX_CHARS = 16_384
+KNOWN_TRANSPORTS = {t.value for t in AuthenticatorTransport}
+
+
+class PasskeyError(ValueError):
+    """A passkey cannot be registered or used as sent; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class RelyingParty:
+    id: str
+    origin: str
+
+
+def relying_party():
+    """The RP id and origin, both from BASE_URL."""
+    parts = urlsplit(current_app.config["BASE_URL"])
+    return RelyingParty(id=parts.hostname, origin=f"{parts.scheme}://{parts.netloc}")
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def from_b64url(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def of_user(user):
+    return db.session.scalars(
+        select(Passkey).where(Passkey.user_id == user.id).order_by(Passkey.id)).all()
+
+
+def has_passkey(user):
+    return db.session.scalar(select(func.count(Passkey.id)).where(Passkey.user_id == user.id)) > 0
+
+
+def _descriptors(passkeys):
+    return [PublicKeyCredentialDescriptor(
+        id=from_b64url(p.credential_id),
+        transports=[AuthenticatorTransport(t) for t in p.transports if t in KNOWN_TRANSPORTS],
+    ) for p in passkeys]
+
+
+def _user_handle(user):
+    """Stable and not personal: the authenticator stores it with the passkey."""
+    return f"sendauth-user-{user.id}".encode()
+
+
+def registration_options(user):
+    """(options as JSON for navigator.credentials.create, the challenge to keep till the answer)."""
+    rp = relying_party()
+    options = webauthn.generate_registration_options(
+        rp_id=rp.id, rp_name=RP_NAME, user_id=_user_handle(user), user_name=user.email,
+        user_display_name=user.name, challenge=secrets.token_bytes(CHALLENGE_BYTES),
+        timeout=CEREMONY_TIMEOUT_MS,
+        authenticator_selection=AuthenticatorSelectionCriteria(
+            resident_key=ResidentKeyRequirement.PREFERRED,
+            user_verification=UserVerificationRequirement.REQUIRED),
+        exclude_credentials=_descriptors(of_user(user)),
+    )
+    return webauthn.options_to_json(options), b64url(options.challenge)
+
+
+def parse_credential(text):
+    """The browser's PublicKeyCredential as a dict, or PasskeyError."""
+    if not text or len(text) > CREDENTIAL_MAX_CHARS:
+        raise PasskeyError("No passkey answer arrived from your browser. Try again.")
+    try:
+        credential = json.loads(text)
+    except ValueError:
+        credential = None
+    if not isinstance(credential, dict) or not isinstance(credential.get("id"), str) \
+            or not isinstance(credential.get("response"), dict):
+        raise PasskeyError("Your browser's passkey answer was not readable. Try again.")
+    return credential
+
+
+def clean_name(name, user):
+    name = " ".join((name or "").split())
+    if len(name) > NAME_MAX_CHARS:
+        raise PasskeyError(f"The name must be at most {NAME_MAX_CHARS} characters; "
+                           f"yours has {len(name)}.")
+    return name or f"Passkey {len(of_user(user)) + 1}"
+
+
+def register(user, credential_text, expected_challenge, name="", now=None):
+    """Check the browser's answer to the registration options and keep the passkey (uncommitted)."""
+    now = now or utcnow()
+    name = clean_name(name, user)
+    if not expected_challenge:
+        raise PasskeyError("This registration has expired or was already used. Start again.")
+    credential = parse_credential(credential_text)
+    rp = relying_party()
+    try:
+        verified = webauthn.verify_registration_response(
+            credential=credential, expected_challenge=from_b64url(expected_challenge),
+            expected_rp_id=rp.id, expected_origin=rp.origin, require_user_verification=True)
+    except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
+        raise PasskeyError(f"The passkey could not be registered: {_reason(exc)}") from None
+    credential_id = b64url(verified.credential_id)
+    if db.session.scalar(select(Passkey.id).where(Passkey.credential_id == credential_id)):
+        raise PasskeyError("This passkey is already registered.")
+    passkey = Passkey(
+        user_id=user.id, credential_id=credential_id, public_key=verified.credential_public_key,
+        sign_count=verified.sign_count, name=name, created_at=now,
+        transports=_transports(credential["response"].get("transports")),
+    )
+    db.session.add(passkey)
+    db.session.flush()
+    events.record("passkey.registered", actor=user,
+                  data={"passkey_id": passkey.id, "name": passkey.name})
+    return passkey
+
+
+def _transports(reported):
+    """How the browser says it reaches the authenticator, kept for the hints it gives later."""
+    if not isinstance(reported, list):
+        return []
+    return [t for t in reported if isinstance(t, str) and t in KNOWN_TRANSPORTS]
+
+
+def remove(user, passkey_id):
+    """Remove one of the user's passkeys (uncommitted); False if they have no such passkey."""
+    passkey = db.session.scalar(
+        select(Passkey).where(Passkey.id == passkey_id, Passkey.user_id == user.id))
+    if passkey is None:
+        return False
+    events.record("passkey.removed", actor=user,
+                  data={"passkey_id": passkey.id, "name": passkey.name})
+    db.session.delete(passkey)
+    return True
+
+
+def assertion_options(transaction, user, now=None):
+    """Options for navigator.credentials.get, with a new challenge bound to ``transaction``."""
+    now = now or utcnow()
+    passkeys = of_user(user)
+    if not passkeys:
+        raise PasskeyError("You have no passkey yet. Register one under Passkeys, "
+                           "then come back to this page.")
+    rp = relying_party()
+    options = webauthn.generate_authentication_options(
+        rp_id=rp.id, challenge=secrets.token_bytes(CHALLENGE_BYTES),
+        timeout=CEREMONY_TIMEOUT_MS, allow_credentials=_descriptors(passkeys),
+        user_verification=UserVerificationRequirement.REQUIRED,
+    )
+    db.session.add(PasskeyChallenge(
+        transaction_id=transaction.id, user_id=user.id, challenge=b64url(options.challenge),
+        created_at=now,
+        expires_at=min(transaction.expires_at, now + timedelta(seconds=CHALLENGE_TTL_SECONDS)),
+    ))
+    return webauthn.options_to_json(options)
+
+
+def _signed_challenge(credential):
+    """The challenge the browser says it signed, read from its client data."""
+    try:
+        client_data = json.loads(from_b64url(credential["response"]["clientDataJSON"]))
+        challenge = client_data["challenge"]
+    except (KeyError, TypeError, ValueError):
+        raise PasskeyError("Your browser's passkey answer was not readable. Try again.") from None
+    if not isinstance(challenge, str):
+        raise PasskeyError("Your browser's passkey answer was not readable. Try again.")
+    return challenge
+
+
+def _consume_challenge(challenge, transaction, user, now):
+    """Mark the challenge used; PasskeyError unless it is this transaction's, unused, in time."""
+    row = db.session.scalar(select(PasskeyChallenge).where(
+        PasskeyChallenge.challenge == challenge[:128]))
+    if row is None or row.user_id != user.id:
+        raise PasskeyError("This passkey answer was not asked for by this page. "
+                           "Reload the page and try again.")
+    if row.transaction_id != transaction.id:
+        raise PasskeyError("This passkey answer was made for a different request. "
+                           "Reload this page and try again.")
+    used = db.session.execute(
+        update(PasskeyChallenge)
+        .where(PasskeyChallenge.id == row.id, PasskeyChallenge.used_at.is_(None),
+               PasskeyChallenge.expires_at > now)
+        .values(used_at=now).execution_options(synchronize_session="fetch"))
+    if used.rowcount != 1:
+        raise PasskeyError("This passkey answer was already used or has expired. "
+                           "Each one works once: reload the page and try again.")
+
+
+def check_assertion(transaction, user, credential_text, now=None):
+    """The passkey that proves it is ``user`` answering ``transaction``, or PasskeyError.
+
+    The challenge is used up whatever the outcome; on success the passkey's sign count and
+    last use are updated and a ``passkey.used`` event recorded (all uncommitted).
+    """
+    now = now or utcnow()
+    credential = parse_credential(credential_text)
+    challenge = _signed_challenge(credential)
+    _consume_challenge(challenge, transaction, user, now)
+    passkey = db.session.scalar(select(Passkey).where(Passkey.credential_id == credential["id"]))
+    if passkey is None:
+        raise PasskeyError("This passkey is not registered: it may have been removed. "
+                           "Use another of your passkeys, or register this one again.")
+    if passkey.user_id != user.id:
+        raise PasskeyError("This passkey belongs to someone else. Use one of your own.")
+    rp = relying_party()
+    try:
+        verified = webauthn.verify_authentication_response(
+            credential=credential,
+            expected_challenge=from_b64url(challenge),
+            expected_rp_id=rp.id, expected_origin=rp.origin,
+            credential_public_key=passkey.public_key,
+            credential_current_sign_count=passkey.sign_count, require_user_verification=True)
+    except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
+        raise PasskeyError(f"The passkey's answer was refused: {_reason(exc)}") from None
+    passkey.sign_count = verified.new_sign_count
+    passkey.last_used_at = now
+    events.record("passkey.used", transaction=transaction, actor=user,
+                  data={"status": "pending", "passkey_id": passkey.id, "name": passkey.name})
+    return passkey
+
+
+def _reason(exc):
+    """py_webauthn's explanation (it names no key material), cut to a sentence."""
+    text = str(exc).strip() or exc.__class__.__name__
+    return text[:200].rstrip(".") + "."

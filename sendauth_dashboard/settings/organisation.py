@@ -1,0 +1,33 @@
+"""The organisation's rules (admins): whether verifying a request needs a passkey."""
+from flask import flash, redirect, render_template, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, SubmitField
+
+from ..auth import role_required
+from ..extensions import db
+from ..services import organisation
+from . import bp
+
+
+class OrganisationForm(FlaskForm):
+    require_passkey = BooleanField(
+        "Require a passkey to verify",
+        description="On: a user verifies a request only with one of their passkeys, and a "
+                    "request cannot be sent to someone who has none. Off: a user without a "
+                    "passkey verifies by entering their password again.")
+    submit = SubmitField("Save")
+
+
+@bp.route("/organisation", methods=["GET", "POST"], endpoint="organisation")
+@role_required("admin")
+def organisation_page():
+    form = OrganisationForm(data={"require_passkey": organisation.requires_passkey()})
+    if form.validate_on_submit():
+        changes = organisation.update(require_passkey=form.require_passkey.data,
+                                      actor=current_user)
+        db.session.commit()
+        flash("Saved: " + "; ".join(changes) + "." if changes else "Nothing changed.",
+              "success" if changes else "info")
+        return redirect(url_for("settings.organisation"))
+    return render_template("settings/organisation.html", form=form), 400 if form.errors else 200

@@ -1,0 +1,616 @@
+"""Passkeys: registering and removing them on /profile/passkeys, and verifying a request with
+one, with real WebAuthn data from a software authenticator (tests/authenticator.py)."""
+import base64
+import json
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select, update
+
+from sendauth_dashboard.extensions import db
+from sendauth_dashboard.models import Event, Passkey, PasskeyChallenge, Transaction, User, utcnow
+from sendauth_dashboard.services import passkeys, transactions
+
+from .authenticator import SoftAuthenticator
+from .conftest import csrf_token_from
+from .helpers import (
+    answer_token,
+    binding_code,
+    configure_pagerduty,
+    database_rows,
+    passkey_ids,
+    send_request,
+    verify_form,
+)
+
+ORIGIN = "http://sendauth.test"  # BASE_URL in tests
+
+
+# -- registering ------------------------------------------------------------------------------
+
+def registration_options(client):
+    csrf = csrf_token_from(client.get("/profile/passkeys").text)
+    response = client.post("/profile/passkeys/options", headers={"X-CSRFToken": csrf})
+    assert response.status_code == 200, response.text
+    return csrf, response.get_json()
+
+
+def register(client, authenticator, name="Work laptop", **create_options):
+    csrf, options = registration_options(client)
+    credential = authenticator.create(options, **create_options)
+    return client.post("/profile/passkeys", data={
+        "csrf_token": csrf, "name": name, "credential": json.dumps(credential)})
+
+
+def passkeys_of(app, user):
+    with app.app_context():
+        return [(p.name, p.sign_count, p.last_used_at is not None) for p in db.session.scalars(
+            select(Passkey).where(Passkey.user_id == user.id).order_by(Passkey.id))]
+
+
+def event_kinds(app, transaction_id=None):
+    with app.app_context():
+        query = select(Event.kind).order_by(Event.id)
+        if transaction_id is not None:
+            query = query.where(Event.transaction_id == transaction_id)
+        return db.session.scalars(query).all()
+
+
+@pytest.fixture
+def newcomer(make_user, auth):
+    """A signed-in member without a passkey yet."""
+    user = make_user("member", name="Nina Newcomer", passkey=False)
+    auth.login(user)
+    return user
+
+
+def test_registration_options_require_user_verification_and_name_the_dashboard(client, newcomer):
+    _, options = registration_options(client)
+    assert options["rp"] == {"id": "sendauth.test", "name": "SendAuth"}
+    assert options["authenticatorSelection"]["userVerification"] == "required"
+    assert options["user"]["name"] == newcomer.email
+    assert options["attestation"] == "none"
+    assert len(base64.urlsafe_b64decode(options["challenge"] + "==")) == 32
+
+
+def test_a_user_registers_a_named_passkey_and_sees_it_listed(app, client, newcomer):
+    response = register(client, SoftAuthenticator(ORIGIN))
+    assert response.status_code == 302
+    page = client.get("/profile/passkeys").text
+    assert "Your passkey &#39;Work laptop&#39; is registered" in page
+    assert "Work laptop" in page and "Never" in page
+    assert passkeys_of(app, newcomer) == [("Work laptop", 0, False)]
+    assert event_kinds(app)[-1] == "passkey.registered"
+
+
+def test_a_passkey_without_a_name_gets_a_numbered_one(app, client, newcomer):
+    register(client, SoftAuthenticator(ORIGIN), name="")
+    register(client, SoftAuthenticator(ORIGIN), name="   ")
+    assert [name for name, *_ in passkeys_of(app, newcomer)] == ["Passkey 1", "Passkey 2"]
+
+
+@pytest.mark.parametrize("case, authenticator, create_options, message", [
+    ("no user verification", SoftAuthenticator(ORIGIN, user_verified=False), {},
+     "User verification is required"),
+    ("another site", SoftAuthenticator("https://evil.example"), {"origin": "https://evil.example"},
+     "origin"),
+    ("another relying party", SoftAuthenticator(ORIGIN, rp_id="evil.example"), {},
+     "RP ID"),
+])
+def test_a_registration_that_does_not_hold_up_is_refused(app, client, newcomer, case,
+                                                         authenticator, create_options, message):
+    response = register(client, authenticator, **create_options)
+    assert response.status_code == 400, case
+    assert "The passkey could not be registered" in response.text
+    assert message.lower() in response.text.lower(), case
+    assert passkeys_of(app, newcomer) == []
+
+
+def test_a_registration_answer_counts_once(app, client, newcomer):
+    csrf, options = registration_options(client)
+    form = {"csrf_token": csrf, "name": "Laptop",
+            "credential": json.dumps(SoftAuthenticator(ORIGIN).create(options))}
+    assert client.post("/profile/passkeys", data=form).status_code == 302
+    again = client.post("/profile/passkeys", data=form)
+    assert again.status_code == 400
+    assert "This registration has expired or was already used" in again.text
+    assert len(passkeys_of(app, newcomer)) == 1
+
+
+def test_the_same_passkey_cannot_be_registered_twice(app, client, newcomer):
+    authenticator = SoftAuthenticator(ORIGIN)
+    register(client, authenticator)
+    response = register(client, authenticator, name="Again")
+    assert response.status_code == 400
+    assert "This passkey is already registered" in response.text
+    assert len(passkeys_of(app, newcomer)) == 1
+
+
+def test_removing_a_passkey_is_recorded_and_only_the_owner_may(app, client, auth, make_user):
+    owner = make_user("member", name="Olive Owner")
+    other = make_user("member")
+    (passkey_id,) = passkey_ids(app, owner)
+    auth.login(other)
+    before = database_rows(app)
+    assert auth.post(f"/profile/passkeys/{passkey_id}/remove").status_code == 404
+    assert database_rows(app) == before
+    auth.logout()
+    auth.login(owner)
+    response = auth.post(f"/profile/passkeys/{passkey_id}/remove")
+    assert response.status_code == 302
+    assert "The passkey is removed" in client.get("/profile/passkeys").text
+    assert passkey_ids(app, owner) == []
+    assert event_kinds(app)[-1] == "passkey.removed"
+
+
+# Anything a browser (or someone pretending to be one) may post as the credential.
+MALFORMED = ["", "{", "[]", "null", "42", '{"id": 5}', '{"id": "x", "response": []}',
+             '{"id": "x", "response": {}}', '{"id": "x", "response": {"clientDataJSON": "!!"}}',
+             '{"id": "x", "rawId": "x", "type": "public-key", "response": '
+             '{"clientDataJSON": "e30", "attestationObject": "oA", "authenticatorData": "AA",'
+             ' "signature": "AA"}}',
+             "x" * 20_000]
+
+
+@pytest.mark.parametrize("credential", MALFORMED)
+def test_a_malformed_registration_is_a_400_not_a_500(app, client, newcomer, credential):
+    csrf, _ = registration_options(client)
+    response = client.post("/profile/passkeys", data={"csrf_token": csrf, "name": "x",
+                                                      "credential": credential})
+    assert response.status_code == 400
+    assert "could not be registered" in response.text or "not readable" in response.text \
+        or "No passkey answer" in response.text
+    assert passkeys_of(app, newcomer) == []
+
+
+# -- verifying a request with a passkey -------------------------------------------------------
+
+@pytest.fixture
+def sent(app, make_user, auth):
+    """A pending request from Hana to Uma, Uma signed in: (requestor, user, public id, token)."""
+    configure_pagerduty(app)
+    requestor = make_user("requestor", name="Hana Helpdesk")
+    user = make_user("member", name="Uma User", notify_pagerduty=True)
+    public_id = send_request(app, requestor, user)
+    auth.login(user)
+    return requestor, user, public_id, answer_token(app, public_id)
+
+
+def state_of(app, public_id):
+    with app.app_context():
+        t = db.session.scalar(select(Transaction).where(Transaction.public_id == public_id))
+        return t.status, t.completed_at, t.wrong_picks
+
+
+def transaction_id(app, public_id):
+    with app.app_context():
+        return db.session.scalar(select(Transaction.id).where(Transaction.public_id == public_id))
+
+
+def test_verifying_with_a_passkey_updates_its_count_and_is_recorded(app, client, sent):
+    _, user, public_id, token = sent
+    response = client.post(f"/authenticate/{token}", data=verify_form(app, client, token, user))
+    assert response.status_code == 200
+    assert "You verified the request" in response.text
+    assert state_of(app, public_id)[0] == "verified"
+    assert passkeys_of(app, user) == [("Test passkey", 1, True)]
+    kinds = event_kinds(app, transaction_id(app, public_id))
+    assert kinds[-2:] == ["passkey.used", "transaction.verified"]
+    with app.app_context():
+        verified = db.session.scalar(select(Event).where(Event.kind == "transaction.verified"))
+        assert verified.data["proof"] == "passkey"
+
+
+def test_the_options_ask_for_this_users_passkeys_with_a_challenge_bound_to_the_request(
+        app, client, sent):
+    _, user, public_id, token = sent
+    csrf = csrf_token_from(client.get(f"/authenticate/{token}").text)
+    options = client.post(f"/authenticate/{token}/passkey-options",
+                          headers={"X-CSRFToken": csrf}).get_json()
+    assert options["userVerification"] == "required"
+    assert options["rpId"] == "sendauth.test"
+    assert [c["id"] for c in options["allowCredentials"]] == [user.authenticator.id]
+    with app.app_context():
+        challenge = db.session.scalar(select(PasskeyChallenge))
+        assert challenge.challenge == options["challenge"]
+        assert challenge.transaction_id == transaction_id(app, public_id)
+        assert challenge.used_at is None
+
+
+def tamper_signature(credential):
+    signature = bytearray(base64.urlsafe_b64decode(credential["response"]["signature"] + "=="))
+    signature[-1] ^= 0x01
+    credential["response"]["signature"] = base64.urlsafe_b64encode(signature).rstrip(b"=").decode()
+    return credential
+
+
+def refused(app, client, token, public_id, form, message):
+    """Post ``form``; it must be refused with ``message`` and leave the request pending."""
+    before = state_of(app, public_id)
+    response = client.post(f"/authenticate/{token}", data=form)
+    assert response.status_code == 400, response.text[:500]
+    assert message in response.text
+    assert state_of(app, public_id) == before
+    assert before[0] == "pending"
+    assert event_kinds(app, transaction_id(app, public_id))[-1] == "verification.refused"
+    return response
+
+
+def with_credential(form, credential):
+    return {**form, "credential": json.dumps(credential)}
+
+
+def test_a_forged_signature_is_refused(app, client, sent):
+    _, user, public_id, token = sent
+    form = verify_form(app, client, token, user)
+    forged = tamper_signature(json.loads(form["credential"]))
+    refused(app, client, token, public_id, with_credential(form, forged),
+            "The passkey&#39;s answer was refused")
+    assert passkeys_of(app, user) == [("Test passkey", 0, False)]
+
+
+def test_an_assertion_is_used_once(app, client, sent):
+    """The same answer posted twice: the challenge it signed is used up the first time."""
+    _, user, public_id, token = sent
+    form = verify_form(app, client, token, user)
+    with app.app_context():
+        t = db.session.scalar(select(Transaction).where(Transaction.public_id == public_id))
+        passkeys.check_assertion(t, db.session.get(User, user.id), form["credential"])
+        db.session.commit()
+    refused(app, client, token, public_id, form, "This passkey answer was already used")
+
+
+def test_a_cloned_authenticator_with_an_old_counter_is_refused(app, client, sent):
+    _, user, public_id, token = sent
+    assert client.post(f"/authenticate/{token}", data=verify_form(
+        app, client, token, user)).status_code == 200
+    requestor = sent[0]
+    second = send_request(app, requestor, user)
+    token = answer_token(app, second)
+    user.authenticator.sign_count = 0  # its clone has not counted the first use
+    refused(app, client, token, second, verify_form(app, client, token, user),
+            "sign count")
+
+
+def test_another_users_passkey_is_refused(app, client, sent, make_user):
+    _, user, public_id, token = sent
+    stranger = make_user("member")
+    form = verify_form(app, client, token, user)
+    challenge = json.loads(base64.urlsafe_b64decode(
+        json.loads(form["credential"])["response"]["clientDataJSON"] + "=="))["challenge"]
+    foreign = stranger.authenticator.get({"challenge": challenge})
+    refused(app, client, token, public_id, with_credential(form, foreign),
+            "This passkey belongs to someone else")
+
+
+def test_a_challenge_from_another_request_is_refused(app, client, sent):
+    requestor, user, public_id, token = sent
+    other_token = answer_token(app, send_request(app, requestor, user, message="another"))
+    for_other = json.loads(verify_form(app, client, other_token, user)["credential"])
+    form = verify_form(app, client, token, user)
+    refused(app, client, token, public_id, with_credential(form, for_other),
+            "This passkey answer was made for a different request")
+
+
+def test_an_answer_made_for_another_site_is_refused(app, client, sent):
+    _, user, public_id, token = sent
+    form = verify_form(app, client, token, user)
+    challenge = json.loads(base64.urlsafe_b64decode(
+        json.loads(form["credential"])["response"]["clientDataJSON"] + "=="))["challenge"]
+    phished = user.authenticator.get({"challenge": challenge}, origin="https://sendauth.evil")
+    refused(app, client, token, public_id, with_credential(form, phished), "origin")
+
+
+def test_a_removed_passkey_no_longer_verifies(app, client, auth, sent, make_user):
+    _, user, public_id, token = sent
+    with app.app_context():
+        db.session.add(Passkey(user_id=user.id, credential_id="c3BhcmUta2V5", public_key=b"x",
+                               name="Spare"))
+        db.session.commit()
+    form = verify_form(app, client, token, user)
+    first = passkey_ids(app, user)[0]
+    assert auth.post(f"/profile/passkeys/{first}/remove").status_code == 302
+    refused(app, client, token, public_id, form, "This passkey is not registered")
+
+
+def test_an_expired_challenge_is_refused(app, client, sent):
+    _, user, public_id, token = sent
+    form = verify_form(app, client, token, user)
+    with app.app_context():
+        db.session.execute(update(PasskeyChallenge).values(expires_at=utcnow()))
+        db.session.commit()
+    refused(app, client, token, public_id, form, "already used or has expired")
+
+
+def test_verify_without_a_passkey_answer_is_refused(app, client, sent):
+    _, user, public_id, token = sent
+    form = verify_form(app, client, token, user)
+    del form["credential"]
+    refused(app, client, token, public_id, form, "No passkey answer arrived")
+
+
+@pytest.mark.parametrize("credential", MALFORMED)
+def test_a_malformed_answer_is_a_400_not_a_500(app, client, sent, credential):
+    _, user, public_id, token = sent
+    form = {**verify_form(app, client, token, user), "credential": credential}
+    response = client.post(f"/authenticate/{token}", data=form)
+    assert response.status_code == 400
+    assert state_of(app, public_id)[0] == "pending"
+
+
+def test_denying_needs_neither_code_nor_passkey(app, client, auth, sent):
+    _, _, public_id, token = sent
+    response = auth.post(f"/authenticate/{token}", {"decision": "deny"},
+                         token_page=f"/authenticate/{token}")
+    assert response.status_code == 200
+    assert state_of(app, public_id)[0] == "denied"
+
+
+def test_passkey_options_for_someone_elses_request_are_refused(app, client, auth, sent,
+                                                               make_user):
+    _, _, _, token = sent
+    auth.logout()
+    auth.login(make_user("member"))
+    csrf = auth.csrf_token()
+    response = client.post(f"/authenticate/{token}/passkey-options", headers={"X-CSRFToken": csrf})
+    assert response.status_code == 403
+    with app.app_context():
+        assert db.session.scalar(select(PasskeyChallenge)) is None
+
+
+# -- the call-binding code --------------------------------------------------------------------
+
+def test_the_requestor_sees_the_code_and_the_user_picks_it_from_three(app, client, auth, sent):
+    requestor, _, public_id, token = sent
+    code = binding_code(app, token)
+    page = client.get(f"/authenticate/{token}").text
+    choices = [c for c in (f'value="{n}"' for n in range(10, 100)) if c in page]
+    assert len(choices) == 3 and f'value="{code}"' in choices
+    auth.logout()
+    auth.login(requestor)
+    assert f"data-binding-code>{code}<" in client.get(f"/transactions/{public_id}").text
+
+
+def wrong_code(app, token):
+    with app.app_context():
+        t = db.session.scalar(select(Transaction).where(
+            Transaction.token_hash == transactions.hash_token(token)))
+        return next(c for c in t.binding_choices.split() if c != t.binding_code)
+
+
+def test_a_wrong_pick_is_recorded_and_the_passkey_answer_not_spent(app, client, sent):
+    _, user, public_id, token = sent
+    form = verify_form(app, client, token, user, code=wrong_code(app, token))
+    response = client.post(f"/authenticate/{token}", data=form)
+    assert response.status_code == 400
+    assert "is not the code for this request" in response.text
+    assert "After 2 more wrong picks the request is denied" in response.text
+    assert state_of(app, public_id) == ("pending", None, 1)
+    assert event_kinds(app, transaction_id(app, public_id))[-1] == "binding.wrong_pick"
+    right = {**form, "code": binding_code(app, token)}
+    assert client.post(f"/authenticate/{token}", data=right).status_code == 200
+    assert state_of(app, public_id)[0] == "verified"
+
+
+def test_the_third_wrong_pick_denies_the_request(app, client, auth, sent):
+    requestor, user, public_id, token = sent
+    for _ in range(2):
+        response = client.post(f"/authenticate/{token}", data=verify_form(
+            app, client, token, user, code=wrong_code(app, token)))
+        assert response.status_code == 400
+    response = client.post(f"/authenticate/{token}", data=verify_form(
+        app, client, token, user, code=wrong_code(app, token)))
+    assert response.status_code == 200
+    assert "The wrong code was picked three times" in response.text
+    status, completed_at, picks = state_of(app, public_id)
+    assert (status, picks) == ("denied", 3) and completed_at is not None
+    kinds = event_kinds(app, transaction_id(app, public_id))
+    assert kinds[-4:] == ["binding.wrong_pick"] * 3 + ["transaction.denied"]
+    auth.logout()
+    auth.login(requestor)
+    timeline = client.get(f"/transactions/{public_id}").text
+    assert "Denied: the wrong code was picked three times" in timeline
+    assert "(3 of 3 allowed)" in timeline
+
+
+@pytest.mark.parametrize("code", [None, "", "100", "abc", "1"])
+def test_no_pick_or_a_pick_that_was_not_offered_is_not_counted(app, client, sent, code):
+    _, user, public_id, token = sent
+    form = verify_form(app, client, token, user)
+    form["code"] = code
+    if code is None:
+        del form["code"]
+    response = client.post(f"/authenticate/{token}", data=form)
+    assert response.status_code == 400
+    assert "Pick the code the person who sent this request reads to you" in response.text
+    assert state_of(app, public_id) == ("pending", None, 0)
+
+
+# -- the organisation's setting: "Require a passkey to verify" --------------------------------
+
+def require_passkey(app, on):
+    from sendauth_dashboard.services import organisation
+
+    with app.app_context():
+        organisation.update(require_passkey=on, actor=None)
+        db.session.commit()
+
+
+def require_passkey_box(page):
+    (tag,) = re.findall(r'<input[^>]*name="require_passkey"[^>]*>', page)
+    return "checked" if re.search(r"\schecked[\s>]", tag) else "unchecked"
+
+
+def test_a_request_to_someone_without_a_passkey_is_refused_and_nothing_written(
+        app, client, auth, make_user):
+    configure_pagerduty(app)
+    requestor = make_user("requestor")
+    make_user("member", email="nopass@example.com", name="Noel Nopass", passkey=False,
+              notify_pagerduty=True)
+    auth.login(requestor)
+    before = database_rows(app)
+    response = auth.post("/transactions/new", {"user": "nopass@example.com",
+                                               "message": "Please confirm"})
+    assert response.status_code == 400
+    assert "Noel Nopass has no passkey yet, and your organisation requires one" in response.text
+    assert database_rows(app) == before
+
+
+def test_the_setting_is_on_until_an_admin_turns_it_off_and_reading_it_writes_nothing(
+        app, client, as_admin):
+    before = database_rows(app)
+    assert require_passkey_box(client.get("/settings/organisation").text) == "checked"
+    assert database_rows(app) == before
+    response = as_admin.post("/settings/organisation", {}, token_page="/settings/organisation")
+    assert response.status_code == 302
+    assert "users without a passkey verify with their password" in client.get("/").text
+    assert require_passkey_box(client.get("/settings/organisation").text) == "unchecked"
+    assert event_kinds(app)[-1] == "settings.organisation_changed"
+
+
+@pytest.fixture
+def passwordless(app, make_user, auth):
+    """The setting off, and a pending request to Noel, who has no passkey, signed in."""
+    require_passkey(app, False)
+    configure_pagerduty(app)
+    requestor = make_user("requestor")
+    user = make_user("member", name="Noel Nopass", passkey=False, notify_pagerduty=True)
+    public_id = send_request(app, requestor, user)
+    auth.login(user)
+    return user, public_id, answer_token(app, public_id)
+
+
+def password_form(app, client, token, password):
+    csrf = csrf_token_from(client.get(f"/authenticate/{token}").text)
+    return {"csrf_token": csrf, "decision": "verify", "code": binding_code(app, token),
+            "password": password}
+
+
+def test_with_the_setting_off_a_user_without_a_passkey_verifies_with_the_password(
+        app, client, passwordless):
+    from .conftest import PASSWORD
+
+    user, public_id, token = passwordless
+    page = client.get(f"/authenticate/{token}").text
+    assert 'name="password"' in page and "data-passkey-options-url" not in page
+    response = client.post(f"/authenticate/{token}",
+                           data=password_form(app, client, token, PASSWORD))
+    assert response.status_code == 200
+    assert state_of(app, public_id)[0] == "verified"
+    with app.app_context():
+        verified = db.session.scalar(select(Event).where(Event.kind == "transaction.verified"))
+        assert verified.data["proof"] == "password"
+
+
+@pytest.mark.parametrize("password, message", [
+    ("", "Enter your password to verify"),
+    ("not my password at all", "That is not your password"),
+    ("x" * 5000, "That is not your password"),
+])
+def test_a_wrong_password_is_refused(app, client, passwordless, password, message):
+    _, public_id, token = passwordless
+    refused(app, client, token, public_id, password_form(app, client, token, password), message)
+
+
+def test_with_the_setting_off_a_user_with_a_passkey_still_uses_it(app, client, sent):
+    from .conftest import PASSWORD
+
+    _, user, public_id, token = sent
+    require_passkey(app, False)
+    assert 'name="password"' not in client.get(f"/authenticate/{token}").text
+    refused(app, client, token, public_id, password_form(app, client, token, PASSWORD),
+            "No passkey answer arrived")
+
+
+def test_a_user_whose_passkey_is_gone_is_told_to_register_one_and_can_still_deny(
+        app, client, auth, sent):
+    _, user, public_id, token = sent
+    auth.post(f"/profile/passkeys/{passkey_ids(app, user)[0]}/remove")
+    page = client.get(f"/authenticate/{token}").text
+    assert "You have no passkey, and your organisation requires one to verify" in page
+    assert 'value="verify"' not in page
+    before = database_rows(app)
+    form = {"csrf_token": csrf_token_from(page), "decision": "verify",
+            "code": binding_code(app, token)}
+    response = client.post(f"/authenticate/{token}", data=form)
+    assert response.status_code == 400
+    assert database_rows(app) == before
+    csrf = csrf_token_from(page)
+    options = client.post(f"/authenticate/{token}/passkey-options", headers={"X-CSRFToken": csrf})
+    assert options.status_code == 400 and "You have no passkey yet" in options.get_json()["error"]
+    denied = client.post(f"/authenticate/{token}", data={"csrf_token": csrf, "decision": "deny"})
+    assert denied.status_code == 200
+    assert state_of(app, public_id)[0] == "denied"
+
+
+# -- anything at all as the browser's answer --------------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+              st.text(max_size=40), st.sampled_from(["", "AA", "e30", "oA", "public-key"])),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.text(max_size=10), inner, max_size=3)),
+    max_leaves=8)
+RESPONSE_KEYS = ["clientDataJSON", "attestationObject", "authenticatorData", "signature",
+                 "userHandle", "transports"]
+
+
+def credential_shapes():
+    response = st.dictionaries(st.sampled_from(RESPONSE_KEYS), JSON_VALUES)
+    return st.fixed_dictionaries(
+        {"id": st.text(max_size=20), "response": response},
+        optional={"rawId": JSON_VALUES, "type": JSON_VALUES,
+                  "clientExtensionResults": JSON_VALUES})
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(credential=credential_shapes())
+def test_any_shape_of_answer_is_refused_with_a_message_never_an_error(app, sent, credential):
+    _, user, public_id, _ = sent
+    text = json.dumps(credential)
+    with app.app_context():
+        person = db.session.get(User, user.id)
+        t = db.session.scalar(select(Transaction).where(Transaction.public_id == public_id))
+        with pytest.raises(passkeys.PasskeyError):
+            passkeys.register(person, text, passkeys.b64url(b"c" * 32))
+        with pytest.raises(passkeys.PasskeyError):
+            passkeys.check_assertion(t, person, text)
+        db.session.rollback()
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=st.sampled_from(RESPONSE_KEYS + ["id", "rawId", "type"]), value=JSON_VALUES)
+def test_a_real_answer_with_one_field_replaced_is_refused_never_an_error(app, sent, key, value):
+    """A field the ceremony checks, changed, is refused; one it ignores (a hint, the other
+    ceremony's field) may be accepted; neither is ever an error of another kind."""
+    _, user, public_id, _ = sent
+    checked = {"registration": {"clientDataJSON", "attestationObject", "id", "rawId", "type"},
+               "assertion": {"clientDataJSON", "authenticatorData", "signature", "id", "rawId",
+                             "type"}}
+    with app.app_context():
+        person = db.session.get(User, user.id)
+        t = db.session.scalar(select(Transaction).where(Transaction.public_id == public_id))
+        for ceremony in ("registration", "assertion"):
+            if ceremony == "registration":
+                options, challenge = passkeys.registration_options(person)
+                credential = SoftAuthenticator(ORIGIN).create(options)
+            else:
+                credential = user.authenticator.get(passkeys.assertion_options(t, person))
+            place = credential if key in ("id", "rawId", "type") else credential["response"]
+            if place.get(key) == value:
+                continue
+            place[key] = value
+            try:
+                with db.session.begin_nested():
+                    if ceremony == "registration":
+                        passkeys.register(person, json.dumps(credential), challenge)
+                    else:
+                        passkeys.check_assertion(t, person, json.dumps(credential))
+            except passkeys.PasskeyError:
+                continue
+            assert key not in checked[ceremony], f"{ceremony} accepted a changed {key}"
+        db.session.rollback()
