@@ -100,8 +100,9 @@ def login(url, email):
     return session
 
 
-def client(url, n, fake, tally):
-    """One person sending requests one after another, and the person they ask answering each."""
+def client(url, n, fake, tally, authenticator):
+    """One person sending requests one after another, and the person they ask answering each:
+    the code from the requestor's page, and an assertion from the user's passkey."""
     requestor = login(url, f"requestor{n}@example.com")
     user = login(url, f"member{n}@example.com")
     token = servers.CSRF.search(requestor.get(f"{url}/transactions/new").text).group(1)
@@ -122,8 +123,16 @@ def client(url, n, fake, tally):
             tally.incident_waits.append(time.monotonic() - started)
         page = tally.request("open link", user, "GET", link)
         assert page.status_code == 200, (page.status_code, page.text[:300])
+        shown = tally.request("requestor page", requestor, "GET",
+                              f"{url}/transactions/{public_id}")
+        code = servers.BINDING_CODE.search(shown.text).group(1)
+        csrf = servers.CSRF.search(page.text).group(1)
+        options = tally.request("passkey options", user, "POST", f"{link}/passkey-options",
+                                headers={"X-CSRFToken": csrf})
+        assert options.status_code == 200, (options.status_code, options.text[:300])
         answered = tally.request("answer", user, "POST", link, data={
-            "csrf_token": servers.CSRF.search(page.text).group(1), "decision": "verify"})
+            "csrf_token": csrf, "decision": "verify", "code": code,
+            "credential": json.dumps(authenticator.get(options.json()))})
         assert answered.status_code == 200, (answered.status_code, answered.text[:300])
 
 
@@ -138,9 +147,11 @@ def test_200_clients_for_a_minute_lose_nothing_and_get_no_server_error(tmp_path,
     need(redis_available(REDIS_URL), f"Redis not reachable at {REDIS_URL}")
     app = create_app(base_test_config(tmp_path, SQLALCHEMY_DATABASE_URI=served_database,
                                       SECRET_KEY=servers.SECRET_KEY))
+    authenticators = {}
     for n in range(CLIENTS):
         create_user(app, "requestor", f"requestor{n}@example.com")
-        create_user(app, "member", f"member{n}@example.com", notify_pagerduty=True)
+        authenticators[n] = create_user(app, "member", f"member{n}@example.com",
+                                        notify_pagerduty=True).authenticator
     create_user(app, "reviewer", "rita@example.com")
     configure_pagerduty(app)
     fake = PagerDutyInbox().start()
@@ -165,7 +176,7 @@ def test_200_clients_for_a_minute_lose_nothing_and_get_no_server_error(tmp_path,
 
         def run(n):
             try:
-                client(server.url, n, fake, tally)
+                client(server.url, n, fake, tally, authenticators[n])
             except Exception as exc:  # reported below; the client stops
                 errors.append(f"client {n} ({'running' if tally.start.is_set() else 'signing in'}):"
                               f" {exc!r}"[:500])
@@ -204,7 +215,7 @@ def test_200_clients_for_a_minute_lose_nothing_and_get_no_server_error(tmp_path,
         assert sorted(public_id for public_id, _, _ in rows) == sorted(sent)
         assert {status for _, status, _ in rows} == {"verified"}
         assert deliveries == {(public_id, "sent"): 1 for public_id in sent}
-        once = {"transaction.created", "delivery.sent", "transaction.verified"}
+        once = {"transaction.created", "delivery.sent", "passkey.used", "transaction.verified"}
         assert {key: n for key, n in kinds.items() if key[1] in once} == {
             (public_id, kind): 1 for public_id in sent for kind in once}
         # Nothing else happened to them, but perhaps a retry (a send that timed out under load).
