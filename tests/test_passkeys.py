@@ -3,6 +3,7 @@ one, with real WebAuthn data from a software authenticator (tests/authenticator.
 import base64
 import json
 import re
+from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,7 +12,7 @@ from sqlalchemy import select, update
 
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Event, Passkey, PasskeyChallenge, Transaction, User, utcnow
-from sendauth_dashboard.services import passkeys, transactions
+from sendauth_dashboard.services import events, passkeys, transactions
 
 from .authenticator import SoftAuthenticator
 from .conftest import csrf_token_from
@@ -614,3 +615,29 @@ def test_a_real_answer_with_one_field_replaced_is_refused_never_an_error(app, se
                 continue
             assert key not in checked[ceremony], f"{ceremony} accepted a changed {key}"
         db.session.rollback()
+
+
+def test_the_requestor_is_told_when_a_passkey_used_is_new(app, client, sent):
+    # Anyone who knows the password can register a passkey; a new one is worth a question.
+    requestor, user, public_id, token = sent
+    client.post(f"/authenticate/{token}", data=verify_form(app, client, token, user))
+    with app.app_context():
+        used = db.session.scalar(select(Event).where(Event.kind == "passkey.used"))
+        assert used.data["new"] is True
+        assert events.describe(used.kind, used.data, "Uma").endswith(
+            f"registered less than a day before ({used.data['registered_at'][:10]} "
+            f"{used.data['registered_at'][11:16]} UTC): ask them whether they added it")
+
+
+def test_a_passkey_older_than_a_day_is_not_called_new(app, client, sent):
+    requestor, user, public_id, token = sent
+    with app.app_context():
+        db.session.execute(update(Passkey).values(
+            created_at=utcnow() - passkeys.NEW_PASSKEY_AGE - timedelta(minutes=1)))
+        db.session.commit()
+    client.post(f"/authenticate/{token}", data=verify_form(app, client, token, user))
+    with app.app_context():
+        used = db.session.scalar(select(Event).where(Event.kind == "passkey.used"))
+        assert used.data["new"] is False
+        assert events.describe(used.kind, used.data, "Uma") == (
+            "Uma proved it is them with the passkey 'Test passkey'")

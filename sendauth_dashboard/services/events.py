@@ -104,7 +104,11 @@ def describe(kind, data, actor_name=None):
         return (f"{who} picked a wrong code, {data.get('picked')} "
                 f"({data.get('picks')} of {data.get('limit')} allowed)")
     if kind == "passkey.used":
-        return f"{who} proved it is them with the passkey {data.get('name')!r}"
+        used = f"{who} proved it is them with the passkey {data.get('name')!r}"
+        if data.get("new"):
+            used += (f", registered less than a day before ({_when(data.get('registered_at'))}):"
+                     " ask them whether they added it")
+        return used
     if kind == "passkey.registered":
         return f"{who} registered the passkey {data.get('name')!r}"
     if kind == "passkey.removed":
@@ -125,6 +129,10 @@ def describe(kind, data, actor_name=None):
     if kind == "delivery.cancelled":
         return f"{channel}: not sent: {data.get('reason')}"
     return kind
+
+
+def _when(iso):
+    return f"{iso[:10]} {iso[11:16]} UTC" if iso else "a recent time"
 
 
 def _clock(iso):

@@ -219,6 +219,10 @@ def _consume_challenge(challenge, transaction, user, now):
                            "Each one works once: reload the page and try again.")
 
 
+# A passkey younger than this is called new on the timeline of a request it verifies.
+NEW_PASSKEY_AGE = timedelta(days=1)
+
+
 def check_assertion(transaction, user, credential_text, now=None):
     """The passkey that proves it is ``user`` answering ``transaction``, or PasskeyError.
 
@@ -247,8 +251,12 @@ def check_assertion(transaction, user, credential_text, now=None):
         raise PasskeyError(f"The passkey's answer was refused: {_reason(exc)}") from None
     passkey.sign_count = verified.new_sign_count
     passkey.last_used_at = now
+    # A passkey added shortly before it is used may have been added by whoever knows the
+    # user's password: the requestor's timeline says so, for the person on the phone to ask.
     events.record("passkey.used", transaction=transaction, actor=user,
-                  data={"status": "pending", "passkey_id": passkey.id, "name": passkey.name})
+                  data={"status": "pending", "passkey_id": passkey.id, "name": passkey.name,
+                        "registered_at": passkey.created_at.isoformat(),
+                        "new": now - passkey.created_at < NEW_PASSKEY_AGE})
     return passkey
 
 
