@@ -12,6 +12,11 @@ PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check 
 .PHONY: run serve test install install-test clean-venv \
 	bench bench-fanout bench-send bench-incident bench-dispatch bench-list
 
+# Links and passkeys work at SENDAUTH_BASE_URL (default http://localhost:5000): on another
+# port it follows, unless it is set.
+ifneq ($(PORT),5000)
+run: export SENDAUTH_BASE_URL ?= http://localhost:$(PORT)
+endif
 run: $(VENV)/.installed
 	$(FLASK) db upgrade
 	$(FLASK) ensure-admin
