@@ -178,7 +178,9 @@ def test_incidents_arrive_once_pagerduty_takes_connections_again(dashboard, fake
 
 
 def test_a_429_slows_the_dispatcher_down_and_everything_arrives(dashboard, fake_pagerduty):
-    site = dashboard()
+    # Timeouts long enough that every attempt hears its 429: on a loaded machine the fake (in
+    # this process) once answered past 0.5 s, and a timeout is retried sooner than a 429.
+    site = dashboard(PAGERDUTY_CONNECT_TIMEOUT=5, PAGERDUTY_READ_TIMEOUT=5)
     floor = RETRY_SETTINGS["DELIVERY_RATE_LIMITED_FLOOR_SECONDS"]
     fake_pagerduty.answer_always(Answer.rate_limited())
     site.serve()
