@@ -27,7 +27,7 @@ from sendauth_dashboard.extensions import db
 from sendauth_dashboard.services import accounts
 from tests import servers
 from tests.conftest import PASSWORD, base_test_config, register_passkey
-from tests.helpers import configure_pagerduty
+from tests.helpers import configure_pagerduty, wait_until  # noqa: F401 (bench.* use it)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -310,17 +310,6 @@ def signed_in(url, email):
     browser = servers.Browser(url)
     browser.login(email)
     return browser
-
-
-def wait_until(condition, timeout, message, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{message}: not within {timeout} s")
-        time.sleep(interval)
 
 
 def cpu_seconds(pid):

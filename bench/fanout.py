@@ -214,7 +214,7 @@ class FlaskSse:
 
     def wait_subscribed(self, watchers, timeout):
         common.wait_until(lambda: self.subscribers() >= watchers, timeout,
-                          f"{watchers} flask-sse subscriptions")
+                          message=f"{watchers} flask-sse subscriptions")
 
     def payload(self, event_id):
         """A message whose SSE text is as long as the dashboard's, as flask-sse publishes it."""
