@@ -153,11 +153,15 @@ def wait_for_retries(dashboard, fault, at_least=3):
                message=f"{at_least} failed attempts each through {fault}")
 
 
-def recovered(fake, sent, timeout=30):
-    """Seconds from now until every transaction's incident has arrived."""
+def recovered(site, fake, sent, timeout=30):
+    """Seconds from now until every transaction's incident has arrived; returns once the
+    dashboard has also recorded every delivery as sent."""
     started = time.monotonic()
     fake.wait_for(lambda f: {key for _, key in f.incidents} >= set(sent), timeout=timeout)
-    return time.monotonic() - started
+    seconds = time.monotonic() - started
+    wait_until(lambda: {s for _, s, _ in site.deliveries()} == {"sent"}, timeout=10,
+               message="every delivery recorded as sent")
+    return seconds
 
 
 def test_incidents_arrive_once_pagerduty_takes_connections_again(dashboard, fake_pagerduty):
@@ -170,10 +174,8 @@ def test_incidents_arrive_once_pagerduty_takes_connections_again(dashboard, fake
     wait_for_retries(site, "refused connections")
     assert page_answers(reviewer)
     fake_pagerduty.restart()
-    seconds = recovered(fake_pagerduty, sent)
+    seconds = recovered(site, fake_pagerduty, sent)
     print(f"\nrefused connections: {len(sent)} incidents {seconds:.2f} s after PagerDuty was back")
-    wait_until(lambda: {s for _, s, _ in site.deliveries()} == {"sent"}, timeout=10,
-               message="every delivery recorded as sent")
     assert_each_delivered_once(site, fake_pagerduty, sent)
 
 
@@ -188,9 +190,7 @@ def test_a_429_slows_the_dispatcher_down_and_everything_arrives(dashboard, fake_
     wait_for_retries(site, "429s")
     fake_pagerduty.answer_normally()
     started = time.monotonic()
-    recovered(fake_pagerduty, sent)
-    wait_until(lambda: {s for _, s, _ in site.deliveries()} == {"sent"}, timeout=10,
-               message="every delivery recorded as sent")
+    recovered(site, fake_pagerduty, sent)
     throttled = defaultdict(list)
     with fake_pagerduty._lock:
         for received in fake_pagerduty.received:
@@ -223,10 +223,8 @@ def test_through_500s_and_hangs_pages_stay_responsive_and_everything_arrives(
     page_answers(reviewer, f"/transactions/{sent[0]}")
     assert time.monotonic() - started < PAGE_DEADLINE
     fake_pagerduty.answer_normally()
-    seconds = recovered(fake_pagerduty, sent)
+    seconds = recovered(site, fake_pagerduty, sent)
     print(f"\n{fault}: {len(sent)} incidents {seconds:.2f} s after PagerDuty was back")
-    wait_until(lambda: {s for _, s, _ in site.deliveries()} == {"sent"}, timeout=10,
-               message="every delivery recorded as sent")
     assert_each_delivered_once(site, fake_pagerduty, sent)
 
 
