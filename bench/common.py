@@ -25,9 +25,10 @@ from sqlalchemy import create_engine, text
 from sendauth_dashboard import create_app
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.services import accounts
-from tests import servers
-from tests.conftest import PASSWORD, base_test_config, register_passkey
-from tests.helpers import configure_pagerduty, wait_until  # noqa: F401 (bench.* use it)
+from tests.support import servers
+from tests.support.accounts import PASSWORD, register_passkey
+from tests.support.config import base_test_config
+from tests.support.helpers import configure_pagerduty, wait_until  # noqa: F401 (bench.* use it)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -184,7 +185,8 @@ def table(rows, columns):
     for row in rows:
         cells.append([_cell(get(row)) for _, get in columns])
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in cells]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+             for line in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 

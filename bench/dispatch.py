@@ -97,7 +97,7 @@ def drain(kind, folder, fake, label, deliveries, workers, timeout, profile=False
 
 class WaitSampler:
     """What the dispatchers' PostgreSQL sessions are doing, sampled every 20 ms: running,
-    waiting for a lock (which one), or idle in a transaction while the client works."""
+    waiting for a lock (which one), or idle in a database transaction while the client works."""
 
     def __init__(self, url):
         # AUTOCOMMIT: each query sees a fresh snapshot of pg_stat_activity

@@ -28,7 +28,9 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 from sendauth_dashboard.extensions import db
-from sendauth_dashboard.services import accounts, events, transactions
+from sendauth_dashboard.runtime import runtime
+from sendauth_dashboard.services import accounts, transactions
+from sendauth_dashboard.services.live import event_log, streams
 
 from . import common
 from .common import get
@@ -157,7 +159,7 @@ class Dashboard:
 
     def path(self):
         with self.app.app_context():
-            return f"/transactions/stream?after={events.latest_event_id()}"
+            return f"/transactions/stream?after={event_log.latest_event_id()}"
 
     def wait_subscribed(self, watchers, timeout):
         """Each watcher has its answer's headers, sent after it subscribed: nothing to wait for."""
@@ -171,7 +173,7 @@ class Dashboard:
             db.session.commit()
         committed_at, messages = self.commits.last
         (message,) = messages
-        self.message_bytes = len(events.sse_format(message).encode())
+        self.message_bytes = len(streams.sse_format(message).encode())
         return committed_at, message["id"]
 
     def memory(self):
@@ -401,7 +403,7 @@ def main(argv=None):
                 if ours["kib_per_watcher"] > 0:
                     ours["ratio_memory"] = round(
                         theirs["kib_per_watcher"] / ours["kib_per_watcher"], 2)
-        dashboard.app.extensions["sendauth_broker"].stop()
+        runtime(dashboard.app).broker.stop()
     report.note("latency: commit (or publish, for flask-sse) to the last of N watchers reading "
                 "the event; watchers are one asyncio process on the same 2 cores")
     report.finish(COLUMNS)

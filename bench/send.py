@@ -16,11 +16,11 @@ from sqlalchemy import func, select
 
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery
+from tests.fakes.pagerduty import Answer
 
 from . import common
 from .common import get
 from .fakes import BenchPagerDuty
-from tests.fakes.pagerduty import Answer
 
 WARMUP_SENDS = 5
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from .extensions import db
 from .models import ROLES, User
 from .services import accounts
-from .services.delivery import Dispatcher
+from .services.outbox.dispatcher import Dispatcher
 
 
 @click.command("create-user")

@@ -113,9 +113,28 @@ def resolve_secret_key(config, instance_path):
         return config["SECRET_KEY"]
     if config.get("ENV") == "production":
         raise ConfigurationError(
-            "SENDAUTH_SECRET_KEY is not set. In production the dashboard will not start without it: "
+            "SENDAUTH_SECRET_KEY is not set. In production the dashboard will not start without "
+            "it: "
             "set it to a long random value, for example the output of "
             "`python -c 'import secrets; print(secrets.token_hex(32))'`, and keep it the same "
             "across restarts and processes."
         )
     return load_dev_secret_key(instance_path)
+
+
+def derive(config, instance_path):
+    """Fill in what follows from the layers: the secret key, the database, cookie security,
+    the rate limiter's storage. ConfigurationError says what to set when something is wrong."""
+    config["SECRET_KEY"] = resolve_secret_key(config, instance_path)
+    if not config["SQLALCHEMY_DATABASE_URI"]:
+        config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{Path(instance_path) / 'sendauth.db'}"
+    if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        options = dict(config["SQLALCHEMY_ENGINE_OPTIONS"])
+        options["connect_args"] = {"timeout": float(config["SQLITE_BUSY_TIMEOUT_SECONDS"]),
+                                   **options.get("connect_args", {})}
+        config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+    if config["SESSION_COOKIE_SECURE"] is None:
+        config["SESSION_COOKIE_SECURE"] = config["BASE_URL"].startswith("https://")
+    config["BASE_URL"] = config["BASE_URL"].rstrip("/")
+    config["RATELIMIT_STORAGE_URI"] = (
+        config["RATELIMIT_STORAGE_URI"] or config["REDIS_URL"] or "memory://")

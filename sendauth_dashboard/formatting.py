@@ -1,7 +1,7 @@
 """Template filters."""
 from datetime import timezone
 
-from .services.events import describe
+from .services.live.messages import describe
 
 
 def format_datetime(value):

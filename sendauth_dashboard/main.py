@@ -1,13 +1,14 @@
 """The home page (what to do next, by role) and the health check."""
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import Blueprint, current_app, jsonify, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from . import channels
+from .channels import integration
 from .errors import database_busy
 from .extensions import db
 from .models import Transaction, User
-from .services import integrations
 
 bp = Blueprint("main", __name__)
 
@@ -32,23 +33,24 @@ def home():
 
 def admin_checklist():
     """A new admin's first steps, each ticked off once done."""
-    settings = integrations.pagerduty_settings()
+    pagerduty = channels.channel("pagerduty")
+    settings = pagerduty.settings_row()
     user_count = db.session.scalar(select(func.count(User.id)))
     return [
         {
             "label": "Set up PagerDuty: paste the integration key and enable it",
             "done": bool(settings.enabled and settings.integration_key_ciphertext),
-            "endpoint": "settings.pagerduty",
+            "url": url_for("settings.channel", name="pagerduty"),
         },
         {
             "label": "Send a test incident to check that PagerDuty accepts it",
-            "done": integrations.has_been_invoked("pagerduty"),
-            "endpoint": "settings.pagerduty",
+            "done": integration.has_been_invoked("pagerduty"),
+            "url": url_for("settings.channel", name="pagerduty"),
         },
         {
             "label": "Add the people who send and answer authentication requests",
             "done": user_count > 1,
-            "endpoint": "settings.users",
+            "url": url_for("settings.users"),
         },
     ]
 
@@ -72,17 +74,20 @@ def healthz():
     return jsonify(status="ok", database="ok")
 
 
-# (label, endpoint, the other pages of its section: the item is marked current on them too)
+# (label, endpoint, its URL's arguments): the item is marked current on every page of its
+# endpoint, so "Channels" is current on each channel's settings page.
 NAVIGATION = (
-    ("Home", "main.home", ()),
-    ("Transactions", "transactions.index", ("transactions.show",)),
-    ("Send a request", "transactions.new", ()),
-    ("Messaging", "profile.messaging", ()),
-    ("Passkeys", "profile.passkeys", ()),
-    ("Channels", "settings.pagerduty", ("settings.email", "settings.sms", "settings.slack")),
-    ("Users", "settings.users", ()),
-    ("Organisation", "settings.organisation", ()),
+    ("Home", "main.home", {}),
+    ("Transactions", "transactions.index", {}),
+    ("Send a request", "transactions.new", {}),
+    ("Messaging", "profile.messaging", {}),
+    ("Passkeys", "profile.passkeys", {}),
+    ("Channels", "settings.channel", {"name": channels.names()[0]}),
+    ("Users", "settings.users", {}),
+    ("Organisation", "settings.organisation", {}),
 )
+# Pages that belong to another item's section.
+SECTIONS = {"transactions.show": "transactions.index"}
 
 
 def navigation():
@@ -93,10 +98,10 @@ def navigation():
     """
     if not current_user.is_authenticated:
         return {"nav_items": ()}
+    here = SECTIONS.get(request.endpoint, request.endpoint)
     items = []
-    for label, endpoint, section in NAVIGATION:
+    for label, endpoint, arguments in NAVIGATION:
         minimum = getattr(current_app.view_functions[endpoint], "minimum_role", "member")
         if current_user.has_role(minimum):
-            current = request.endpoint == endpoint or request.endpoint in section
-            items.append((label, endpoint, current))
+            items.append((label, url_for(endpoint, **arguments), here == endpoint))
     return {"nav_items": items}

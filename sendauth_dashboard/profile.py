@@ -3,40 +3,50 @@ and passkeys (what proves it is them when they verify one)."""
 import time
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
-                   session, url_for)
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, StringField, SubmitField, TelField
 from wtforms.validators import Length
 
+from . import channels
 from .auth import role_required
 from .extensions import db
-from .models import CHANNEL_LABELS, CHANNELS
-from .services import channels, organisation, passkeys, preferences, routing
+from .services import organisation, passkeys, preferences, routing
 
 bp = Blueprint("profile", __name__, url_prefix="/profile")
 
 
-class MessagingForm(FlaskForm):
-    """Only the fields: every rule, formats included, is checked at once by the service."""
+CONTACT_FIELDS = {"text": StringField, "tel": TelField}
 
-    pagerduty = BooleanField(
-        "PagerDuty", description="An incident on the organisation's PagerDuty service. "
-                                 "You need to be on call for it, or have access to it.")
-    email = BooleanField("Email", description="An email to the address you sign in with.")
-    sms = BooleanField("SMS", description="A text message to your phone.")
-    phone = TelField("Phone number",
-                     description="In international format: + and the country code, e.g. "
-                                 "+14155550123.",
-                     render_kw={"autocomplete": "tel"})
-    slack = BooleanField("Slack", description="A direct message from the organisation's "
-                                              "Slack app.")
-    slack_member_id = StringField(
-        "Slack member id",
-        description="Like U024BE7LH. In Slack: your profile → ⋮ → Copy member ID.",
-        render_kw={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "characters"})
-    submit = SubmitField("Save preferences")
+
+def messaging_form():
+    """The messaging preferences form: each channel's checkbox, followed by the contact detail
+    it needs (if any). Only the fields: every rule, formats included, is checked at once by the
+    service."""
+    fields = {}
+    for cls in channels.REGISTRY.values():
+        fields[cls.name] = BooleanField(cls.label, description=cls.preference_description)
+        if cls.contact:
+            contact = cls.contact
+            fields[contact.attribute] = CONTACT_FIELDS[contact.kind](
+                contact.field_label, description=contact.description,
+                render_kw=dict(contact.render_kw) or None)
+    fields["submit"] = SubmitField("Save preferences")
+    return type("MessagingForm", (FlaskForm,), fields)
+
+
+MessagingForm = messaging_form()
 
 
 @bp.route("/messaging", methods=["GET", "POST"])
@@ -46,8 +56,8 @@ def messaging():
     if form.validate_on_submit():
         try:
             changes = preferences.update_messaging(
-                current_user, wants={name: form[name].data for name in CHANNELS},
-                contact={name: form[name].data for name in preferences.CONTACT_DETAILS},
+                current_user, wants={name: form[name].data for name in channels.names()},
+                contact={name: form[name].data for name in preferences.contact_details()},
             )
             db.session.commit()
         except preferences.PreferencesError as exc:
@@ -60,8 +70,8 @@ def messaging():
             return redirect(url_for("profile.messaging"))
     return render_template(
         "profile/messaging.html", form=form,
-        unavailable={name: channels.problem(name) for name in CHANNELS},
-        route=routing.route(current_user), channel_labels=CHANNEL_LABELS,
+        unavailable={name: channels.problem(name) for name in channels.names()},
+        route=routing.route(current_user), registry=channels.REGISTRY,
     ), 400 if form.errors else 200
 
 

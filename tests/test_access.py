@@ -4,14 +4,15 @@ A refusal (401, 403, 404, or a visitor sent to sign in) comes with a page that s
 changes nothing in the database."""
 import pytest
 
-from .conftest import AuthActions, csrf_token_from
-from .helpers import (
+from sendauth_dashboard import channels
+from tests.support.helpers import (
     answer_token,
     configure_pagerduty,
     database_rows,
     passkey_ids,
     send_request,
 )
+from tests.support.web import AuthActions, csrf_token_from
 
 ROLES = ("member", "requestor", "reviewer", "admin")
 # The roles, plus the two people a transaction belongs to.
@@ -34,63 +35,65 @@ def everyone(status, **special):
     return {identity: special.get(identity, status) for identity in IDENTITIES}
 
 
-# (method, rule) -> (url to try, {identity: expected status})
-ROUTES = {
-    ("GET", "/static/<path:filename>"): ("/static/css/app.css", everyone(200)),
-    ("GET", "/login"): ("/login", everyone(302, anonymous=200)),
-    ("POST", "/login"): ("/login", everyone(302, anonymous=200)),
-    ("POST", "/logout"): ("/logout", everyone(302)),
-    ("GET", "/healthz"): ("/healthz", everyone(200)),
-    ("GET", "/"): ("/", gate("member", 200)),
-    ("GET", "/settings/users"): ("/settings/users", gate("admin", 200)),
-    ("POST", "/settings/users"): ("/settings/users", gate("admin", 400)),
-    ("POST", "/settings/users/<int:user_id>/role"): ("/settings/users/{member}/role",
-                                                     gate("admin", 302)),
-    ("POST", "/settings/users/<int:user_id>/active"): ("/settings/users/{member}/active",
-                                                       gate("admin", 400)),
-    ("GET", "/settings/pagerduty"): ("/settings/pagerduty", gate("admin", 200)),
-    ("POST", "/settings/pagerduty"): ("/settings/pagerduty", gate("admin", 302)),
-    ("POST", "/settings/pagerduty/test"): ("/settings/pagerduty/test", gate("admin", 302)),
-    ("POST", "/settings/pagerduty/remove-key"): ("/settings/pagerduty/remove-key",
-                                                 gate("admin", 302)),
-    ("GET", "/settings/email"): ("/settings/email", gate("admin", 200)),
-    ("POST", "/settings/email"): ("/settings/email", gate("admin", 302)),
-    ("POST", "/settings/email/test"): ("/settings/email/test", gate("admin", 302)),
-    ("POST", "/settings/email/remove-password"): ("/settings/email/remove-password", gate("admin", 302)),
-    ("GET", "/settings/sms"): ("/settings/sms", gate("admin", 200)),
-    ("POST", "/settings/sms"): ("/settings/sms", gate("admin", 302)),
-    ("POST", "/settings/sms/test"): ("/settings/sms/test", gate("admin", 302)),
-    ("POST", "/settings/sms/remove-token"): ("/settings/sms/remove-token", gate("admin", 302)),
-    ("GET", "/settings/slack"): ("/settings/slack", gate("admin", 200)),
-    ("POST", "/settings/slack"): ("/settings/slack", gate("admin", 302)),
-    ("POST", "/settings/slack/test"): ("/settings/slack/test", gate("admin", 302)),
-    ("POST", "/settings/slack/remove-token"): ("/settings/slack/remove-token", gate("admin", 302)),
-    ("GET", "/profile/messaging"): ("/profile/messaging", gate("member", 200)),
-    ("POST", "/profile/messaging"): ("/profile/messaging", gate("member", 400)),
-    ("GET", "/profile/passkeys"): ("/profile/passkeys", gate("member", 200)),
-    ("POST", "/profile/passkeys"): ("/profile/passkeys", gate("member", 400)),
-    ("POST", "/profile/passkeys/options"): ("/profile/passkeys/options", gate("member", 200)),
-    ("POST", "/profile/passkeys/<int:passkey_id>/remove"): (
-        "/profile/passkeys/{passkey}/remove", gate("member", 404, target=302)),
-    ("GET", "/settings/organisation"): ("/settings/organisation", gate("admin", 200)),
-    ("POST", "/settings/organisation"): ("/settings/organisation", gate("admin", 302)),
-    ("GET", "/transactions/"): ("/transactions/", gate("requestor", 200)),
-    ("GET", "/transactions/new"): ("/transactions/new", gate("requestor", 200)),
-    ("POST", "/transactions/new"): ("/transactions/new", gate("requestor", 400)),
-    ("GET", "/transactions/stream"): ("/transactions/stream", gate("requestor", 200,
-                                                                   anonymous=401)),
-    ("GET", "/transactions/<public_id>"): ("/transactions/{transaction}",
-                                           gate("requestor", 200, requestor=404)),
-    ("POST", "/transactions/<public_id>/cancel"): ("/transactions/{transaction}/cancel",
-                                                   gate("requestor", 302, requestor=404,
-                                                        reviewer=403)),
-    ("GET", "/authenticate/<token>"): ("/authenticate/{token}",
-                                       everyone(403, anonymous=302, target=200)),
-    ("POST", "/authenticate/<token>"): ("/authenticate/{token}",
-                                        everyone(403, anonymous=302, target=400)),
-    ("POST", "/authenticate/<token>/passkey-options"): ("/authenticate/{token}/passkey-options",
-                                                        everyone(403, anonymous=302, target=200)),
-}
+# (method, the route's rule, a URL of it to try, {identity: expected status}); a rule with a
+# part that names a channel gets a row for each channel.
+ROUTES = [
+    ("GET", "/static/<path:filename>", "/static/css/app.css", everyone(200)),
+    ("GET", "/login", "/login", everyone(302, anonymous=200)),
+    ("POST", "/login", "/login", everyone(302, anonymous=200)),
+    ("POST", "/logout", "/logout", everyone(302)),
+    ("GET", "/healthz", "/healthz", everyone(200)),
+    ("GET", "/", "/", gate("member", 200)),
+    ("GET", "/settings/users", "/settings/users", gate("admin", 200)),
+    ("POST", "/settings/users", "/settings/users", gate("admin", 400)),
+    ("POST", "/settings/users/<int:user_id>/role", "/settings/users/{member}/role",
+     gate("admin", 302)),
+    ("POST", "/settings/users/<int:user_id>/active", "/settings/users/{member}/active",
+     gate("admin", 400)),
+    ("GET", "/settings/<channel:name>", "/settings/pagerduty", gate("admin", 200)),
+    ("POST", "/settings/<channel:name>", "/settings/pagerduty", gate("admin", 302)),
+    ("POST", "/settings/<channel:name>/test", "/settings/pagerduty/test", gate("admin", 302)),
+    ("POST", "/settings/<channel:name>/remove-<secret_word>", "/settings/pagerduty/remove-key",
+     gate("admin", 302)),
+    ("GET", "/settings/<channel:name>", "/settings/email", gate("admin", 200)),
+    ("POST", "/settings/<channel:name>", "/settings/email", gate("admin", 302)),
+    ("POST", "/settings/<channel:name>/test", "/settings/email/test", gate("admin", 302)),
+    ("POST", "/settings/<channel:name>/remove-<secret_word>", "/settings/email/remove-password",
+     gate("admin", 302)),
+    ("GET", "/settings/<channel:name>", "/settings/sms", gate("admin", 200)),
+    ("POST", "/settings/<channel:name>", "/settings/sms", gate("admin", 302)),
+    ("POST", "/settings/<channel:name>/test", "/settings/sms/test", gate("admin", 302)),
+    ("POST", "/settings/<channel:name>/remove-<secret_word>", "/settings/sms/remove-token",
+     gate("admin", 302)),
+    ("GET", "/settings/<channel:name>", "/settings/slack", gate("admin", 200)),
+    ("POST", "/settings/<channel:name>", "/settings/slack", gate("admin", 302)),
+    ("POST", "/settings/<channel:name>/test", "/settings/slack/test", gate("admin", 302)),
+    ("POST", "/settings/<channel:name>/remove-<secret_word>", "/settings/slack/remove-token",
+     gate("admin", 302)),
+    ("GET", "/profile/messaging", "/profile/messaging", gate("member", 200)),
+    ("POST", "/profile/messaging", "/profile/messaging", gate("member", 400)),
+    ("GET", "/profile/passkeys", "/profile/passkeys", gate("member", 200)),
+    ("POST", "/profile/passkeys", "/profile/passkeys", gate("member", 400)),
+    ("POST", "/profile/passkeys/options", "/profile/passkeys/options", gate("member", 200)),
+    ("POST", "/profile/passkeys/<int:passkey_id>/remove", "/profile/passkeys/{passkey}/remove",
+     gate("member", 404, target=302)),
+    ("GET", "/settings/organisation", "/settings/organisation", gate("admin", 200)),
+    ("POST", "/settings/organisation", "/settings/organisation", gate("admin", 302)),
+    ("GET", "/transactions/", "/transactions/", gate("requestor", 200)),
+    ("GET", "/transactions/new", "/transactions/new", gate("requestor", 200)),
+    ("POST", "/transactions/new", "/transactions/new", gate("requestor", 400)),
+    ("GET", "/transactions/stream", "/transactions/stream", gate("requestor", 200, anonymous=401)),
+    ("GET", "/transactions/<public_id>", "/transactions/{transaction}",
+     gate("requestor", 200, requestor=404)),
+    ("POST", "/transactions/<public_id>/cancel", "/transactions/{transaction}/cancel",
+     gate("requestor", 302, requestor=404, reviewer=403)),
+    ("GET", "/authenticate/<token>", "/authenticate/{token}",
+     everyone(403, anonymous=302, target=200)),
+    ("POST", "/authenticate/<token>", "/authenticate/{token}",
+     everyone(403, anonymous=302, target=400)),
+    ("POST", "/authenticate/<token>/passkey-options", "/authenticate/{token}/passkey-options",
+     everyone(403, anonymous=302, target=200)),
+]
 
 
 def app_routes(app):
@@ -99,8 +102,15 @@ def app_routes(app):
 
 
 def test_every_route_has_a_row(app):
-    assert app_routes(app) - set(ROUTES) == set(), "add the new route to ROUTES"
-    assert set(ROUTES) - app_routes(app) == set(), "remove the route that is gone"
+    covered = {(method, rule) for method, rule, _, _ in ROUTES}
+    assert app_routes(app) - covered == set(), "add the new route to ROUTES"
+    assert covered - app_routes(app) == set(), "remove the route that is gone"
+
+
+def test_every_channel_has_its_settings_rows():
+    channel_urls = {url for _, rule, url, _ in ROUTES if "<channel:name>" in rule}
+    for name in channels.names():
+        assert f"/settings/{name}" in channel_urls and f"/settings/{name}/test" in channel_urls
 
 
 @pytest.fixture
@@ -109,10 +119,9 @@ def app_config():
 
 
 @pytest.mark.parametrize("identity", IDENTITIES)
-@pytest.mark.parametrize("route", sorted(ROUTES))
+@pytest.mark.parametrize("route", ROUTES, ids=[f"{method} {url}" for method, _, url, _ in ROUTES])
 def test_route_answers_each_visitor_as_its_rules_say(app, make_user, identity, route):
-    method, _ = route
-    url, expected = ROUTES[route]
+    method, _, url, expected = route
     configure_pagerduty(app)
     people = {"owner": make_user("requestor"), "target": make_user("member", notify_pagerduty=True)}
     make_user("admin")  # so no rule about the last admin gets in the way
@@ -139,3 +148,9 @@ def test_route_answers_each_visitor_as_its_rules_say(app, make_user, identity, r
     if response.status_code in (401, 403, 404):
         assert ('<p class="error-code">' in response.text
                 or "This request is for someone else" in response.text)
+
+
+def test_a_channel_or_secret_that_does_not_exist_is_not_found(app, as_admin):
+    assert as_admin.client.get("/settings/fax").status_code == 404
+    assert as_admin.post("/settings/sms/remove-key").status_code == 404
+    assert as_admin.post("/settings/sms/remove-token").status_code == 302

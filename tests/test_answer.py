@@ -8,9 +8,9 @@ from sqlalchemy import select, update
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Event, Transaction, utcnow
 from sendauth_dashboard.security import RedactTokens
-
-from .conftest import PASSWORD, csrf_token_from
-from .helpers import answer_token, configure_pagerduty, send_request, verify_form
+from tests.support.accounts import PASSWORD
+from tests.support.helpers import answer_token, configure_pagerduty, send_request, verify_form
+from tests.support.web import csrf_token_from
 
 
 @pytest.fixture

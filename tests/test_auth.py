@@ -2,8 +2,8 @@ import pytest
 
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import User
-
-from .conftest import PASSWORD, csrf_token_from
+from tests.support.accounts import PASSWORD
+from tests.support.web import csrf_token_from
 
 
 def test_sign_in_and_out(client, auth, make_user):
@@ -94,7 +94,8 @@ def test_anonymous_visitors_are_sent_to_sign_in_and_back(client, auth, make_user
 def test_next_never_leaves_the_site(auth, make_user, target):
     response = auth.login(make_user("member"), next_url=target)
     assert response.status_code == 302
-    assert response.headers["Location"] in ("/", target) and response.headers["Location"].startswith("/")
+    location = response.headers["Location"]
+    assert location in ("/", target) and location.startswith("/")
     assert not response.headers["Location"].startswith("//")
 
 

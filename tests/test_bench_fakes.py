@@ -3,8 +3,7 @@ overrode a method the test fake no longer called, and measured nothing without s
 import requests
 
 from bench.fakes import BenchPagerDuty
-
-from .helpers import TEST_KEY
+from tests.support.helpers import TEST_KEY
 
 
 def event(dedup_key):

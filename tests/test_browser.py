@@ -5,10 +5,10 @@ from sqlalchemy import select
 
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Transaction
+from sendauth_dashboard.runtime import runtime
 from sendauth_dashboard.services import transactions
-
-from .conftest import PASSWORD, create_user
-from .helpers import configure_pagerduty, send_request
+from tests.support.accounts import PASSWORD, create_user
+from tests.support.helpers import configure_pagerduty, send_request
 
 pytestmark = pytest.mark.browser
 
@@ -126,7 +126,7 @@ def test_a_cut_stream_reconnects_and_shows_everything_it_missed(browser, live_se
     expect(indicator).to_have_attribute("data-state", "live", timeout=LIVE)
 
     reviewer.route("**/transactions/stream*", lambda route: route.abort())
-    app.extensions["sendauth_broker"].close_all()
+    runtime(app).broker.close_all()
     expect(indicator).to_have_attribute("data-state", "reconnecting", timeout=LIVE)
 
     answered = send_request(app, people["requestor"], people["user"], message="one")
@@ -149,7 +149,7 @@ def test_a_cut_stream_reconnects_and_shows_everything_it_missed(browser, live_se
 def test_the_answer_page_fits_a_phone(browser, live_server, people):
     app = live_server.app
     public_id = send_request(app, people["requestor"], people["user"])
-    from .helpers import answer_token
+    from tests.support.helpers import answer_token
 
     token = answer_token(app, public_id)
     context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True)

@@ -2,8 +2,7 @@ from sqlalchemy import select
 
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import User
-
-from .conftest import PASSWORD
+from tests.support.accounts import PASSWORD
 
 
 def test_create_user_with_every_option(app, runner, auth):

@@ -6,8 +6,10 @@ import pytest
 
 from sendauth_dashboard import create_app
 from sendauth_dashboard.extensions import db
+from tests.support.accounts import PASSWORD
+from tests.support.config import base_test_config, need
+from tests.support.web import AuthActions, csrf_token_from
 
-from .conftest import PASSWORD, AuthActions, base_test_config, csrf_token_from, need
 from .test_redis import REDIS_URL, redis_available
 
 WRONG = "not the password at all"
@@ -133,7 +135,7 @@ def test_a_forged_x_forwarded_for_does_not_make_a_new_client(app, make_user):
 def test_behind_a_configured_proxy_each_forwarded_client_is_counted_apart(app, make_user):
     proxy = "10.0.0.5"
     first = client_at(app, proxy, HTTP_X_FORWARDED_FOR="192.0.2.1")
-    for n in range(3):
+    for _ in range(3):
         sign_in(first, make_user("member").email)
     user = make_user("member")
     assert sign_in(first, user.email).status_code == 429

@@ -6,16 +6,20 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from sendauth_dashboard.channels import integration
+from sendauth_dashboard.channels.http import SendResult
 from sendauth_dashboard.config import DEFAULTS
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Event, Transaction, utcnow
-from sendauth_dashboard.services import delivery, integrations, transactions
-from sendauth_dashboard.services.delivery import Dispatcher, backoff_seconds
-from sendauth_dashboard.services.secrets import box_for
-from sendauth_dashboard.services.sending import SendResult
+from sendauth_dashboard.runtime import runtime
+from sendauth_dashboard.services import transactions
+from sendauth_dashboard.services.outbox import deliveries
+from sendauth_dashboard.services.outbox.deliveries import backoff_seconds
+from sendauth_dashboard.services.outbox.dispatcher import Dispatcher, dispatcher_of
+from sendauth_dashboard.services.secrets import secret_box_for
+from tests.support.helpers import TEST_KEY, configure_pagerduty, send_request
 
 from .fakes.pagerduty import Answer
-from .helpers import TEST_KEY, configure_pagerduty, send_request
 
 
 @pytest.fixture
@@ -32,13 +36,13 @@ def people(app, make_user):
                                                                    notify_pagerduty=True)
 
 
-def deliveries(app):
+def delivery_rows(app):
     with app.app_context():
         return db.session.scalars(select(Delivery).order_by(Delivery.id)).all()
 
 
 def only_delivery(app):
-    (d,) = deliveries(app)
+    (d,) = delivery_rows(app)
     return d
 
 
@@ -85,7 +89,8 @@ def test_a_user_with_pagerduty_off_is_refused_and_nothing_is_written(app, make_u
 
 def test_pagerduty_disabled_means_no_route(app, make_user):
     configure_pagerduty(app, enabled=False)
-    with pytest.raises(transactions.TransactionError, match="the PagerDuty integration is disabled"):
+    with pytest.raises(transactions.TransactionError,
+                       match="the PagerDuty integration is disabled"):
         send_request(app, make_user("requestor"), make_user("member", notify_pagerduty=True))
 
 
@@ -109,7 +114,7 @@ def test_one_incident_with_every_field_and_the_link(app, people, fake_pagerduty)
     assert d.link_ciphertext is None
     assert event_kinds(app) == ["transaction.created", "delivery.sent"]
     with app.app_context():
-        assert integrations.status_view("pagerduty").state == "success"
+        assert integration.status_view("pagerduty").state == "success"
 
 
 def test_a_400_fails_at_once_with_pagerdutys_text(app, people, fake_pagerduty):
@@ -121,7 +126,7 @@ def test_a_400_fails_at_once_with_pagerdutys_text(app, people, fake_pagerduty):
     time_passes(app)
     assert dispatch(app) == []
     with app.app_context():
-        status = integrations.status_view("pagerduty")
+        status = integration.status_view("pagerduty")
         assert (status.state, status.error) == ("error", "HTTP 400: Invalid routing key")
 
 
@@ -132,7 +137,7 @@ def test_500s_are_retried_until_pagerduty_recovers_then_one_incident(app, people
     d = only_delivery(app)
     assert d.status == "queued" and d.next_attempt_at > utcnow()
     with app.app_context():
-        assert integrations.status_view("pagerduty").error == "HTTP 500: Internal Server Error"
+        assert integration.status_view("pagerduty").error == "HTTP 500: Internal Server Error"
     time_passes(app)
     assert dispatch(app) == ["retrying"]
     fake_pagerduty.answer_normally()
@@ -141,7 +146,7 @@ def test_500s_are_retried_until_pagerduty_recovers_then_one_incident(app, people
     assert len(fake_pagerduty.incidents) == 1
     assert only_delivery(app).attempts == 3
     with app.app_context():
-        assert integrations.status_view("pagerduty").state == "success"
+        assert integration.status_view("pagerduty").state == "success"
     assert event_kinds(app) == ["transaction.created", "delivery.retrying", "delivery.retrying",
                                 "delivery.sent"]
 
@@ -206,13 +211,13 @@ def test_a_claim_whose_dispatcher_died_is_reclaimed_after_its_lease(app, people,
     send_request(app, *people)
     now = utcnow()
     with app.app_context():
-        assert len(delivery.claim("dead", 10, now=now, lease_seconds=60)) == 1
-        assert delivery.claim("alive", 10, now=now + timedelta(seconds=30)) == []
-        (reclaimed,) = delivery.claim("alive", 10, now=now + timedelta(seconds=61))
-        assert delivery.attempt(reclaimed, "alive") == "sent"
+        assert len(deliveries.claim("dead", 10, now=now, lease_seconds=60)) == 1
+        assert deliveries.claim("alive", 10, now=now + timedelta(seconds=30)) == []
+        (reclaimed,) = deliveries.claim("alive", 10, now=now + timedelta(seconds=61))
+        assert deliveries.attempt(reclaimed, "alive") == "sent"
         # The dead dispatcher's late answer does not overwrite the record.
         late = SendResult("accepted", 202, external_id="x")
-        assert delivery.record_result(reclaimed, "dead", late, app.config) == "lost"
+        assert deliveries.record_result(reclaimed, "dead", late, app.config) == "lost"
     assert only_delivery(app).attempts == 1
     assert len(fake_pagerduty.incidents) == 1
 
@@ -220,14 +225,14 @@ def test_a_claim_whose_dispatcher_died_is_reclaimed_after_its_lease(app, people,
 def test_concurrent_dispatchers_claim_each_delivery_once(app, make_user):
     configure_pagerduty(app)
     requestor = make_user("requestor")
-    for n in range(40):
+    for _ in range(40):
         send_request(app, requestor, make_user("member", notify_pagerduty=True))
     claimed, batches, barrier = [], [], threading.Barrier(4)
 
     def claimer(name):
         barrier.wait()
         with app.app_context():
-            while ids := delivery.claim(name, 3):
+            while ids := deliveries.claim(name, 3):
                 claimed.extend(ids)
                 batches.append(len(ids))
 
@@ -236,17 +241,16 @@ def test_concurrent_dispatchers_claim_each_delivery_once(app, make_user):
         t.start()
     for t in threads:
         t.join(30)
-    assert sorted(claimed) == sorted(d.id for d in deliveries(app))
+    assert sorted(claimed) == sorted(d.id for d in delivery_rows(app))
     assert max(batches) <= 3, "never more than asked for"
 
 
 def test_the_dispatcher_thread_sends_as_soon_as_a_request_is_queued(app, people, fake_pagerduty):
     app.config["DISPATCHER"] = "thread"
     app.config["DISPATCHER_IDLE_SECONDS"] = 30.0  # so only the wake-up can explain a quick send
-    dispatcher = delivery.dispatcher_of(app)
+    dispatcher = dispatcher_of(app)
     try:
-        send_request(app, *people)
-        delivery.wake(app)
+        send_request(app, *people)  # its commit wakes the dispatcher (services.after_commit)
         fake_pagerduty.wait_for(lambda fake: len(fake.incidents) == 1, timeout=15)
     finally:
         dispatcher.stop(timeout=5)
@@ -255,8 +259,8 @@ def test_the_dispatcher_thread_sends_as_soon_as_a_request_is_queued(app, people,
 
 def test_unit_tests_start_no_dispatcher(app, client):
     client.get("/healthz")
-    assert delivery.dispatcher_of(app) is None
-    assert "sendauth_dispatcher" not in app.extensions
+    assert dispatcher_of(app) is None
+    assert runtime(app).dispatcher is None
 
 
 BACKOFF = {k: DEFAULTS[k] for k in DEFAULTS
@@ -286,10 +290,10 @@ def test_backoff_honours_retry_after_and_waits_longer_on_429():
 def test_a_key_that_cannot_be_decrypted_fails_visibly_instead_of_retrying(app, people,
                                                                          fake_pagerduty):
     send_request(app, *people)
-    app.extensions["sendauth_secret_box"] = box_for({"SECRET_KEY": "a different secret key"})
+    runtime(app).secret_box = secret_box_for({"SECRET_KEY": "a different secret key"})
     assert dispatch(app) == ["failed"]
     assert fake_pagerduty.received == []
     assert "cannot be decrypted" in only_delivery(app).last_error
     with app.app_context():
-        status = integrations.status_view("pagerduty")
+        status = integration.status_view("pagerduty")
     assert status.state == "error" and "Enter it again" in status.error

@@ -4,8 +4,7 @@ import pytest
 
 from sendauth_dashboard import create_app
 from sendauth_dashboard.config import ConfigurationError
-
-from .conftest import base_test_config
+from tests.support.config import base_test_config
 
 
 def test_test_config_wins_over_defaults(tmp_path):

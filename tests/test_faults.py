@@ -13,11 +13,12 @@ from sqlalchemy import func, select
 from sendauth_dashboard import create_app
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Event, Transaction
+from tests.support import servers
+from tests.support.accounts import create_user
+from tests.support.config import base_test_config
+from tests.support.helpers import configure_pagerduty, database_rows, send_request, wait_until
 
-from . import servers
-from .conftest import base_test_config, create_user
 from .fakes.pagerduty import Answer
-from .helpers import configure_pagerduty, database_rows, send_request, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -196,7 +197,7 @@ def test_a_429_slows_the_dispatcher_down_and_everything_arrives(dashboard, fake_
         for received in fake_pagerduty.received:
             throttled[received.body["dedup_key"]].append(received.at)
     gaps = [later - earlier for times in throttled.values()
-            for earlier, later in zip(times, times[1:])]
+            for earlier, later in zip(times, times[1:], strict=False)]
     # Each transaction's attempts are at least the 429 floor apart: no hammering.
     assert min(gaps) >= floor * 0.95, sorted(gaps)[:5]
     refused_for = started - min(t for times in throttled.values() for t in times)
@@ -291,7 +292,7 @@ def test_with_every_pooled_connection_busy_pages_say_so_with_a_503(tmp_path, pos
                                                                     monkeypatch):
     """SQLAlchemy raises its TimeoutError (not an OperationalError) when no pooled connection
     comes free in time: a 503 that says the database is busy, not a 500."""
-    from .conftest import AuthActions
+    from tests.support.web import AuthActions
 
     monkeypatch.setenv("SENDAUTH_INSTANCE_PATH", str(tmp_path / "instance"))
     app = create_app(base_test_config(tmp_path, SQLALCHEMY_DATABASE_URI=postgres_url,

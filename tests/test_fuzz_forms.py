@@ -12,15 +12,15 @@ from hypothesis import strategies as st
 
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import ROLES, SEVERITIES, PagerDutySettings, User
-
-from .conftest import PASSWORD, AuthActions, csrf_token_from
-from .helpers import (
+from tests.support.accounts import PASSWORD
+from tests.support.helpers import (
     TEST_KEY,
     answer_token,
     configure_pagerduty,
     database_rows,
     send_request,
 )
+from tests.support.web import AuthActions, csrf_token_from
 
 EXAMPLES = 40
 fuzz = settings(max_examples=EXAMPLES, deadline=None,

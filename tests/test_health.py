@@ -1,6 +1,5 @@
 from sendauth_dashboard import create_app
-
-from .conftest import base_test_config
+from tests.support.config import base_test_config
 
 
 def test_healthz_answers_200_when_the_database_answers(client):

@@ -1,7 +1,6 @@
+from sendauth_dashboard.channels import integration
 from sendauth_dashboard.extensions import db
-from sendauth_dashboard.services import integrations
-
-from .helpers import configure_pagerduty
+from tests.support.helpers import configure_pagerduty
 
 
 def checklist(html):
@@ -12,14 +11,15 @@ def checklist(html):
 def test_a_new_admin_sees_three_steps_to_do(client, as_admin):
     steps = checklist(client.get("/").text)
     assert steps.count("(to do)") == 3
-    assert "Set up PagerDuty" in steps and "Send a test incident" in steps and "Add the people" in steps
+    assert all(step in steps for step in ("Set up PagerDuty", "Send a test incident",
+                                          "Add the people"))
 
 
 def test_steps_are_ticked_off_once_done(app, client, as_admin, make_user):
     make_user("requestor")
     configure_pagerduty(app)
     with app.app_context():
-        integrations.record_outcome("pagerduty", success=False, error="Invalid routing key")
+        integration.record_outcome("pagerduty", success=False, error="Invalid routing key")
         db.session.commit()
     steps = checklist(client.get("/").text)
     assert steps.count("(done)") == 3

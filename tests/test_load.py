@@ -17,11 +17,12 @@ from sqlalchemy import select
 from sendauth_dashboard import create_app
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Event, Transaction
+from tests.support import servers
+from tests.support.accounts import PASSWORD, create_user
+from tests.support.config import base_test_config, need
+from tests.support.helpers import configure_pagerduty, wait_until
 
-from . import servers
-from .conftest import PASSWORD, base_test_config, create_user, need
 from .fakes.pagerduty import FakePagerDuty
-from .helpers import configure_pagerduty, wait_until
 from .test_redis import REDIS_URL, redis_available
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
@@ -225,7 +226,7 @@ def test_200_clients_for_a_minute_lose_nothing_and_get_no_server_error(tmp_path,
         for who, watcher in watchers.items():
             requestor_id = emails.get(who)
             ids = [i for i, owner in visible if requestor_id is None or owner == requestor_id]
-            watcher.wait_for(lambda got: len(got) >= len(ids), timeout=30)
+            watcher.wait_for(lambda got, ids=ids: len(got) >= len(ids), timeout=30)
             got = [event["id"] for event in watcher.events]
             assert got == ids, f"{who}: {len(got)} events, {len(ids)} in the table; in order?"
             watcher.close()

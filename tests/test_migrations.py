@@ -6,8 +6,7 @@ from sqlalchemy import inspect
 
 from sendauth_dashboard import create_app
 from sendauth_dashboard.extensions import db
-
-from .conftest import base_test_config
+from tests.support.config import base_test_config
 
 
 def migrated_app(tmp_path):

@@ -4,11 +4,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from sendauth_dashboard.services import pagerduty
-from sendauth_dashboard.services.pagerduty import EventsClient, IntegrationKeyError
+from sendauth_dashboard.channels import pagerduty
+from sendauth_dashboard.channels.pagerduty import EventsClient, IntegrationKeyError
+from tests.support.helpers import TEST_KEY
 
 from .fakes.pagerduty import Answer, validate
-from .helpers import TEST_KEY
 
 
 @pytest.mark.parametrize("raw", [
@@ -83,7 +83,8 @@ def test_the_fake_holds_events_to_pagerdutys_published_schema():
     event["payload"]["severity"] = "urgent"
     del event["event_action"]
     errors = validate(event)
-    assert "payload.severity: 'urgent' is not one of ['critical', 'warning', 'error', 'info']" in errors
+    assert ("payload.severity: 'urgent' is not one of ['critical', 'warning', 'error', 'info']"
+            in errors)
     assert "event: 'event_action' is a required property" in errors
 
 
@@ -160,7 +161,8 @@ def test_429_and_5xx_are_retryable(fake_pagerduty, client_for, answer, status):
 def test_retry_after_is_read_in_seconds_or_as_a_date(fake_pagerduty, client_for):
     fake_pagerduty.answer_next(Answer.rate_limited(retry_after=30))
     assert client_for.send(build()).retry_after == 30
-    later = (datetime.now(timezone.utc) + timedelta(seconds=90)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    later = (datetime.now(timezone.utc) + timedelta(seconds=90)).strftime(
+        "%a, %d %b %Y %H:%M:%S GMT")
     fake_pagerduty.answer_next(Answer.rate_limited(retry_after=later))
     assert 80 < client_for.send(build()).retry_after <= 90
 

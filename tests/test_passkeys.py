@@ -12,11 +12,10 @@ from sqlalchemy import select, update
 
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Event, Passkey, PasskeyChallenge, Transaction, User, utcnow
-from sendauth_dashboard.services import events, passkeys, transactions
-
-from .authenticator import SoftAuthenticator
-from .conftest import csrf_token_from
-from .helpers import (
+from sendauth_dashboard.services import passkeys, transactions
+from sendauth_dashboard.services.live import messages
+from tests.support.authenticator import SoftAuthenticator
+from tests.support.helpers import (
     answer_token,
     binding_code,
     configure_pagerduty,
@@ -25,6 +24,7 @@ from .helpers import (
     send_request,
     verify_form,
 )
+from tests.support.web import csrf_token_from
 
 ORIGIN = "http://sendauth.test"  # BASE_URL in tests
 
@@ -491,7 +491,7 @@ def password_form(app, client, token, password):
 
 def test_with_the_setting_off_a_user_without_a_passkey_verifies_with_the_password(
         app, client, passwordless):
-    from .conftest import PASSWORD
+    from tests.support.accounts import PASSWORD
 
     user, public_id, token = passwordless
     page = client.get(f"/authenticate/{token}").text
@@ -516,7 +516,7 @@ def test_a_wrong_password_is_refused(app, client, passwordless, password, messag
 
 
 def test_with_the_setting_off_a_user_with_a_passkey_still_uses_it(app, client, sent):
-    from .conftest import PASSWORD
+    from tests.support.accounts import PASSWORD
 
     _, user, public_id, token = sent
     require_passkey(app, False)
@@ -628,7 +628,7 @@ def test_the_requestor_is_told_when_a_passkey_used_is_new(app, client, sent):
     with app.app_context():
         used = db.session.scalar(select(Event).where(Event.kind == "passkey.used"))
         assert used.data["new"] is True
-        assert events.describe(used.kind, used.data, "Uma").endswith(
+        assert messages.describe(used.kind, used.data, "Uma").endswith(
             f"registered less than a day before ({used.data['registered_at'][:10]} "
             f"{used.data['registered_at'][11:16]} UTC): ask them whether they added it")
 
@@ -643,5 +643,5 @@ def test_a_passkey_older_than_a_day_is_not_called_new(app, client, sent):
     with app.app_context():
         used = db.session.scalar(select(Event).where(Event.kind == "passkey.used"))
         assert used.data["new"] is False
-        assert events.describe(used.kind, used.data, "Uma") == (
+        assert messages.describe(used.kind, used.data, "Uma") == (
             "Uma proved it is them with the passkey 'Test passkey'")

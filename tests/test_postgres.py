@@ -9,9 +9,8 @@ from sqlalchemy import create_engine, inspect, text
 
 from sendauth_dashboard import create_app
 from sendauth_dashboard.extensions import db
-from sendauth_dashboard.services import events
-
-from .conftest import base_test_config
+from sendauth_dashboard.services.live import event_log
+from tests.support.config import base_test_config
 
 pytestmark = pytest.mark.postgres
 
@@ -67,7 +66,7 @@ def test_a_later_event_waits_for_an_earlier_one_to_commit(app):
             db.session.commit()
 
     def flush_event(kind):
-        event = events.record(f"test.{kind}")
+        event = event_log.record(f"test.{kind}")
         db.session.flush()
         return event.id
 

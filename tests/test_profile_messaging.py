@@ -4,8 +4,7 @@ from sqlalchemy import select
 
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Event, User
-
-from .helpers import configure_email, configure_sms
+from tests.support.helpers import configure_email, configure_sms
 
 
 @pytest.fixture

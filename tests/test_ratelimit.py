@@ -4,11 +4,12 @@ from sqlalchemy import select
 
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery
-from sendauth_dashboard.services.delivery import Dispatcher
-from sendauth_dashboard.services.ratelimit import LocalWindow, RedisWindow
+from sendauth_dashboard.runtime import runtime
+from sendauth_dashboard.services.outbox.dispatcher import Dispatcher
+from sendauth_dashboard.services.outbox.send_window import LocalWindow, RedisWindow
+from tests.support.config import need
+from tests.support.helpers import configure_pagerduty, send_request
 
-from .conftest import need
-from .helpers import configure_pagerduty, send_request
 from .test_redis import REDIS_URL, redis_available
 
 
@@ -42,13 +43,14 @@ def test_unused_reservations_are_given_back():
 
 @pytest.fixture
 def app_config(fake_pagerduty):
-    return {"PAGERDUTY_EVENTS_URL": fake_pagerduty.url, "DELIVERY_RATE_LIMITS": {"pagerduty": [3, 60]}}
+    return {"PAGERDUTY_EVENTS_URL": fake_pagerduty.url,
+            "DELIVERY_RATE_LIMITS": {"pagerduty": [3, 60]}}
 
 
 def test_a_burst_beyond_the_limit_waits_without_attempts_or_429s(app, make_user, fake_pagerduty):
     configure_pagerduty(app)
     clock = Clock()
-    app.extensions["sendauth_send_window"] = LocalWindow(clock)
+    runtime(app).send_window = LocalWindow(clock)
     requestor = make_user("requestor")
     users = [make_user("member", notify_pagerduty=True) for _ in range(5)]
     for user in users:

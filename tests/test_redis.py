@@ -9,10 +9,13 @@ import pytest
 
 from sendauth_dashboard import create_app
 from sendauth_dashboard.extensions import db
-from sendauth_dashboard.services.broker import RESYNC, RedisBroker
+from sendauth_dashboard.runtime import runtime
+from sendauth_dashboard.services.live.broker import RESYNC, RedisBroker
+from tests.support.accounts import create_user
+from tests.support.config import base_test_config, need
+from tests.support.helpers import configure_pagerduty, send_request, wait_until
+from tests.support.web import AuthActions
 
-from .conftest import AuthActions, base_test_config, create_user, need
-from .helpers import configure_pagerduty, send_request, wait_until
 from .test_stream import Stream
 
 pytestmark = pytest.mark.redis
@@ -126,7 +129,7 @@ def test_when_redis_goes_away_streams_stay_up_and_miss_nothing(tmp_path, own_red
     client = watcher.test_client()
     AuthActions(client).login(hana)
     stream = Stream(client, "/transactions/stream?after=0")
-    watcher_broker = watcher.extensions["sendauth_broker"]
+    watcher_broker = runtime(watcher).broker
     assert watcher_broker.wait_until_listening(15)
     first = send_request(sender, hana, uma)
     stream.read_until(lambda s: len(s.events) == 1)
@@ -140,6 +143,6 @@ def test_when_redis_goes_away_streams_stay_up_and_miss_nothing(tmp_path, own_red
     assert not stream.ended, "the stream stayed open throughout"
     stream.close()
     for app in (sender, watcher):
-        app.extensions["sendauth_broker"].stop()
+        runtime(app).broker.stop()
         with app.app_context():
             db.engine.dispose()

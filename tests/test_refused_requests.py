@@ -7,8 +7,9 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from .conftest import PASSWORD, AuthActions, csrf_token_from
-from .helpers import (
+from sendauth_dashboard import channels
+from tests.support.accounts import PASSWORD
+from tests.support.helpers import (
     OTHER_TEST_KEY,
     answer_token,
     configure_pagerduty,
@@ -16,6 +17,7 @@ from .helpers import (
     passkey_ids,
     send_request,
 )
+from tests.support.web import AuthActions, csrf_token_from
 
 LIMIT = 64 * 1024
 
@@ -49,10 +51,16 @@ def post_urls(app, arguments):
         from flask import url_for
 
         for rule in app.url_map.iter_rules():
-            if "POST" in rule.methods:
-                missing = rule.arguments - set(arguments)
+            if "POST" not in rule.methods:
+                continue
+            # A rule that names a channel: once for each channel, with its secret's word.
+            each = [{"name": cls.name, "secret_word": cls.page.secret_word}
+                    for cls in channels.REGISTRY.values()] if "name" in rule.arguments else [{}]
+            for values in each:
+                values = {**arguments, **values}
+                missing = rule.arguments - set(values)
                 assert not missing, f"no value for {sorted(missing)} of {rule.rule}"
-                urls.append(url_for(rule.endpoint, **{a: arguments[a] for a in rule.arguments}))
+                urls.append(url_for(rule.endpoint, **{a: values[a] for a in rule.arguments}))
     assert len(urls) >= 10
     return sorted(urls)
 

@@ -3,11 +3,11 @@ enabled, and a refusal that says why when there is none."""
 import pytest
 from sqlalchemy import func, select
 
+from sendauth_dashboard import channels
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Event, Transaction, User
-from sendauth_dashboard.services import integrations, routing, transactions
-
-from .helpers import (
+from sendauth_dashboard.services import routing, transactions
+from tests.support.helpers import (
     configure_email,
     configure_pagerduty,
     configure_slack,
@@ -33,7 +33,7 @@ def route_of(app, user):
 
 def disable(app, channel):
     with app.app_context():
-        integrations.settings_row(channel).enabled = False
+        channels.channel(channel).settings_row().enabled = False
         db.session.commit()
 
 
@@ -77,7 +77,7 @@ def test_a_disabled_channel_is_skipped_with_why_and_the_others_still_used(app, m
     disable(app, channel)
     route = route_of(app, make_user("member", **EVERYTHING_ON))
     assert channel not in route.channels and len(route.channels) == 3
-    noun = integrations.INTEGRATIONS[channel].noun
+    noun = channels.REGISTRY[channel].noun
     assert route.skipped == {channel: f"the {noun} integration is disabled"}
 
 

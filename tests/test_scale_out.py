@@ -8,10 +8,11 @@ from sqlalchemy import text
 
 from sendauth_dashboard import create_app
 from sendauth_dashboard.extensions import db
+from tests.support import servers
+from tests.support.accounts import create_user
+from tests.support.config import base_test_config, need
+from tests.support.helpers import configure_pagerduty, send_request
 
-from . import servers
-from .conftest import base_test_config, create_user, need
-from .helpers import configure_pagerduty, send_request
 from .test_redis import REDIS_URL, redis_available
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]

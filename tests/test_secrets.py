@@ -16,14 +16,12 @@ from sqlalchemy import select, update
 
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Event, Transaction, User, utcnow
-from sendauth_dashboard.services import delivery
-from sendauth_dashboard.services.delivery import Dispatcher
+from sendauth_dashboard.services.outbox import deliveries
+from sendauth_dashboard.services.outbox.dispatcher import Dispatcher
 from sendauth_dashboard.services.secrets import derive_key
-
-from . import servers
-from .conftest import PASSWORD, AuthActions, create_user, csrf_token_from
-from .fakes.pagerduty import Answer
-from .helpers import (
+from tests.support import servers
+from tests.support.accounts import PASSWORD, create_user
+from tests.support.helpers import (
     TEST_KEY,
     answer_token,
     configure_pagerduty,
@@ -32,6 +30,9 @@ from .helpers import (
     send_request,
     verify_form,
 )
+from tests.support.web import AuthActions, csrf_token_from
+
+from .fakes.pagerduty import Answer
 from .test_stream import Stream
 
 
@@ -297,7 +298,7 @@ def test_a_browser_on_the_answer_page_sends_its_address_to_no_one(browser, live_
     configure_pagerduty(app)
     people = create_people(app)
     send_request(app, people["requestor"], people["member"])
-    delivery.wake(app)
+    deliveries.wake(app)
     fake_pagerduty.wait_for(lambda fake: fake.accepted)
     link = fake_pagerduty.accepted[-1]["links"][0]["href"]
     page = browser.new_context().new_page()

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from .conftest import AuthActions
-from .helpers import answer_token, configure_pagerduty, every_get_url, send_request
+from tests.support.helpers import answer_token, configure_pagerduty, every_get_url, send_request
+from tests.support.web import AuthActions
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 

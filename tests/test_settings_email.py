@@ -5,12 +5,12 @@ What every channel's page promises is in every_channel/test_settings_page.py.
 import pytest
 from sqlalchemy import select
 
+from sendauth_dashboard import channels
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Event
-from sendauth_dashboard.services import integrations
+from tests.support.helpers import SMTP_PASSWORD, SMTP_USERNAME
 
 from .fakes.smtp import FakeSmtp
-from .helpers import SMTP_PASSWORD, SMTP_USERNAME
 
 
 def form(**fields):
@@ -22,7 +22,7 @@ def form(**fields):
 
 def stored(app):
     with app.app_context():
-        s = integrations.settings_row("email")
+        s = channels.channel("email").settings_row()
         return s.enabled, s.host, s.port, s.tls_mode, s.username, s.from_address
 
 

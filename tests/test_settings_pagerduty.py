@@ -4,12 +4,12 @@ import logging
 import pytest
 from sqlalchemy import select
 
+from sendauth_dashboard import channels
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Event, PagerDutySettings
-from sendauth_dashboard.services import integrations
+from tests.support.helpers import OTHER_TEST_KEY, TEST_KEY, database_at_rest
 
 from .fakes.pagerduty import Answer
-from .helpers import OTHER_TEST_KEY, TEST_KEY, database_at_rest
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def audit(app):
 
 def stored(app):
     with app.app_context():
-        settings = integrations.pagerduty_settings()
+        settings = channels.channel("pagerduty").settings_row()
         return settings.enabled, settings.integration_key_ciphertext, settings.severity
 
 
@@ -204,10 +204,11 @@ def test_other_roles_get_403_and_no_link(client, auth, make_user):
 
 
 def test_a_key_that_cannot_be_decrypted_is_reported_not_a_crash(app, client, as_admin):
-    from sendauth_dashboard.services.secrets import box_for
+    from sendauth_dashboard.runtime import runtime
+    from sendauth_dashboard.services.secrets import secret_box_for
 
     save(as_admin, enabled="y", integration_key=TEST_KEY)
-    app.extensions["sendauth_secret_box"] = box_for({"SECRET_KEY": "a different secret key"})
+    runtime(app).secret_box = secret_box_for({"SECRET_KEY": "a different secret key"})
     html = page(client)
     assert "cannot be decrypted" in html and "Enter it again" in html
     as_admin.post("/settings/pagerduty/test")

@@ -4,9 +4,8 @@ What every channel's page promises is in every_channel/test_settings_page.py.
 """
 import pytest
 
-from sendauth_dashboard.services import integrations
-
-from .helpers import SLACK_BOT_TOKEN
+from sendauth_dashboard import channels
+from tests.support.helpers import SLACK_BOT_TOKEN
 
 
 @pytest.fixture
@@ -16,7 +15,7 @@ def app_config(fake_slack):
 
 def stored_token(app):
     with app.app_context():
-        return integrations.settings_row("slack").bot_token_ciphertext
+        return channels.channel("slack").settings_row().bot_token_ciphertext
 
 
 def test_a_user_token_is_refused_beside_the_field_without_being_shown(app, as_admin):

@@ -4,9 +4,8 @@ What every channel's page promises is in every_channel/test_settings_page.py.
 """
 import pytest
 
-from sendauth_dashboard.services import integrations
-
-from .helpers import TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_SENDER
+from sendauth_dashboard import channels
+from tests.support.helpers import TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_SENDER
 
 
 @pytest.fixture
@@ -23,7 +22,7 @@ def form(**fields):
 
 def stored(app):
     with app.app_context():
-        s = integrations.settings_row("sms")
+        s = channels.channel("sms").settings_row()
         return s.enabled, s.account_sid, s.auth_token_ciphertext is not None, s.sender
 
 

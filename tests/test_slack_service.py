@@ -3,11 +3,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from sendauth_dashboard.services import slack
+from sendauth_dashboard.channels import slack
+from tests.support.helpers import SLACK_BOT_TOKEN
 
 from .fakes.http import Answer as HttpAnswer
 from .fakes.slack import Answer
-from .helpers import SLACK_BOT_TOKEN
 
 LINK = "http://sendauth.test/authenticate/tok3n"
 

@@ -5,10 +5,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from sendauth_dashboard.services import smtp
+from sendauth_dashboard.channels import email
+from tests.support.helpers import SMTP_PASSWORD, SMTP_USERNAME
 
 from .fakes.smtp import FakeSmtp
-from .helpers import SMTP_PASSWORD, SMTP_USERNAME
 
 LINK = "http://sendauth.test/authenticate/tok3n-tok3n-tok3n"
 
@@ -23,17 +23,17 @@ def transaction(message="Please confirm your password reset", context="Ticket #4
 
 
 def request_email(**fields):
-    return smtp.request_email(transaction=transaction(**fields), link=LINK,
+    return email.request_email(transaction=transaction(**fields), link=LINK,
                               sender="sendauth@example.com")
 
 
 def server(port, tls_mode="none", username=None, password=None):
-    return smtp.Server("127.0.0.1", port, tls_mode, username, password)
+    return email.Server("127.0.0.1", port, tls_mode, username, password)
 
 
 def send(server_, message=None, ca_file=None, timeout=5.0):
-    mailer = smtp.Mailer(timeout, ca_file)
-    return mailer.send(smtp.Outgoing(server_, message or request_email()))
+    mailer = email.Mailer(timeout, ca_file)
+    return mailer.send(email.Outgoing(server_, message or request_email()))
 
 
 def test_the_email_names_the_requestor_and_carries_message_context_and_link():
@@ -158,7 +158,7 @@ def test_a_server_that_never_greets_is_retryable_after_the_timeout():
     (" SMTP.Example.com ", "smtp.example.com"), ("10.0.0.25", "10.0.0.25"), ("", None),
 ])
 def test_hosts_are_trimmed_and_lower_cased(raw, cleaned):
-    assert smtp.clean_host(raw) == cleaned
+    assert email.clean_host(raw) == cleaned
 
 
 @pytest.mark.parametrize("raw, message", [
@@ -168,16 +168,16 @@ def test_hosts_are_trimmed_and_lower_cased(raw, cleaned):
 ])
 def test_a_malformed_host_says_what_to_write_instead(raw, message):
     with pytest.raises(ValueError, match=message):
-        smtp.clean_host(raw)
+        email.clean_host(raw)
 
 
 @pytest.mark.parametrize("raw", ["0", "65536", "five", "", "-1"])
 def test_a_port_outside_1_to_65535_is_refused(raw):
     with pytest.raises(ValueError, match="The port must be a number from 1 to 65535"):
-        smtp.clean_port(raw)
+        email.clean_port(raw)
 
 
 def test_the_from_address_must_be_an_email_address():
-    assert smtp.clean_from_address(" SendAuth@Example.com ") == "SendAuth@example.com"
+    assert email.clean_from_address(" SendAuth@Example.com ") == "SendAuth@example.com"
     with pytest.raises(ValueError, match="The from address is not a valid email address"):
-        smtp.clean_from_address("sendauth at example.com")
+        email.clean_from_address("sendauth at example.com")

@@ -9,10 +9,12 @@ from sqlalchemy import select
 
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Transaction, User
-from sendauth_dashboard.services import events, transactions
-
-from .conftest import AuthActions
-from .helpers import configure_pagerduty, send_request
+from sendauth_dashboard.runtime import runtime
+from sendauth_dashboard.services import transactions
+from sendauth_dashboard.services.live import event_log, streams
+from sendauth_dashboard.services.live.broker import LocalBroker
+from tests.support.helpers import configure_pagerduty, send_request
+from tests.support.web import AuthActions
 
 
 @pytest.fixture
@@ -126,7 +128,7 @@ def answer(app, public_id, decision="verify"):
 
 def live_stream(viewer, broker):
     """A stream that has replayed the table and now waits for live events."""
-    body = events.stream(viewer, 0, broker, heartbeat=0.05, lifetime=30)
+    body = streams.stream(viewer, 0, broker, heartbeat=0.05, lifetime=30)
     while not next(body).startswith(": keepalive"):
         pass
     return body
@@ -160,7 +162,7 @@ def test_it_replays_after_the_given_id_then_goes_live(app, client, auth, setup):
     first = send_request(app, hana, uma)
     second = send_request(app, hana, uma)
     with app.app_context():
-        after = events.latest_event_id() - 1
+        after = event_log.latest_event_id() - 1
     auth.login(hana)
     stream = watch(client, f"/transactions/stream?after={after}")
     stream.read_until(lambda s: len(s.events) == 1)
@@ -237,9 +239,9 @@ def test_streams_end_after_their_lifetime(app, client, auth, setup):
 
 def test_a_slow_watcher_catches_up_from_the_table_and_misses_nothing(app, setup):
     hana, _, uma = setup
-    broker = app.extensions["sendauth_broker"]
+    broker = runtime(app).broker
     broker.queue_size = 2
-    viewer = events.Viewer(hana.id, sees_all=False)
+    viewer = streams.Viewer(hana.id, sees_all=False)
     with app.test_request_context():
         body = live_stream(viewer, broker)  # live, and not reading: its queue of 2 overflows
         sent = []
@@ -256,13 +258,14 @@ def test_a_slow_watcher_catches_up_from_the_table_and_misses_nothing(app, setup)
 def test_a_live_event_is_formatted_once_for_all_its_watchers(app, setup, monkeypatch):
     """Serialising the same event again for every watcher was a large part of a fan-out's cost."""
     hana, _, uma = setup
-    broker = app.extensions["sendauth_broker"]
+    broker = runtime(app).broker
     formatted = []
-    real_format = events.sse_format
-    monkeypatch.setattr(events, "sse_format", lambda m: formatted.append(m["id"]) or real_format(m))
-    viewer = events.Viewer(hana.id, sees_all=False)
+    real_format = streams.sse_format
+    monkeypatch.setattr(streams, "sse_format",
+                        lambda m: formatted.append(m["id"]) or real_format(m))
+    viewer = streams.Viewer(hana.id, sees_all=False)
     with app.test_request_context():
-        bodies = [events.stream(viewer, 0, broker, heartbeat=0.05, lifetime=5) for _ in range(3)]
+        bodies = [streams.stream(viewer, 0, broker, heartbeat=0.05, lifetime=5) for _ in range(3)]
         for body in bodies:
             while not next(body).startswith(": keepalive"):
                 pass  # live
@@ -277,10 +280,10 @@ def test_a_live_event_is_formatted_once_for_all_its_watchers(app, setup, monkeyp
 
 def test_an_event_committed_while_the_stream_opens_arrives_once(app, setup):
     hana, _, uma = setup
-    broker = app.extensions["sendauth_broker"]
-    viewer = events.Viewer(hana.id, sees_all=False)
+    broker = runtime(app).broker
+    viewer = streams.Viewer(hana.id, sees_all=False)
     with app.test_request_context():
-        body = events.stream(viewer, 0, broker, heartbeat=0.05, lifetime=30)
+        body = streams.stream(viewer, 0, broker, heartbeat=0.05, lifetime=30)
         assert next(body).startswith("retry:")  # subscribed; the table is not read yet
         in_thread(lambda: send_request(app, hana, uma))  # in the table AND in the queue
         frames = [next(body) for _ in range(3)]
@@ -293,16 +296,16 @@ def test_closing_the_broker_ends_open_streams(app, client, auth, setup):
     auth.login(setup[0])
     stream = watch(client)
     stream.read_until(lambda s: "stream open" in s.comments)
-    app.extensions["sendauth_broker"].close_all()
+    runtime(app).broker.close_all()
     stream.read_until(lambda s: s.ended)
-    assert app.extensions["sendauth_broker"].subscriber_count == 0
+    assert runtime(app).broker.subscriber_count == 0
 
 
 def test_deliveries_and_answers_reach_the_transactions_page_stream(app, client, auth, setup):
     hana, _, uma = setup
     public_id = send_request(app, hana, uma)
     with app.app_context():
-        after = events.latest_event_id()
+        after = event_log.latest_event_id()
     auth.login(hana)
     stream = watch(client, f"/transactions/stream?after={after}")
     in_thread(lambda: answer(app, public_id, "deny"))
@@ -319,13 +322,13 @@ def test_deliveries_and_answers_reach_the_transactions_page_stream(app, client, 
 def test_a_resync_makes_the_stream_catch_up_with_what_it_never_heard(app, setup):
     """When live messages may have been lost (Redis was away), the table has them all."""
     hana, _, uma = setup
-    broker = app.extensions["sendauth_broker"]
-    viewer = events.Viewer(hana.id, sees_all=False)
+    broker = runtime(app).broker
+    viewer = streams.Viewer(hana.id, sees_all=False)
     with app.test_request_context():
         body = live_stream(viewer, broker)
-        del app.extensions["sendauth_broker"]  # committed, but never published
+        runtime(app).broker = LocalBroker()  # nobody listens: committed, never heard
         unheard = send_request(app, hana, uma)
-        app.extensions["sendauth_broker"] = broker
+        runtime(app).broker = broker
         broker.resync_all()
         frame = next(f for f in body if f.startswith("id:"))
         body.close()
@@ -335,9 +338,9 @@ def test_a_resync_makes_the_stream_catch_up_with_what_it_never_heard(app, setup)
 def test_a_request_sent_while_watching_arrives_live(app, setup):
     """Not replayed from the table: published after its commit, to a stream already live."""
     hana, _, uma = setup
-    viewer = events.Viewer(hana.id, sees_all=False)
+    viewer = streams.Viewer(hana.id, sees_all=False)
     with app.test_request_context():
-        body = live_stream(viewer, app.extensions["sendauth_broker"])
+        body = live_stream(viewer, runtime(app).broker)
         sent = send_request(app, hana, uma)
         frame = next((f for f in body if f.startswith("id:")), None)
         body.close()
@@ -349,15 +352,15 @@ def test_events_published_out_of_order_reach_the_watcher_in_id_order(app, setup)
     """Processes publish after their commits, each when it gets to it: a watcher may hear of
     event 410 before 409. It still gets 409 first, then 410, none skipped."""
     hana, _, uma = setup
-    broker = app.extensions["sendauth_broker"]
-    viewer = events.Viewer(hana.id, sees_all=False)
+    broker = runtime(app).broker
+    viewer = streams.Viewer(hana.id, sees_all=False)
     with app.test_request_context():
         body = live_stream(viewer, broker)
-        del app.extensions["sendauth_broker"]  # committed now, published below, late
+        runtime(app).broker = LocalBroker()  # committed now, published below, late
         sent = [send_request(app, hana, uma), send_request(app, hana, uma)]
-        app.extensions["sendauth_broker"] = broker
+        runtime(app).broker = broker
         with app.app_context():
-            first, second = events.replay(viewer, 0)
+            first, second = streams.replay(viewer, 0)
         broker.publish(second)
         broker.publish(first)
         frames = [data_of(next(f for f in body if f.startswith("id:"))) for _ in sent]
@@ -370,11 +373,11 @@ def test_a_rolled_back_event_id_does_not_hold_the_stream_back(app, setup):
     """On PostgreSQL an id taken by a transaction that rolled back never commits: the stream
     sends what the table has rather than wait for it."""
     hana, _, uma = setup
-    viewer = events.Viewer(hana.id, sees_all=False)
+    viewer = streams.Viewer(hana.id, sees_all=False)
     with app.test_request_context():
-        body = live_stream(viewer, app.extensions["sendauth_broker"])
+        body = live_stream(viewer, runtime(app).broker)
         with app.app_context():
-            events.record("transaction.created", data={"never": "committed"})
+            event_log.record("transaction.created", data={"never": "committed"})
             db.session.flush()
             db.session.rollback()
         sent = send_request(app, hana, uma)

@@ -9,9 +9,8 @@ from sqlalchemy import func, select, update
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Event, Transaction, User, utcnow
 from sendauth_dashboard.services import transactions
-
-from .conftest import AuthActions
-from .helpers import configure_pagerduty, send_request
+from tests.support.helpers import configure_pagerduty, send_request
+from tests.support.web import AuthActions
 
 
 @pytest.fixture
@@ -85,7 +84,8 @@ def test_the_time_to_live_is_configurable(app, people):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"user": "nobody@example.com"}, "There is no active user with the email &#39;nobody@example.com&#39;"),
+    ({"user": "nobody@example.com"},
+     "There is no active user with the email &#39;nobody@example.com&#39;"),
     ({"user": "not an email"}, "There is no active user with the email"),
     ({"user": ""}, "Enter the user&#39;s email."),
     ({"message": "   "}, "Enter a message"),
@@ -182,7 +182,7 @@ def test_an_overdue_request_reads_as_expired_everywhere_before_the_sweep(app, cl
 
 def test_the_page_shows_each_delivery_attempt_with_pagerdutys_answer(app, client, auth, people,
                                                                      fake_pagerduty):
-    from sendauth_dashboard.services.delivery import Dispatcher
+    from sendauth_dashboard.services.outbox.dispatcher import Dispatcher
 
     from .fakes.pagerduty import Answer
 

@@ -4,8 +4,7 @@ from sqlalchemy import func, select
 
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Event, User
-
-from .conftest import PASSWORD
+from tests.support.accounts import PASSWORD
 
 
 def count_users(app):
@@ -125,7 +124,7 @@ def test_deactivating_signs_the_user_out_and_reactivating_lets_them_back(
         app, as_admin, make_user):
     user = make_user("requestor")
     other = app.test_client()
-    from .conftest import AuthActions
+    from tests.support.web import AuthActions
     AuthActions(other).login(user)
     assert other.get("/").status_code == 200
 

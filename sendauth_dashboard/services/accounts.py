@@ -8,7 +8,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db
 from ..models import ROLES, User
-from . import events
+from .live import event_log
 
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
@@ -83,7 +83,7 @@ def create_user(*, email, name, role, password, actor=None):
         raise AccountError(f"There is already an account for {email}.", "email")
     user = User(email=email, name=name, role=role, password_hash=hash_password(password))
     db.session.add(user)
-    events.record("user.created", actor=actor, data={"email": email, "role": role})
+    event_log.record("user.created", actor=actor, data={"email": email, "role": role})
     return user
 
 
@@ -125,7 +125,7 @@ def change_role(user, role, *, actor):
             raise AccountError(
                 f"{user.name} is the last active admin; make another user an admin first.", "role"
             )
-    events.record(
+    event_log.record(
         "user.role_changed", actor=actor,
         data={"email": user.email, "from": user.role, "to": role},
     )
@@ -147,7 +147,7 @@ def set_active(user, active, *, actor):
             )
     user.active = active
     user.end_sessions()
-    events.record(
+    event_log.record(
         "user.reactivated" if active else "user.deactivated", actor=actor,
         data={"email": user.email},
     )
@@ -158,4 +158,4 @@ def set_password(user, password, *, actor):
     check_password_rules(password)
     user.password_hash = hash_password(password)
     user.end_sessions()
-    events.record("user.password_changed", actor=actor, data={"email": user.email})
+    event_log.record("user.password_changed", actor=actor, data={"email": user.email})

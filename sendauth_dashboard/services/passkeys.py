@@ -25,7 +25,7 @@ from webauthn.helpers.structs import (
 
 from ..extensions import db
 from ..models import Passkey, PasskeyChallenge, utcnow
-from . import events
+from .live import event_log
 
 RP_NAME = "SendAuth"
 CHALLENGE_BYTES = 32
@@ -142,7 +142,7 @@ def register(user, credential_text, expected_challenge, name="", now=None):
     )
     db.session.add(passkey)
     db.session.flush()
-    events.record("passkey.registered", actor=user,
+    event_log.record("passkey.registered", actor=user,
                   data={"passkey_id": passkey.id, "name": passkey.name})
     return passkey
 
@@ -160,7 +160,7 @@ def remove(user, passkey_id):
         select(Passkey).where(Passkey.id == passkey_id, Passkey.user_id == user.id))
     if passkey is None:
         return False
-    events.record("passkey.removed", actor=user,
+    event_log.record("passkey.removed", actor=user,
                   data={"passkey_id": passkey.id, "name": passkey.name})
     db.session.delete(passkey)
     return True
@@ -253,7 +253,7 @@ def check_assertion(transaction, user, credential_text, now=None):
     passkey.last_used_at = now
     # A passkey added shortly before it is used may have been added by whoever knows the
     # user's password: the requestor's timeline says so, for the person on the phone to ask.
-    events.record("passkey.used", transaction=transaction, actor=user,
+    event_log.record("passkey.used", transaction=transaction, actor=user,
                   data={"status": "pending", "passkey_id": passkey.id, "name": passkey.name,
                         "registered_at": passkey.created_at.isoformat(),
                         "new": now - passkey.created_at < NEW_PASSKEY_AGE})

@@ -4,16 +4,14 @@ The rules: a channel that needs a contact detail (a phone number for SMS, a memb
 Slack) cannot be on without it, and at least one channel stays on. Whether the
 organisation has set a channel up is not the user's rule: routing decides that per request.
 """
-from ..models import CHANNEL_LABELS, CHANNELS
-from . import events
-from .channels import CHANNEL_CLASSES
-from .phone_numbers import clean_phone_number
-from .slack import clean_member_id
+from .. import channels
+from .live import event_log
 
-# The contact details a user types in, each with its check.
-CONTACT_DETAILS = {"phone": clean_phone_number, "slack_member_id": clean_member_id}
-CONTACT_LABELS = {cls.contact: cls.contact_label for cls in CHANNEL_CLASSES.values()
-                  if cls.contact}
+
+def contact_details():
+    """{User attribute: Contact} for every contact detail a channel needs typed in."""
+    return {cls.contact.attribute: cls.contact for cls in channels.REGISTRY.values()
+            if cls.contact}
 
 
 class PreferencesError(ValueError):
@@ -26,8 +24,8 @@ class PreferencesError(ValueError):
 
 def current(user):
     """The user's preferences as the form shows them."""
-    values = {name: user.wants(name) for name in CHANNELS}
-    values.update({name: getattr(user, name) for name in CONTACT_DETAILS})
+    values = {name: user.wants(name) for name in channels.names()}
+    values.update({name: getattr(user, name) for name in contact_details()})
     return values
 
 
@@ -38,16 +36,17 @@ def update_messaging(user, *, wants, contact):
     was typed (empty removes it). The event is added to the current database transaction.
     """
     problems, cleaned = {}, {}
-    for name, clean in CONTACT_DETAILS.items():
+    details = contact_details()
+    for name, detail in details.items():
         try:
-            cleaned[name] = clean(contact.get(name))
+            cleaned[name] = detail.clean(contact.get(name))
         except ValueError as exc:
             problems[name] = str(exc)
-    for channel in CHANNELS:
-        needs, label = CHANNEL_CLASSES[channel].contact, CHANNEL_LABELS[channel]
-        if wants[channel] and needs in cleaned and cleaned[needs] is None:
-            problems[needs] = (f"Enter your {CONTACT_LABELS[needs]} to get requests through "
-                               f"{label}, or turn {label} off.")
+    for cls in channels.REGISTRY.values():
+        needs = cls.contact.attribute if cls.contact else None
+        if wants[cls.name] and needs in cleaned and cleaned[needs] is None:
+            problems[needs] = (f"Enter your {cls.contact.label} to get requests through "
+                               f"{cls.label}, or turn {cls.label} off.")
     if not any(wants.values()):
         problems[None] = ("Keep at least one channel on: with none, nobody can send you an "
                           "authentication request.")
@@ -55,16 +54,16 @@ def update_messaging(user, *, wants, contact):
         raise PreferencesError(problems)
 
     changes = []
-    for channel in CHANNELS:
+    for channel in channels.names():
         if wants[channel] != user.wants(channel):
             setattr(user, f"notify_{channel}", wants[channel])
-            changes.append(f"{CHANNEL_LABELS[channel]} {'on' if wants[channel] else 'off'}")
+            changes.append(f"{channels.label(channel)} {'on' if wants[channel] else 'off'}")
     for name, value in cleaned.items():
         old = getattr(user, name)
         if value != old:
             setattr(user, name, value)
             verb = "removed" if value is None else "changed" if old else "added"
-            changes.append(f"{CONTACT_LABELS[name]} {verb}")
+            changes.append(f"{details[name].label} {verb}")
     if changes:
-        events.record("profile.messaging_changed", actor=user, data={"changes": changes})
+        event_log.record("profile.messaging_changed", actor=user, data={"changes": changes})
     return changes

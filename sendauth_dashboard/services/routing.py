@@ -1,8 +1,7 @@
 """The one routing rule: which channels notify a user of a new authentication request."""
 from dataclasses import dataclass, field
 
-from ..models import CHANNEL_LABELS, CHANNELS
-from . import channels
+from .. import channels
 
 
 @dataclass(frozen=True)
@@ -12,7 +11,7 @@ class Route:
     skipped: dict = field(default_factory=dict)
 
     def explain(self, user):
-        reasons = "; ".join(f"{CHANNEL_LABELS[c]}: {why}" for c, why in self.skipped.items())
+        reasons = "; ".join(f"{channels.label(c)}: {why}" for c, why in self.skipped.items())
         return f"No channel can reach {user.name}. {reasons}."
 
 
@@ -24,7 +23,7 @@ def route(user):
     number for SMS, a member id for Slack).
     """
     chosen, skipped = [], {}
-    for name in CHANNELS:
+    for name in channels.names():
         if not user.wants(name):
             skipped[name] = "off in their messaging preferences"
             continue

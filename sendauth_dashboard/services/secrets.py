@@ -4,7 +4,9 @@ import base64
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from flask import current_app
+
+from ..config import ConfigurationError
+from ..runtime import runtime
 
 MASK_CHAR = "\u2022"
 _HKDF_INFO = b"sendauth-dashboard stored secrets v1"
@@ -38,14 +40,22 @@ class SecretBox:
             ) from None
 
 
-def box_for(config):
-    """The app's SecretBox; ValueError when ENCRYPTION_KEY is not a Fernet key."""
+def secret_box_for(config):
+    """The app's SecretBox; ConfigurationError when ENCRYPTION_KEY is not a Fernet key."""
     key = config.get("ENCRYPTION_KEY") or derive_key(config["SECRET_KEY"])
-    return SecretBox(key)
+    try:
+        return SecretBox(key)
+    except ValueError:
+        raise ConfigurationError(
+            "SENDAUTH_ENCRYPTION_KEY is not a valid key: it must be 32 url-safe base64-encoded "
+            "bytes, as made by `python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'`. Or leave it unset to derive one from "
+            "SENDAUTH_SECRET_KEY."
+        ) from None
 
 
 def secret_box():
-    return current_app.extensions["sendauth_secret_box"]
+    return runtime().secret_box
 
 
 def encrypt(plaintext):

@@ -14,7 +14,9 @@ from sqlalchemy import and_, func, or_, select, update
 
 from ..extensions import db
 from ..models import Event, Transaction, User, utcnow
-from . import accounts, delivery, events, organisation, passkeys, routing
+from . import accounts, after_commit, organisation, passkeys, routing
+from .live import event_log
+from .outbox import deliveries
 
 MESSAGE_MAX_CHARS = 1024
 CONTEXT_MAX_CHARS = 1024
@@ -79,8 +81,9 @@ def create(*, requestor, user_email, message, context="", now=None):
         expires_at=now + timedelta(seconds=current_app.config["TRANSACTION_TTL_SECONDS"]),
     )
     db.session.add(transaction)
-    db.session.add_all(delivery.enqueue(transaction, route.channels, answer_link(token)))
-    events.record("transaction.created", transaction=transaction, actor=requestor,
+    db.session.add_all(deliveries.enqueue(transaction, route.channels, answer_link(token)))
+    after_commit.later(deliveries.wake)
+    event_log.record("transaction.created", transaction=transaction, actor=requestor,
                   data={"status": "pending", "channels": list(route.channels)})
     return transaction
 
@@ -111,8 +114,8 @@ def _transition(transaction, status, *, actor, now, completed_at=None, data=None
     )
     if result.rowcount != 1:
         return False
-    delivery.cancel_open(transaction.id, f"The transaction was {status}.", now)
-    events.record(f"transaction.{status}", transaction=transaction, actor=actor,
+    deliveries.cancel_open(transaction.id, f"The transaction was {status}.", now)
+    event_log.record(f"transaction.{status}", transaction=transaction, actor=actor,
                   data={"status": status, **(data or {})})
     return True
 
@@ -160,7 +163,8 @@ def _current_status(transaction, now):
 
 
 def expire_due(now=None):
-    """Expire pending transactions past their time, each with its event. Commits; returns how many."""
+    """Expire pending transactions past their time, each with its event. Commits; returns
+    how many."""
     now = now or utcnow()
     overdue = db.session.scalars(
         select(Transaction).where(Transaction.status == "pending", Transaction.expires_at <= now)

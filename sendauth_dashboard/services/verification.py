@@ -9,7 +9,8 @@ from werkzeug.security import check_password_hash
 
 from ..extensions import db
 from ..models import Transaction, utcnow
-from . import events, organisation, passkeys, transactions
+from . import organisation, passkeys, transactions
+from .live import event_log
 
 MAX_WRONG_PICKS = 3
 PASSWORD_MAX_CHARS = 1024
@@ -57,7 +58,7 @@ def verify(transaction, *, user, picked_code, credential=None, password=None, no
         else:
             _check_password(user, password)
     except (passkeys.PasskeyError, VerificationError) as exc:
-        events.record("verification.refused", transaction=transaction, actor=user,
+        event_log.record("verification.refused", transaction=transaction, actor=user,
                       data={"status": "pending", "proof": proof, "reason": str(exc)})
         raise VerificationError(str(exc), "credential" if proof == "passkey" else "password") \
             from None
@@ -83,7 +84,7 @@ def _check_pick(transaction, picked_code, *, user, now):
         return transactions.answer(transaction, "verify", user=user, now=now)
     picks = db.session.scalar(select(Transaction.wrong_picks)
                               .where(Transaction.id == transaction.id))
-    events.record("binding.wrong_pick", transaction=transaction, actor=user,
+    event_log.record("binding.wrong_pick", transaction=transaction, actor=user,
                   data={"status": "pending", "picked": picked_code, "picks": picks,
                         "limit": MAX_WRONG_PICKS})
     if picks >= MAX_WRONG_PICKS:

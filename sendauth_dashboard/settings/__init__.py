@@ -1,7 +1,7 @@
-"""Settings (admins): users and roles, and the integrations."""
+"""Settings (admins): users and roles, the organisation's rules, and each channel's setup."""
 from flask import Blueprint
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
 # The views register themselves on bp.
-from . import email, organisation, pagerduty, slack, sms, users  # noqa: E402,F401
+from . import channels, organisation, users  # noqa: E402,F401

@@ -3,7 +3,8 @@ from flask import Response, abort, current_app, request, stream_with_context
 from flask_login import current_user
 
 from ..ids import MAX_EVENT_ID, row_id
-from ..services import events
+from ..runtime import runtime
+from ..services.live import streams
 from . import bp
 
 
@@ -16,10 +17,10 @@ def stream():
     if not current_user.has_role("requestor"):
         abort(403)
     after = _event_id(request.headers.get("Last-Event-ID")) or _event_id(request.args.get("after"))
-    viewer = events.Viewer(current_user.id, current_user.has_role("reviewer"))
+    viewer = streams.Viewer(current_user.id, current_user.has_role("reviewer"))
     config = current_app.config
-    body = events.stream(
-        viewer, after, current_app.extensions["sendauth_broker"],
+    body = streams.stream(
+        viewer, after, runtime().broker,
         heartbeat=config["SSE_HEARTBEAT_SECONDS"], lifetime=config["SSE_MAX_SECONDS"],
     )
     return Response(stream_with_context(body), mimetype="text/event-stream", headers={

@@ -3,12 +3,14 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
+from .. import channels
 from ..auth import role_required
 from ..extensions import db
 from ..forms import apply_service_error
 from ..ids import row_id
-from ..models import CHANNEL_LABELS, User
-from ..services import delivery, events, transactions
+from ..models import User
+from ..services import transactions
+from ..services.live import event_log
 from . import bp
 from .forms import FilterForm, NewTransactionForm
 
@@ -28,7 +30,7 @@ def index():
         filters = transactions.Filters(status=filters.status, user=filters.user)
     before = request.args.get("before", type=row_id)
     # Read the latest event id before the rows, so the stream replays anything newer.
-    last_event_id = events.latest_event_id()
+    last_event_id = event_log.latest_event_id()
     rows, older = transactions.listing(current_user, filters, before_id=before)
     return render_template(
         "transactions/index.html", rows=rows, form=form, filters=filters, older=older,
@@ -52,9 +54,8 @@ def new():
             db.session.rollback()
             apply_service_error(form, exc, "user")
         else:
-            delivery.wake()
-            channels = ", ".join(CHANNEL_LABELS[d.channel] for d in transaction.deliveries)
-            flash(f"Request sent to {transaction.user.name} through {channels}.", "success")
+            via = ", ".join(channels.label(d.channel) for d in transaction.deliveries)
+            flash(f"Request sent to {transaction.user.name} through {via}.", "success")
             return redirect(url_for("transactions.show", public_id=transaction.public_id))
     suggestions = db.session.scalars(
         select(User).where(User.active.is_(True), User.id != current_user.id)
@@ -73,7 +74,7 @@ def show(public_id):
         status=transactions.effective_status(transaction),
         timeline=transactions.timeline(transaction),
         may_cancel=transactions.may_cancel(transaction, current_user),
-        last_event_id=events.latest_event_id(),
+        last_event_id=event_log.latest_event_id(),
     )
 
 

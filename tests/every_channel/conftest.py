@@ -1,26 +1,33 @@
-"""Email, SMS and Slack, described once: every test in this folder runs once per channel.
+"""PagerDuty, email, SMS and Slack, described once: every test in this folder runs once per
+channel.
 
 Fixtures: ``case`` (the channel's description), ``fake`` (its fake provider, started) and
 ``app_config`` (the app pointed at that fake).
 """
+import json
 from dataclasses import dataclass
 
 import pytest
 
-from ..fakes.slack import Answer as SlackAnswer
-from ..fakes.twilio import Answer as TwilioAnswer
-from ..helpers import (
+from tests.support.helpers import (
     OTHER_SLACK_BOT_TOKEN,
+    OTHER_TEST_KEY,
     OTHER_TWILIO_AUTH_TOKEN,
     SLACK_BOT_TOKEN,
     SMTP_PASSWORD,
+    TEST_KEY,
     TWILIO_ACCOUNT_SID,
     TWILIO_AUTH_TOKEN,
     TWILIO_SENDER,
     configure_email,
+    configure_pagerduty,
     configure_slack,
     configure_sms,
 )
+
+from ..fakes.pagerduty import Answer as PagerDutyAnswer
+from ..fakes.slack import Answer as SlackAnswer
+from ..fakes.twilio import Answer as TwilioAnswer
 
 
 @dataclass
@@ -55,6 +62,11 @@ class ChannelCase:
         return {"notify_email": False, f"notify_{self.channel}": True, **self.contact}
 
 
+def _pagerduty_fail_temporarily(fake):
+    fake.answer_next(PagerDutyAnswer.server_error())
+    return "HTTP 500: Internal Server Error"
+
+
 def _email_fail_temporarily(fake):
     fake.refuse_next_message("451 4.3.0 Mailbox busy, try again later")
     return "SMTP 451: 4.3.0 Mailbox busy, try again later"
@@ -74,6 +86,21 @@ PHONE = "+14155550123"
 MEMBER_ID = "U024BE7LH"
 
 CASES = [
+    ChannelCase(
+        channel="pagerduty", fake="fake_pagerduty",
+        app_config=lambda fake: {"PAGERDUTY_EVENTS_URL": fake.url},
+        configure=lambda app, fake: configure_pagerduty(app),
+        settings=lambda fake: {"severity": "critical"},
+        secret_field="integration_key", secret=TEST_KEY, other_secret=OTHER_TEST_KEY,
+        remove_path="remove-key",
+        # An incident goes to the service whose integration key it carries, whoever is asked.
+        contact={}, reaches=lambda user: TEST_KEY,
+        refuse=lambda fake, text: fake.answer_next(PagerDutyAnswer.invalid_event(text)),
+        refused_error=lambda text: f"HTTP 400: {text}",
+        fail_temporarily=_pagerduty_fail_temporarily,
+        sent=lambda fake: [(event["routing_key"], json.dumps(event, ensure_ascii=False))
+                           for event in fake.accepted],
+    ),
     ChannelCase(
         channel="email", fake="fake_smtp", app_config=lambda fake: {},
         configure=lambda app, fake: configure_email(app, fake.port),

@@ -1,12 +1,13 @@
-"""Email, SMS and Slack go through the same outbox, retries, events and status as PagerDuty."""
+"""Every channel goes through the same outbox, retries, events and status indicator."""
 import pytest
 from sqlalchemy import select
 
+from sendauth_dashboard import channels
+from sendauth_dashboard.channels import integration
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Event, User
-from sendauth_dashboard.services import integrations
+from tests.support.helpers import configure_sms, send_request
 
-from ..helpers import configure_sms, send_request
 from ..test_delivery import dispatch, time_passes
 
 
@@ -25,7 +26,7 @@ def deliveries(app):
 
 def status(app, case):
     with app.app_context():
-        return integrations.status_view(case.channel)
+        return integration.status_view(case.channel)
 
 
 def test_a_request_is_delivered_once_with_message_context_and_link(app, people, case, fake):
@@ -73,12 +74,12 @@ def test_a_refusal_fails_at_once_with_the_providers_words(app, people, case, fak
 def test_disabling_the_channel_stops_queued_messages(app, people, case, fake):
     send_request(app, *people)
     with app.app_context():
-        integrations.settings_row(case.channel).enabled = False
+        channels.channel(case.channel).settings_row().enabled = False
         db.session.commit()
     assert dispatch(app) == ["cancelled"]
     assert case.sent(fake) == []
     (d,) = deliveries(app)
-    noun = integrations.INTEGRATIONS[case.channel].noun
+    noun = channels.REGISTRY[case.channel].noun
     assert d.last_error == f"Not sent: the {noun} integration is disabled."
 
 

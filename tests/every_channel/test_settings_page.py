@@ -1,18 +1,17 @@
-"""The promises every channel's settings page keeps, as an admin uses it: email, SMS, Slack.
+"""The promises every channel's settings page keeps, as an admin uses it, once per channel.
 
 The channels are described once (conftest.py here); the tests are the same for all of them.
-(PagerDuty's page, the first of its kind, has tests of its own.)
+(PagerDuty's page also has tests of its own: the key's format, the severity.)
 """
 import logging
 
 import pytest
 from sqlalchemy import select
 
+from sendauth_dashboard import channels
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Event
-from sendauth_dashboard.services import integrations
-
-from ..helpers import database_at_rest
+from tests.support.helpers import database_at_rest
 
 
 @pytest.fixture
@@ -40,7 +39,7 @@ def page(client, case):
 
 def stored(app, case):
     with app.app_context():
-        settings = integrations.settings_row(case.channel)
+        settings = channels.channel(case.channel).settings_row()
         return settings.enabled, getattr(settings, f"{case.secret_field}_ciphertext")
 
 
@@ -85,7 +84,7 @@ def test_admin_can_replace_the_secret_without_seeing_the_old_one(app, client, as
     html = page(client, case)
     assert case.other_secret[-4:] in html
     assert case.secret not in html and case.other_secret not in html
-    secret_label = integrations.INTEGRATIONS[case.channel].secret.label
+    secret_label = channels.REGISTRY[case.channel].secret_setting.label
     assert changes(app, case)[-1] == [f"{secret_label} replaced"]
 
 

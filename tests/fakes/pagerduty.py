@@ -19,7 +19,8 @@ ACTIONS = ("trigger", "acknowledge", "resolve")
 MAX_EVENT_BYTES = 512 * 1024
 
 RATE_LIMITED = {"status": "throttle event",
-                "message": "Requests for this service are arriving too quickly. Please retry later."}
+                "message": "Requests for this service are arriving too quickly. "
+                           "Please retry later."}
 
 
 class Answer(http.Answer):

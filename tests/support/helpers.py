@@ -1,9 +1,11 @@
-"""Small helpers shared by tests: waiting on conditions, and product set-up done the product's way."""
+"""Small helpers shared by tests: waiting on conditions, and product set-up done the
+product's way."""
 import time
 
+from sendauth_dashboard import channels
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import User
-from sendauth_dashboard.services import integrations, transactions
+from sendauth_dashboard.services import transactions
 
 # Made up for tests; not a key of any PagerDuty account.
 TEST_KEY = "a1B2c3D4e5F6g7H8i9J0k1L2m3N4AB12"
@@ -24,7 +26,8 @@ def wait_until(condition, timeout=10.0, interval=0.02, message="condition"):
 
 def configure_pagerduty(app, key=TEST_KEY, enabled=True, severity="critical"):
     with app.app_context():
-        integrations.update_pagerduty(enabled=enabled, new_key=key, severity=severity, actor=None)
+        channels.channel("pagerduty").update_settings(
+            enabled=enabled, actor=None, values={"integration_key": key, "severity": severity})
         db.session.commit()
 
 
@@ -67,7 +70,7 @@ def verify_form(app, client, token, user, code=None, **request_options):
     ``request_options`` go to the test client (``base_url``, ``headers``)."""
     import json
 
-    from .conftest import csrf_token_from
+    from tests.support.web import csrf_token_from
 
     page = client.get(f"/authenticate/{token}", **request_options)
     assert page.status_code == 200, page.status_code
@@ -114,7 +117,7 @@ SMTP_PASSWORD = "Sm7p-pa55w0rd-for-tests"
 def configure_email(app, port, *, enabled=True, tls_mode="none", username=None, password=None,
                     from_address="sendauth@example.com"):
     with app.app_context():
-        integrations.update_settings("email", enabled=enabled, actor=None, values={
+        channels.channel("email").update_settings(enabled=enabled, actor=None, values={
             "host": "127.0.0.1", "port": str(port), "tls_mode": tls_mode, "username": username,
             "password": password, "from_address": from_address,
         })
@@ -130,7 +133,7 @@ TWILIO_SENDER = "+15005550006"
 
 def configure_sms(app, *, enabled=True, auth_token=TWILIO_AUTH_TOKEN):
     with app.app_context():
-        integrations.update_settings("sms", enabled=enabled, actor=None, values={
+        channels.channel("sms").update_settings(enabled=enabled, actor=None, values={
             "account_sid": TWILIO_ACCOUNT_SID, "auth_token": auth_token, "sender": TWILIO_SENDER,
         })
         db.session.commit()
@@ -143,7 +146,7 @@ OTHER_SLACK_BOT_TOKEN = "xoxb-1111111111-2222222222-anotherMadeUpToken"
 
 def configure_slack(app, *, enabled=True, bot_token=SLACK_BOT_TOKEN):
     with app.app_context():
-        integrations.update_settings("slack", enabled=enabled, actor=None,
+        channels.channel("slack").update_settings(enabled=enabled, actor=None,
                                      values={"bot_token": bot_token})
         db.session.commit()
 
@@ -157,6 +160,9 @@ def every_get_url(app, **values):
 
     from flask import url_for
 
+    from sendauth_dashboard import channels
+
+    values.setdefault("name", list(channels.names()))
     static = Path(app.static_folder)
     values.setdefault("filename", [p.relative_to(static).as_posix()
                                    for p in sorted(static.rglob("*")) if p.is_file()])
@@ -171,7 +177,7 @@ def every_get_url(app, **values):
             choices = [v if isinstance(v, (list, tuple)) else [v] for v in
                        (values[name] for name in names)]
             for combination in itertools.product(*choices):
-                urls.append(url_for(rule.endpoint, **dict(zip(names, combination))))
+                urls.append(url_for(rule.endpoint, **dict(zip(names, combination, strict=True))))
     return urls
 
 

@@ -8,8 +8,9 @@ queued the message; errors are JSON ``{"code": 21211, "message": "...", "more_in
 import re
 from dataclasses import dataclass, field
 
-from .phone_numbers import clean_phone_number
-from .sending import (
+from ..models import SmsSettings
+from .base import Channel, Contact, Page
+from .http import (
     SendResult,
     WebApiClient,
     http_error_text,
@@ -18,6 +19,8 @@ from .sending import (
     retry_after,
     truncate,
 )
+from .integration import Setting
+from .phone_numbers import clean_phone_number
 
 SMS_MAX_CHARS = 500
 # A message or context cut shorter than this is dropped rather than kept as a stub.
@@ -61,7 +64,7 @@ def clean_sender(raw):
 
 
 @dataclass(frozen=True)
-class Sms:
+class TextMessage:
     account_sid: str
     auth_token: str = field(repr=False)
     sender: str
@@ -133,3 +136,57 @@ class TwilioClient(WebApiClient):
         url = f"{self.base_url}/2010-04-01/Accounts/{sms.account_sid}/Messages.json"
         return self.http.post(url, classify, auth=(sms.account_sid, sms.auth_token),
                               data={"To": sms.to, "From": sms.sender, "Body": sms.body})
+
+
+class Sms(Channel):
+    name = "sms"
+    label = "SMS"
+    noun = "SMS"
+    model = SmsSettings
+    settings = (
+        Setting("account_sid", "Account SID", clean_account_sid, field_label="Account SID",
+                description="AC and 32 more characters (0-9, a-f): Twilio Console → Account "
+                            "Info.",
+                render_kw={"autocomplete": "off", "spellcheck": "false",
+                           "autocapitalize": "off"}),
+        Setting("auth_token", "auth token", clean_auth_token, secret=True,
+                needed="paste the auth token", kind="password", field_label="Auth token",
+                description="32 characters (0-9, a-f), next to the Account SID. Leave empty to "
+                            "keep the stored token."),
+        Setting("sender", "sender number", clean_sender, kind="tel", field_label="Sender number",
+                description="A Twilio phone number of your account that can send SMS, in "
+                            "international format, e.g. +14155550123."),
+    )
+    enable_hint = ": the Twilio Console shows them under Account Info and Phone Numbers"
+    preference_description = "A text message to your phone."
+    contact = Contact(
+        "phone", "phone number", clean_phone_number, field_label="Phone number",
+        description="In international format: + and the country code, e.g. +14155550123.",
+        kind="tel", render_kw={"autocomplete": "tel"})
+    page = Page(
+        what="SMS",
+        provider="Twilio",
+        accepted_advice="Check that it arrived at {user.phone}.",
+        refused_advice="Check the Account SID, auth token and sender number.",
+        secret_word="token",
+        enable_label="Enable SMS",
+        enable_description="Text authentication requests to users who have SMS on in their "
+                           "messaging preferences.",
+        external_id_label="message SID",
+    )
+    client_class = TwilioClient
+
+    def _sms(self, settings, to, body):
+        return TextMessage(account_sid=settings.account_sid, auth_token=self.secret(),
+                    sender=settings.sender, to=to, body=body)
+
+    def build(self, settings, transaction, link):
+        return self._sms(settings, self.recipient(transaction.user),
+                         request_sms(transaction, link))
+
+    def build_test(self, settings, sent_by):
+        return self._sms(settings, self.test_recipient(sent_by), test_sms(sent_by))
+
+    @staticmethod
+    def secrets(prepared):
+        return [prepared.auth_token]

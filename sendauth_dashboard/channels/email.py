@@ -16,7 +16,10 @@ from html import escape
 
 from email_validator import EmailNotValidError, validate_email
 
-from .sending import ERROR_TEXT_MAX_CHARS, SendResult, truncate
+from ..models import EmailSettings
+from .base import Channel, Page
+from .http import ERROR_TEXT_MAX_CHARS, SendResult, truncate
+from .integration import Setting
 
 TLS_MODE_LABELS = {
     "starttls": "STARTTLS: plain connection upgraded to TLS (usually port 587)",
@@ -233,3 +236,57 @@ def _reply_result(code, reply, where=""):
     text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
     error = truncate(f"SMTP {code}{where}: {' '.join(text.split())}", ERROR_TEXT_MAX_CHARS)
     return SendResult("permanent" if 500 <= code < 600 else "retryable", error=error)
+
+
+class Email(Channel):
+    name = "email"
+    label = "Email"
+    noun = "email"
+    model = EmailSettings
+    settings = (
+        Setting("host", "SMTP host", clean_host, field_label="SMTP host",
+                description="Your mail server or relay, e.g. smtp.example.com."),
+        Setting("port", "port", clean_port, field_label="Port", default="587",
+                render_kw={"inputmode": "numeric"}),
+        Setting("tls_mode", "TLS mode", clean_tls_mode, kind="select", field_label="TLS mode",
+                choices=TLS_MODE_LABELS, default="starttls"),
+        Setting("username", "username", clean_username, required=False, field_label="Username",
+                description="Leave empty if the server needs no login."),
+        Setting("password", "password", clean_password, required=False, secret=True,
+                kind="password", field_label="Password",
+                description="Leave empty to keep the stored password."),
+        Setting("from_address", "from address", clean_from_address, kind="email",
+                field_label="From address",
+                description="What users see as the sender, e.g. sendauth@example.com. The "
+                            "server must allow sending from it."),
+    )
+    preference_description = "An email to the address you sign in with."
+    page = Page(
+        what="email",
+        provider="The SMTP server",
+        accepted_advice="Check that it arrived at {user.email}; if not, look in the spam folder.",
+        refused_advice="Check the host, port, TLS mode, login and from address.",
+        secret_word="password",
+        enable_label="Enable email",
+        enable_description="Email authentication requests to users who have email on in their "
+                           "messaging preferences.",
+    )
+    client_class = Mailer
+
+    def _server(self, settings):
+        return Server(host=settings.host, port=settings.port, tls_mode=settings.tls_mode,
+                      username=settings.username, password=self.secret())
+
+    def build(self, settings, transaction, link):
+        message = request_email(transaction=transaction, link=link,
+                                sender=settings.from_address)
+        return Outgoing(self._server(settings), message)
+
+    def build_test(self, settings, sent_by):
+        message = test_email(sender=settings.from_address, sent_by=sent_by,
+                             settings_url=f"{self.config['BASE_URL']}/settings/email")
+        return Outgoing(self._server(settings), message)
+
+    @staticmethod
+    def secrets(prepared):
+        return [prepared.server.password]

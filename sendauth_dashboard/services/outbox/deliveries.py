@@ -1,28 +1,27 @@
 """The durable outbox: deliveries are queued with their transaction, then dispatched.
 
-A dispatcher claims due deliveries with a lease (one UPDATE, ``FOR UPDATE SKIP LOCKED`` where
-the database has it), sends each with no database connection held, and records the outcome on
-the delivery, on the channel's status indicator and as an event. Retryable failures come back
-with capped exponential backoff and jitter; a claim whose dispatcher died is taken again once
-its lease runs out. Sending twice is harmless for PagerDuty: the dedup_key is the transaction id.
+``enqueue`` adds them in the same database transaction as the request itself, and ``wake``
+(after the commit) tells the dispatchers. A dispatcher (``dispatcher.py``) claims due
+deliveries with a lease (``FOR UPDATE SKIP LOCKED`` where the database has it), sends each with
+no database connection held, and records the outcome on the delivery, on the channel's status
+indicator and as an event. Retryable failures come back with capped exponential backoff and
+jitter; a claim whose dispatcher died is taken again once its lease runs out. Sending twice is
+harmless for PagerDuty: the dedup_key is the transaction id.
 """
 import logging
-import os
 import random
-import socket
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import and_, or_, select, true, update
-from sqlalchemy.exc import SQLAlchemyError
 
-from ..extensions import db
-from ..models import Delivery, utcnow
-from . import channels, events, integrations
-from .secrets import SecretUnreadable, decrypt, encrypt
+from ... import channels
+from ...channels import integration
+from ...extensions import db
+from ...models import Delivery, utcnow
+from ...runtime import runtime
+from ..live import event_log
+from ..secrets import SecretUnreadable, decrypt, encrypt
 
 log = logging.getLogger(__name__)
 
@@ -143,16 +142,16 @@ def attempt(delivery_id, owner):
         prepared = channel.prepare(transaction, decrypt(delivery.link_ciphertext))
     except channels.ChannelUnavailable as exc:
         _finish(delivery, "cancelled", now, f"Not sent: {exc}.")
-        events.record("delivery.cancelled", transaction=transaction,
+        event_log.record("delivery.cancelled", transaction=transaction,
                       data={"channel": delivery.channel, "reason": str(exc)})
         db.session.commit()
         return "cancelled"
     except SecretUnreadable as exc:
         # No retry can help until an admin enters the secret again; say so where they look.
         _finish(delivery, "failed", now, str(exc))
-        events.record("delivery.failed", transaction=transaction,
+        event_log.record("delivery.failed", transaction=transaction,
                       data={"channel": delivery.channel, "error": str(exc)})
-        integrations.record_outcome(delivery.channel, success=False, error=str(exc), at=now)
+        integration.record_outcome(delivery.channel, success=False, error=str(exc), at=now)
         db.session.commit()
         return "failed"
     db.session.commit()  # no connection or lock is held while the provider answers
@@ -194,9 +193,9 @@ def record_result(delivery_id, owner, result, config):
         outcome = "failed"
     if error:
         data["error"] = error
-    integrations.record_outcome(delivery.channel, success=result.accepted, error=error, at=now)
+    integration.record_outcome(delivery.channel, success=result.accepted, error=error, at=now)
     # The event last: on PostgreSQL it takes the event-order lock, held until the commit.
-    events.record(f"delivery.{outcome}", transaction=delivery.transaction, data=data)
+    event_log.record(f"delivery.{outcome}", transaction=delivery.transaction, data=data)
     db.session.commit()
     return outcome
 
@@ -211,164 +210,9 @@ def _finish(delivery, status, now, reason=None):
         delivery.last_error = reason
 
 
-class Dispatcher:
-    """Claims and sends due deliveries with a few worker threads; sweeps expired transactions.
-
-    ``wake()`` makes it look at once (called after a transaction commits), so the common
-    path has no polling delay; otherwise it looks again when the next delivery is due, and
-    at least every ``DISPATCHER_IDLE_SECONDS`` (for deliveries queued by other processes).
-    """
-
-    def __init__(self, app, concurrency=8, name=None):
-        self.app = app
-        self.concurrency = concurrency
-        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._in_flight = 0
-        self._lock = threading.Lock()
-        self._thread = None
-        self._pool = None
-        self._next_sweep = 0.0
-
-    def wake(self):
-        self._wake.set()
-
-    def start(self):
-        """Run in a daemon thread of this process (the web process's default)."""
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self.run, name="sendauth-dispatcher",
-                                                daemon=True)
-                self._thread.start()
-
-    def stop(self, timeout=None):
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    @property
-    def running(self):
-        return self._thread is not None and self._thread.is_alive()
-
-    def run(self):
-        """Loop until stopped; finishes the sends under way before returning."""
-        self.app.extensions["sendauth_broker"].on_wake(self.wake)
-        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="sendauth-send")
-        idle = self.app.config["DISPATCHER_IDLE_SECONDS"]
-        try:
-            while not self._stop.is_set():
-                self._wake.clear()
-                try:
-                    with self.app.app_context():
-                        claimed = self.tick()
-                        wait = 0 if claimed else self._idle_wait(idle)
-                except SQLAlchemyError:
-                    log.exception("dispatcher: database error; trying again shortly")
-                    wait = idle
-                if wait:
-                    self._wake.wait(wait)
-        finally:
-            self._pool.shutdown(wait=True)
-
-    def _idle_wait(self, idle):
-        """Until the next delivery is due (and its channel's send window has room) or the
-        next transaction expires; at most ``idle``."""
-        from . import transactions
-
-        limits = self.app.config["DELIVERY_RATE_LIMITS"]
-        expiry_in = transactions.next_expiry_in()
-        if expiry_in is not None:
-            expiry_in = max(expiry_in, self._next_sweep - time.monotonic())
-        waits = [next_due_in(exclude=tuple(limits)), expiry_in]
-        for name, (allowed, period) in limits.items():
-            due_in = next_due_in(only=(name,))
-            if due_in is not None:
-                waits.append(max(due_in, self._window.next_free_in(name, allowed, period)))
-        return max(0.01, min([idle, *(w for w in waits if w is not None)]))
-
-    @property
-    def _window(self):
-        return self.app.extensions["sendauth_send_window"]
-
-    def claim_within_limits(self, free):
-        """Claim up to ``free`` due deliveries; those of rate-limited channels only as many as
-        the channel's send window has room for now."""
-        limits = self.app.config["DELIVERY_RATE_LIMITS"]
-        ids = claim(self.name, free, exclude=tuple(limits))
-        for name, (allowed, period) in limits.items():
-            room = free - len(ids)
-            if room <= 0:
-                break
-            granted = self._window.reserve(name, allowed, period, room)
-            if granted:
-                claimed = claim(self.name, granted, only=(name,))
-                self._window.release(name, granted - len(claimed))
-                ids += claimed
-        return ids
-
-    def tick(self):
-        """Expire what is overdue (at most every SWEEP_INTERVAL), then claim as many due
-        deliveries as there are free slots."""
-        from . import transactions
-
-        if time.monotonic() >= self._next_sweep:
-            transactions.expire_due()
-            self._next_sweep = time.monotonic() + SWEEP_INTERVAL
-        free = self.concurrency - self._in_flight
-        if free <= 0:
-            return 0
-        ids = self.claim_within_limits(free)
-        for delivery_id in ids:
-            with self._lock:
-                self._in_flight += 1
-            self._pool.submit(self._attempt, delivery_id)
-        return len(ids)
-
-    def _attempt(self, delivery_id):
-        try:
-            with self.app.app_context():
-                attempt(delivery_id, self.name)
-        except Exception:
-            log.exception("dispatcher: delivery %s failed unexpectedly; it is retried when "
-                          "its lease runs out", delivery_id)
-        finally:
-            with self._lock:
-                self._in_flight -= 1
-            self._wake.set()
-
-    def run_until_idle(self):
-        """For tests and the CLI: send everything due now, in this thread; returns outcomes."""
-        outcomes = []
-        with self.app.app_context():
-            from . import transactions
-
-            transactions.expire_due()
-            while ids := self.claim_within_limits(self.concurrency):
-                outcomes.extend(attempt(i, self.name) for i in ids)
-        return outcomes
-
-
-def dispatcher_of(app):
-    """The web process's dispatcher, started on first use when DISPATCHER is "thread"."""
-    dispatcher = app.extensions.get("sendauth_dispatcher")
-    if dispatcher is None and app.config["DISPATCHER"] == "thread":
-        with _start_lock:
-            dispatcher = app.extensions.get("sendauth_dispatcher")
-            if dispatcher is None:
-                dispatcher = app.extensions["sendauth_dispatcher"] = Dispatcher(app)
-                dispatcher.start()
-    return dispatcher
-
-
-_start_lock = threading.Lock()
-
-
-def wake(app=None):
+def wake():
     """Tell the dispatchers, here and in other processes, that deliveries were queued."""
-    app = app or current_app._get_current_object()
-    dispatcher = dispatcher_of(app)
-    if dispatcher is not None:
-        dispatcher.wake()
-    app.extensions["sendauth_broker"].publish_wake()
+    state = runtime()
+    if state.dispatcher is not None:
+        state.dispatcher.wake()
+    state.broker.publish_wake()

@@ -7,10 +7,13 @@ an incident itself.
 """
 import json
 import re
+import secrets as random_tokens
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
-from .sending import (
+from ..models import SEVERITIES, PagerDutySettings
+from .base import Channel, Page
+from .http import (
     HttpClient,
     SendResult,
     http_error_text,
@@ -19,6 +22,7 @@ from .sending import (
     retry_after,
     truncate,
 )
+from .integration import Setting, choice
 
 KEY_LENGTH = 32
 _KEY_RE = re.compile(r"[A-Za-z0-9]{%d}" % KEY_LENGTH)
@@ -33,7 +37,8 @@ class IntegrationKeyError(ValueError):
 
 
 def clean_integration_key(raw):
-    """The key trimmed of surrounding white space, case kept; IntegrationKeyError says what is wrong."""
+    """The key trimmed of surrounding white space, case kept; IntegrationKeyError says what is
+    wrong."""
     key = (raw or "").strip()
     if _KEY_RE.fullmatch(key):
         return key
@@ -187,3 +192,67 @@ class EventsClient:
 
     def send(self, event):
         return self.http.post(self.url, classify, json=event)
+
+
+SEVERITY_LABELS = {
+    "critical": "Critical: production access, emergencies; immediate response",
+    "error": "Error: important, standard production access; escalated after timeout",
+    "warning": "Warning: non-production, routine access; lower priority",
+    "info": "Info: testing or development access; lowest priority",
+}
+
+
+class PagerDuty(Channel):
+    name = "pagerduty"
+    label = "PagerDuty"
+    noun = "PagerDuty"
+    model = PagerDutySettings
+    settings = (
+        Setting("integration_key", "integration key", clean_integration_key, secret=True,
+                needed="paste an integration key", kind="password",
+                field_label="Integration key",
+                description="The Events API v2 integration key: 32 letters or digits. In "
+                            "PagerDuty: Service → Integrations → Events API V2. Leave empty to "
+                            "keep the stored key.",
+                render_kw={"placeholder": "Paste the 32-character key"}),
+        Setting("severity", "severity", resets_status=False, kind="select",
+                clean=choice(SEVERITIES, f"Choose a severity: {', '.join(SEVERITIES)}."),
+                field_label="Severity", choices=SEVERITY_LABELS, default="critical"),
+    )
+    enable_hint = ": find it in PagerDuty under Service → Integrations → Events API V2"
+    preference_description = ("An incident on the organisation's PagerDuty service. You need "
+                              "to be on call for it, or have access to it.")
+    page = Page(
+        what="incident",
+        provider="PagerDuty",
+        accepted_advice="Check that it reached the right people, then resolve it in PagerDuty.",
+        refused_advice="Check the integration key and that the service has an Events API V2 "
+                       "integration.",
+        secret_word="key",
+        enable_label="Enable PagerDuty integration",
+        enable_description="Send authentication requests to PagerDuty as incidents.",
+        external_id_label="dedup key",
+    )
+    client_class = EventsClient
+
+    def build(self, settings, transaction, link):
+        return transaction_trigger(
+            transaction=transaction,
+            routing_key=self.secret(),
+            severity=settings.severity,
+            link=link,
+            base_url=self.config["BASE_URL"],
+        )
+
+    def build_test(self, settings, sent_by):
+        return test_trigger(
+            routing_key=self.secret(),
+            severity=settings.severity,
+            sent_by=sent_by.name,
+            base_url=self.config["BASE_URL"],
+            dedup_key=f"sendauth-test-{random_tokens.token_hex(8)}",
+        )
+
+    @staticmethod
+    def secrets(prepared):
+        return [prepared["routing_key"]]

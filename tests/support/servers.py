@@ -12,10 +12,12 @@ from pathlib import Path
 
 import requests
 
-from .conftest import PASSWORD
-from .helpers import wait_until
+from sendauth_dashboard.runtime import runtime
+from tests.support.helpers import wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
+from .accounts import PASSWORD
+
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 CSRF = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
 BINDING_CODE = re.compile(r"data-binding-code>(\d+)<")
@@ -164,3 +166,28 @@ class Watcher:
 
     def close(self):
         self._response.close()
+
+
+class LiveServer:
+    """The app served over real HTTP by Werkzeug's threaded server, as `make run` does.
+
+    ``host_name`` is the name in its address (and BASE_URL): WebAuthn takes ``localhost`` as
+    a relying party id, never an IP address."""
+
+    def __init__(self, app, host_name="127.0.0.1"):
+        from werkzeug.serving import make_server
+
+        self.app = app
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://{host_name}:{self.server.server_port}"
+        app.config["BASE_URL"] = self.url
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        runtime(self.app).broker.close_all()
+        self.server.shutdown()
+        self.server.server_close()
+        dispatcher = runtime(self.app).dispatcher
+        if dispatcher is not None:
+            dispatcher.stop(timeout=10)

@@ -194,7 +194,8 @@ class RedisBroker(LocalBroker):
         self._listening.clear()
 
     def _dispatch(self, item):
-        channel = item["channel"].decode() if isinstance(item["channel"], bytes) else item["channel"]
+        channel = item["channel"]
+        channel = channel.decode() if isinstance(channel, bytes) else channel
         if channel == self.wake_channel:
             for callback in self._wake_callbacks:
                 callback()

@@ -8,7 +8,9 @@ Retry-After when rate limited.
 import re
 from dataclasses import dataclass, field
 
-from .sending import (
+from ..models import SlackSettings
+from .base import Channel, Contact, Page
+from .http import (
     SendResult,
     WebApiClient,
     http_error_text,
@@ -16,6 +18,7 @@ from .sending import (
     json_body,
     retry_after,
 )
+from .integration import Setting
 
 _BOT_TOKEN_RE = re.compile(r"xoxb-[0-9A-Za-z-]{20,250}")
 _MEMBER_ID_RE = re.compile(r"[UW][A-Z0-9]{6,20}")
@@ -118,3 +121,48 @@ class SlackClient(WebApiClient):
             json={"channel": message.member_id, "text": message.text,
                   "unfurl_links": False, "unfurl_media": False},
         )
+
+
+class Slack(Channel):
+    name = "slack"
+    label = "Slack"
+    noun = "Slack"
+    model = SlackSettings
+    settings = (
+        Setting("bot_token", "bot token", clean_bot_token, secret=True,
+                needed="paste the bot token", kind="password", field_label="Bot token",
+                description="Starts with xoxb-: your Slack app's settings → OAuth & "
+                            "Permissions → Bot User OAuth Token. The app needs the chat:write "
+                            "scope. Leave empty to keep the stored token.",
+                render_kw={"placeholder": "xoxb-…"}),
+    )
+    enable_hint = ": find it in your Slack app's settings under OAuth & Permissions"
+    preference_description = "A direct message from the organisation's Slack app."
+    contact = Contact(
+        "slack_member_id", "Slack member id", clean_member_id, field_label="Slack member id",
+        description="Like U024BE7LH. In Slack: your profile → ⋮ → Copy member ID.",
+        render_kw={"autocomplete": "off", "spellcheck": "false",
+                   "autocapitalize": "characters"})
+    page = Page(
+        what="Slack message",
+        provider="Slack",
+        accepted_advice="Check your direct messages from the app in Slack "
+                        "({user.slack_member_id}).",
+        refused_advice="Check the bot token, the app's chat:write scope and your member id.",
+        secret_word="token",
+        enable_label="Enable Slack",
+        enable_description="Send authentication requests as direct messages to users who have "
+                           "Slack on in their messaging preferences.",
+    )
+    client_class = SlackClient
+
+    def build(self, settings, transaction, link):
+        return DirectMessage(self.secret(), self.recipient(transaction.user),
+                             request_text(transaction, link))
+
+    def build_test(self, settings, sent_by):
+        return DirectMessage(self.secret(), self.test_recipient(sent_by), test_text(sent_by))
+
+    @staticmethod
+    def secrets(prepared):
+        return [prepared.bot_token]

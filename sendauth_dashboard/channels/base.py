@@ -1,0 +1,132 @@
+"""What every channel is: an integration the organisation sets up, a way to reach a user,
+and a provider to send through.
+
+``problem()`` says why the organisation cannot send through the channel now (None when it
+can); ``prepare()`` builds the outgoing message inside a database transaction (it may read
+settings and decrypt credentials); ``send()`` delivers it over the network with no database
+work, so no connection is held while a provider is slow. ``secrets()`` lists what must be
+masked in any error text the provider sends back.
+"""
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .integration import Integration
+
+
+class ChannelUnavailable(Exception):
+    """The channel cannot send now (disabled or not configured); the message says why."""
+
+
+@dataclass(frozen=True)
+class Contact:
+    """What a user types in so a channel can reach them (a phone number, a Slack member id):
+    a column of User and a field of the messaging preferences form."""
+
+    attribute: str
+    label: str
+    # Raw form text to the stored value (None when empty); ValueError says what is wrong.
+    clean: Callable
+    field_label: str
+    description: str
+    kind: str = "text"
+    render_kw: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Page:
+    """What the channel's settings page says about a send and its answer."""
+
+    # What a send is called, and who answers it: "incident", "PagerDuty".
+    what: str
+    provider: str
+    # Said after an accepted test; may name the admin's own address: "{user.email}".
+    accepted_advice: str
+    refused_advice: str
+    # The secret's word in the URL that removes it: /settings/<channel>/remove-<secret_word>.
+    secret_word: str
+    enable_label: str
+    enable_description: str
+    # The provider's name for what was sent, shown after an accepted test: "dedup key".
+    external_id_label: str | None = None
+
+    @property
+    def test_noun(self):
+        return f"test {self.what}"
+
+
+class Channel(Integration):
+    """A channel: its integration (settings, status), how it reaches a user, how it sends.
+
+    A subclass names its provider's client (built from the app's config; its ``send`` takes
+    what ``build`` made) and says how a request and a test are built (``build``,
+    ``build_test``) and which secrets they carry (``secrets``).
+    """
+
+    # "PagerDuty", "Email": as the channel is named in a menu or a list.
+    label = None
+    # The messaging preferences' words for the channel.
+    preference_description = ""
+    page = None
+    client_class = None
+    # What reaches a person on this channel, when it is not their sign-in email.
+    contact = None
+
+    def __init__(self, config):
+        self.config = config
+        self._client = None
+
+    @property
+    def client(self):
+        """The provider's client, made from the app's configuration on the first send."""
+        if self._client is None:
+            self._client = self.client_class.from_config(self.config)
+        return self._client
+
+    def send(self, prepared):
+        return self.client.send(prepared)
+
+    def contact_problem(self, user):
+        """Why the user's messaging preferences lack what this channel needs, or None."""
+        if self.contact is None or getattr(user, self.contact.attribute):
+            return None
+        return f"no {self.contact.label} in their messaging preferences"
+
+    def recipient(self, user):
+        problem = self.contact_problem(user)
+        if problem:
+            raise ChannelUnavailable(f"{user.name} has {problem}")
+        return getattr(user, self.contact.attribute)
+
+    def test_recipient(self, sent_by):
+        """The admin's own address: a test goes to whoever sends it."""
+        if self.contact_problem(sent_by):
+            raise ChannelUnavailable(
+                f"The test goes to you: add your {self.contact.label} under Messaging "
+                "preferences first")
+        return getattr(sent_by, self.contact.attribute)
+
+    def prepare(self, transaction, link):
+        problem = self.problem()
+        if problem:
+            raise ChannelUnavailable(problem)
+        return self.build(self.settings_row(), transaction, link)
+
+    def prepare_test(self, sent_by):
+        missing = self.save_first()
+        if missing:
+            raise ChannelUnavailable(f"{missing}; the test uses the saved settings")
+        return self.build_test(self.settings_row(), sent_by)
+
+    def secret(self):
+        """The stored secret, decrypted (see ``stored_secret``)."""
+        return self.stored_secret()
+
+    def build(self, settings, transaction, link):
+        raise NotImplementedError
+
+    def build_test(self, settings, sent_by):
+        raise NotImplementedError
+
+    @staticmethod
+    def secrets(prepared):
+        raise NotImplementedError

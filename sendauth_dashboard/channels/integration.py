@@ -1,0 +1,298 @@
+"""An integration: the organisation's setup of one channel, and its status indicator.
+
+Every channel keeps its setup in one typed settings row, described by the channel's
+``settings`` (plain values and the one secret kept encrypted). Saving, removing the secret,
+masking it and saying why the organisation cannot send through the channel are the same
+rules for all of them, so they live here, in ``Integration``, which each channel extends.
+"""
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from ..extensions import db
+from ..models import IntegrationStatus, utcnow
+from ..runtime import runtime
+from ..services.live import event_log
+from ..services.rows import default_row, get_or_create
+from ..services.secrets import SecretUnreadable, decrypt, encrypt, mask
+
+MAX_ERROR_LENGTH = 2000
+
+
+class SettingsError(ValueError):
+    """Settings cannot be saved as given; the message says why and what to do."""
+
+    def __init__(self, message, field=None):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting of an integration: a column of its row and a field of its settings form.
+
+    A secret is stored encrypted in ``<name>_ciphertext``; left empty on save, it is kept.
+    """
+
+    name: str
+    label: str
+    # Raw form text to the stored value (None when left empty); ValueError says what is wrong.
+    clean: Callable
+    required: bool = True
+    secret: bool = False
+    # What the admin is asked to do when enabling without it: "enter the SMTP host".
+    needed: str | None = None
+    # Whether a change makes the status indicator's last outcome describe another setup.
+    resets_status: bool = True
+    # How the form shows it: "text", "password", "email", "tel" or "select" (with choices,
+    # {value: label}), its label there, the help under it, and extra HTML attributes.
+    kind: str = "text"
+    field_label: str | None = None
+    description: str = ""
+    choices: dict | None = None
+    default: str | None = None
+    render_kw: dict = field(default_factory=dict)
+
+    @property
+    def column(self):
+        return f"{self.name}_ciphertext" if self.secret else self.name
+
+    def ask(self):
+        return self.needed or f"enter the {self.label}"
+
+
+def choice(options, message):
+    """A clean function that accepts one of ``options``."""
+    def clean(raw):
+        if raw not in options:
+            raise ValueError(message)
+        return raw
+    return clean
+
+
+def join_words(words, conjunction="and"):
+    """``a``, ``a and b``, ``a, b and c``."""
+    return f"{', '.join(words[:-1])} {conjunction} {words[-1]}" if len(words) > 1 else words[0]
+
+
+class Integration:
+    """The settings rules every channel shares. A channel names its ``model`` (the settings
+    table), its ``settings`` in the order the form shows them (exactly one is the secret),
+    its ``noun`` as said mid-sentence ("PagerDuty", "email") and an ``enable_hint``."""
+
+    name = None
+    noun = None
+    model = None
+    settings = ()
+    enable_hint = ""
+
+    # The one setting kept encrypted (set for each channel class from its ``settings``).
+    secret_setting = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.secret_setting = next((s for s in cls.settings if s.secret), None)
+
+    def settings_row(self):
+        """For reading: the saved settings, or their defaults when nobody has saved any."""
+        return db.session.get(self.model, 1) or default_row(self.model, id=1)
+
+    def _settings_row_to_change(self):
+        return get_or_create(self.model, 1, id=1)
+
+    def missing_settings(self):
+        """The required settings not saved yet, in the order the form shows them."""
+        row = self.settings_row()
+        return [s for s in self.settings if s.required and getattr(row, s.column) is None]
+
+    def save_first(self):
+        """"Save the SMTP host and the from address first", or None when nothing is missing."""
+        missing = self.missing_settings()
+        return f"Save {join_words([f'the {s.label}' for s in missing])} first" if missing else None
+
+    def problem(self):
+        """Why the organisation cannot send through the channel now, or None."""
+        missing = self.missing_settings()
+        if missing:
+            return f"the {self.noun} integration has no " + join_words(
+                [s.label for s in missing], "or")
+        if not self.settings_row().enabled:
+            return f"the {self.noun} integration is disabled"
+        return None
+
+    def update_settings(self, *, enabled, values, actor, now=None):
+        """Apply the admin's changes; returns what changed, in words (never a secret itself).
+
+        ``values`` maps each setting's name to the raw form text. The secret left empty (or
+        None) keeps the stored one. The audit event and the change are written in the current
+        database transaction; nothing is changed when a value is refused.
+        """
+        row = self._settings_row_to_change()
+        cleaned = {s.name: _clean(s, values.get(s.name)) for s in self.settings}
+        if enabled:
+            # A secret left empty keeps the stored one; any other setting left empty is cleared.
+            missing = [s for s in self.settings if s.required and cleaned[s.name] is None
+                       and not (s.secret and getattr(row, s.column) is not None)]
+            if missing:
+                raise self._incomplete(missing)
+
+        changes, reset = [], False
+        for setting in self.settings:
+            old, new = getattr(row, setting.column), cleaned[setting.name]
+            if setting.secret:
+                if new is None:
+                    continue
+                new_value = encrypt(new)
+            elif new == old:
+                continue
+            else:
+                new_value = new
+            changes.append(_describe(setting, old, new))
+            setattr(row, setting.column, new_value)
+            reset = reset or setting.resets_status
+        if enabled != row.enabled:
+            changes.append("integration enabled" if enabled else "integration disabled")
+            row.enabled = enabled
+        if reset:
+            reset_status(self.name)
+        if changes:
+            self._touch(row, actor, now, changes)
+        return changes
+
+    def _incomplete(self, missing):
+        asks = join_words([s.ask() for s in missing])
+        return SettingsError(f"{asks[0].upper()}{asks[1:]} before enabling {self.noun}"
+                             f"{self.enable_hint}.", missing[0].name)
+
+    def remove_secret(self, *, actor, now=None):
+        """Forget the stored secret; an integration that cannot work without it is disabled."""
+        secret = self.secret_setting
+        if getattr(self.settings_row(), secret.column) is None:
+            return []
+        row = self._settings_row_to_change()
+        changes = [f"{secret.label} removed"]
+        if row.enabled and secret.required:
+            changes.append("integration disabled")
+            row.enabled = False
+        setattr(row, secret.column, None)
+        reset_status(self.name)
+        self._touch(row, actor, now, changes)
+        return changes
+
+    def _touch(self, row, actor, now, changes):
+        row.updated_at = now or utcnow()
+        row.updated_by_id = actor.id if actor is not None else None
+        event_log.record(f"settings.{self.name}_changed", actor=actor,
+                         data={"changes": changes})
+
+    def secret_mask(self):
+        """The stored secret as a mask, None when there is none, or a note when it cannot be
+        read."""
+        try:
+            secret = self.stored_secret()
+        except SecretUnreadable as exc:
+            return str(exc)
+        return None if secret is None else mask(secret)
+
+    def stored_secret(self):
+        """The decrypted secret, or None. SecretUnreadable when the keys changed since it was
+        saved: the dispatcher fails the delivery and shows it on the status indicator."""
+        ciphertext = getattr(self.settings_row(), self.secret_setting.column)
+        return None if ciphertext is None else decrypt(ciphertext)
+
+
+def _clean(setting, raw):
+    if setting.secret and not (raw or "").strip():
+        return None
+    try:
+        return setting.clean(raw)
+    except ValueError as exc:
+        raise SettingsError(str(exc), setting.name) from None
+
+
+def _describe(setting, old, new):
+    if setting.secret:
+        return f"{setting.label} {'replaced' if old is not None else 'added'}"
+    if old is None:
+        return f"{setting.label} set to {new}"
+    if new is None:
+        return f"{setting.label} cleared"
+    return f"{setting.label} {old} → {new}"
+
+
+# -- the status indicator ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StatusView:
+    """What the status indicator shows: Success, Error (with the provider's text), Not yet
+    invoked."""
+
+    state: str
+    label: str
+    at: datetime | None = None
+    error: str | None = None
+    last_success_at: datetime | None = None
+
+
+def status_view(channel):
+    row = db.session.get(IntegrationStatus, channel)
+    if row is None or row.last_outcome is None:
+        return StatusView("never", "Not yet invoked")
+    if row.last_outcome == "success":
+        return StatusView("success", "Success", at=row.last_success_at,
+                          last_success_at=row.last_success_at)
+    return StatusView("error", "Error", at=row.last_error_at, error=row.last_error,
+                      last_success_at=row.last_success_at)
+
+
+def has_been_invoked(channel):
+    return db.session.scalar(
+        select(IntegrationStatus.last_attempt_at).where(IntegrationStatus.channel == channel)
+    ) is not None
+
+
+STATUS_REFRESH_SECONDS = 1.0
+
+
+def record_outcome(channel, *, success, error=None, at=None):
+    """Update the channel's status indicator from a real send, in the current database
+    transaction.
+
+    The same outcome (and error) again within a second is not written again: a burst of
+    sends would otherwise queue every dispatcher on this one row.
+    """
+    at = at or utcnow()
+    outcome = "success" if success else "error"
+    seen = (outcome, error)
+    written = runtime().status_writes
+    previous = written.get(channel)
+    if previous and previous[0] == seen and time.monotonic() - previous[1] < STATUS_REFRESH_SECONDS:
+        return
+    written[channel] = (seen, time.monotonic())
+    values = {"last_outcome": outcome, "last_attempt_at": at}
+    if success:
+        values["last_success_at"] = at
+    else:
+        values["last_error_at"] = at
+        values["last_error"] = (error or "Unknown error")[:MAX_ERROR_LENGTH]
+    result = db.session.execute(
+        update(IntegrationStatus).where(IntegrationStatus.channel == channel).values(**values)
+    )
+    if result.rowcount == 0:
+        row = get_or_create(IntegrationStatus, channel, channel=channel)
+        for name, value in values.items():
+            setattr(row, name, value)
+
+
+def reset_status(channel):
+    """Back to "Not yet invoked": the configuration the old status described is gone."""
+    runtime().status_writes.pop(channel, None)
+    db.session.execute(
+        update(IntegrationStatus).where(IntegrationStatus.channel == channel).values(
+            last_outcome=None, last_attempt_at=None, last_success_at=None,
+            last_error_at=None, last_error=None,
+        )
+    )

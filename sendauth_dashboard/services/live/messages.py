@@ -1,0 +1,93 @@
+"""Events in words and as the JSON a live stream sends: the same on a page and in a stream."""
+from ... import channels
+
+
+def message_for(event, transaction=None, actor=None):
+    """The JSON-ready form of an event, as streams and pages see it.
+
+    Transaction events carry a summary of the transaction (who, what, its state as of this
+    event) and the ids that decide who may see it; they never carry a secret or a token.
+    """
+    transaction = transaction if transaction is not None else event.transaction
+    actor = actor if actor is not None else event.actor
+    actor_name = actor.name if actor is not None else None
+    message = {
+        "id": event.id,
+        "kind": event.kind,
+        "at": event.created_at.isoformat(),
+        "actor": actor_name,
+        "text": describe(event.kind, event.data or {}, actor_name),
+        "data": event.data or {},
+    }
+    if transaction is not None:
+        message["transaction"] = {
+            "id": transaction.public_id,
+            "status": (event.data or {}).get("status", transaction.status),
+            "requestor": transaction.requestor.name,
+            "requestor_email": transaction.requestor.email,
+            "requestor_id": transaction.requestor_id,
+            "user": transaction.user.name,
+            "user_email": transaction.user.email,
+            "user_id": transaction.user_id,
+            "message": transaction.message,
+            "created_at": transaction.created_at.isoformat(),
+            "expires_at": transaction.expires_at.isoformat(),
+        }
+    return message
+
+
+PROOF_WORDS = {"passkey": "with a passkey", "password": "by entering their password again"}
+
+
+def describe(kind, data, actor_name=None):
+    """One line for a transaction's timeline, the same on the page and in the live stream."""
+    who = actor_name or "Someone"
+    channel = channels.label(data.get("channel"))
+    attempt = f"attempt {data['attempt']}" if data.get("attempt") else ""
+    if kind == "transaction.created":
+        via = ", ".join(channels.label(c) for c in data.get("channels", []))
+        return f"{who} sent the request" + (f" through {via}" if via else "")
+    if kind == "transaction.verified":
+        how = PROOF_WORDS.get(data.get("proof"))
+        return f"{who} verified it" + (f" {how}" if how else "")
+    if kind == "transaction.denied":
+        if data.get("reason") == "wrong_code":
+            return "Denied: the wrong code was picked three times"
+        return f"{who} denied it"
+    if kind == "binding.wrong_pick":
+        return (f"{who} picked a wrong code, {data.get('picked')} "
+                f"({data.get('picks')} of {data.get('limit')} allowed)")
+    if kind == "passkey.used":
+        used = f"{who} proved it is them with the passkey {data.get('name')!r}"
+        if data.get("new"):
+            used += (f", registered less than a day before ({_when(data.get('registered_at'))}):"
+                     " ask them whether they added it")
+        return used
+    if kind == "passkey.registered":
+        return f"{who} registered the passkey {data.get('name')!r}"
+    if kind == "passkey.removed":
+        return f"{who} removed the passkey {data.get('name')!r}"
+    if kind == "verification.refused":
+        return f"{who} could not verify: {data.get('reason')}"
+    if kind == "transaction.cancelled":
+        return f"{who} cancelled the request"
+    if kind == "transaction.expired":
+        return "Expired without an answer"
+    if kind == "delivery.sent":
+        return f"{channel} accepted the notification ({attempt}, HTTP {data.get('http_status')})"
+    if kind == "delivery.retrying":
+        return (f"{channel}: {attempt} failed ({data.get('error')}); trying again at "
+                f"{_clock(data.get('next_attempt_at'))}")
+    if kind == "delivery.failed":
+        return f"{channel}: the notification failed: {data.get('error')}"
+    if kind == "delivery.cancelled":
+        return f"{channel}: not sent: {data.get('reason')}"
+    return kind
+
+
+def _when(iso):
+    return f"{iso[:10]} {iso[11:16]} UTC" if iso else "a recent time"
+
+
+def _clock(iso):
+    return iso[11:19] + " UTC" if iso else "a later time"

@@ -1,0 +1,137 @@
+"""Live streams: what one watcher's server-sent events carry, from the table and then live."""
+import json
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import contains_eager, joinedload
+
+from ...extensions import db
+from ...models import Event, Transaction
+from .broker import CLOSE, RESYNC
+from .event_log import latest_event_id
+from .messages import message_for
+
+REPLAY_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is watching, captured when the stream opens, so deciding visibility needs no database."""
+
+    user_id: int
+    sees_all: bool
+
+    def may_see(self, message):
+        transaction = message.get("transaction")
+        if transaction is None:
+            return False
+        return self.sees_all or transaction["requestor_id"] == self.user_id
+
+
+def replay(viewer, after_id, limit=REPLAY_BATCH):
+    """Transaction events newer than ``after_id`` that the viewer may see, oldest first."""
+    query = (
+        select(Event)
+        .join(Transaction, Event.transaction_id == Transaction.id)
+        .options(contains_eager(Event.transaction), joinedload(Event.actor))
+        .where(Event.id > after_id)
+        .order_by(Event.id)
+        .limit(limit)
+    )
+    if not viewer.sees_all:
+        query = query.where(Transaction.requestor_id == viewer.user_id)
+    return [message_for(event) for event in db.session.scalars(query).unique()]
+
+
+def sse_format(message):
+    return f"id: {message['id']}\ndata: {json.dumps(message, separators=(',', ':'))}\n\n"
+
+
+class SharedFormat:
+    """``sse_format`` for live messages, once per message object rather than once per watcher.
+
+    The broker hands the same message object to every watcher of a process, and serialising it
+    for each of them was a large part of a fan-out's cost (bench/fanout.py). The last few
+    (message, text) pairs are kept; holding the messages means an object's id cannot be reused
+    while its text is cached. An equal message that is another object (a replay read from the
+    table) is formatted afresh.
+    """
+
+    def __init__(self, size=8):
+        self.size = size
+        self._recent = ()  # replaced, never changed in place: safe to read from any thread
+
+    def __call__(self, message):
+        for seen, text in self._recent:
+            if seen is message:
+                return text
+        text = sse_format(message)
+        self._recent = ((message, text),) + self._recent[:self.size - 1]
+        return text
+
+
+_live_format = SharedFormat()
+
+
+def stream(viewer, after_id, broker, *, heartbeat, lifetime, clock=time.monotonic):
+    """Server-sent events for one watcher: replay what they missed, then live, then end.
+
+    Ids reach the watcher in increasing order, none skipped. Event ids commit in the order
+    they were given (``record``), but processes publish after their commits in whatever order
+    they get to it: a live message that is not the next id makes the stream catch up from the
+    table instead. A message at or below the last id seen is already sent (or not the
+    watcher's). It subscribes before reading the table, so an event committed in between
+    arrives either way. It holds no database connection while it waits. A full queue (a slow
+    watcher) makes it catch up from the table instead of dropping events.
+    """
+    subscription = broker.subscribe()
+    try:
+        yield f"retry: {STREAM_RETRY_MS}\n: stream open\n\n"
+        last_id = yield from _catch_up(viewer, after_id)
+        deadline = clock() + lifetime
+        while (remaining := deadline - clock()) > 0:
+            message = subscription.get(timeout=min(heartbeat, remaining))
+            if message is CLOSE:
+                return
+            if message is RESYNC or subscription.overflowed:
+                subscription.overflowed = False
+                subscription.drain()
+                last_id = yield from _catch_up(viewer, last_id)
+                continue
+            if message is None:
+                yield ": keepalive\n\n"
+                continue
+            if message["id"] <= last_id:
+                continue
+            if message["id"] != last_id + 1:
+                # Every id below this one has committed or rolled back (a rolled-back id is a
+                # gap for good on PostgreSQL): the table has all there is to send before it.
+                last_id = max(message["id"], (yield from _catch_up(viewer, last_id)))
+                continue
+            last_id = message["id"]
+            if viewer.may_see(message):
+                yield _live_format(message)
+    finally:
+        broker.unsubscribe(subscription)
+
+
+STREAM_RETRY_MS = 2000
+
+
+def _catch_up(viewer, after_id):
+    """Replay from the table in batches, yielding frames; returns the id the stream is now
+    at. The session is closed before the stream waits again."""
+    try:
+        # Read before the rows: every id up to it has settled, so the replay has them all.
+        now_at = latest_event_id()
+        while batch := replay(viewer, after_id):
+            for message in batch:
+                after_id = message["id"]
+                now_at = max(now_at, after_id)
+                yield sse_format(message)
+            if len(batch) < REPLAY_BATCH:
+                break
+        return now_at
+    finally:
+        db.session.remove()

@@ -1,0 +1,167 @@
+"""Each channel's settings page: configure, status indicator, test, remove the stored secret.
+
+The routes take the channel's name from the registry (``channels.REGISTRY``):
+``/settings/pagerduty``, ``/settings/email``, ``/settings/sms``, ``/settings/slack``, each with
+``.../test`` and ``.../remove-<key|password|token>``. The form is made from the channel's
+``settings``; the page's own words are in ``templates/settings/<channel>.html``.
+"""
+from flask import abort, flash, redirect, render_template, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from werkzeug.routing import BaseConverter
+from wtforms import (
+    BooleanField,
+    EmailField,
+    PasswordField,
+    SelectField,
+    StringField,
+    SubmitField,
+    TelField,
+)
+from wtforms.validators import ValidationError
+
+from .. import channels
+from ..auth import role_required
+from ..channels import integration
+from ..extensions import db
+from ..forms import apply_service_error, checked_by, choices
+from ..models import Event
+from . import bp
+
+AUDIT_ROWS = 10
+# Far longer than any setting's value: refused before it reaches the setting's own check.
+FIELD_MAX_CHARS = 1000
+
+FIELD_KINDS = {"text": StringField, "password": PasswordField, "email": EmailField,
+               "tel": TelField, "select": SelectField}
+
+
+class ChannelConverter(BaseConverter):
+    """A URL part that is the name of a registered channel; any other name is a 404."""
+
+    def __init__(self, url_map):
+        super().__init__(url_map)
+        self.regex = "|".join(channels.names())
+
+
+def _not_far_too_long(setting):
+    article = "an" if setting.label[0].lower() in "aeiou" else "a"
+    message = f"That is far longer than {article} {setting.label}."
+
+    def check(form, field):
+        if len(str(field.data or "")) > FIELD_MAX_CHARS:
+            raise ValidationError(message)
+
+    return check
+
+
+def _field(setting):
+    options = {"description": setting.description, "default": setting.default,
+               "render_kw": dict(setting.render_kw) or None}
+    if setting.kind == "select":
+        return SelectField(setting.field_label, choices=choices(setting.choices), **options)
+    return FIELD_KINDS[setting.kind](
+        setting.field_label, validators=[_not_far_too_long(setting), checked_by(setting.clean)],
+        **options)
+
+
+def settings_form(channel):
+    """The channel's settings form class: enable, then its settings in order, then Save."""
+    fields = {"enabled": BooleanField(channel.page.enable_label,
+                                      description=channel.page.enable_description)}
+    fields.update({s.name: _field(s) for s in channel.settings})
+    fields["submit"] = SubmitField("Save")
+    return type(f"{channel.name.title()}SettingsForm", (FlaskForm,), fields)
+
+
+def _channel(name):
+    return channels.channel(name)
+
+
+@bp.route("/<channel:name>", methods=["GET", "POST"], endpoint="channel")
+@role_required("admin")
+def settings_page(name):
+    channel = _channel(name)
+    form = settings_form(channel)(obj=channel.settings_row())
+    if form.validate_on_submit():
+        try:
+            changes = channel.update_settings(
+                enabled=form.enabled.data, actor=current_user,
+                values={s.name: form[s.name].data for s in channel.settings},
+            )
+            db.session.commit()
+        except integration.SettingsError as exc:
+            db.session.rollback()
+            apply_service_error(form, exc, channel.secret_setting.name)
+        else:
+            flash("Saved: " + "; ".join(changes) + "." if changes else "Nothing changed.",
+                  "success" if changes else "info")
+            return redirect(url_for("settings.channel", name=name))
+    return render_template(
+        f"settings/{name}.html",
+        channel=channel,
+        page=channel.page,
+        form=form,
+        secret_field=form[channel.secret_setting.name],
+        settings=channel.settings_row(),
+        secret_mask=channel.secret_mask(),
+        save_first=channel.save_first(),
+        status=integration.status_view(name),
+        audit=_audit_rows(name),
+        channel_tabs=channel_tabs(),
+    ), 400 if form.errors else 200
+
+
+def _audit_rows(name):
+    kinds = (f"settings.{name}_changed", f"settings.{name}_tested")
+    return db.session.scalars(
+        select(Event).where(Event.kind.in_(kinds)).order_by(Event.id.desc()).limit(AUDIT_ROWS)
+    ).all()
+
+
+def channel_tabs():
+    """The channels sub-navigation: each channel's name, label and whether it is on."""
+    return [(name, channels.label(name), channels.channel(name).settings_row().enabled)
+            for name in channels.names()]
+
+
+@bp.post("/<channel:name>/test", endpoint="channel_test")
+@role_required("admin")
+def send_test(name):
+    page = _channel(name).page
+    back = redirect(url_for("settings.channel", name=name))
+    try:
+        result = channels.send_test(name, actor=current_user)
+    except channels.ChannelUnavailable as exc:
+        flash(f"{exc}.", "error")
+        return back
+    if result.accepted:
+        reference = (f" ({page.external_id_label} {result.external_id})"
+                     if page.external_id_label and result.external_id else "")
+        flash(f"{page.provider} accepted the {page.test_noun}{reference}. "
+              + page.accepted_advice.format(user=current_user), "success")
+    elif result.outcome == "permanent":
+        flash(f"{page.provider} refused the {page.test_noun}: {result.error}. "
+              + page.refused_advice, "error")
+    else:
+        flash(f"The {page.test_noun} did not get through: {result.error}. "
+              "Try again in a moment.", "error")
+    return back
+
+
+@bp.post("/<channel:name>/remove-<secret_word>", endpoint="channel_remove_secret")
+@role_required("admin")
+def remove_secret(name, secret_word):
+    channel = _channel(name)
+    if secret_word != channel.page.secret_word:
+        abort(404)
+    label = channel.secret_setting.label
+    changes = channel.remove_secret(actor=current_user)
+    db.session.commit()
+    if changes:
+        disabled = f" and disabled {channel.noun}" if "integration disabled" in changes else ""
+        flash(f"Removed the {label}{disabled}.", "success")
+    else:
+        flash(f"There was no stored {label} to remove.", "info")
+    return redirect(url_for("settings.channel", name=name))
