@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: run serve test install install-test clean-venv \
+.PHONY: run serve test lint install install-test clean-venv \
 	bench bench-fanout bench-send bench-incident bench-dispatch bench-list
 
 # Links and passkeys work at SENDAUTH_BASE_URL (default http://localhost:5000): on another
@@ -30,6 +30,10 @@ serve: $(VENV)/.installed-production
 
 test: $(VENV)/.installed-test
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# pyflakes, pycodestyle, import order and bugbear (pyproject.toml, [tool.ruff]); CI runs it first.
+lint: $(VENV)/.installed-lint
+	$(BIN)/ruff check .
 
 # Benchmarks (README.md, "Benchmarks"): each prints a table and writes JSON to bench/results/.
 # They need PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379); pass options with BENCH_ARGS.
@@ -66,6 +70,10 @@ $(VENV)/.installed-production: $(VENV)/.installed
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP_INSTALL) -e '.[test]'
+	touch $@
+
+$(VENV)/.installed-lint: $(VENV)/.installed
+	$(PIP_INSTALL) -e '.[lint]'
 	touch $@
 
 $(VENV)/.installed-bench: $(VENV)/.installed-test
