@@ -48,8 +48,10 @@ def _after_commit(session):
         fn(*args)
 
 
-def _after_rollback(session, previous_transaction):
-    if previous_transaction.parent is None:
+def _after_rollback(session, ended):
+    """``ended`` is the database transaction rolled back: only the outermost one drops the
+    work (a savepoint's rollback leaves the rest of the change standing)."""
+    if ended.parent is None:
         for key in (PENDING, READY, CALLBACKS):
             session.info.pop(key, None)
 
