@@ -385,3 +385,11 @@ def test_a_rolled_back_event_id_does_not_hold_the_stream_back(app, setup):
         body.close()
     assert frame is not None
     assert data_of(frame)["transaction"]["id"] == sent
+
+
+def test_streams_that_open_together_do_not_all_end_together():
+    """After a restart every browser reconnects at once; with one fixed lifetime they would
+    all reconnect together again every SSE_MAX_SECONDS, forever."""
+    lifetimes = [streams.lifetime(300.0) for _ in range(200)]
+    assert all(225.0 <= seconds <= 300.0 for seconds in lifetimes)
+    assert max(lifetimes) - min(lifetimes) > 30.0

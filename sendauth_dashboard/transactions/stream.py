@@ -21,7 +21,8 @@ def stream():
     config = current_app.config
     body = streams.stream(
         viewer, after, runtime().broker,
-        heartbeat=config["SSE_HEARTBEAT_SECONDS"], lifetime=config["SSE_MAX_SECONDS"],
+        heartbeat=config["SSE_HEARTBEAT_SECONDS"],
+        lifetime=streams.lifetime(config["SSE_MAX_SECONDS"]),
     )
     return Response(stream_with_context(body), mimetype="text/event-stream", headers={
         "Cache-Control": "no-cache", "X-Accel-Buffering": "no",

@@ -1,5 +1,6 @@
 """Live streams: what one watcher's server-sent events carry, from the table and then live."""
 import json
+import random
 import time
 from dataclasses import dataclass
 
@@ -72,6 +73,17 @@ class SharedFormat:
 
 
 _live_format = SharedFormat()
+
+
+# A stream ends somewhere between this share of SSE_MAX_SECONDS and all of it.
+LIFETIME_SPREAD = 0.25
+
+
+def lifetime(max_seconds, rng=random):
+    """How long one stream stays open before the browser reconnects: spread out, so the
+    watchers who connected together (after a restart, say) do not all reconnect together
+    again every few minutes, each costing a session load and a replay query at once."""
+    return max_seconds * rng.uniform(1 - LIFETIME_SPREAD, 1)
 
 
 def stream(viewer, after_id, broker, *, heartbeat, lifetime, clock=time.monotonic):
