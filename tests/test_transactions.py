@@ -4,6 +4,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select, update
 
 from sendauth_dashboard.extensions import db
@@ -75,6 +76,32 @@ def test_a_requestor_sends_a_request_and_lands_on_its_page(app, client, as_reque
     assert t.expires_at - t.created_at == timedelta(seconds=300)
     assert re.fullmatch(r"[0-9a-f]{64}", t.token_hash)
     assert counts(app) == (before[0] + 1, before[1] + 1, before[2] + 1)
+
+
+def test_sending_reads_nothing_from_the_database_after_its_commit(app, as_requestor, people):
+    """After the commit the event is on its way to every watcher; a query then (re-reading
+    what was just written) would make the requestor's answer wait behind that fan-out."""
+    statements = []
+    with app.app_context():
+        engine = db.engine
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    def committed(conn):
+        statements.append("COMMIT")
+
+    sa_event.listen(engine, "before_cursor_execute", seen)
+    sa_event.listen(engine, "commit", committed)
+    try:
+        response = as_requestor.post("/transactions/new", new_form(),
+                                     token_page="/transactions/new")
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", seen)
+        sa_event.remove(engine, "commit", committed)
+    assert response.status_code == 302
+    after = statements[len(statements) - statements[::-1].index("COMMIT"):]
+    assert not [s for s in after if s.lstrip().upper().startswith("SELECT")], after
 
 
 def test_the_time_to_live_is_configurable(app, people):

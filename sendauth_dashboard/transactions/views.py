@@ -49,14 +49,18 @@ def new():
                 requestor=current_user, user_email=form.user.data, message=form.message.data,
                 context=form.context.data,
             )
+            # What the answer says is read before the commit: after it, each would be read
+            # again from the database while the event is fanned out to every watcher.
+            db.session.flush()
+            public_id, name = transaction.public_id, transaction.user.name
+            via = ", ".join(channels.label(d.channel) for d in transaction.deliveries)
             db.session.commit()
         except transactions.TransactionError as exc:
             db.session.rollback()
             apply_service_error(form, exc, "user")
         else:
-            via = ", ".join(channels.label(d.channel) for d in transaction.deliveries)
-            flash(f"Request sent to {transaction.user.name} through {via}.", "success")
-            return redirect(url_for("transactions.show", public_id=transaction.public_id))
+            flash(f"Request sent to {name} through {via}.", "success")
+            return redirect(url_for("transactions.show", public_id=public_id))
     suggestions = db.session.scalars(
         select(User).where(User.active.is_(True), User.id != current_user.id)
         .order_by(User.name).limit(USER_SUGGESTIONS)
