@@ -74,7 +74,8 @@ def _email_fail_temporarily(fake):
 
 def _sms_fail_temporarily(fake):
     fake.answer_next(TwilioAnswer.too_many_requests())
-    return "HTTP 429: Twilio error 20429: Too Many Requests"
+    return ("HTTP 429: Twilio error 20429: Too Many Requests More: "
+            "https://www.twilio.com/docs/errors/20429")
 
 
 def _slack_fail_temporarily(fake):
