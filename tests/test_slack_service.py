@@ -139,6 +139,21 @@ def test_what_we_send_holds_to_slacks_spec(fake_slack, client_for):
     assert fake_slack.spec_violations == []
 
 
+@pytest.mark.parametrize("code", sorted(slack.RETRYABLE_ERRORS - {"ratelimited"}))
+def test_every_error_slack_may_outgrow_is_retryable(fake_slack, client_for, code):
+    fake_slack.answer_next(Answer.error(code))
+    assert client_for.send(dm()).outcome == "retryable"
+
+
+@pytest.mark.parametrize("code", sorted(
+    (set(SPEC_ERRORS) | set(slack.ADVICE)) - slack.RETRYABLE_ERRORS))
+def test_every_other_documented_error_is_permanent(fake_slack, client_for, code):
+    fake_slack.answer_next(Answer.error(code))
+    result = client_for.send(dm())
+    assert (result.outcome, result.http_status) == ("permanent", 200)
+    assert result.error.startswith(f"Slack error {code}")
+
+
 def test_the_fake_answers_only_as_slack_documents():
     with pytest.raises(AssertionError, match="breaks Slack's spec"):
         Answer.error("no_such_error_anywhere")
