@@ -87,6 +87,14 @@ def test_a_non_ascii_local_part_goes_out_with_smtputf8_when_the_server_offers_it
     assert fake.defects == []
 
 
+def test_a_non_ascii_domain_goes_out_in_its_ascii_form_to_any_server(fake_smtp):
+    result = send(server(fake_smtp.port), request_email(user_email="uma@exämple.com"))
+    assert result.accepted, result.error
+    (received,) = fake_smtp.received
+    assert received.rcpt_tos == ["uma@xn--exmple-cua.com"]
+    assert str(received.message["To"]) == "Uma User <uma@xn--exmple-cua.com>"
+
+
 def test_a_non_ascii_local_part_fails_with_its_reason_when_the_server_lacks_smtputf8(
         fake_smtp):
     result = send(server(fake_smtp.port), request_email(user_email="jürgen@example.com"))

@@ -120,9 +120,16 @@ def _addresses(message):
 
 
 def address(name, addr_spec):
-    """A From or To header's address; a non-ASCII local part is kept as it is (it is sent
-    only with SMTPUTF8), where ``Address(addr_spec=...)`` would raise."""
+    """A From or To header's address. A non-ASCII domain is written in its ASCII form
+    (IDNA: exämple.com is xn--exmple-cua.com), which every server takes; a non-ASCII local
+    part is kept as it is (it can go only with SMTPUTF8), where ``Address(addr_spec=...)``
+    would raise."""
     username, _, domain = addr_spec.rpartition("@")
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            pass  # left as it is: it can go only with SMTPUTF8
     return Address(name, username, domain)
 
 
