@@ -104,7 +104,8 @@ def fit(pieces, ending, max_segments=SMS_MAX_SEGMENTS):
     for i in reversed(range(len(pieces))):
         if fits(pieces):
             break
-        low, high = 0, len(pieces[i]) - 1  # the longest cut that fits: at least low chars
+        # The longest cut of this piece that fits: fewer characters never cost more.
+        low, high = 0, len(pieces[i]) - 1
         while low < high:
             middle = (low + high + 1) // 2
             if fits(pieces[:i] + [_cut(pieces[i], middle)] + pieces[i + 1:]):
