@@ -198,6 +198,7 @@ def fake_smtp():
     fake = FakeSmtp().start()
     yield fake
     fake.stop()
+    assert fake.defects == [], "the fake SMTP server received a message with defects"
 
 
 @pytest.fixture
@@ -208,6 +209,7 @@ def fake_twilio():
     fake = FakeTwilio(TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, numbers=[TWILIO_SENDER]).start()
     yield fake
     fake.stop()
+    assert fake.spec_violations == [], "a request to the fake Twilio broke Twilio's spec"
 
 
 @pytest.fixture
@@ -218,3 +220,4 @@ def fake_slack():
     fake = FakeSlack(SLACK_BOT_TOKEN, member_ids=["U024BE7LH", "W012A3CDE"]).start()
     yield fake
     fake.stop()
+    assert fake.spec_violations == [], "a request to the fake Slack broke Slack's spec"

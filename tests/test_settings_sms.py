@@ -7,6 +7,8 @@ import pytest
 from sendauth_dashboard import channels
 from tests.support.helpers import TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_SENDER
 
+from .fakes.twilio import Answer
+
 
 @pytest.fixture
 def app_config(fake_twilio):
@@ -70,3 +72,24 @@ def test_an_accepted_test_names_twilios_message_sid(app, client, auth, make_user
     (message,) = fake_twilio.messages
     assert message["To"] == "+14155550123" and message["Body"].startswith("[TEST] SMS from")
     assert "Twilio accepted the test SMS (message SID SM" in client.get("/settings/sms").text
+
+
+def test_an_accepted_test_says_what_it_cost_in_segments(client, auth, make_user, fake_twilio):
+    auth.login(make_user("admin", phone="+14155550123", name="Zoë “Z” O’Brien Jr."))
+    auth.post("/settings/sms", form())
+    auth.post("/settings/sms/test")
+    (message,) = fake_twilio.messages
+    assert "Zoe \"Z\" O'Brien Jr. from the SMS settings" in message["Body"]
+    assert "; 1 segment, GSM-7). Check that it arrived at +14155550123." in client.get(
+        "/settings/sms").text
+
+
+def test_a_refused_test_quotes_twilio_without_a_double_full_stop(client, auth, make_user,
+                                                                  fake_twilio):
+    auth.login(make_user("admin", phone="+14155550123"))
+    auth.post("/settings/sms", form())
+    fake_twilio.answer_next(Answer(400, {"code": 21610, "status": 400,
+                                         "message": "Attempt to send to unsubscribed recipient."}))
+    auth.post("/settings/sms/test")
+    assert ("Twilio refused the test SMS: HTTP 400: Twilio error 21610: Attempt to send to "
+            "unsubscribed recipient. Check the Account SID") in client.get("/settings/sms").text

@@ -2,12 +2,13 @@
 from types import SimpleNamespace
 
 import pytest
+import requests
 
 from sendauth_dashboard.channels import slack
 from tests.support.helpers import SLACK_BOT_TOKEN
 
 from .fakes.http import Answer as HttpAnswer
-from .fakes.slack import Answer
+from .fakes.slack import SPEC_ERRORS, Answer, FakeSlack
 
 LINK = "http://sendauth.test/authenticate/tok3n"
 
@@ -27,17 +28,50 @@ def client_for(fake_slack):
 
 
 def test_the_message_names_the_requestor_and_carries_message_context_and_link():
-    assert slack.request_text(transaction(), LINK) == (
-        "*Authentication request from Hana Helpdesk*\n"
+    text, blocks = slack.request_message(transaction(), LINK)
+    assert text == "Authentication request from Hana Helpdesk"
+    assert FakeSlack.shown({"text": text, "blocks": blocks}) == (
+        "Authentication request from Hana Helpdesk\n"
         "Message: Please confirm your password reset\n"
         "Context: Ticket #4521\n"
         f"Verify or deny: {LINK}")
 
 
 def test_what_the_requestor_typed_cannot_mention_everyone_or_hide_a_link():
-    text = slack.request_text(transaction(message="<!channel> see <http://evil.test|here>"), LINK)
-    assert "<!channel>" not in text and "<http://evil.test" not in text
-    assert "&lt;!channel&gt; see &lt;http://evil.test|here&gt;" in text
+    text, blocks = slack.request_message(
+        transaction(message="<!channel> see <http://evil.test|here>"), LINK)
+    (section,) = blocks[0]["elements"]
+    links = [e for e in section["elements"] if e["type"] != "text"]
+    assert links == [{"type": "link", "url": LINK}]
+    assert "Message: <!channel> see <http://evil.test|here>" in FakeSlack.shown(
+        {"text": text, "blocks": blocks})
+    heading, _ = slack.request_message(
+        SimpleNamespace(requestor=SimpleNamespace(name="<!here> & co"), message="m",
+                        context=""), LINK)
+    assert heading == "Authentication request from &lt;!here&gt; &amp; co"
+
+
+@pytest.mark.parametrize("typed", ["*not bold*", "_not italic_", "~not struck~", "`not code`",
+                                   "a*b_c~d`e", "> not a quote"])
+def test_what_the_requestor_typed_is_shown_as_typed_with_the_heading_still_bold(
+        fake_slack, client_for, typed):
+    name = f"Hana {typed}"
+    sent = transaction(message=typed, context=typed)
+    sent.requestor.name = name
+    text, blocks = slack.request_message(sent, LINK)
+    assert client_for.send(slack.DirectMessage(SLACK_BOT_TOKEN, "U024BE7LH", text, blocks)
+                           ).accepted
+    (posted,) = fake_slack.messages
+    (block,) = posted["blocks"]
+    (section,) = block["elements"]
+    heading, body = section["elements"][:2]
+    # rich_text words are never read as mrkdwn: what was typed is what Slack shows.
+    assert block["type"] == "rich_text"
+    assert heading == {"type": "text", "text": f"Authentication request from {name}",
+                       "style": {"bold": True}}
+    assert body == {"type": "text", "text": f"\nMessage: {typed}\nContext: {typed}"}
+    # The notification's fallback has no formatting of ours for a * in the name to break.
+    assert posted["text"] == f"Authentication request from {name}".replace(">", "&gt;")
 
 
 def test_slack_gets_a_bearer_token_and_the_member_id_as_channel(fake_slack, client_for):
@@ -72,6 +106,58 @@ def test_rate_limiting_is_retryable_after_what_slack_asks(fake_slack, client_for
     result = client_for.send(dm())
     assert (result.outcome, result.http_status, result.retry_after) == ("retryable", 429, 42)
     assert result.error == "HTTP 429: Slack error ratelimited (Slack asks to slow down)"
+
+
+def test_slacks_http_200_rate_limited_is_retryable_not_a_token_problem(fake_slack, client_for):
+    # chat.postMessage's documented error list has rate_limited (HTTP 200), besides the
+    # ratelimited body of an HTTP 429.
+    assert "rate_limited" in SPEC_ERRORS
+    fake_slack.answer_next(Answer.error("rate_limited"))
+    result = client_for.send(dm())
+    assert (result.outcome, result.http_status) == ("retryable", 200)
+    assert result.error == "Slack error rate_limited (Slack asks to slow down)"
+
+
+@pytest.mark.parametrize("body, problem", [
+    ({"channel": "U024BE7LH", "text": "Hi", "unfurl_links": "no"},
+     "unfurl_links: 'no' is not of type 'boolean'"),
+    ({"channel": "U024BE7LH", "txt": "Hi"}, "('txt' was unexpected)"),
+    ({"text": "Hi"}, "'channel' is a required property"),
+])
+def test_the_fake_refuses_a_request_that_breaks_slacks_spec(fake_slack, body, problem):
+    response = requests.post(f"{fake_slack.url}/chat.postMessage", json=body, timeout=5,
+                             headers={"Authorization": f"Bearer {SLACK_BOT_TOKEN}"})
+    assert response.json() == {"ok": False, "error": "invalid_arguments"}
+    (violation,) = fake_slack.spec_violations
+    assert any(problem in p for p in violation)
+    fake_slack.spec_violations.clear()  # broken on purpose
+
+
+def test_what_we_send_holds_to_slacks_spec(fake_slack, client_for):
+    text, blocks = slack.request_message(transaction(), LINK)
+    assert client_for.send(slack.DirectMessage(SLACK_BOT_TOKEN, "U024BE7LH", text, blocks)
+                           ).accepted
+    assert fake_slack.spec_violations == []
+
+
+@pytest.mark.parametrize("code", sorted(slack.RETRYABLE_ERRORS - {"ratelimited"}))
+def test_every_error_slack_may_outgrow_is_retryable(fake_slack, client_for, code):
+    fake_slack.answer_next(Answer.error(code))
+    assert client_for.send(dm()).outcome == "retryable"
+
+
+@pytest.mark.parametrize("code", sorted(
+    (set(SPEC_ERRORS) | set(slack.ADVICE)) - slack.RETRYABLE_ERRORS))
+def test_every_other_documented_error_is_permanent(fake_slack, client_for, code):
+    fake_slack.answer_next(Answer.error(code))
+    result = client_for.send(dm())
+    assert (result.outcome, result.http_status) == ("permanent", 200)
+    assert result.error.startswith(f"Slack error {code}")
+
+
+def test_the_fake_answers_only_as_slack_documents():
+    with pytest.raises(AssertionError, match="breaks Slack's spec"):
+        Answer.error("no_such_error_anywhere")
 
 
 @pytest.mark.parametrize("answer", [

@@ -1,4 +1,5 @@
 """Email through a real SMTP server on 127.0.0.1: the message, the TLS modes, every answer."""
+import smtplib
 import socket
 from datetime import datetime, timezone
 from types import SimpleNamespace
@@ -13,10 +14,11 @@ from .fakes.smtp import FakeSmtp
 LINK = "http://sendauth.test/authenticate/tok3n-tok3n-tok3n"
 
 
-def transaction(message="Please confirm your password reset", context="Ticket #4521"):
+def transaction(message="Please confirm your password reset", context="Ticket #4521",
+                user_email="uma@example.com", requestor_name="Hana Helpdesk"):
     return SimpleNamespace(
-        requestor=SimpleNamespace(name="Hana Helpdesk", email="hana@example.com"),
-        user=SimpleNamespace(name="Uma User", email="uma@example.com"),
+        requestor=SimpleNamespace(name=requestor_name, email="hana@example.com"),
+        user=SimpleNamespace(name="Uma User", email=user_email),
         message=message, context=context,
         expires_at=datetime(2030, 1, 2, 3, 4, tzinfo=timezone.utc),
     )
@@ -60,6 +62,60 @@ def test_an_email_without_context_has_no_context_line():
 def test_what_the_requestor_typed_cannot_become_html():
     html = request_email(message="<script>alert(1)</script>").get_body(("html",)).get_content()
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_the_html_part_is_a_document_that_keeps_the_line_breaks():
+    message = request_email(message="Line one\nLine <two>\r\nLine three", context="a\nb")
+    html = message.get_body(("html",)).get_content()
+    assert html.startswith("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">")
+    assert html.rstrip().endswith("</body></html>")
+    assert "Line one<br>\nLine &lt;two&gt;<br>\nLine three" in html
+    assert "<strong>Context:</strong> a<br>\nb</p>" in html
+
+
+def test_a_non_ascii_local_part_goes_out_with_smtputf8_when_the_server_offers_it():
+    fake = FakeSmtp(smtputf8=True).start()
+    try:
+        message = request_email(user_email="jürgen@example.com")
+        result = send(server(fake.port), message)
+    finally:
+        fake.stop()
+    assert result.accepted, result.error
+    (received,) = fake.received
+    assert received.rcpt_tos == ["jürgen@example.com"]
+    assert received.message["To"].addresses[0].addr_spec == "jürgen@example.com"
+    assert fake.defects == []
+
+
+def test_a_non_ascii_domain_goes_out_in_its_ascii_form_to_any_server(fake_smtp):
+    result = send(server(fake_smtp.port), request_email(user_email="uma@exämple.com"))
+    assert result.accepted, result.error
+    (received,) = fake_smtp.received
+    assert received.rcpt_tos == ["uma@xn--exmple-cua.com"]
+    assert str(received.message["To"]) == "Uma User <uma@xn--exmple-cua.com>"
+
+
+def test_a_non_ascii_local_part_fails_with_its_reason_when_the_server_lacks_smtputf8(
+        fake_smtp):
+    result = send(server(fake_smtp.port), request_email(user_email="jürgen@example.com"))
+    assert result.outcome == "permanent"
+    assert result.error == (
+        f"The SMTP server at 127.0.0.1:{fake_smtp.port} does not offer SMTPUTF8, which an "
+        "address with letters beyond ASCII before the @ needs (jürgen@example.com). Use a "
+        "server that offers it, or give the user an address in ASCII.")
+    assert fake_smtp.received == []
+
+
+def test_the_fake_refuses_a_message_the_standard_parser_finds_defects_in(fake_smtp):
+    with smtplib.SMTP("127.0.0.1", fake_smtp.port, timeout=5) as connection:
+        with pytest.raises(smtplib.SMTPDataError) as info:
+            # An encoded word inside an address is a defect (RFC 2047 forbids it there).
+            connection.sendmail("a@example.com", ["b@example.com"],
+                                b"To: =?utf-8?q?j=C3=BCrgen?=@example.com\r\n"
+                                b"From: a@example.com\r\nSubject: x\r\n\r\nhi\r\n")
+    assert info.value.smtp_code == 554
+    assert fake_smtp.received == [] and len(fake_smtp.defects) == 1
+    fake_smtp.defects.clear()  # sent on purpose
 
 
 def test_a_plain_server_receives_the_email_exactly_as_built(fake_smtp):

@@ -3,12 +3,18 @@
 A reply code 5xx means the server will never take the message (unknown recipient, refused
 login): permanent. 4xx, a dropped connection or a timeout may pass later: retryable. Errors
 carry the server's own reply text.
+
+An address whose local part is not ASCII (``jürgen@example.com``) goes out with SMTPUTF8
+(RFC 6531) when the server offers it; when it does not, the delivery fails and says why. A
+message that cannot be written at all (a header Python's email package refuses) is a failed
+delivery with the reason too, never an exception in the dispatcher.
 """
 import re
 import smtplib
 import ssl
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from email.errors import MessageError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -98,19 +104,57 @@ class Server:
 @dataclass(frozen=True)
 class Outgoing:
     server: Server
-    message: EmailMessage
+    message: EmailMessage | None
+    # Why no message could be written; the send then fails with it, without connecting.
+    problem: str | None = None
+
+    @property
+    def international(self):
+        """Whether an address needs SMTPUTF8: its local part is not ASCII."""
+        return not all(address.isascii() for address in _addresses(self.message))
+
+
+def _addresses(message):
+    return [address.addr_spec for name in ("From", "To")
+            for address in message[name].addresses]
+
+
+def address(name, addr_spec):
+    """A From or To header's address. A non-ASCII domain is written in its ASCII form
+    (IDNA: exämple.com is xn--exmple-cua.com), which every server takes; a non-ASCII local
+    part is kept as it is (it can go only with SMTPUTF8), where ``Address(addr_spec=...)``
+    would raise."""
+    username, _, domain = addr_spec.rpartition("@")
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            pass  # left as it is: it can go only with SMTPUTF8
+    return Address(name, username, domain)
+
+
+def _html_lines(text):
+    """Text for HTML, with its line breaks kept."""
+    return escape(text).replace("\r\n", "\n").replace("\n", "<br>\n")
+
+
+def _html_document(title, body):
+    return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{escape(title)}'
+            f"</title></head>\n<body>{body}</body></html>\n")
 
 
 def _message(*, sender, recipient, subject, text, html):
     message = EmailMessage()
     message["Subject"] = subject
-    message["From"] = Address(SENDER_NAME, addr_spec=sender)
+    message["From"] = address(SENDER_NAME, sender)
     message["To"] = recipient
     message["Date"] = format_datetime(datetime.now(timezone.utc))
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2])
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(text)
-    message.add_alternative(html, subtype="html")
+    message.add_alternative(_html_document(subject, html), subtype="html")
+    # Written once here, so a message that cannot be written fails while it is built.
+    message.as_bytes(policy=message.policy.clone(utf8=True))
     return message
 
 
@@ -133,17 +177,17 @@ def request_email(*, transaction, link, sender):
         f"The link works once and expires at {expires}. If you did not expect this request, "
         "choose deny.",
     ]
-    context = (f"<p><strong>Context:</strong> {escape(transaction.context)}</p>"
+    context = (f"<p><strong>Context:</strong> {_html_lines(transaction.context)}</p>"
                if transaction.context else "")
     html = (
         f"<p>{escape(requestor.name)} ({escape(requestor.email)}) asks you to confirm that it "
         "is really you.</p>"
-        f"<p><strong>Message:</strong> {escape(transaction.message)}</p>{context}"
+        f"<p><strong>Message:</strong> {_html_lines(transaction.message)}</p>{context}"
         f'<p><a href="{escape(link)}">Verify or deny</a></p>'
         f"<p>The link works once and expires at {expires}. If you did not expect this "
         "request, choose deny.</p>"
     )
-    return _message(sender=sender, recipient=Address(user.name, addr_spec=user.email),
+    return _message(sender=sender, recipient=address(user.name, user.email),
                     subject=f"Authentication request from {requestor.name}",
                     text="\n".join(lines) + "\n", html=html)
 
@@ -155,7 +199,7 @@ def test_email(*, sender, sent_by, settings_url):
     html = (f"<p>A test message from SendAuth's email settings, sent by "
             f"{escape(sent_by.name)}. Authentication requests will arrive like this. Nobody "
             f'needs to do anything.</p><p><a href="{escape(settings_url)}">Email settings</a></p>')
-    return _message(sender=sender, recipient=Address(sent_by.name, addr_spec=sent_by.email),
+    return _message(sender=sender, recipient=address(sent_by.name, sent_by.email),
                     subject="[TEST] Email from SendAuth", text=text, html=html)
 
 
@@ -172,12 +216,17 @@ class Mailer:
 
     def send(self, outgoing):
         """Deliver the message through its server; the SendResult says what the server said."""
+        if outgoing.problem:
+            return SendResult("permanent", error=outgoing.problem)
         server, message = outgoing.server, outgoing.message
         where = f"{server.host}:{server.port}"
         try:
             with self._connect(server) as connection:
                 if server.username:
                     connection.login(server.username, server.password or "")
+                connection.ehlo_or_helo_if_needed()
+                if outgoing.international and not connection.has_extn("smtputf8"):
+                    return _no_smtputf8(where, message)
                 connection.send_message(message)
         except smtplib.SMTPRecipientsRefused as exc:
             recipient, (code, reply) = next(iter(exc.recipients.items()))
@@ -232,6 +281,14 @@ class Mailer:
         return connection
 
 
+def _no_smtputf8(where, message):
+    unusual = ", ".join(a for a in _addresses(message) if not a.isascii())
+    return SendResult("permanent", error=(
+        f"The SMTP server at {where} does not offer SMTPUTF8, which an address with letters "
+        f"beyond ASCII before the @ needs ({unusual}). Use a server that offers it, or give "
+        "the user an address in ASCII."))
+
+
 def _reply_result(code, reply, where=""):
     text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
     error = truncate(f"SMTP {code}{where}: {' '.join(text.split())}", ERROR_TEXT_MAX_CHARS)
@@ -278,14 +335,23 @@ class Email(Channel):
                       username=settings.username, password=self.secret())
 
     def build(self, settings, transaction, link):
-        message = request_email(transaction=transaction, link=link,
-                                sender=settings.from_address)
-        return Outgoing(self._server(settings), message)
+        return self._outgoing(settings, request_email, transaction=transaction, link=link,
+                              sender=settings.from_address)
 
     def build_test(self, settings, sent_by):
-        message = test_email(sender=settings.from_address, sent_by=sent_by,
-                             settings_url=f"{self.config['BASE_URL']}/settings/email")
-        return Outgoing(self._server(settings), message)
+        return self._outgoing(settings, test_email, sender=settings.from_address,
+                              sent_by=sent_by,
+                              settings_url=f"{self.config['BASE_URL']}/settings/email")
+
+    def _outgoing(self, settings, write, **parts):
+        """The message to send, or, when it cannot be written, why: a failed delivery."""
+        server = self._server(settings)
+        try:
+            return Outgoing(server, write(**parts))
+        except (ValueError, TypeError, LookupError, MessageError) as exc:
+            return Outgoing(server, None, problem=(
+                f"The email could not be written: {exc or exc.__class__.__name__}. Check the "
+                "names and addresses of the user and the requestor, and the from address."))
 
     @staticmethod
     def secrets(prepared):

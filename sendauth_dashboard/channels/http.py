@@ -1,7 +1,7 @@
 """What every channel's send comes to, and the HTTP plumbing the web-API channels share.
 
 A send ends ``accepted``, ``permanent`` (retrying cannot help: a refused key, an invalid
-number) or ``retryable`` (429, 5xx, timeouts, refused connections). The dispatcher decides
+number) or ``retryable`` (408, 429, 5xx, timeouts, refused connections). The dispatcher decides
 what to do with each; a channel only says which it was, in the provider's own words.
 """
 import threading
@@ -27,6 +27,8 @@ class SendResult:
     error: str | None = None
     external_id: str | None = None
     retry_after: float | None = field(default=None, compare=False)
+    # What else the provider said of an accepted send, for the test's result: "2 segments".
+    note: str | None = field(default=None, compare=False)
 
     @property
     def accepted(self):
@@ -77,7 +79,8 @@ def retry_after(response):
 
 
 def is_retryable_status(status):
-    return status == 429 or status >= 500
+    """408 (request timeout), 429 (slow down) and 5xx may pass later; other 4xx never will."""
+    return status in (408, 429) or status >= 500
 
 
 class HttpClient:

@@ -2,8 +2,13 @@
 
 The bot token (``xoxb-…``) goes in an ``Authorization: Bearer`` header; ``channel`` is the
 user's member id, which posts in the app's direct messages with them. Slack answers HTTP
-200 with ``{"ok": false, "error": "invalid_auth"}`` for most errors, and 429 with
-Retry-After when rate limited.
+200 with ``{"ok": false, "error": "invalid_auth"}`` for most errors (``rate_limited`` among
+them), and 429 with Retry-After and ``ratelimited`` when rate limited.
+
+What a requestor typed is shown exactly as typed: mrkdwn has no escape for ``*``, ``_``,
+``~`` or backticks, so the message is a ``rich_text`` block, whose text Slack never formats;
+the heading is bold by the block's style. ``text`` is the short fallback Slack shows in
+notifications, with ``&``, ``<`` and ``>`` escaped as Slack asks and no formatting of ours.
 """
 import re
 from dataclasses import dataclass, field
@@ -24,8 +29,8 @@ _BOT_TOKEN_RE = re.compile(r"xoxb-[0-9A-Za-z-]{20,250}")
 _MEMBER_ID_RE = re.compile(r"[UW][A-Z0-9]{6,20}")
 # Errors that may pass on a later try; every other error is about the token, the app's
 # scopes or the user, and needs a person to fix it.
-RETRYABLE_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable",
-                    "request_timeout"}
+RETRYABLE_ERRORS = {"ratelimited", "rate_limited", "internal_error", "fatal_error",
+                    "service_unavailable", "request_timeout"}
 # What a person can do about Slack's most common error codes.
 ADVICE = {
     "not_authed": "no bot token was sent",
@@ -36,6 +41,7 @@ ADVICE = {
     "user_not_found": "no such member id in this workspace",
     "missing_scope": "the app needs the chat:write scope",
     "ratelimited": "Slack asks to slow down",
+    "rate_limited": "Slack asks to slow down",
 }
 
 
@@ -67,26 +73,41 @@ def clean_member_id(raw):
 class DirectMessage:
     bot_token: str = field(repr=False)
     member_id: str
+    # The notification's fallback text, and the message as Slack shows it.
     text: str
+    blocks: tuple = ()
 
 
 def escape(text):
-    """What a requestor typed, shown as typed: no links, mentions or formatting injected."""
+    """Text for a mrkdwn field: no links, mentions or channel alerts injected."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def request_text(transaction, link):
-    lines = [f"*Authentication request from {escape(transaction.requestor.name)}*",
-             f"Message: {escape(transaction.message)}"]
+def _rich_text(*elements):
+    """One rich_text block: its text elements are shown as written, never as mrkdwn."""
+    return ({"type": "rich_text",
+             "elements": [{"type": "rich_text_section", "elements": list(elements)}]},)
+
+
+def _text(words, bold=False):
+    return {"type": "text", "text": words, **({"style": {"bold": True}} if bold else {})}
+
+
+def request_message(transaction, link):
+    """The heading (bold), the message and context exactly as typed, and the link."""
+    heading = f"Authentication request from {transaction.requestor.name}"
+    lines = [f"\nMessage: {transaction.message}"]
     if transaction.context:
-        lines.append(f"Context: {escape(transaction.context)}")
-    lines.append(f"Verify or deny: {link}")
-    return "\n".join(lines)
+        lines.append(f"\nContext: {transaction.context}")
+    blocks = _rich_text(_text(heading, bold=True), _text("".join(lines)),
+                        _text("\nVerify or deny: "), {"type": "link", "url": link})
+    return escape(heading), blocks
 
 
-def test_text(sent_by):
-    return (f"[TEST] Slack message from SendAuth, sent by {escape(sent_by.name)}. "
+def test_message(sent_by):
+    text = (f"[TEST] Slack message from SendAuth, sent by {sent_by.name}. "
             "Authentication requests will arrive like this. Nobody needs to do anything.")
+    return escape(text), _rich_text(_text(text))
 
 
 def classify(response):
@@ -119,6 +140,7 @@ class SlackClient(WebApiClient):
             headers={"Authorization": f"Bearer {message.bot_token}",
                      "Content-Type": "application/json; charset=utf-8"},
             json={"channel": message.member_id, "text": message.text,
+                  **({"blocks": list(message.blocks)} if message.blocks else {}),
                   "unfurl_links": False, "unfurl_media": False},
         )
 
@@ -158,10 +180,11 @@ class Slack(Channel):
 
     def build(self, settings, transaction, link):
         return DirectMessage(self.secret(), self.recipient(transaction.user),
-                             request_text(transaction, link))
+                             *request_message(transaction, link))
 
     def build_test(self, settings, sent_by):
-        return DirectMessage(self.secret(), self.test_recipient(sent_by), test_text(sent_by))
+        return DirectMessage(self.secret(), self.test_recipient(sent_by),
+                             *test_message(sent_by))
 
     @staticmethod
     def secrets(prepared):

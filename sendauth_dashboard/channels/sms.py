@@ -2,9 +2,16 @@
 
 ``POST {base}/2010-04-01/Accounts/{AccountSid}/Messages.json`` with the form fields ``To``,
 ``From`` and ``Body``, HTTP basic auth with the Account SID and auth token. 201 means Twilio
-queued the message; errors are JSON ``{"code": 21211, "message": "...", "more_info": "...",
-"status": 400}``. 429 (code 20429) and 5xx may pass later; other 4xx never will.
+queued the message (its ``num_segments`` says what it costs); errors are JSON ``{"code":
+21211, "message": "...", "more_info": "...", "status": 400}``, with ``detail`` or ``details``
+on some. 408, 429 (code 20429) and 5xx may pass later; other 4xx never will.
+
+The text is made to cost as little as it can: GSM-7 where the meaning allows (``sms_text``),
+cut with "..." (GSM-7; "…" would make it all UCS-2) to at most ``SMS_MAX_SEGMENTS``, and
+the link always whole. Twilio's ``SmartEncoded`` is not sent: we replace characters
+ourselves, so the count is known before the send (the test's result shows Twilio's).
 """
+import dataclasses
 import re
 from dataclasses import dataclass, field
 
@@ -17,12 +24,14 @@ from .http import (
     is_retryable_status,
     json_body,
     retry_after,
-    truncate,
 )
 from .integration import Setting
 from .phone_numbers import clean_phone_number
+from .sms_text import Segments, gsm_friendly, segments
 
-SMS_MAX_CHARS = 500
+# Four segments: 612 GSM-7 characters, or 268 UCS-2 ones.
+SMS_MAX_SEGMENTS = 4
+CUT_MARK = "..."
 # A message or context cut shorter than this is dropped rather than kept as a stub.
 SHORTEST_USEFUL_PIECE = 16
 _ACCOUNT_SID_RE = re.compile(r"AC[0-9a-fA-F]{32}")
@@ -71,21 +80,40 @@ class TextMessage:
     to: str
     body: str
 
+    @property
+    def segments(self):
+        return segments(self.body)
 
-def fit(pieces, ending, limit=SMS_MAX_CHARS):
-    """``pieces`` and ``ending`` on lines of their own in at most ``limit`` characters.
+
+def _cut(piece, keep):
+    return piece[: max(0, keep - len(CUT_MARK))].rstrip() + CUT_MARK
+
+
+def fit(pieces, ending, max_segments=SMS_MAX_SEGMENTS):
+    """``pieces`` and ``ending`` on lines of their own, in GSM-7 where the meaning allows,
+    costing at most ``max_segments`` segments.
 
     The ending (the link) is always whole; the pieces give way from the last one first,
-    cut with a mark, or left out when too little of them would remain.
+    cut with "...", or left out when too little of them would remain.
     """
-    pieces = [p for p in pieces if p]
+    pieces = [gsm_friendly(p) for p in pieces if p]
+
+    def fits(candidate):
+        return segments("\n".join(candidate + [ending])).count <= max_segments
+
     for i in reversed(range(len(pieces))):
-        over = len("\n".join(pieces + [ending])) - limit
-        if over <= 0:
+        if fits(pieces):
             break
-        keep = len(pieces[i]) - over
-        if keep >= SHORTEST_USEFUL_PIECE:
-            pieces[i] = truncate(pieces[i], keep)
+        # The longest cut of this piece that fits: fewer characters never cost more.
+        low, high = 0, len(pieces[i]) - 1
+        while low < high:
+            middle = (low + high + 1) // 2
+            if fits(pieces[:i] + [_cut(pieces[i], middle)] + pieces[i + 1:]):
+                low = middle
+            else:
+                high = middle - 1
+        if low >= SHORTEST_USEFUL_PIECE:
+            pieces[i] = _cut(pieces[i], low)
         else:
             del pieces[i]
     return "\n".join(pieces + [ending])
@@ -102,15 +130,17 @@ def request_sms(transaction, link):
 
 
 def test_sms(sent_by):
-    return (f"[TEST] SMS from SendAuth, sent by {sent_by.name}. Authentication requests will "
-            "arrive like this. Nobody needs to do anything.")
+    return gsm_friendly(f"[TEST] SMS from SendAuth, sent by {sent_by.name} from the SMS "
+                        "settings. Authentication requests will arrive like this. Nobody needs "
+                        "to do anything.")
 
 
 def classify(response):
     status = response.status_code
     body = json_body(response) or {}
     if 200 <= status < 300:
-        return SendResult("accepted", status, external_id=body.get("sid"))
+        return SendResult("accepted", status, external_id=body.get("sid"),
+                          note=body.get("num_segments"))
     error = http_error_text(response, _twilio_words(body))
     if is_retryable_status(status):
         return SendResult("retryable", status, error, retry_after=retry_after(response))
@@ -118,13 +148,21 @@ def classify(response):
 
 
 def _twilio_words(body):
-    """``Twilio error 21211: The 'To' number ... (more detail)``, from Twilio's error body."""
+    """``Twilio error 21211: The 'To' number ... (more detail) More: <docs URL>``, from
+    Twilio's error body; ``detail`` (older) or ``details`` (newer) as Twilio sends them."""
     message = body.get("message")
     if not message:
         return None
     words = f"Twilio error {body['code']}: {message}" if body.get("code") else str(message)
-    if body.get("detail"):
-        words += f" ({body['detail']})"
+    detail = body.get("details") or body.get("detail")
+    if isinstance(detail, dict):
+        detail = "; ".join(f"{key}: {value}" for key, value in detail.items())
+    elif isinstance(detail, list):
+        detail = "; ".join(map(str, detail))
+    if detail:
+        words += f" ({detail})"
+    if isinstance(body.get("more_info"), str) and body["more_info"].startswith("https://"):
+        words += f" More: {body['more_info']}"
     return words
 
 
@@ -134,8 +172,14 @@ class TwilioClient(WebApiClient):
 
     def send(self, sms):
         url = f"{self.base_url}/2010-04-01/Accounts/{sms.account_sid}/Messages.json"
-        return self.http.post(url, classify, auth=(sms.account_sid, sms.auth_token),
-                              data={"To": sms.to, "From": sms.sender, "Body": sms.body})
+        result = self.http.post(url, classify, auth=(sms.account_sid, sms.auth_token),
+                                data={"To": sms.to, "From": sms.sender, "Body": sms.body})
+        if not result.accepted:
+            return result
+        # Twilio's own count when it gives one (a messaging service's is 0 until later).
+        ours = sms.segments
+        count = int(result.note) if str(result.note or "").isdigit() else 0
+        return dataclasses.replace(result, note=str(Segments(ours.encoding, count or ours.count)))
 
 
 class Sms(Channel):

@@ -136,16 +136,20 @@ def send_test(name):
     except channels.ChannelUnavailable as exc:
         flash(f"{exc}.", "error")
         return back
+    # The provider's words may end with a full stop of their own.
+    error = (result.error or "").rstrip(".")
     if result.accepted:
-        reference = (f" ({page.external_id_label} {result.external_id})"
-                     if page.external_id_label and result.external_id else "")
-        flash(f"{page.provider} accepted the {page.test_noun}{reference}. "
+        details = [f"{page.external_id_label} {result.external_id}"
+                   if page.external_id_label and result.external_id else None, result.note]
+        reference = "; ".join(d for d in details if d)
+        flash(f"{page.provider} accepted the {page.test_noun}"
+              f"{f' ({reference})' if reference else ''}. "
               + page.accepted_advice.format(user=current_user), "success")
     elif result.outcome == "permanent":
-        flash(f"{page.provider} refused the {page.test_noun}: {result.error}. "
+        flash(f"{page.provider} refused the {page.test_noun}: {error}. "
               + page.refused_advice, "error")
     else:
-        flash(f"The {page.test_noun} did not get through: {result.error}. "
+        flash(f"The {page.test_noun} did not get through: {error}. "
               "Try again in a moment.", "error")
     return back
 

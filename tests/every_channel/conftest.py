@@ -74,7 +74,8 @@ def _email_fail_temporarily(fake):
 
 def _sms_fail_temporarily(fake):
     fake.answer_next(TwilioAnswer.too_many_requests())
-    return "HTTP 429: Twilio error 20429: Too Many Requests"
+    return ("HTTP 429: Twilio error 20429: Too Many Requests More: "
+            "https://www.twilio.com/docs/errors/20429")
 
 
 def _slack_fail_temporarily(fake):
@@ -135,10 +136,10 @@ CASES = [
         secret_field="bot_token", secret=SLACK_BOT_TOKEN, other_secret=OTHER_SLACK_BOT_TOKEN,
         remove_path="remove-token",
         contact={"slack_member_id": MEMBER_ID}, reaches=lambda user: MEMBER_ID,
-        refuse=lambda fake, text: fake.answer_next(SlackAnswer.error(text)),
+        refuse=lambda fake, text: fake.answer_next(SlackAnswer.unlisted_error(text)),
         refused_error=lambda text: f"Slack error {text}",
         fail_temporarily=_slack_fail_temporarily,
-        sent=lambda fake: [(m["channel"], m["text"]) for m in fake.messages],
+        sent=lambda fake: [(m["channel"], fake.shown(m)) for m in fake.messages],
     ),
 ]
 

@@ -1,8 +1,13 @@
 """A real SMTP server on 127.0.0.1 (aiosmtpd) that keeps what it receives and can refuse.
 
 It speaks plain SMTP, STARTTLS or TLS from the start with a certificate made for the test,
-checks a login when given one, and can be told to answer a recipient or the message with a
-reply code of the test's choosing (``550 5.1.1 ...``, ``451 4.3.0 ...``).
+checks a login when given one, offers SMTPUTF8 when told to, and can be told to answer a
+recipient or the message with a reply code of the test's choosing (``550 5.1.1 ...``,
+``451 4.3.0 ...``).
+
+Every message is read with the standard library's parser (``policy.default``; an SMTPUTF8
+message as UTF-8, RFC 6532) and refused with ``554 5.6.0`` when the parser finds any defect
+in it, its headers or its parts; the defects are kept in ``defects``.
 """
 import datetime
 import email
@@ -11,7 +16,7 @@ import ssl
 import threading
 from collections import deque
 from dataclasses import dataclass
-from email import policy
+from email import errors, policy
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
@@ -63,13 +68,31 @@ class _Controller(Controller):
         super()._trigger_server()
 
 
+def parse(content, smtputf8=False):
+    """The message as the standard library reads it, and every defect it found."""
+    if smtputf8:
+        message = email.message_from_string(content.decode("utf-8"), policy=policy.default)
+    else:
+        message = email.message_from_bytes(content, policy=policy.default)
+    defects = []
+    for part in message.walk():
+        defects += [f"{part.get_content_type()}: {d!r}" for d in part.defects]
+        for name, value in part.items():
+            defects += [f"{name}: {d!r}" for d in getattr(value, "defects", ())
+                        # RFC 6532 allows what RFC 5322 calls this defect.
+                        if not (smtputf8 and isinstance(d, errors.NonASCIILocalPartDefect))]
+    return message, defects
+
+
 class FakeSmtp:
-    def __init__(self, tls_mode="none", certificate=None, login=None):
+    def __init__(self, tls_mode="none", certificate=None, login=None, smtputf8=False):
         # login: (username, password) the server insists on, or None for no AUTH at all.
         self.tls_mode = tls_mode
         self.certificate = certificate
         self.login = login
+        self.smtputf8 = smtputf8
         self.received = []
+        self.defects = []
         self.logins = []
         self._rcpt_replies = deque()
         self._data_replies = deque()
@@ -78,7 +101,7 @@ class FakeSmtp:
 
     # -- control --------------------------------------------------------------------------
     def start(self):
-        options = {"server_hostname": "fake-smtp.test"}
+        options = {"server_hostname": "fake-smtp.test", "enable_SMTPUTF8": self.smtputf8}
         if self.tls_mode != "none":
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(*self.certificate)
@@ -137,7 +160,11 @@ class FakeSmtp:
             reply = self._data_replies.popleft() if self._data_replies else None
             if reply:
                 return reply
-            message = email.message_from_bytes(envelope.content, policy=policy.default)
+            message, defects = parse(envelope.content, envelope.smtp_utf8)
+            if defects:
+                self.defects.append(defects)
+                self._lock.notify_all()
+                return f"554 5.6.0 Message has defects: {'; '.join(defects)}"[:500]
             login = session.auth_data.login.decode() if session.auth_data else None
             self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
                                           message, login))
