@@ -82,6 +82,7 @@ NAVIGATION = (
     ("Channels", "settings.pagerduty", ("settings.email", "settings.sms", "settings.slack")),
     ("Users", "settings.users", ()),
     ("Organisation", "settings.organisation", ()),
+    ("Audit log", "settings.audit_log", ()),
 )
 
 

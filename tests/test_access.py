@@ -73,6 +73,7 @@ ROUTES = {
     ("POST", "/profile/passkeys/<int:passkey_id>/remove"): (
         "/profile/passkeys/{passkey}/remove", gate("member", 404, target=302)),
     ("GET", "/settings/organisation"): ("/settings/organisation", gate("admin", 200)),
+    ("GET", "/settings/audit"): ("/settings/audit", gate("admin", 200)),
     ("POST", "/settings/organisation"): ("/settings/organisation", gate("admin", 302)),
     ("GET", "/transactions/"): ("/transactions/", gate("requestor", 200)),
     ("GET", "/transactions/new"): ("/transactions/new", gate("requestor", 200)),

@@ -4,4 +4,4 @@ from flask import Blueprint
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
 # The views register themselves on bp.
-from . import email, organisation, pagerduty, slack, sms, users  # noqa: E402,F401
+from . import audit, email, organisation, pagerduty, slack, sms, users  # noqa: E402,F401
