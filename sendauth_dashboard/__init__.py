@@ -67,7 +67,18 @@ def create_app(test_config=None):
     csrf.init_app(app)
     limiter.init_app(app)  # after csrf: a form refused for its token is not counted
 
-    from . import auth, cli, errors, formatting, main, profile, security, settings, transactions
+    from . import (
+        auth,
+        cli,
+        errors,
+        formatting,
+        insights,
+        main,
+        profile,
+        security,
+        settings,
+        transactions,
+    )
     from .ids import RowIdConverter
     from .services import delivery
 
@@ -78,6 +89,7 @@ def create_app(test_config=None):
     app.register_blueprint(profile.bp)
     app.register_blueprint(transactions.bp)
     app.register_blueprint(transactions.answer_bp)
+    app.register_blueprint(insights.bp)
     errors.register(app)
     security.register(app)
     cli.register(app)

@@ -77,6 +77,7 @@ NAVIGATION = (
     ("Home", "main.home", ()),
     ("Transactions", "transactions.index", ("transactions.show",)),
     ("Send a request", "transactions.new", ()),
+    ("Insights", "insights.index", ()),
     ("Messaging", "profile.messaging", ()),
     ("Passkeys", "profile.passkeys", ()),
     ("Channels", "settings.pagerduty", ("settings.email", "settings.sms", "settings.slack")),

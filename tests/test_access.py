@@ -74,6 +74,7 @@ ROUTES = {
         "/profile/passkeys/{passkey}/remove", gate("member", 404, target=302)),
     ("GET", "/settings/organisation"): ("/settings/organisation", gate("admin", 200)),
     ("GET", "/settings/audit"): ("/settings/audit", gate("admin", 200)),
+    ("GET", "/insights"): ("/insights", gate("reviewer", 200)),
     ("POST", "/settings/organisation"): ("/settings/organisation", gate("admin", 302)),
     ("GET", "/transactions/"): ("/transactions/", gate("requestor", 200)),
     ("GET", "/transactions/new"): ("/transactions/new", gate("requestor", 200)),

@@ -1,0 +1,60 @@
+// Draws the insights charts with Chart.js from the JSON block the page carries
+// (#insights-charts); each chart's numbers are also in the table below it.
+(function () {
+  "use strict";
+
+  var source = document.getElementById("insights-charts");
+  if (!source || !window.Chart) { return; }
+  var specs = JSON.parse(source.textContent);
+
+  // Readable on light and dark backgrounds; states keep their badge colours' hues.
+  var COLOURS = {
+    pending: "#b58900", verified: "#2e8b57", denied: "#c0392b", cancelled: "#7f8c8d",
+    expired: "#8e44ad", sent: "#2e8b57", failed: "#c0392b", queued: "#b58900",
+    sending: "#2980b9", median: "#2980b9", p90: "#d35400", answered: "#2980b9",
+    requests: "#2980b9"
+  };
+
+  var text = getComputedStyle(document.body).color;
+  Chart.defaults.color = text;
+  Chart.defaults.animation = false;
+
+  document.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
+    var spec = specs[canvas.getAttribute("data-chart")];
+    if (!spec) { return; }
+    var unit = spec.unit ? " " + spec.unit : "";
+    new Chart(canvas, {
+      type: spec.type,
+      data: {
+        labels: spec.labels,
+        datasets: spec.datasets.map(function (set) {
+          var colour = COLOURS[set.key] || "#2980b9";
+          return {
+            label: set.label, data: set.data, backgroundColor: colour, borderColor: colour,
+            spanGaps: true
+          };
+        })
+      },
+      options: {
+        responsive: true,
+        maintainAspectRatio: false,
+        indexAxis: spec.horizontal ? "y" : "x",
+        scales: {
+          x: { stacked: !!spec.stacked },
+          y: { stacked: !!spec.stacked, beginAtZero: true }
+        },
+        plugins: {
+          legend: { display: spec.datasets.length > 1 },
+          tooltip: {
+            callbacks: {
+              label: function (item) {
+                return item.dataset.label + ": " + item.formattedValue + unit;
+              }
+            }
+          }
+        }
+      }
+    });
+    canvas.setAttribute("data-drawn", "true");
+  });
+})();
