@@ -22,10 +22,12 @@ document.addEventListener("securitypolicyviolation", function (e) {
 
 
 def watched_page(browser):
-    """A page that records console errors, uncaught exceptions and CSP violations."""
+    """A page that records console errors, uncaught exceptions and CSP violations (the
+    browser's own request for a favicon, which the app does not have, aside)."""
     page = browser.new_context().new_page()
     problems = []
-    page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+    page.on("console", lambda m: m.type == "error" and not m.location.get("url", "").endswith(
+        "/favicon.ico") and problems.append(m.text))
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.add_init_script(WATCH_PROBLEMS)
     return page, problems
