@@ -4,10 +4,11 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from .auth import role_required
 from .errors import database_busy
 from .extensions import db
-from .models import Transaction, User
-from .services import integrations
+from .models import CHANNEL_LABELS, Transaction, User
+from .services import events, health, integrations, organisation
 
 bp = Blueprint("main", __name__)
 
@@ -20,6 +21,10 @@ def home():
     context = {}
     if current_user.has_role("admin"):
         context["checklist"] = admin_checklist()
+    if current_user.has_role("reviewer"):
+        # Read the latest event id first, so the live stream replays anything newer.
+        context["last_event_id"] = events.latest_event_id()
+        context["now"] = health.right_now()
     if current_user.has_role("requestor"):
         context["recent"] = db.session.scalars(
             select(Transaction)
@@ -30,11 +35,18 @@ def home():
     return render_template("home.html", **context)
 
 
+@bp.get("/right-now")
+@role_required("reviewer")
+def right_now():
+    """The home page's "right now" section alone: the page fetches it again as events arrive."""
+    return render_template("_right_now.html", now=health.right_now())
+
+
 def admin_checklist():
     """A new admin's first steps, each ticked off once done."""
     settings = integrations.pagerduty_settings()
     user_count = db.session.scalar(select(func.count(User.id)))
-    return [
+    steps = [
         {
             "label": "Set up PagerDuty: paste the integration key and enable it",
             "done": bool(settings.enabled and settings.integration_key_ciphertext),
@@ -50,7 +62,20 @@ def admin_checklist():
             "done": user_count > 1,
             "endpoint": "settings.users",
         },
+        {
+            "label": "Keep every channel that is on working: none may be in error",
+            "done": not health.channels_in_error(),
+            "endpoint": "settings.channels",
+        },
     ]
+    if organisation.requires_passkey():
+        steps.insert(3, {
+            "label": "Have the people who answer requests register a passkey: the "
+                     "organisation requires one to verify",
+            "done": not health.nobody_reachable_has_a_passkey(),
+            "endpoint": "settings.users",
+        })
+    return steps
 
 
 @bp.route("/healthz")
@@ -80,7 +105,8 @@ NAVIGATION = (
     ("Insights", "insights.index", ()),
     ("Messaging", "profile.messaging", ()),
     ("Passkeys", "profile.passkeys", ()),
-    ("Channels", "settings.pagerduty", ("settings.email", "settings.sms", "settings.slack")),
+    ("Channels", "settings.pagerduty", ("settings.email", "settings.sms", "settings.slack",
+                                        "settings.channels")),
     ("Users", "settings.users", ()),
     ("Organisation", "settings.organisation", ()),
     ("Audit log", "settings.audit_log", ()),
@@ -101,4 +127,15 @@ def navigation():
         if current_user.has_role(minimum):
             current = request.endpoint == endpoint or request.endpoint in section
             items.append((label, endpoint, current))
-    return {"nav_items": items}
+    return {"nav_items": items, "nav_alerts": _nav_alerts()}
+
+
+def _nav_alerts():
+    """A mark beside a menu item that needs an admin now: {endpoint: what is wrong}."""
+    if not current_user.has_role("admin"):
+        return {}
+    in_error = health.channels_in_error()
+    if not in_error:
+        return {}
+    names = ", ".join(CHANNEL_LABELS[c] for c in in_error)
+    return {"settings.pagerduty": f"{names}: the last send failed"}

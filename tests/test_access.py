@@ -75,6 +75,8 @@ ROUTES = {
     ("GET", "/settings/organisation"): ("/settings/organisation", gate("admin", 200)),
     ("GET", "/settings/audit"): ("/settings/audit", gate("admin", 200)),
     ("GET", "/insights"): ("/insights", gate("reviewer", 200)),
+    ("GET", "/right-now"): ("/right-now", gate("reviewer", 200)),
+    ("GET", "/settings/channels"): ("/settings/channels", gate("admin", 200)),
     ("POST", "/settings/organisation"): ("/settings/organisation", gate("admin", 302)),
     ("GET", "/transactions/"): ("/transactions/", gate("requestor", 200)),
     ("GET", "/transactions/new"): ("/transactions/new", gate("requestor", 200)),

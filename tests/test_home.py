@@ -9,9 +9,10 @@ def checklist(html):
     return html[start:html.index("</ol>", start)]
 
 
-def test_a_new_admin_sees_three_steps_to_do(client, as_admin):
+def test_a_new_admin_sees_four_steps_to_do(client, as_admin):
     steps = checklist(client.get("/").text)
-    assert steps.count("(to do)") == 3
+    assert steps.count("(to do)") == 4
+    assert "register a passkey" in steps  # nobody can be reached yet, so nobody has one
     assert "Set up PagerDuty" in steps and "Send a test incident" in steps and "Add the people" in steps
 
 

@@ -16,7 +16,7 @@ from ..auth import role_required
 from ..extensions import db
 from ..forms import apply_service_error
 from ..models import CHANNEL_LABELS, CHANNELS, Event
-from ..services import channels, integrations
+from ..services import channels, health, integrations
 
 AUDIT_ROWS = 10
 
@@ -108,9 +108,11 @@ def _audit_rows(channel):
 
 
 def _channel_tabs():
-    """The channels sub-navigation: each integration's page and whether it is on."""
-    return [(CHANNEL_LABELS[name], f"settings.{name}", integrations.settings_row(name).enabled)
-            for name in CHANNELS]
+    """The channels sub-navigation: each integration's page, whether it is on, and whether
+    it is in error (on, and its last send failed)."""
+    in_error = health.channels_in_error()
+    return [(CHANNEL_LABELS[name], f"settings.{name}", integrations.settings_row(name).enabled,
+             name in in_error) for name in CHANNELS]
 
 
 def send_test(page):
