@@ -63,3 +63,22 @@ def test_insights_draws_every_chart_with_no_error_and_no_csp_violation(browser, 
         assert box["width"] > 100 and box["height"] > 100
     expect(page.locator('[data-insight="outcomes"] table')).to_contain_text("verified")
     assert problems + page.evaluate("window.__problems") == []
+
+
+def test_the_reviewers_home_counts_a_new_request_without_a_reload(browser, live_server):
+    app = live_server.app
+    configure_pagerduty(app)
+    requestor = create_user(app, "requestor", "hana@example.com", "Hana Helpdesk")
+    user = create_user(app, "member", "uma@example.com", "Uma User", notify_pagerduty=True)
+    reviewer = create_user(app, "reviewer", "rita@example.com", "Rita Reviewer")
+
+    page, problems = watched_page(browser)
+    sign_in(page, live_server, reviewer, "/")
+    pending = page.locator('[data-figure="pending"]')
+    expect(pending).to_contain_text("0 pending")
+    expect(page.locator("[data-right-now]")).to_have_attribute("data-live", "true", timeout=LIVE)
+    send_request(app, requestor, user)
+    expect(pending).to_contain_text("1 pending", timeout=LIVE)
+    expect(pending).to_contain_text("Uma User")
+    expect(pending.locator(".countdown")).to_contain_text("s left")
+    assert problems + page.evaluate("window.__problems") == []
