@@ -122,3 +122,30 @@ def test_a_channel_in_error_is_marked_in_the_menu_and_on_the_overview(app, clien
     email = overview.split('data-channel="email"', 1)[1].split("</tr>", 1)[0]
     assert "<td>0</td>" in email  # its failure is older than 24 hours
     assert '<span class="badge status-error">error</span>' in client.get("/settings/sms").text
+
+
+def test_the_users_page_answers_who_can_be_reached(app, client, as_admin, make_user):
+    configure_pagerduty(app)
+    make_user("member", name="Rae Reached", notify_pagerduty=True)
+    make_user("member", name="Kit Keyless", notify_pagerduty=True, passkey=False)
+    make_user("member", name="Nell Nowhere", notify_email=False)
+    page = client.get("/settings/users").text
+    rae = page.split("Rae Reached", 1)[1].split("</tr>", 1)[0]
+    assert '<td data-field="passkeys">1 <span class="muted">newest' in rae
+    assert "PagerDuty" in rae and "cannot be sent a request" not in rae
+    assert "no passkey, and the organisation requires one" in page
+    assert "<td><span class=\"muted\">never</span></td>" in rae  # has not signed in
+    unreachable = client.get("/settings/users?reach=unreachable").text
+    assert "Kit Keyless" in unreachable and "Nell Nowhere" in unreachable
+    assert "Rae Reached" not in unreachable
+    found = client.get("/settings/users?q=KEYLESS").text
+    assert "Kit Keyless" in found and "Nell Nowhere" not in found
+    assert client.get("/settings/users?q=%25&reach=nonsense").status_code == 200
+
+
+def test_signing_in_is_remembered(app, client, auth, make_user):
+    person = make_user("member")
+    auth.login(person)
+    with app.app_context():
+        signed_in = db.session.get(User, person.id).last_sign_in_at
+    assert signed_in is not None and utcnow() - signed_in < timedelta(minutes=5)
