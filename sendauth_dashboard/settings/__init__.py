@@ -4,13 +4,4 @@ from flask import Blueprint
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
 # The views register themselves on bp.
-from . import (  # noqa: E402,F401
-    audit,
-    channels,
-    email,
-    organisation,
-    pagerduty,
-    slack,
-    sms,
-    users,
-)
+from . import audit, channels, email, organisation, pagerduty, slack, sms, users  # noqa: E402,F401

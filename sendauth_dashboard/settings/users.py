@@ -21,7 +21,6 @@ from ..models import CHANNEL_LABELS, User
 from ..services import accounts, health
 from . import bp
 
-
 MAX_SEARCH = 254
 
 
