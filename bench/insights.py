@@ -3,7 +3,7 @@ for 90 days, and the home page of a reviewer and of an admin.
 
 The rows are made by the database (one INSERT ... SELECT over a series of numbers per table):
 100,000 transactions from 20 requestors to 200 users, spread evenly over the last 365 days
-(so 90 days hold about 24,700 of them), nearly all finished, each answered 5 to 285 seconds
+(so 90 days hold about 24,700 of them; `--days 90` puts every one in the 90 days), nearly all finished, each answered 5 to 285 seconds
 after it was sent; one delivery each (PagerDuty, email, SMS, Slack in turn, one in 17 failed,
 the rest sent 1 to 9 seconds after being queued); and ten events each (1,000,000). Served by
 gunicorn (gevent, one worker) as `make serve` runs it; timings are client-side over loopback,
@@ -25,7 +25,7 @@ from .common import get
 from .listing import SQL, people
 
 ADMIN = "ada@example.com"
-DAYS = 365
+DAYS = 365  # the transactions are spread over this many days, unless --days says otherwise
 EVENTS_PER_TRANSACTION = 10
 
 
@@ -85,14 +85,14 @@ ORDER BY t.id, n.i
 """
 
 
-def bulk_insert(app, count):
+def bulk_insert(app, count, days=DAYS):
     requestors, users = people(app)
     started = time.monotonic()
     with app.app_context():
         dialect = db.engine.dialect.name
         first_id = (db.session.scalar(select(db.func.max(Transaction.id))) or 0) + 1
         now = utcnow().replace(tzinfo=None, microsecond=0)
-        spacing = DAYS * 86400 // count
+        spacing = days * 86400 // count
         db.session.execute(text(insert_transactions_sql(dialect, spacing)), {
             "count": count, "first": first_id, "now": now.isoformat(" "),
             "requestors": len(requestors), "users": len(users)})
@@ -130,12 +130,16 @@ def main(argv=None):
     parser.add_argument("--transactions", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=30, help="per page")
     parser.add_argument("--database", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--days", type=int, default=DAYS,
+                        help="spread the transactions over this many days before now (90: "
+                             "the 90-day insights count every one of them)")
     args = parser.parse_args(argv)
     report = common.Report(
         "insights", f"/insights (90 days) and the home page at {args.transactions:,} "
         f"transactions and {args.transactions * EVENTS_PER_TRANSACTION:,} events",
         {"transactions": args.transactions, "requests": args.requests,
-         "database": args.database, "serving": "gunicorn gevent, 1 worker"})
+         "database": args.database, "days": args.days,
+         "serving": "gunicorn gevent, 1 worker"})
     kinds = ("sqlite", "postgres") if args.database == "both" else (args.database,)
     for kind in kinds:
         measure(kind, args, report)
@@ -152,9 +156,10 @@ def measure(kind, args, report):
             accounts.create_user(email=ADMIN, name="Ada Admin", role="admin",
                                  password=common.PASSWORD)
             db.session.commit()
-        seconds, events_total = bulk_insert(app, args.transactions)
-        report.note(f"{kind}: bulk insert of {args.transactions:,} transactions, as many "
-                    f"deliveries and {events_total:,} events in {seconds:.1f} s")
+        seconds, events_total = bulk_insert(app, args.transactions, args.days)
+        report.note(f"{kind}: bulk insert of {args.transactions:,} transactions over "
+                    f"{args.days} days, as many deliveries and {events_total:,} events in "
+                    f"{seconds:.1f} s")
         env = common.environment(folder, SQLALCHEMY_DATABASE_URI=url,
                                  BASE_URL="http://sendauth.test")
         server = common.served(env, folder, f"insights-{kind}")
