@@ -52,7 +52,7 @@ def index():
 
 
 def charts(data):
-    """What each chart draws, as JSON for static/js/insights.js (the page holds no script)."""
+    """What each chart draws: JSON in a data- attribute for static/js/insights.js."""
     days = [d.isoformat() for d in data.range.days]
     answer = data.answer_daily
     delivery_time = data.delivery_time

@@ -140,7 +140,7 @@ def test_reviewer_reads_charts_tables_and_csv(app, client, auth, make_user, hand
     auth.login(make_user("reviewer"))
     page = client.get("/insights?since=2026-03-31&until=2026-03-31")
     assert page.status_code == 200
-    assert 'id="insights-charts"' in page.text and 'data-chart="outcomes"' in page.text
+    assert 'data-chart="outcomes" data-chart-spec="{&#34;datasets&#34;' in page.text
     assert "<th scope=\"row\">2026-03-31</th><td>0</td><td>3</td><td>1</td><td>1</td>" \
            "<td>1</td><td>6</td>" in page.text
     assert "vendor/chartjs/chart.umd.min.js" in page.text

@@ -1,11 +1,9 @@
-// Draws the insights charts with Chart.js from the JSON block the page carries
-// (#insights-charts); each chart's numbers are also in the table below it.
+// Draws the insights charts with Chart.js from the JSON each canvas carries in its
+// data-chart-spec attribute; each chart's numbers are also in the table below it.
 (function () {
   "use strict";
 
-  var source = document.getElementById("insights-charts");
-  if (!source || !window.Chart) { return; }
-  var specs = JSON.parse(source.textContent);
+  if (!window.Chart) { return; }
 
   // Readable on light and dark backgrounds; states keep their badge colours' hues.
   var COLOURS = {
@@ -20,8 +18,7 @@
   Chart.defaults.animation = false;
 
   document.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
-    var spec = specs[canvas.getAttribute("data-chart")];
-    if (!spec) { return; }
+    var spec = JSON.parse(canvas.getAttribute("data-chart-spec"));
     var unit = spec.unit ? " " + spec.unit : "";
     new Chart(canvas, {
       type: spec.type,
