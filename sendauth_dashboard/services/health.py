@@ -116,8 +116,10 @@ def reach_of(users):
         if not user.active:
             why = "deactivated"
         elif not route.channels:
-            why = "no channel reaches them: " + "; ".join(
-                f"{CHANNEL_LABELS[c]}: {reason}" for c, reason in route.skipped.items())
+            # Why each channel they chose does not work; the ones they turned off go unsaid.
+            reasons = [f"{CHANNEL_LABELS[c]}: {reason}" for c, reason in route.skipped.items()
+                       if user.wants(c)]
+            why = "no channel reaches them" + (": " + "; ".join(reasons) if reasons else "")
         elif needs_passkey and count == 0:
             why = "no passkey, and the organisation requires one to verify"
         result[user.id] = Reach(route.channels, count, newest, why)

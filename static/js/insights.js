@@ -20,6 +20,8 @@
   document.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
     var spec = JSON.parse(canvas.getAttribute("data-chart-spec"));
     var unit = spec.unit ? " " + spec.unit : "";
+    // Counts are whole numbers; seconds may have a decimal.
+    var ticks = { precision: spec.unit ? 1 : 0 };
     new Chart(canvas, {
       type: spec.type,
       data: {
@@ -37,8 +39,8 @@
         maintainAspectRatio: false,
         indexAxis: spec.horizontal ? "y" : "x",
         scales: {
-          x: { stacked: !!spec.stacked },
-          y: { stacked: !!spec.stacked, beginAtZero: true }
+          x: { stacked: !!spec.stacked, ticks: ticks },
+          y: { stacked: !!spec.stacked, beginAtZero: true, ticks: ticks }
         },
         plugins: {
           legend: { display: spec.datasets.length > 1 },
