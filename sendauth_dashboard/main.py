@@ -134,7 +134,10 @@ def _nav_alerts():
     """A mark beside a menu item that needs an admin now: {endpoint: what is wrong}."""
     if not current_user.has_role("admin"):
         return {}
-    in_error = health.channels_in_error()
+    try:
+        in_error = health.channels_in_error()
+    except SQLAlchemyError:
+        return {}  # an error page whose cause was the database still renders, unmarked
     if not in_error:
         return {}
     names = ", ".join(CHANNEL_LABELS[c] for c in in_error)
