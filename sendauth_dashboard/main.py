@@ -141,4 +141,6 @@ def _nav_alerts():
     if not in_error:
         return {}
     names = ", ".join(CHANNEL_LABELS[c] for c in in_error)
-    return {"settings.pagerduty": f"{names}: the last send failed"}
+    channels_item = next(endpoint for _, endpoint, section in NAVIGATION
+                         if "settings.channels" in (endpoint, *section))
+    return {channels_item: f"{names}: the last send failed"}
