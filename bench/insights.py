@@ -2,12 +2,12 @@
 for 90 days, and the home page of a reviewer and of an admin.
 
 The rows are made by the database (one INSERT ... SELECT over a series of numbers per table):
-100,000 transactions from 20 requestors to 200 users, spread evenly over the last 365 days
-(so 90 days hold about 24,700 of them; `--days 90` puts every one in the 90 days), nearly all finished, each answered 5 to 285 seconds
-after it was sent; one delivery each (PagerDuty, email, SMS, Slack in turn, one in 17 failed,
-the rest sent 1 to 9 seconds after being queued); and ten events each (1,000,000). Served by
-gunicorn (gevent, one worker) as `make serve` runs it; timings are client-side over loopback,
-with the worker's CPU time per request read from /proc.
+100,000 transactions from 20 requestors to 200 users, spread evenly over the last 365 days (so
+90 days hold about 24,700 of them; `--days 90` puts every one in the 90 days), nearly all
+finished, each answered 5 to 285 seconds after it was sent; one delivery each (PagerDuty, email,
+SMS, Slack in turn, one in 17 failed, the rest sent 1 to 9 seconds after being queued); and ten
+events each (1,000,000). Served by gunicorn (gevent, one worker) as `make serve` runs it; timings
+are client-side over loopback, with the worker's CPU time per request read from /proc.
 
 Run: `make bench-insights` (or `.venv/bin/python -m bench.insights --database postgres`).
 """

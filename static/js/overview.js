@@ -59,7 +59,8 @@
       var left = Math.round((Date.parse(el.getAttribute("data-expires-at")) - Date.now()) / 1000);
       if (left <= 0) { el.textContent = "expired"; soon(); return; }
       var seconds = left % 60;
-      el.textContent = Math.floor(left / 60) + " min " + (seconds < 10 ? "0" : "") + seconds + " s left";
+      el.textContent = Math.floor(left / 60) + " min " + (seconds < 10 ? "0" : "") + seconds +
+        " s left";
     });
   }
 
