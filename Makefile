@@ -10,7 +10,7 @@ PORT ?= 5000
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
 .PHONY: run serve test lint install install-test clean-venv \
-	bench bench-fanout bench-send bench-incident bench-dispatch bench-list
+	bench bench-fanout bench-send bench-incident bench-dispatch bench-list bench-insights
 
 # Links and passkeys work at SENDAUTH_BASE_URL (default http://localhost:5000): on another
 # port it follows, unless it is set.
@@ -37,7 +37,7 @@ lint: $(VENV)/.installed-lint
 
 # Benchmarks (README.md, "Benchmarks"): each prints a table and writes JSON to bench/results/.
 # They need PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379); pass options with BENCH_ARGS.
-bench: bench-fanout bench-send bench-incident bench-dispatch bench-list
+bench: bench-fanout bench-send bench-incident bench-dispatch bench-list bench-insights
 
 bench-fanout: $(VENV)/.installed-bench
 	$(BIN)/python -m bench.fanout $(BENCH_ARGS)
@@ -53,6 +53,9 @@ bench-dispatch: $(VENV)/.installed-bench
 
 bench-list: $(VENV)/.installed-bench
 	$(BIN)/python -m bench.listing $(BENCH_ARGS)
+
+bench-insights: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.insights $(BENCH_ARGS)
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test

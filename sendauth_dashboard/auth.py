@@ -85,6 +85,8 @@ def login():
             )
         else:
             login_user(user)
+            accounts.record_sign_in(user)
+            db.session.commit()
             return redirect(next_url or url_for("main.home"))
     return render_template("auth/login.html", form=form, next_url=next_url)
 

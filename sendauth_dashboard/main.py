@@ -5,10 +5,13 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import channels
+from .auth import role_required
 from .channels import integration
 from .errors import database_busy
 from .extensions import db
 from .models import Transaction, User
+from .services import health, organisation
+from .services.live import event_log
 
 bp = Blueprint("main", __name__)
 
@@ -21,6 +24,10 @@ def home():
     context = {}
     if current_user.has_role("admin"):
         context["checklist"] = admin_checklist()
+    if current_user.has_role("reviewer"):
+        # Read the latest event id first, so the live stream replays anything newer.
+        context["last_event_id"] = event_log.latest_event_id()
+        context["now"] = health.right_now()
     if current_user.has_role("requestor"):
         context["recent"] = db.session.scalars(
             select(Transaction)
@@ -31,12 +38,19 @@ def home():
     return render_template("home.html", **context)
 
 
+@bp.get("/right-now")
+@role_required("reviewer")
+def right_now():
+    """The home page's "right now" section alone: the page fetches it again as events arrive."""
+    return render_template("_right_now.html", now=health.right_now())
+
+
 def admin_checklist():
     """A new admin's first steps, each ticked off once done."""
     pagerduty = channels.channel("pagerduty")
     settings = pagerduty.settings_row()
     user_count = db.session.scalar(select(func.count(User.id)))
-    return [
+    steps = [
         {
             "label": "Set up PagerDuty: paste the integration key and enable it",
             "done": bool(settings.enabled and settings.integration_key_ciphertext),
@@ -52,7 +66,20 @@ def admin_checklist():
             "done": user_count > 1,
             "url": url_for("settings.users"),
         },
+        {
+            "label": "Keep every channel that is on working: none may be in error",
+            "done": not health.channels_in_error(),
+            "url": url_for("settings.channels"),
+        },
     ]
+    if organisation.requires_passkey():
+        steps.insert(3, {
+            "label": "Have the people who answer requests register a passkey: the "
+                     "organisation requires one to verify",
+            "done": not health.nobody_reachable_has_a_passkey(),
+            "url": url_for("settings.users"),
+        })
+    return steps
 
 
 @bp.route("/healthz")
@@ -80,14 +107,16 @@ NAVIGATION = (
     ("Home", "main.home", {}),
     ("Transactions", "transactions.index", {}),
     ("Send a request", "transactions.new", {}),
+    ("Insights", "insights.index", {}),
     ("Messaging", "profile.messaging", {}),
     ("Passkeys", "profile.passkeys", {}),
-    ("Channels", "settings.channel", {"name": channels.names()[0]}),
+    ("Channels", "settings.channels", {}),
     ("Users", "settings.users", {}),
     ("Organisation", "settings.organisation", {}),
+    ("Audit log", "settings.audit_log", {}),
 )
 # Pages that belong to another item's section.
-SECTIONS = {"transactions.show": "transactions.index"}
+SECTIONS = {"transactions.show": "transactions.index", "settings.channel": "settings.channels"}
 
 
 def navigation():
@@ -99,9 +128,25 @@ def navigation():
     if not current_user.is_authenticated:
         return {"nav_items": ()}
     here = SECTIONS.get(request.endpoint, request.endpoint)
+    alerts = _nav_alerts()
     items = []
     for label, endpoint, arguments in NAVIGATION:
         minimum = getattr(current_app.view_functions[endpoint], "minimum_role", "member")
         if current_user.has_role(minimum):
-            items.append((label, url_for(endpoint, **arguments), here == endpoint))
+            items.append((label, url_for(endpoint, **arguments), here == endpoint,
+                          alerts.get(endpoint)))
     return {"nav_items": items}
+
+
+def _nav_alerts():
+    """A mark beside a menu item that needs an admin now: {endpoint: what is wrong}."""
+    if not current_user.has_role("admin"):
+        return {}
+    try:
+        in_error = health.channels_in_error()
+    except SQLAlchemyError:
+        return {}  # an error page whose cause was the database still renders, unmarked
+    if not in_error:
+        return {}
+    names = ", ".join(channels.label(c) for c in in_error)
+    return {"settings.channels": f"{names}: the last send failed"}

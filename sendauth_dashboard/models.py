@@ -32,6 +32,7 @@ ROLE_LABELS = {
 }
 
 TRANSACTION_STATES = ("pending", "verified", "denied", "cancelled", "expired")
+FINAL_TRANSACTION_STATES = ("verified", "denied", "cancelled", "expired")
 
 # The channel names the deliveries table accepts (a check constraint, so a migration changes
 # it); channels.REGISTRY is the list the app uses, and a test keeps the two the same.
@@ -88,6 +89,7 @@ class User(UserMixin, db.Model):
     # Part of the session's user id: bumping it ends every session of this user.
     session_version: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     # Messaging preferences: the channels that notify this user of an authentication request.
     notify_pagerduty: Mapped[bool] = mapped_column(default=False)
@@ -130,6 +132,10 @@ class Transaction(db.Model):
         Index("ix_transactions_status_expires_at", "status", "expires_at"),
         Index("ix_transactions_requestor_id_id", "requestor_id", "id"),
         Index("ix_transactions_user_id_id", "user_id", "id"),
+        # Insights and the home page count requests by the day they were sent, and time the
+        # answered ones (status first: SQLite then never prefers the status index alone).
+        Index("ix_transactions_created_at", "created_at"),
+        Index("ix_transactions_status_created_at", "status", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -170,6 +176,10 @@ class Delivery(db.Model):
         CheckConstraint(f"channel {_in(DELIVERY_CHANNELS)}", name="channel"),
         UniqueConstraint("transaction_id", "channel", name="uq_deliveries_transaction_id_channel"),
         Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        # Insights and channel health count deliveries by when they were queued, and time the
+        # sent ones and count the failed ones.
+        Index("ix_deliveries_created_at", "created_at"),
+        Index("ix_deliveries_status_created_at", "status", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

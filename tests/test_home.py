@@ -8,9 +8,10 @@ def checklist(html):
     return html[start:html.index("</ol>", start)]
 
 
-def test_a_new_admin_sees_three_steps_to_do(client, as_admin):
+def test_a_new_admin_sees_four_steps_to_do(client, as_admin):
     steps = checklist(client.get("/").text)
-    assert steps.count("(to do)") == 3
+    assert steps.count("(to do)") == 4
+    assert "register a passkey" in steps  # nobody can be reached yet, so nobody has one
     assert all(step in steps for step in ("Set up PagerDuty", "Send a test incident",
                                           "Add the people"))
 
@@ -49,5 +50,5 @@ def test_navigation_shows_only_what_the_role_may_open(client, auth, make_user, a
 
 def test_the_menu_marks_the_section_of_the_page_open(client, as_admin):
     page = client.get("/settings/sms").text
-    assert '<a href="/settings/pagerduty" aria-current="page">Channels</a>' in page
+    assert '<a href="/settings/channels" aria-current="page">Channels</a>' in page
     assert 'aria-current="page">Users' not in page

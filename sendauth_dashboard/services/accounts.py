@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db
-from ..models import ROLES, User
+from ..models import ROLES, User, utcnow
 from .live import event_log
 
 MIN_PASSWORD_LENGTH = 12
@@ -97,6 +97,11 @@ def authenticate(email, password):
     if not check_password_hash(user.password_hash, password or ""):
         return None
     return user
+
+
+def record_sign_in(user, now=None):
+    """When the user last signed in: the users page shows it."""
+    user.last_sign_in_at = now or utcnow()
 
 
 def _other_active_admins(user):

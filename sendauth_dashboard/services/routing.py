@@ -15,21 +15,28 @@ class Route:
         return f"No channel can reach {user.name}. {reasons}."
 
 
-def route(user):
+def route(user, problems=None):
     """Every channel the user has on that the organisation has set up and enabled.
 
     So a user with PagerDuty on is still reached through their other channels while the
     PagerDuty integration is off. A channel also needs what reaches this user on it (a phone
-    number for SMS, a member id for Slack).
+    number for SMS, a member id for Slack). ``problems`` is ``organisation_problems()``, for
+    routing many users at once.
     """
     chosen, skipped = [], {}
     for name in channels.names():
         if not user.wants(name):
             skipped[name] = "off in their messaging preferences"
             continue
-        problem = channels.problem(name) or channels.contact_problem(name, user)
+        problem = (problems[name] if problems is not None else channels.problem(name)) \
+            or channels.contact_problem(name, user)
         if problem:
             skipped[name] = problem
         else:
             chosen.append(name)
     return Route(tuple(chosen), skipped)
+
+
+def organisation_problems():
+    """For each channel, why the organisation cannot send through it now, or None."""
+    return {name: channels.problem(name) for name in channels.names()}

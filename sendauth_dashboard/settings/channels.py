@@ -27,6 +27,7 @@ from ..channels import integration
 from ..extensions import db
 from ..forms import apply_service_error, checked_by, choices
 from ..models import Event
+from ..services import health
 from . import bp
 
 AUDIT_ROWS = 10
@@ -121,9 +122,19 @@ def _audit_rows(name):
 
 
 def channel_tabs():
-    """The channels sub-navigation: each channel's name, label and whether it is on."""
-    return [(name, channels.label(name), channels.channel(name).settings_row().enabled)
-            for name in channels.names()]
+    """The channels sub-navigation: each channel's name, label, whether it is on, and whether
+    it is in error (on, and its last send failed)."""
+    in_error = health.channels_in_error()
+    return [(name, channels.label(name), channels.channel(name).settings_row().enabled,
+             name in in_error) for name in channels.names()]
+
+
+@bp.get("/channels", endpoint="channels")
+@role_required("admin")
+def channels_overview():
+    """Every channel's state and health on one page."""
+    return render_template("settings/channels.html", channels=health.channel_health(),
+                           channel_tabs=channel_tabs())
 
 
 @bp.post("/<channel:name>/test", endpoint="channel_test")

@@ -1,18 +1,28 @@
 """Users and roles: list, create, change role, deactivate and reactivate."""
-from flask import abort, flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
-from wtforms import EmailField, HiddenField, PasswordField, StringField, SubmitField
+from wtforms import (
+    EmailField,
+    HiddenField,
+    PasswordField,
+    SelectField,
+    StringField,
+    SubmitField,
+)
 from wtforms.validators import DataRequired, InputRequired, Length
 
+from .. import channels
 from ..auth import role_required
 from ..extensions import db
-from ..forms import apply_service_error, role_field
+from ..forms import apply_service_error, choices, role_field
 from ..models import User
-from ..services import accounts
+from ..services import accounts, health
 from . import bp
+
+MAX_SEARCH = 254
 
 
 class CreateUserForm(FlaskForm):
@@ -33,6 +43,17 @@ class CreateUserForm(FlaskForm):
         validators=[DataRequired("Enter an initial password.")],
     )
     submit = SubmitField("Create user")
+
+
+class UserSearchForm(FlaskForm):
+    """Read from the query string."""
+
+    class Meta:
+        csrf = False
+
+    q = StringField("Search", description="Part of a name or an email address.")
+    reach = SelectField("Show", choices=choices({
+        "": "Everyone", "unreachable": "Only those who cannot be sent a request"}))
 
 
 class ChangeRoleForm(FlaskForm):
@@ -71,9 +92,19 @@ def users():
         else:
             flash(f"{user.name} ({user.email}) can now sign in as {user.role}.", "success")
             return redirect(url_for("settings.users"))
-    people = db.session.scalars(select(User).order_by(User.active.desc(), User.name)).all()
+    search = UserSearchForm(request.args)
+    query = select(User).order_by(User.active.desc(), User.name)
+    needle = (search.q.data or "").strip().lower()[:MAX_SEARCH]
+    if needle:
+        query = query.where(or_(func.lower(User.name).contains(needle, autoescape=True),
+                                func.lower(User.email).contains(needle, autoescape=True)))
+    people = db.session.scalars(query).all()
+    reach = health.reach_of(people)
+    if search.reach.data == "unreachable":
+        people = [u for u in people if not reach[u.id].reachable]
     return render_template(
-        "settings/users.html", form=form, people=people,
+        "settings/users.html", form=form, people=people, reach=reach, search=search,
+        searching=bool(needle or search.reach.data), registry=channels.REGISTRY,
         role_forms={u.id: ChangeRoleForm(formdata=None, role=u.role) for u in people},
     ), 200 if not form.errors else 400
 

@@ -1,0 +1,83 @@
+"""The overview pages in a real browser: charts draw under the CSP, the home page stays live."""
+from datetime import timedelta
+
+import pytest
+from playwright.sync_api import expect
+
+from sendauth_dashboard.extensions import db
+from sendauth_dashboard.models import Transaction, utcnow
+from tests.support.accounts import PASSWORD, create_user
+from tests.support.helpers import configure_pagerduty, send_request
+
+pytestmark = pytest.mark.browser
+LIVE = 15_000  # ms: a deadline for a change to show, wide for a loaded machine
+
+WATCH_PROBLEMS = """
+window.__problems = [];
+document.addEventListener("securitypolicyviolation", function (e) {
+  window.__problems.push("CSP: " + e.violatedDirective + " " + e.blockedURI);
+});
+"""
+
+
+def watched_page(browser):
+    """A page that records console errors, uncaught exceptions and CSP violations (the
+    browser's own request for a favicon, which the app does not have, aside)."""
+    page = browser.new_context().new_page()
+    problems = []
+    page.on("console", lambda m: m.type == "error" and not m.location.get("url", "").endswith(
+        "/favicon.ico") and problems.append(m.text))
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.add_init_script(WATCH_PROBLEMS)
+    return page, problems
+
+
+def sign_in(page, live_server, person, path):
+    page.goto(f"{live_server.url}{path}")
+    page.get_by_label("Email").fill(person.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_insights_draws_every_chart_with_no_error_and_no_csp_violation(browser, live_server):
+    app = live_server.app
+    configure_pagerduty(app)
+    requestor = create_user(app, "requestor", "hana@example.com", "Hana Helpdesk")
+    user = create_user(app, "member", "uma@example.com", "Uma User", notify_pagerduty=True)
+    reviewer = create_user(app, "reviewer", "rita@example.com", "Rita Reviewer")
+    public_id = send_request(app, requestor, user)
+    with app.app_context():
+        transaction = db.session.scalar(db.select(Transaction).filter_by(public_id=public_id))
+        transaction.status, transaction.completed_at = "verified", utcnow() + timedelta(seconds=42)
+        db.session.commit()
+
+    page, problems = watched_page(browser)
+    sign_in(page, live_server, reviewer, "/insights?days=7")
+    charts = page.locator("canvas[data-chart]")
+    expect(charts.first).to_have_attribute("data-drawn", "true", timeout=LIVE)
+    assert charts.count() >= 5
+    for n in range(charts.count()):
+        expect(charts.nth(n)).to_have_attribute("data-drawn", "true")
+        box = charts.nth(n).bounding_box()
+        assert box["width"] > 100 and box["height"] > 100
+    expect(page.locator('[data-insight="outcomes"] table')).to_contain_text("verified")
+    assert problems + page.evaluate("window.__problems") == []
+
+
+def test_the_reviewers_home_counts_a_new_request_without_a_reload(browser, live_server):
+    app = live_server.app
+    configure_pagerduty(app)
+    requestor = create_user(app, "requestor", "hana@example.com", "Hana Helpdesk")
+    user = create_user(app, "member", "uma@example.com", "Uma User", notify_pagerduty=True)
+    reviewer = create_user(app, "reviewer", "rita@example.com", "Rita Reviewer")
+
+    page, problems = watched_page(browser)
+    sign_in(page, live_server, reviewer, "/")
+    pending = page.locator('[data-figure="pending"]')
+    expect(pending).to_contain_text("0 pending")
+    expect(page.locator("[data-right-now]")).to_have_attribute("data-live", "true", timeout=LIVE)
+    send_request(app, requestor, user)
+    expect(pending).to_contain_text("1 pending", timeout=LIVE)
+    expect(pending).to_contain_text("Uma User")
+    expect(pending.locator(".countdown")).to_contain_text("s left")
+    assert problems + page.evaluate("window.__problems") == []

@@ -1,0 +1,154 @@
+"""Insights: the figures, counted by the database, match what was counted by hand."""
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from sendauth_dashboard.extensions import db
+from sendauth_dashboard.models import Delivery, Transaction
+from sendauth_dashboard.services import insights
+
+UTC = timezone.utc
+PLUS_TWO = timezone(timedelta(hours=2))
+DAY = date(2026, 3, 31)
+LATER = datetime(2026, 4, 10, tzinfo=UTC)
+
+
+def at(hour, minute, second=0, tz=UTC, day=DAY):
+    return datetime(day.year, day.month, day.day, hour, minute, second, tzinfo=tz)
+
+
+def add_request(requestor, user, created, status, answered_after=None, deliveries=()):
+    """A transaction as the product leaves it; deliveries are (channel, status, seconds)."""
+    transaction = Transaction(
+        requestor_id=requestor.id, user_id=user.id, message="Please confirm", status=status,
+        token_hash=f"{id(object()):x}{created.timestamp()}{status}"[:64],
+        created_at=created, expires_at=created + timedelta(minutes=5),
+        completed_at=None if answered_after is None else created + timedelta(
+            seconds=answered_after),
+    )
+    db.session.add(transaction)
+    db.session.flush()
+    for channel, delivery_status, seconds in deliveries:
+        db.session.add(Delivery(
+            transaction_id=transaction.id, channel=channel, status=delivery_status,
+            created_at=created, next_attempt_at=created,
+            completed_at=None if seconds is None else created + timedelta(seconds=seconds)))
+    return transaction
+
+
+@pytest.fixture
+def hand_counted(app, make_user):
+    """Two requestors, two users, and requests around 31 March 2026 (UTC)."""
+    r1 = make_user("requestor", name="Rhea One")
+    r2 = make_user("requestor", name="Rob Two")
+    u1 = make_user("member", name="Una One")
+    u2 = make_user("member", name="Ugo Two")
+    with app.app_context():
+        # A: verified in 20 s; sent by PagerDuty in 2 s.
+        add_request(r1, u1, at(10, 0), "verified", 20, [("pagerduty", "sent", 2)])
+        # B: denied in 40 s; PagerDuty 4 s.
+        add_request(r1, u2, at(10, 5), "denied", 40, [("pagerduty", "sent", 4)])
+        # C: sent at 23:59:30, verified in 60 s (the next day): counts on the day it was sent.
+        add_request(r1, u1, at(23, 59, 30), "verified", 60, [("pagerduty", "sent", 3)])
+        # D: 01:30 on 1 April at UTC+2 is 23:30 on 31 March UTC: verified in 100 s.
+        add_request(r1, u2, at(1, 30, tz=PLUS_TWO, day=date(2026, 4, 1)), "verified", 100,
+                    [("email", "failed", 1), ("sms", "sent", 10)])
+        # F: never answered and past its expiry: expired, though the row still says pending.
+        add_request(r2, u1, at(12, 0), "pending")
+        # G: cancelled.
+        add_request(r2, u2, at(13, 0), "cancelled", 30, [("email", "cancelled", 30)])
+        # E: 00:30 on 31 March at UTC+2 is 22:30 on 30 March UTC: outside the day.
+        add_request(r2, u2, at(0, 30, tz=PLUS_TWO), "verified", 5, [("pagerduty", "sent", 9)])
+        db.session.commit()
+
+
+def one_day(app, day=DAY):
+    with app.app_context():
+        return insights.gather(insights.DayRange(day, day), now=LATER)
+
+
+def test_one_day_counts_what_was_sent_that_utc_day(app, hand_counted):
+    figures = one_day(app)
+    assert figures.outcomes == {DAY: {"pending": 0, "verified": 3, "denied": 1,
+                                      "cancelled": 1, "expired": 1}}
+    assert figures.total == 6
+    # 20, 40, 60, 100 s: the median halfway between 40 and 60; the 90th at 2.7 of 3 steps.
+    assert figures.answer_daily == {DAY: (50.0, 88.0, 4)}
+    assert figures.answer_overall == (50.0, 88.0, 4)
+    assert dict(figures.answer_buckets) == {"under 10 s": 0, "10–30 s": 1, "30 s–1 min": 1,
+                                            "1–2 min": 2, "2–5 min": 0, "over 5 min": 0}
+    assert figures.delivery_time == {"pagerduty": (3.0, 3.8, 3), "sms": (10.0, 10.0, 1)}
+    assert figures.delivery_outcomes["email"] == {"sent": 0, "failed": 1, "cancelled": 1,
+                                                  "queued": 0, "sending": 0}
+    assert figures.requestors == [("Rhea One", "requestor1@example.com", 4),
+                                  ("Rob Two", "requestor2@example.com", 2)]
+    assert [(name, n) for name, _, n in figures.users] == [("Ugo Two", 3), ("Una One", 3)]
+
+
+def test_the_day_before_holds_what_was_sent_before_utc_midnight(app, hand_counted):
+    figures = one_day(app, date(2026, 3, 30))
+    assert figures.outcomes[date(2026, 3, 30)]["verified"] == 1
+    assert figures.answer_overall == (5.0, 5.0, 1)
+    assert figures.delivery_time == {"pagerduty": (9.0, 9.0, 1)}
+
+
+def test_an_empty_range_has_a_row_of_zeros_per_day_and_nothing_else(app, hand_counted):
+    with app.app_context():
+        figures = insights.gather(insights.DayRange(date(2026, 1, 1), date(2026, 1, 7)), LATER)
+    assert list(figures.outcomes) == [date(2026, 1, d) for d in range(1, 8)]
+    assert all(sum(states.values()) == 0 for states in figures.outcomes.values())
+    assert figures.answer_daily == {} and figures.answer_overall is None
+    assert all(count == 0 for _, count in figures.answer_buckets)
+    assert figures.delivery_time == {} and figures.delivery_outcomes == {}
+    assert figures.requestors == [] and figures.users == []
+
+
+def test_a_week_spreads_requests_over_their_days(app, hand_counted):
+    with app.app_context():
+        figures = insights.gather(insights.DayRange(date(2026, 3, 28), date(2026, 4, 3)), LATER)
+    assert {d: sum(s.values()) for d, s in figures.outcomes.items() if sum(s.values())} == {
+        date(2026, 3, 30): 1, DAY: 6}
+    assert figures.answer_overall == (40.0, 84.0, 5)  # 5, 20, 40, 60, 100
+
+
+@pytest.mark.parametrize("args, first, last", [
+    ({}, date(2026, 3, 2), DAY),
+    ({"days": "7"}, date(2026, 3, 25), DAY),
+    ({"days": "90"}, date(2026, 1, 1), DAY),
+    ({"since": "2026-03-31", "until": "2026-03-31"}, DAY, DAY),
+    ({"since": "2026-03-01"}, date(2026, 3, 1), DAY),
+])
+def test_ranges_are_whole_utc_days(args, first, last):
+    day_range = insights.parse_range(**args, today=DAY)
+    assert (day_range.first, day_range.last) == (first, last)
+    assert day_range.end - day_range.start == timedelta(days=(last - first).days + 1)
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"days": "8"}, "Choose the last 7, 30, 90 days"),
+    ({"days": "x"}, "Choose the last 7, 30, 90 days"),
+    ({"since": "31/03/2026"}, "is not a date: write it as YYYY-MM-DD"),
+    ({"since": "2026-04-01", "until": "2026-03-31"}, "swap them"),
+    ({"since": "2020-01-01"}, "Choose at most 366 days"),
+])
+def test_a_range_that_cannot_be_shown_says_what_to_ask_for(args, message):
+    with pytest.raises(insights.RangeError, match=message):
+        insights.parse_range(**args, today=DAY)
+
+
+def test_reviewer_reads_charts_tables_and_csv(app, client, auth, make_user, hand_counted):
+    auth.login(make_user("reviewer"))
+    page = client.get("/insights?since=2026-03-31&until=2026-03-31")
+    assert page.status_code == 200
+    assert 'data-chart="outcomes" data-chart-spec="{&#34;datasets&#34;' in page.text
+    assert "<th scope=\"row\">2026-03-31</th><td>0</td><td>3</td><td>1</td><td>1</td>" \
+           "<td>1</td><td>6</td>" in page.text
+    assert "vendor/chartjs/chart.umd.min.js" in page.text
+    download = client.get("/insights?since=2026-03-31&until=2026-03-31&format=csv"
+                          "&table=answer-time")
+    assert download.headers["Content-Type"].startswith("text/csv")
+    assert download.get_data(as_text=True).splitlines() == [
+        "Day,median,90th percentile,answered", "2026-03-31,50.0,88.0,4"]
+    assert client.get("/insights?format=csv&table=nope").status_code == 404
+    wrong = client.get("/insights?since=2026-13-01")
+    assert wrong.status_code == 400 and "is not a date" in wrong.text
