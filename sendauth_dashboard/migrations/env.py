@@ -6,6 +6,8 @@ from flask import current_app
 from alembic import context
 from sqlalchemy.types import TypeDecorator
 
+from sendauth_dashboard.models import in_schema_of
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -101,6 +103,7 @@ def run_migrations_online():
             connection=connection,
             target_metadata=get_metadata(),
             render_item=render_item,
+            include_object=in_schema_of(connection.dialect.name),
             **conf_args
         )
 
