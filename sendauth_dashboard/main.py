@@ -92,11 +92,22 @@ def navigation():
     access check cannot disagree.
     """
     if not current_user.is_authenticated:
-        return {"nav_items": ()}
+        return {"nav_items": (), "nav_groups": ()}
     items = []
     for label, endpoint, section in NAVIGATION:
         minimum = getattr(current_app.view_functions[endpoint], "minimum_role", "member")
         if current_user.has_role(minimum):
             current = request.endpoint == endpoint or request.endpoint in section
             items.append((label, endpoint, current))
-    return {"nav_items": items}
+    return {"nav_items": items, "nav_groups": nav_groups(items)}
+
+
+ADMIN_GROUP = "Admin settings"
+
+
+def nav_groups(items):
+    """A person's own pages first, then the admin settings (the ``settings.`` pages) under a
+    label of their own; a group without items is left out."""
+    own = [item for item in items if not item[1].startswith("settings.")]
+    admin = [item for item in items if item[1].startswith("settings.")]
+    return [(group, entries) for group, entries in (("", own), (ADMIN_GROUP, admin)) if entries]

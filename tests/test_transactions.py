@@ -199,7 +199,7 @@ def test_the_page_shows_each_delivery_attempt_with_pagerdutys_answer(app, client
     auth.login(people[0])
     page = client.get(f"/transactions/{public_id}").text
     assert "PagerDuty: attempt 1 failed (HTTP 500: Internal Server Error); trying again at" in page
-    assert "PagerDuty accepted the notification (attempt 2, HTTP 202)" in page
+    assert "PagerDuty accepted the notification (HTTP 202 Accepted, attempt 2)" in page
 
 
 # -- cancelling ------------------------------------------------------------------------------

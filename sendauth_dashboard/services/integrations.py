@@ -157,6 +157,8 @@ class Setting:
     secret: bool = False
     # What the admin is asked to do when enabling without it: "enter the SMTP host".
     needed: str | None = None
+    # How a stored value reads in the changes ("no encryption", not "none").
+    words: dict | None = None
     # Whether a change makes the status indicator's last outcome describe another setup.
     resets_status: bool = True
 
@@ -211,7 +213,7 @@ INTEGRATIONS = {
         settings=(
             Setting("host", "SMTP host", smtp.clean_host),
             Setting("port", "port", smtp.clean_port),
-            Setting("tls_mode", "TLS mode", smtp.clean_tls_mode),
+            Setting("tls_mode", "TLS mode", smtp.clean_tls_mode, words=smtp.TLS_MODE_WORDS),
             Setting("username", "username", smtp.clean_username, required=False),
             Setting("password", "password", smtp.clean_password, required=False, secret=True),
             Setting("from_address", "from address", smtp.clean_from_address),
@@ -287,6 +289,8 @@ def _clean(setting, raw):
 
 
 def _describe(setting, old, new):
+    if setting.words:
+        old, new = (setting.words.get(v, v) if v is not None else None for v in (old, new))
     if setting.secret:
         return f"{setting.label} {'replaced' if old is not None else 'added'}"
     if old is None:

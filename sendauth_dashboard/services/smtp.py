@@ -23,6 +23,7 @@ TLS_MODE_LABELS = {
     "tls": "TLS from the start, also called SMTPS (usually port 465)",
     "none": "None: no encryption (only for a relay on a network you trust)",
 }
+TLS_MODE_WORDS = {"starttls": "STARTTLS", "tls": "TLS from the start", "none": "no encryption"}
 SENDER_NAME = "SendAuth"
 _HOST_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")

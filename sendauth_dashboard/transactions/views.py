@@ -7,7 +7,7 @@ from ..auth import role_required
 from ..extensions import db
 from ..forms import apply_service_error
 from ..models import CHANNEL_LABELS, User, utcnow
-from ..services import delivery, events, transaction_list, transactions
+from ..services import delivery, delivery_report, events, transaction_list, transactions
 from . import bp
 from .forms import FilterForm, NewTransactionForm
 
@@ -78,7 +78,8 @@ def show(public_id):
     return render_template(
         "transactions/show.html", t=transaction,
         status=transactions.effective_status(transaction),
-        timeline=transactions.timeline(transaction),
+        timeline=delivery_report.worth_a_line(transactions.timeline(transaction)),
+        deliveries=delivery_report.rows(transaction), now=utcnow(),
         may_cancel=transactions.may_cancel(transaction, current_user),
         last_event_id=events.latest_event_id(),
     )
