@@ -5,6 +5,11 @@ import re
 
 import pytest
 from playwright.sync_api import expect
+from sqlalchemy import select
+
+from sendauth_dashboard.extensions import db
+from sendauth_dashboard.models import Transaction
+from sendauth_dashboard.services import transactions
 
 from .conftest import PASSWORD, create_user
 from .helpers import answer_token, configure_pagerduty, send_request
@@ -39,19 +44,37 @@ def signed_in(browser, live_server, person, path="/", **context_options):
     return page
 
 
+def cancel(app, public_id):
+    with app.app_context():
+        t = db.session.scalar(select(Transaction).where(Transaction.public_id == public_id))
+        transactions.cancel(t, actor=t.requestor)
+        db.session.commit()
+
+
+def answer_path(app, fake_pagerduty, public_id):
+    """The user's link: from the outbox, or, once the dispatcher has sent it (which clears it
+    there), as PagerDuty received it."""
+    token = answer_token(app, public_id)
+    if token is None:
+        fake_pagerduty.wait_for(lambda fake: any(d == public_id for _, d in fake.incidents))
+        sent = next(body for (_, d), body in fake_pagerduty.incidents.items() if d == public_id)
+        token = sent["links"][0]["href"].rsplit("/", 1)[1]
+    return f"/authenticate/{token}"
+
+
 def bottom(locator):
     box = locator.bounding_box()
     return box["y"] + box["height"]
 
 
 def test_the_answer_page_fits_the_first_screen_of_a_390_by_844_phone(
-        browser, live_server, people):
+        browser, live_server, people, fake_pagerduty):
     app = live_server.app
     message = ("Please confirm the MFA reset you asked for this morning. " * 6).strip()
     public_id = send_request(app, people["requestor"], people["member"], message=message,
                              context="Ticket #4521 " * 20)
     page = signed_in(browser, live_server, people["member"],
-                     f"/authenticate/{answer_token(app, public_id)}", **PHONE)
+                     answer_path(app, fake_pagerduty, public_id), **PHONE)
     who = page.get_by_role("heading", level=1)
     expect(who).to_have_text("Hana Helpdesk asks you to confirm it is you")
     verify = page.get_by_role("button", name="Yes, it is me: verify")
@@ -124,6 +147,13 @@ def test_the_deliveries_table_turns_accepted_live(browser, live_server, people, 
     expect(row.locator('[data-cell="state_words"]')).to_have_text("Accepted")
     expect(row.locator('[data-cell="answer"]')).to_have_text(
         "PagerDuty accepted the notification (HTTP 202 Accepted)")
+    sent_notice = page.locator(".flash-success")
+    expect(sent_notice).to_contain_text("Request sent to Uma User")
+
+    cancel(live_server.app, page.url.rsplit("/", 1)[1])
+    expect(page.locator('[data-live-transaction] [data-field="status"]')).to_have_text(
+        "cancelled", timeout=LIVE)
+    expect(sent_notice).to_be_hidden()
 
 
 def test_a_lost_connection_is_announced_and_rows_are_stale_until_it_is_back(
@@ -140,14 +170,7 @@ def test_a_lost_connection_is_announced_and_rows_are_stale_until_it_is_back(
     expect(banner).to_contain_text("Live updates are paused since")
     expect(page.locator("table.transactions")).to_have_class(re.compile(r"\bstale\b"))
 
-    from sendauth_dashboard.extensions import db
-    from sendauth_dashboard.models import Transaction
-    from sendauth_dashboard.services import transactions
-
-    with app.app_context():
-        t = db.session.scalar(db.select(Transaction).where(Transaction.public_id == public_id))
-        transactions.cancel(t, actor=t.requestor)
-        db.session.commit()
+    cancel(app, public_id)
     page.unroute("**/transactions/stream*")
     expect(banner).to_be_hidden(timeout=LIVE)
     expect(page.locator("table.transactions")).not_to_have_class(re.compile(r"\bstale\b"))
@@ -192,10 +215,11 @@ def axe_violations(page):
 
 
 @pytest.mark.parametrize("role", list(PAGES))
-def test_axe_core_finds_nothing_serious_on_any_page(browser, live_server, people, role):
+def test_axe_core_finds_nothing_serious_on_any_page(browser, live_server, people, role,
+                                                   fake_pagerduty):
     app = live_server.app
     public_id = send_request(app, people["requestor"], people["member"])
-    places = {"transaction": public_id, "answer": f"/authenticate/{answer_token(app, public_id)}"}
+    places = {"transaction": public_id, "answer": answer_path(app, fake_pagerduty, public_id)}
     found = {}
     for scheme in ("light", "dark"):
         page = signed_in(browser, live_server, people.get(role), "/login" if role == "anonymous"
