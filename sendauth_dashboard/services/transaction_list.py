@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import and_, or_, select, text
+from sqlalchemy import and_, func, or_, select, text
 
 from ..extensions import db
 from ..models import Transaction, User, utcnow
@@ -152,25 +152,37 @@ class Page:
 def listing(viewer, filters, page=1, page_size=PAGE_SIZE, now=None):
     """One numbered page of what matches, newest first, and how many match in all.
 
-    One pass over what matches (up to COUNT_LIMIT ids, newest first) gives both the count and
-    the page's ids: a search for a rare word reads the table once, not once to count and
-    again for the page."""
+    One statement gives both: the ids of what matches (newest first, at most COUNT_LIMIT + 1),
+    counted by a window function, and the page cut from them. A search for a rare word reads
+    the table once, not once to count and again for the page, and only the page's ids leave
+    the database."""
+    page = max(1, page)
     if filters.q and db.session.get_bind().dialect.name == "postgresql":
         # A search reads scattered rows through its indexes. PostgreSQL's default cost of a
         # random read (4, set for spinning disks) makes it read the whole table instead, five
         # times slower in bench/listing.py; 1.1 is the usual setting for SSDs. This
         # transaction only.
         db.session.execute(text("SET LOCAL random_page_cost = 1.1"))
-    ids = db.session.scalars(
-        matching(viewer, filters, now).with_only_columns(Transaction.id)
-        .order_by(Transaction.id.desc()).limit(COUNT_LIMIT + 1)
+    # Materialized: planned as a whole, for all its rows, not for the first page's worth (which
+    # would walk the primary key testing every row against the search).
+    matches = (matching(viewer, filters, now).with_only_columns(Transaction.id)
+               .order_by(Transaction.id.desc()).limit(COUNT_LIMIT + 1)
+               .cte("matches").prefix_with("MATERIALIZED", dialect="postgresql"))
+    counted = db.session.execute(
+        select(matches.c.id, func.count().over())
+        .order_by(matches.c.id.desc()).offset((page - 1) * page_size).limit(page_size)
     ).all()
-    floor = len(ids) > COUNT_LIMIT
-    total = min(len(ids), COUNT_LIMIT)
-    last = max(1, -(-total // page_size))
-    page = min(max(1, page), last)
-    chosen = ids[(page - 1) * page_size:page * page_size]
+    if not counted and page == 1:
+        return Page([], 1, page_size, 0, False)
+    total = counted[0][1] if counted else 0
+    shown = Page([], page, page_size, min(total, COUNT_LIMIT), total > COUNT_LIMIT)
+    if page > shown.last:
+        # Past the last page (an old link, or typed): the last page instead.
+        first = listing(viewer, filters, page=1, page_size=page_size, now=now)
+        return listing(viewer, filters, page=first.last, page_size=page_size, now=now) \
+            if first.last > 1 else first
     rows = db.session.scalars(
-        select(Transaction).where(Transaction.id.in_(chosen)).order_by(Transaction.id.desc())
-    ).unique().all() if chosen else []
-    return Page(rows, page, page_size, total, floor)
+        select(Transaction).where(Transaction.id.in_([id_ for id_, _ in counted]))
+        .order_by(Transaction.id.desc())
+    ).unique().all()
+    return Page(rows, page, page_size, shown.total, shown.total_is_floor)
