@@ -37,8 +37,9 @@ class FilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    q = SearchField("Search", render_kw={"maxlength": SEARCH_MAX_CHARS}, description="Part of a name or email, or words of the message "
-                                          "or context, such as a ticket number.")
+    q = SearchField("Search", render_kw={"maxlength": SEARCH_MAX_CHARS},
+                    description="Part of a name or email, or words of the message or context, "
+                                "such as a ticket number.")
     status = SelectField("Status", choices=choices({"": "Any status",
                                                     **{s: s.title() for s in STATUS_FILTERS}}))
     user = StringField("User's email")

@@ -74,6 +74,7 @@
     source = new EventSource(root.getAttribute("data-stream-url") + "?after=" + lastId);
     source.onopen = function () {
       retryDelay = 1000;
+      clearTimeout(lostTimer);  // back before the banner was due: no banner
       setState("live", "Live");
       whileCatchingUp();
     };
@@ -207,9 +208,9 @@
       });
       // Deliveries still waiting are never sent once the request is final.
       document.querySelectorAll('[data-deliveries] tr[data-state="queued"]').forEach(function (r) {
+        r.setAttribute("data-state", "cancelled");
         setDeliveryCell(r, "state_words", "Not sent");
         setDeliveryCell(r, "next_retry_at", "");
-        r.setAttribute("data-state", "cancelled");
       });
     }
   }
@@ -245,7 +246,8 @@
       target.textContent = value === null || value === undefined ? "" : String(value);
     }
     if (name === "state_words") {
-      target.className = target.className.replace(/delivery-\w+/, "delivery-" + row.getAttribute("data-state"));
+      target.className = target.className.replace(/delivery-\w+/,
+        "delivery-" + row.getAttribute("data-state"));
     }
   }
 
