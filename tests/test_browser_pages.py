@@ -189,6 +189,66 @@ def test_cancelling_asks_first_and_works_without_script(browser, live_server, pe
     expect(page.locator(".flash-success")).to_contain_text("The request is cancelled.")
 
 
+def luminance(rgb):
+    def channel(value):
+        value /= 255
+        return value / 12.92 if value <= 0.03928 else ((value + 0.055) / 1.055) ** 2.4
+
+    red, green, blue = (channel(v) for v in rgb)
+    return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+
+def contrast(one, other):
+    lighter, darker = sorted((luminance(one), luminance(other)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+def rgb(css):
+    return tuple(int(v) for v in re.findall(r"\d+", css)[:3])
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_focus_ring_stands_out_and_a_skip_link_comes_first(browser, live_server, people,
+                                                               scheme):
+    page = signed_in(browser, live_server, people["requestor"], "/transactions/",
+                     color_scheme=scheme)
+    page.keyboard.press("Tab")
+    expect(page.locator(".skip-link")).to_be_focused()
+    expect(page.locator(".skip-link")).to_be_in_viewport()
+    search = page.get_by_label("Search")
+    search.focus()
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Tab")  # focused from the keyboard, as :focus-visible wants
+    ring = page.evaluate("""() => {
+        const el = document.activeElement, style = getComputedStyle(el);
+        const card = getComputedStyle(el.closest('.card'));
+        return {color: style.outlineColor, width: style.outlineWidth,
+                style: style.outlineStyle, behind: card.backgroundColor};
+    }""")
+    assert ring["style"] == "solid" and float(ring["width"].rstrip("px")) >= 2
+    assert contrast(rgb(ring["color"]), rgb(ring["behind"])) >= 3
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_a_disabled_button_looks_disabled(browser, live_server, people, scheme):
+    page = signed_in(browser, live_server, people["admin"], "/transactions/",
+                     color_scheme=scheme)
+    page.evaluate("""() => {
+        const form = document.querySelector('form.filters .search-row');
+        const off = document.createElement('button');
+        off.className = 'button'; off.disabled = true; off.textContent = 'Off';
+        const on = document.createElement('button');
+        on.className = 'button'; on.textContent = 'On';
+        form.append(off, on);
+    }""")
+    looks = page.evaluate("""() => [...document.querySelectorAll('.search-row .button')]
+        .slice(-2).map(b => { const s = getComputedStyle(b);
+            return [s.backgroundColor, s.color, s.cursor, s.borderStyle]; })""")
+    (off_bg, off_text, off_cursor, off_border), (on_bg, _, on_cursor, _) = looks
+    assert off_bg != on_bg and off_cursor == "not-allowed" and off_border == "dashed"
+    assert contrast(rgb(off_text), rgb(off_bg)) >= 3  # still readable
+
+
 # -- axe-core --------------------------------------------------------------------------------
 
 # The pages each role works with; {transaction} and {answer} are filled in. Add a page here
