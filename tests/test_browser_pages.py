@@ -5,11 +5,11 @@ import re
 
 import pytest
 from playwright.sync_api import expect
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from sendauth_dashboard.extensions import db
-from sendauth_dashboard.models import Transaction
-from sendauth_dashboard.services import transactions
+from sendauth_dashboard.models import Delivery, Transaction, utcnow
+from sendauth_dashboard.services import delivery, transactions
 
 from .conftest import PASSWORD, create_user
 from .helpers import answer_token, configure_pagerduty, send_request
@@ -133,6 +133,8 @@ def test_a_pages_times_stay_utc_without_script(browser, live_server, people):
 def test_the_deliveries_table_turns_accepted_live(browser, live_server, people, fake_pagerduty):
     from .fakes.pagerduty import Answer
 
+    app = live_server.app
+    app.config["DELIVERY_BACKOFF_BASE_SECONDS"] = 600.0  # the retry waits for the test
     fake_pagerduty.answer_next(Answer.server_error())
     page = signed_in(browser, live_server, people["requestor"], "/transactions/new")
     page.get_by_label("User's email").fill(people["member"].email)
@@ -142,15 +144,22 @@ def test_the_deliveries_table_turns_accepted_live(browser, live_server, people, 
                                                                     timeout=LIVE)
     row = page.locator('[data-deliveries] tr[data-channel="pagerduty"]')
     expect(row.locator('[data-cell="answer"]')).to_contain_text("HTTP 500", timeout=LIVE)
-    live_server.app.config["DELIVERY_BACKOFF_BASE_SECONDS"] = 0.1
+    expect(row).to_have_attribute("data-state", "queued")
+    expect(row.locator('[data-cell="next_retry_at"] time')).to_be_visible()
+
+    with app.app_context():  # the retry is due now
+        db.session.execute(update(Delivery).values(next_attempt_at=utcnow()))
+        db.session.commit()
+    delivery.wake(app)
     expect(row).to_have_attribute("data-state", "sent", timeout=LIVE)
+    expect(row.locator('[data-cell="attempts"]')).to_have_text("2")
     expect(row.locator('[data-cell="state_words"]')).to_have_text("Accepted")
     expect(row.locator('[data-cell="answer"]')).to_have_text(
         "PagerDuty accepted the notification (HTTP 202 Accepted)")
     sent_notice = page.locator(".flash-success")
     expect(sent_notice).to_contain_text("Request sent to Uma User")
 
-    cancel(live_server.app, page.url.rsplit("/", 1)[1])
+    cancel(app, page.url.rsplit("/", 1)[1])
     expect(page.locator('[data-live-transaction] [data-field="status"]')).to_have_text(
         "cancelled", timeout=LIVE)
     expect(sent_notice).to_be_hidden()
