@@ -108,6 +108,9 @@ def test_on_a_phone_the_first_request_shows_who_what_and_its_state_on_the_first_
         expect(first.locator(cell)).to_be_visible()
     assert bottom(first) <= 844
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.goto(f"{live_server.url}/transactions/?status=pending&q=reset")
+    expect(page.locator(".more-filters summary")).to_have_text("More filters: pending")
+    assert bottom(page.locator("table.transactions tbody tr").first) <= 844
 
 
 def test_times_show_in_the_readers_zone_with_utc_on_hover(browser, live_server, people):
