@@ -11,10 +11,16 @@ def format_datetime(value):
     return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def iso_utc(value):
+    """The ``datetime`` attribute of a ``<time>``: UTC, to the second, with a Z."""
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def describe_event(event):
     return describe(event.kind, event.data or {}, event.actor.name if event.actor else None)
 
 
 def register(app):
     app.add_template_filter(format_datetime, "datetime")
+    app.add_template_filter(iso_utc, "iso_utc")
     app.add_template_filter(describe_event, "describe_event")

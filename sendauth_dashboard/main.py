@@ -126,16 +126,22 @@ def navigation():
     access check cannot disagree.
     """
     if not current_user.is_authenticated:
-        return {"nav_items": ()}
+        return {"nav_items": (), "nav_groups": ()}
     here = SECTIONS.get(request.endpoint, request.endpoint)
     alerts = _nav_alerts()
-    items = []
+    own, admin = [], []
     for label, endpoint, arguments in NAVIGATION:
         minimum = getattr(current_app.view_functions[endpoint], "minimum_role", "member")
         if current_user.has_role(minimum):
-            items.append((label, url_for(endpoint, **arguments), here == endpoint,
-                          alerts.get(endpoint)))
-    return {"nav_items": items}
+            item = (label, url_for(endpoint, **arguments), here == endpoint, alerts.get(endpoint))
+            (admin if endpoint.startswith("settings.") else own).append(item)
+    groups = [(group, entries) for group, entries in (("", own), (ADMIN_GROUP, admin)) if entries]
+    return {"nav_items": own + admin, "nav_groups": groups}
+
+
+# A person's own pages come first; the admin settings (the ``settings.`` pages) follow under a
+# label of their own.
+ADMIN_GROUP = "Admin settings"
 
 
 def _nav_alerts():

@@ -100,11 +100,13 @@ def test_a_passkey_is_registered_then_verifies_a_request_watched_live(
         "PagerDuty accepted the notification", timeout=LIVE)
 
     user.goto(link)
-    expect(user.get_by_role("heading")).to_have_text("Hana Helpdesk asks you to confirm it is you")
+    expect(user.get_by_role("heading", level=1)).to_have_text(
+        "Hana Helpdesk asks you to confirm it is you")
     expect(user.locator("body")).to_contain_text("Ticket #4521")
     user.get_by_label(code, exact=True).check()
     user.get_by_role("button", name="Yes, it is me: verify with my passkey").click()
-    expect(user.get_by_role("heading")).to_have_text("You verified the request", timeout=LIVE)
+    expect(user.get_by_role("heading", level=1)).to_have_text("You verified the request",
+                                                              timeout=LIVE)
 
     expect(row(reviewer, public_id)).to_have_text("verified", timeout=LIVE)
     expect(requestor.locator('[data-live-transaction] [data-field="status"]')).to_have_text(

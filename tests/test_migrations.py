@@ -6,6 +6,7 @@ from sqlalchemy import inspect
 
 from sendauth_dashboard import create_app
 from sendauth_dashboard.extensions import db
+from sendauth_dashboard.models import in_schema_of
 from tests.support.config import base_test_config
 
 
@@ -18,7 +19,8 @@ def test_db_upgrade_command_creates_the_schema_the_models_describe(tmp_path):
     result = app.test_cli_runner().invoke(args=["db", "upgrade"])
     assert result.exit_code == 0, result.output
     with app.app_context(), db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts={
+            "compare_type": True, "include_object": in_schema_of(connection.dialect.name)})
         assert compare_metadata(context, db.metadata) == []
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from sendauth_dashboard import create_app
 from sendauth_dashboard.extensions import db
+from sendauth_dashboard.models import in_schema_of
 from sendauth_dashboard.services.live import event_log
 from tests.support.config import base_test_config
 
@@ -33,7 +34,8 @@ def test_migrations_build_the_models_schema_on_postgresql_and_go_back(tmp_path, 
     with app.app_context():
         upgrade()
         with db.engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            context = MigrationContext.configure(connection, opts={
+                "compare_type": True, "include_object": in_schema_of(connection.dialect.name)})
             assert compare_metadata(context, db.metadata) == []
         downgrade(revision="base")
         assert inspect(db.engine).get_table_names() == ["alembic_version"]

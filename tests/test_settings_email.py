@@ -77,7 +77,7 @@ def test_changes_are_audited_in_words_without_the_password(app, as_admin):
     assert audit == [
         ["SMTP host set to smtp.example.com", f"username set to {SMTP_USERNAME}",
          "password added", "from address set to sendauth@example.com"],
-        ["port 587 → 465", "TLS mode starttls → tls", "integration enabled"],
+        ["port 587 → 465", "TLS mode STARTTLS → TLS from the start", "integration enabled"],
     ]
 
 

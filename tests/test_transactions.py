@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Event, Transaction, User, utcnow
-from sendauth_dashboard.services import transactions
+from sendauth_dashboard.services import transaction_list, transactions
 from tests.support.helpers import configure_pagerduty, send_request
 from tests.support.web import AuthActions
 
@@ -187,14 +187,16 @@ def test_the_list_filters_by_status_user_and_requestor_kept_in_the_url(app, clie
 
 
 def test_the_list_is_paged_newest_first(app, client, auth, people):
-    ids = [send_request(app, *people, message=f"n{n}") for n in range(transactions.PAGE_SIZE + 3)]
+    ids = [send_request(app, *people, message=f"n{n}")
+           for n in range(transaction_list.PAGE_SIZE + 3)]
     auth.login(people[0])
     first = client.get("/transactions/").text
     assert ids[-1] in first and ids[2] not in first
-    older = re.search(r'href="(/transactions/\?before=\d+)"', first).group(1)
+    assert f"{transaction_list.PAGE_SIZE + 3} requests." in first
+    older = re.search(r'href="(/transactions/\?page=2)" rel="next"', first).group(1)
     second = client.get(older).text
     assert all(i in second for i in ids[:3]) and ids[-1] not in second
-    assert "← Newest" in second
+    assert "← Newer" in second and "Page 2 of 2." in second
 
 
 def test_an_overdue_request_reads_as_expired_everywhere_before_the_sweep(app, client, auth,
@@ -224,7 +226,7 @@ def test_the_page_shows_each_delivery_attempt_with_pagerdutys_answer(app, client
     auth.login(people[0])
     page = client.get(f"/transactions/{public_id}").text
     assert "PagerDuty: attempt 1 failed (HTTP 500: Internal Server Error); trying again at" in page
-    assert "PagerDuty accepted the notification (attempt 2, HTTP 202)" in page
+    assert "PagerDuty accepted the notification (HTTP 202 Accepted, attempt 2)" in page
 
 
 # -- cancelling ------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ TLS_MODE_LABELS = {
     "tls": "TLS from the start, also called SMTPS (usually port 465)",
     "none": "None: no encryption (only for a relay on a network you trust)",
 }
+TLS_MODE_WORDS = {"starttls": "STARTTLS", "tls": "TLS from the start", "none": "no encryption"}
 SENDER_NAME = "SendAuth"
 _HOST_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
@@ -306,7 +307,7 @@ class Email(Channel):
         Setting("port", "port", clean_port, field_label="Port", default="587",
                 render_kw={"inputmode": "numeric"}),
         Setting("tls_mode", "TLS mode", clean_tls_mode, kind="select", field_label="TLS mode",
-                choices=TLS_MODE_LABELS, default="starttls"),
+                choices=TLS_MODE_LABELS, default="starttls", words=TLS_MODE_WORDS),
         Setting("username", "username", clean_username, required=False, field_label="Username",
                 description="Leave empty if the server needs no login."),
         Setting("password", "password", clean_password, required=False, secret=True,

@@ -45,6 +45,8 @@ class Setting:
     secret: bool = False
     # What the admin is asked to do when enabling without it: "enter the SMTP host".
     needed: str | None = None
+    # How a stored value reads in the changes ("no encryption", not "none").
+    words: dict | None = None
     # Whether a change makes the status indicator's last outcome describe another setup.
     resets_status: bool = True
     # How the form shows it: "text", "password", "email", "tel" or "select" (with choices,
@@ -214,6 +216,8 @@ def _clean(setting, raw):
 
 
 def _describe(setting, old, new):
+    if setting.words:
+        old, new = (setting.words.get(v, v) if v is not None else None for v in (old, new))
     if setting.secret:
         return f"{setting.label} {'replaced' if old is not None else 'added'}"
     if old is None:

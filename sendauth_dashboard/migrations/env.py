@@ -5,6 +5,8 @@ from alembic import context
 from flask import current_app
 from sqlalchemy.types import TypeDecorator
 
+from sendauth_dashboard.models import in_schema_of
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -100,6 +102,7 @@ def run_migrations_online():
             connection=connection,
             target_metadata=get_metadata(),
             render_item=render_item,
+            include_object=in_schema_of(connection.dialect.name),
             **conf_args
         )
 

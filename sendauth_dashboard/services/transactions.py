@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, select, update
 
 from ..extensions import db
-from ..models import Event, Transaction, User, utcnow
+from ..models import Event, Transaction, utcnow
 from . import accounts, after_commit, organisation, passkeys, routing
 from .live import event_log
 from .outbox import deliveries
@@ -177,19 +177,7 @@ def expire_due(now=None):
     return expired
 
 
-PAGE_SIZE = 50
 STATUS_FILTERS = ("pending", "verified", "denied", "cancelled", "expired")
-
-
-@dataclass(frozen=True)
-class Filters:
-    status: str = ""
-    user: str = ""
-    requestor: str = ""
-
-    def as_args(self):
-        return {k: v for k, v in (("status", self.status), ("user", self.user),
-                                  ("requestor", self.requestor)) if v}
 
 
 def visible_to(viewer):
@@ -198,34 +186,6 @@ def visible_to(viewer):
     if not viewer.has_role("reviewer"):
         query = query.where(Transaction.requestor_id == viewer.id)
     return query
-
-
-def _status_condition(status, now):
-    if status == "pending":
-        return and_(Transaction.status == "pending", Transaction.expires_at > now)
-    if status == "expired":
-        return or_(Transaction.status == "expired",
-                   and_(Transaction.status == "pending", Transaction.expires_at <= now))
-    return Transaction.status == status
-
-
-def listing(viewer, filters, before_id=None, page_size=PAGE_SIZE, now=None):
-    """One page of transactions, newest first; returns (rows, id to pass as ``before`` or None)."""
-    now = now or utcnow()
-    query = visible_to(viewer).order_by(Transaction.id.desc()).limit(page_size + 1)
-    if filters.status in STATUS_FILTERS:
-        query = query.where(_status_condition(filters.status, now))
-    for field, column in (("user", Transaction.user_id), ("requestor", Transaction.requestor_id)):
-        email = getattr(filters, field).strip().lower()
-        if email:
-            person = User.__table__.alias(f"{field}_filter")
-            query = query.join(person, person.c.id == column).where(person.c.email == email)
-    if before_id:
-        query = query.where(Transaction.id < before_id)
-    rows = db.session.scalars(query).unique().all()
-    more = len(rows) > page_size
-    rows = rows[:page_size]
-    return rows, (rows[-1].id if more else None)
 
 
 def find_visible(viewer, public_id):

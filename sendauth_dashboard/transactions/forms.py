@@ -1,8 +1,17 @@
 from flask_wtf import FlaskForm
-from wtforms import EmailField, SelectField, StringField, SubmitField, TextAreaField
-from wtforms.validators import DataRequired
+from wtforms import (
+    DateField,
+    EmailField,
+    SearchField,
+    SelectField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Optional
 
 from ..forms import choices
+from ..services.transaction_list import SEARCH_MAX_CHARS
 from ..services.transactions import CONTEXT_MAX_CHARS, MESSAGE_MAX_CHARS, STATUS_FILTERS
 
 
@@ -19,16 +28,25 @@ class NewTransactionForm(FlaskForm):
     submit = SubmitField("Send request")
 
 
+DAY_FORMAT = "Enter the day as YYYY-MM-DD, for instance 2026-11-29."
+
+
 class FilterForm(FlaskForm):
     """Read from the query string; an unknown value just means no filter."""
 
     class Meta:
         csrf = False
 
+    q = SearchField("Search", render_kw={"maxlength": SEARCH_MAX_CHARS},
+                    description="Part of a name or email, or words of the message or context, "
+                                "such as a ticket number.")
     status = SelectField("Status", choices=choices({"": "Any status",
                                                     **{s: s.title() for s in STATUS_FILTERS}}))
     user = StringField("User's email")
     requestor = StringField("Requestor's email")
+    since = DateField("Sent from", validators=[Optional()], invalid_value_message=DAY_FORMAT)
+    until = DateField("Sent until", validators=[Optional()], invalid_value_message=DAY_FORMAT,
+                      description="That day included. Days are in UTC.")
 
 
 class AnswerForm(FlaskForm):

@@ -7,9 +7,8 @@ from .. import channels
 from ..auth import role_required
 from ..extensions import db
 from ..forms import apply_service_error
-from ..ids import row_id
-from ..models import User
-from ..services import transactions
+from ..models import User, utcnow
+from ..services import delivery_report, transaction_list, transactions
 from ..services.live import event_log
 from . import bp
 from .forms import FilterForm, NewTransactionForm
@@ -17,26 +16,34 @@ from .forms import FilterForm, NewTransactionForm
 USER_SUGGESTIONS = 500
 
 
+def page_number(value):
+    """A page number from the query string; anything else is the first page."""
+    number = int(value) if value.isascii() and value.isdigit() and len(value) < 7 else 1
+    return max(1, number)
+
+
 @bp.route("/")
 @role_required("requestor")
 def index():
     form = FilterForm(request.args)
     status = form.status.data if form.status.data in transactions.STATUS_FILTERS else ""
-    filters = transactions.Filters(
-        status=status, user=(form.user.data or "")[:254],
-        requestor=(form.requestor.data or "")[:254],
+    days = {name: getattr(form, name).data if getattr(form, name).validate(form) else None
+            for name in ("since", "until")}
+    filters = transaction_list.Filters(
+        q=(form.q.data or "")[:transaction_list.SEARCH_MAX_CHARS], status=status,
+        user=(form.user.data or "")[:254],
+        requestor=(form.requestor.data or "")[:254] if current_user.has_role("reviewer") else "",
+        **days,
     )
-    if not current_user.has_role("reviewer"):
-        filters = transactions.Filters(status=filters.status, user=filters.user)
-    before = request.args.get("before", type=row_id)
     # Read the latest event id before the rows, so the stream replays anything newer.
     last_event_id = event_log.latest_event_id()
-    rows, older = transactions.listing(current_user, filters, before_id=before)
+    page = transaction_list.listing(current_user, filters,
+                                    page=request.args.get("page", 1, type=page_number))
     return render_template(
-        "transactions/index.html", rows=rows, form=form, filters=filters, older=older,
-        first_page=before is None, last_event_id=last_event_id,
-        effective_status=transactions.effective_status,
-    )
+        "transactions/index.html", page=page, rows=page.rows, form=form, filters=filters,
+        last_event_id=last_event_id, effective_status=transactions.effective_status,
+        now=utcnow(),
+    ), 400 if form.errors else 200
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -76,7 +83,8 @@ def show(public_id):
     return render_template(
         "transactions/show.html", t=transaction,
         status=transactions.effective_status(transaction),
-        timeline=transactions.timeline(transaction),
+        timeline=delivery_report.worth_a_line(transactions.timeline(transaction)),
+        deliveries=delivery_report.rows(transaction), now=utcnow(),
         may_cancel=transactions.may_cancel(transaction, current_user),
         last_event_id=event_log.latest_event_id(),
     )

@@ -1,12 +1,11 @@
-// "4 min 05 s left" beside a pending request, counting down to its expiry.
+// "4 min 05 s left" beside a pending request, counting down to its expiry. Rows that arrive
+// live are found on the next tick.
 (function () {
   "use strict";
-  var clocks = document.querySelectorAll(".countdown[data-expires-at]");
-  if (!clocks.length) { return; }
 
   function render() {
     var now = Date.now();
-    clocks.forEach(function (el) {
+    document.querySelectorAll(".countdown[data-expires-at]").forEach(function (el) {
       var left = Math.round((Date.parse(el.getAttribute("data-expires-at")) - now) / 1000);
       if (left <= 0) {
         el.textContent = "Expired";

@@ -17,11 +17,55 @@
   var source = null;
   var retryTimer = null;
   var retryDelay = 1000;
+  var LOST_AFTER_MS = 4000;  // a blip shorter than this is not worth a banner
+  var lostSince = null;
+  var lostTimer = null;
+  var caughtUpTimer = null;
+  var banner = null;
 
   function setState(state, text) {
     if (!indicator) { return; }
     indicator.setAttribute("data-state", state);
     label.textContent = text;
+  }
+
+  // Without the stream for a few seconds: say so, and mark what is shown as possibly stale.
+  function connectionLost() {
+    if (lostSince) { return; }
+    lostSince = new Date();
+    clearTimeout(caughtUpTimer);
+    lostTimer = setTimeout(showLost, LOST_AFTER_MS);
+  }
+
+  function showLost() {
+    if (!banner) {
+      banner = document.createElement("p");
+      banner.className = "connection-lost";
+      banner.setAttribute("role", "alert");
+      banner.setAttribute("data-connection-lost", "");
+      var head = document.querySelector(".page-head");
+      head.parentNode.insertBefore(banner, head.nextSibling);
+    }
+    banner.textContent = "Live updates are paused since " +
+      lostSince.toLocaleTimeString() + ": the connection to the server is lost. " +
+      "What you see may be out of date; it updates again once the connection is back.";
+    banner.hidden = false;
+    document.querySelectorAll("[data-live-list], [data-live-transaction], [data-deliveries]")
+      .forEach(function (el) { el.classList.add("stale"); });
+  }
+
+  // Back, and the replay of what was missed has arrived (no message for a moment).
+  function caughtUp() {
+    clearTimeout(lostTimer);
+    lostSince = null;
+    if (banner) { banner.hidden = true; }
+    document.querySelectorAll(".stale").forEach(function (el) { el.classList.remove("stale"); });
+  }
+
+  function whileCatchingUp() {
+    if (lostSince === null && !document.querySelector(".stale")) { return; }
+    clearTimeout(caughtUpTimer);
+    caughtUpTimer = setTimeout(caughtUp, 700);
   }
 
   function connect() {
@@ -30,10 +74,13 @@
     source = new EventSource(root.getAttribute("data-stream-url") + "?after=" + lastId);
     source.onopen = function () {
       retryDelay = 1000;
+      clearTimeout(lostTimer);  // back before the banner was due: no banner
       setState("live", "Live");
+      whileCatchingUp();
     };
     source.onmessage = function (event) {
       handle(JSON.parse(event.data));
+      whileCatchingUp();
     };
     source.onerror = function () {
       if (source.readyState === EventSource.CLOSED) {
@@ -45,6 +92,7 @@
       } else {
         setState("reconnecting", "Reconnecting…");
       }
+      connectionLost();
     };
   }
 
@@ -67,6 +115,9 @@
     container.setAttribute("data-status", status);
     badge.textContent = status;
     badge.className = badge.className.replace(/status-\w+/, "status-" + status);
+    if (status !== "pending" && container.tagName === "TR") {
+      container.querySelectorAll(".countdown").forEach(function (el) { el.remove(); });
+    }
     return true;
   }
 
@@ -81,6 +132,7 @@
       list.tBodies[0].insertBefore(buildRow(t), list.tBodies[0].firstChild);
       var empty = document.querySelector("[data-empty]");
       if (empty) { empty.hidden = true; }
+      countOneMore();
     }
   }
 
@@ -94,8 +146,18 @@
       (!requestor || requestor === t.requestor_email.toLowerCase());
   }
 
-  function cell(row) {
+  function countOneMore() {
+    var count = document.querySelector("[data-result-count]");
+    if (!count || count.textContent.indexOf("More than") === 0) { return; }
+    var total = Number(count.getAttribute("data-total")) + 1;
+    count.setAttribute("data-total", String(total));
+    count.textContent = count.textContent.replace(/^[\d,]+ requests?/,
+      total.toLocaleString("en") + (total === 1 ? " request" : " requests"));
+  }
+
+  function cell(row, className) {
     var td = document.createElement("td");
+    if (className) { td.className = className; }
     row.appendChild(td);
     return td;
   }
@@ -109,45 +171,108 @@
     badge.className = "badge status-" + t.status;
     badge.setAttribute("data-field", "status");
     badge.textContent = t.status;
-    cell(row).appendChild(badge);
-    var who = cell(row);
+    var state = cell(row, "state");
+    state.appendChild(badge);
+    if (t.status === "pending") {
+      var left = document.createElement("span");
+      left.className = "countdown";
+      left.setAttribute("data-expires-at", t.expires_at);
+      state.appendChild(document.createTextNode(" "));
+      state.appendChild(left);
+    }
+    var who = cell(row, "who");
     var link = document.createElement("a");
     link.href = list.getAttribute("data-show-url").replace("__ID__", encodeURIComponent(t.id));
     link.textContent = t.user;
     var email = document.createElement("span");
-    email.className = "muted small";
+    email.className = "muted small email";
     email.textContent = t.user_email;
     who.appendChild(link);
-    who.appendChild(document.createElement("br"));
+    who.appendChild(document.createTextNode(" "));
     who.appendChild(email);
-    cell(row).textContent = t.requestor;
-    var text = cell(row);
-    text.className = "message";
-    text.textContent = t.message.length > 90 ? t.message.slice(0, 87) + "..." : t.message;
-    cell(row).appendChild(timeElement(t.created_at));
+    cell(row, "requestor").textContent = t.requestor;
+    cell(row, "message").textContent =
+      t.message.length > 90 ? t.message.slice(0, 87) + "..." : t.message;
+    cell(row, "sent").appendChild(timeElement(t.created_at));
     return row;
   }
 
   function updateDetail(message) {
     if (message.transaction.id !== root.getAttribute("data-live-transaction")) { return; }
-    var timeline = document.querySelector("[data-timeline]");
-    if (!timeline.querySelector('[data-event-id="' + message.id + '"]')) {
-      var item = document.createElement("li");
-      item.setAttribute("data-event-id", String(message.id));
-      item.className = "arrived";
-      item.appendChild(timeElement(message.at));
-      item.appendChild(document.createTextNode(" " + message.text));
-      timeline.appendChild(item);
-    }
+    if (message.delivery) { updateDelivery(message.delivery); }
+    if (worthALine(message)) { addToTimeline(message); }
     if (changesStatus(message) && setStatus(root, message.transaction.status) &&
         FINAL.indexOf(message.transaction.status) !== -1) {
-      document.querySelectorAll("[data-pending-only]").forEach(function (el) { el.hidden = true; });
+      document.querySelectorAll("[data-pending-only], .flashes").forEach(function (el) {
+        el.hidden = true;
+      });
+      // Deliveries still waiting are never sent once the request is final.
+      document.querySelectorAll('[data-deliveries] tr[data-state="queued"]').forEach(function (r) {
+        r.setAttribute("data-state", "cancelled");
+        setDeliveryCell(r, "state_words", "Not sent");
+        setDeliveryCell(r, "next_retry_at", "");
+      });
     }
+  }
+
+  // A channel's first failure is a line; its later retries show in the deliveries table only.
+  function worthALine(message) {
+    var timeline = document.querySelector("[data-timeline]");
+    if (timeline.querySelector('[data-event-id="' + message.id + '"]')) { return false; }
+    if (message.kind !== "delivery.retrying") { return true; }
+    return !timeline.querySelector('[data-failed-channel="' +
+      cssEscape(message.data.channel) + '"]');
+  }
+
+  function addToTimeline(message) {
+    var item = document.createElement("li");
+    item.setAttribute("data-event-id", String(message.id));
+    if (message.kind === "delivery.retrying") {
+      item.setAttribute("data-failed-channel", message.data.channel);
+    }
+    item.className = "arrived";
+    item.appendChild(timeElement(message.at));
+    item.appendChild(document.createTextNode(" " + message.text));
+    document.querySelector("[data-timeline]").appendChild(item);
+  }
+
+  function setDeliveryCell(row, name, value) {
+    var target = row.querySelector('[data-cell="' + name + '"]');
+    if (!target) { return; }
+    target.textContent = "";
+    if (name === "next_retry_at" && value) {
+      target.appendChild(timeElement(value));
+    } else {
+      target.textContent = value === null || value === undefined ? "" : String(value);
+    }
+    if (name === "state_words") {
+      target.className = target.className.replace(/delivery-\w+/,
+        "delivery-" + row.getAttribute("data-state"));
+    }
+  }
+
+  function updateDelivery(d) {
+    var table = document.querySelector("[data-deliveries]");
+    var row = table && table.querySelector('tr[data-channel="' + cssEscape(d.channel) + '"]');
+    if (!row) { return; }
+    var state = row.getAttribute("data-state");
+    // A finished delivery stays finished; an older event arriving late changes nothing.
+    if ((state === "sent" || state === "failed") && d.state !== state) { return; }
+    if (Number(row.querySelector('[data-cell="attempts"]').textContent) > d.attempts &&
+        d.attempts) { return; }
+    row.setAttribute("data-state", d.state);
+    ["state_words", "attempts", "answer", "took", "next_retry_at"].forEach(function (name) {
+      if (name !== "attempts" || d.attempts) { setDeliveryCell(row, name, d[name]); }
+    });
+    row.classList.remove("arrived");
+    void row.offsetWidth;
+    row.classList.add("arrived");
   }
 
   function timeElement(iso) {
     var time = document.createElement("time");
     time.setAttribute("datetime", iso);
+    time.setAttribute("data-local", "");
     time.textContent = formatUtc(new Date(iso));
     return time;
   }

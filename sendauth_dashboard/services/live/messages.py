@@ -1,5 +1,6 @@
 """Events in words and as the JSON a live stream sends: the same on a page and in a stream."""
 from ... import channels
+from .. import delivery_report
 
 
 def message_for(event, transaction=None, actor=None):
@@ -33,6 +34,10 @@ def message_for(event, transaction=None, actor=None):
             "created_at": transaction.created_at.isoformat(),
             "expires_at": transaction.expires_at.isoformat(),
         }
+        row = delivery_report.row_from_event(event.kind, event.data or {}, event.created_at,
+                                             transaction.created_at)
+        if row is not None:
+            message["delivery"] = row.as_message()
     return message
 
 
@@ -74,7 +79,8 @@ def describe(kind, data, actor_name=None):
     if kind == "transaction.expired":
         return "Expired without an answer"
     if kind == "delivery.sent":
-        return f"{channel} accepted the notification ({attempt}, HTTP {data.get('http_status')})"
+        return delivery_report.accepted_words(data.get("channel"), data.get("http_status"),
+                                              data.get("attempt"))
     if kind == "delivery.retrying":
         return (f"{channel}: {attempt} failed ({data.get('error')}); trying again at "
                 f"{_clock(data.get('next_attempt_at'))}")
