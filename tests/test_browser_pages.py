@@ -176,7 +176,7 @@ def test_a_lost_connection_is_announced_and_rows_are_stale_until_it_is_back(
     expect(page.locator("[data-live-indicator]")).to_have_attribute("data-state", "live",
                                                                     timeout=LIVE)
     page.route("**/transactions/stream*", lambda route: route.abort())
-    app.extensions["sendauth_broker"].close_all()
+    runtime(app).broker.close_all()
     banner = page.locator("[data-connection-lost]")
     expect(banner).to_be_visible(timeout=LIVE)
     expect(banner).to_contain_text("Live updates are paused since")
