@@ -82,6 +82,7 @@ NAVIGATION = (
     ("Send a request", "transactions.new", {}),
     ("Messaging", "profile.messaging", {}),
     ("Passkeys", "profile.passkeys", {}),
+    ("Password", "profile.password", {}),
     ("Channels", "settings.channel", {"name": channels.names()[0]}),
     ("Users", "settings.users", {}),
     ("Organisation", "settings.organisation", {}),

@@ -287,6 +287,13 @@ class Email(Channel):
                              settings_url=f"{self.config['BASE_URL']}/settings/email")
         return Outgoing(self._server(settings), message)
 
+    def build_notice(self, settings, user, notice):
+        message = _message(sender=settings.from_address,
+                           recipient=Address(user.name, addr_spec=user.email),
+                           subject=notice.subject, text=notice.text + "\n",
+                           html=f"<p>{escape(notice.text)}</p>")
+        return Outgoing(self._server(settings), message)
+
     @staticmethod
     def secrets(prepared):
         return [prepared.server.password]

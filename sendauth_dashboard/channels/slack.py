@@ -163,6 +163,10 @@ class Slack(Channel):
     def build_test(self, settings, sent_by):
         return DirectMessage(self.secret(), self.test_recipient(sent_by), test_text(sent_by))
 
+    def build_notice(self, settings, user, notice):
+        return DirectMessage(self.secret(), self.recipient(user),
+                             f"*{escape(notice.subject)}*\n{escape(notice.text)}")
+
     @staticmethod
     def secrets(prepared):
         return [prepared.bot_token]

@@ -92,6 +92,17 @@
     return true;
   }
 
+  // A fresh assertion with a passkey the user has, for a change that needs proof; resolves
+  // at once when the form asks for none.
+  function prove(form) {
+    var field = form.querySelector("[data-passkey-proof]");
+    var url = form.getAttribute("data-proof-options-url");
+    if (!field || !url || field.value) { return Promise.resolve(); }
+    return fetchOptions(form, url)
+      .then(function (json) { return navigator.credentials.get({ publicKey: requestOptions(json) }); })
+      .then(function (credential) { field.value = credentialJson(credential); });
+  }
+
   var register = document.querySelector("form[data-passkey-register]");
   if (register) {
     register.addEventListener("submit", function (event) {
@@ -99,13 +110,27 @@
       if (field.value) { return; }
       event.preventDefault();
       if (unsupported(register)) { return; }
-      fetchOptions(register, register.getAttribute("data-options-url"))
+      prove(register)
+        .then(function () { return fetchOptions(register, register.getAttribute("data-options-url")); })
         .then(function (json) { return navigator.credentials.create({ publicKey: creationOptions(json) }); })
         .then(function (credential) {
           field.value = credentialJson(credential);
           HTMLFormElement.prototype.submit.call(register);  // a field named "submit" hides the method
         })
         .catch(function (error) { showError(register, error); });
+    });
+  }
+
+  var messaging = document.querySelector("form[data-messaging-form][data-proof-options-url]");
+  if (messaging) {
+    messaging.addEventListener("submit", function (event) {
+      var field = messaging.querySelector("[data-passkey-proof]");
+      if (field.value) { return; }
+      event.preventDefault();
+      if (unsupported(messaging)) { return; }
+      prove(messaging)
+        .then(function () { HTMLFormElement.prototype.submit.call(messaging); })
+        .catch(function (error) { showError(messaging, error); });
     });
   }
 
