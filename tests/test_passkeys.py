@@ -224,6 +224,23 @@ def test_a_registration_answer_counts_once(app, client, owner):
     assert len(passkeys_of(app, owner)) == 2
 
 
+def test_a_cookie_from_before_a_registration_registers_nothing_more(app, client, owner):
+    """Issue 14, item 9: the challenge once lived in the session cookie, so replaying the
+    cookie from before a registration registered a second passkey on the same challenge."""
+    csrf, options, proof = registration_options(client, owner)
+    cookie = client.get_cookie("session").value
+    first, second = (json.dumps(SoftAuthenticator(ORIGIN).create(options)) for _ in range(2))
+    assert client.post("/profile/passkeys", data={
+        "csrf_token": csrf, "name": "One", "credential": first, "proof": proof}).status_code == 302
+    client.set_cookie("session", cookie)
+    _, _, fresh_proof = registration_options(client, owner)
+    again = client.post("/profile/passkeys", data={
+        "csrf_token": csrf, "name": "Two", "credential": second, "proof": fresh_proof})
+    assert again.status_code == 400
+    assert "This registration has expired or was already used" in again.text
+    assert [name for name, *_ in passkeys_of(app, owner)] == ["Test passkey", "One"]
+
+
 def test_a_registration_challenge_expires(app, client, owner):
     csrf, options, proof = registration_options(client, owner)
     with app.app_context():
