@@ -10,7 +10,6 @@ from wtforms.validators import DataRequired, Length
 
 from . import client_limits
 from .extensions import db, login_manager
-from .models import User
 from .services import accounts, sign_ins
 
 bp = Blueprint("auth", __name__)
@@ -30,12 +29,10 @@ def load_user(session_id):
     was signed out (a copied cookie included)."""
     user_id, _, version = session_id.partition(".")
     try:
-        user = db.session.get(User, int(user_id))
+        user = sign_ins.user_of(session.get(SIGN_IN_KEY), int(user_id))
     except ValueError:
         return None
     if user is None or not user.active or str(user.session_version) != version:
-        return None
-    if not sign_ins.is_open(session.get(SIGN_IN_KEY), user):
         return None
     return user
 
