@@ -150,10 +150,23 @@ def proof_options():
     return current_app.response_class(options, mimetype="application/json")
 
 
+class RemovePasskeyForm(FlaskForm):
+    proof = HiddenField()
+
+
 @bp.post("/passkeys/<int:passkey_id>/remove")
 @role_required("member")
 def remove_passkey(passkey_id):
-    if not passkeys.remove(current_user, passkey_id):
+    form = RemovePasskeyForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        removed = passkeys.remove(current_user, passkey_id, form.proof.data)
+    except passkeys.PasskeyError as exc:
+        db.session.commit()  # the proof's challenge is used up; nothing else was written
+        flash(f"The passkey was not removed: {exc}", "error")
+        return redirect(url_for("profile.passkeys"))
+    if not removed:
         abort(404)
     db.session.commit()
     flash("The passkey is removed: it can no longer verify requests.", "success")

@@ -104,6 +104,12 @@ def test_a_passkey_is_registered_then_verifies_a_request_watched_live(
     public_id = requestor.url.rsplit("/", 1)[1]
     code = requestor.locator("[data-binding-code]").inner_text()
     expect(row(reviewer, public_id)).to_have_text("pending", timeout=LIVE)
+    # The row arrived live, marked: Pat's passkey is minutes old.
+    mark = reviewer.locator(f'tr[data-transaction-id="{public_id}"] [data-risk-mark]')
+    expect(mark).to_have_text("Check: Pat Passkey registered a passkey less than 24 hours ago",
+                              timeout=LIVE)
+    expect(requestor.locator("[data-risk-banner]")).to_contain_text(
+        "Pat Passkey registered a passkey less than 24 hours ago")
 
     fake_pagerduty.wait_for(lambda fake: len(fake.incidents) == 1)
     (incident,) = fake_pagerduty.incidents.values()

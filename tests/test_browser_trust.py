@@ -1,7 +1,7 @@
 """The trust story in a real browser (the system Chromium, passkeys from its virtual
-authenticator): someone with only the user's password can neither add a passkey, nor redirect
-the user's requests, nor verify one; the real user is invited, enrols, adds a second passkey
-with the first and changes their phone."""
+authenticator): someone with only the user's password can neither add nor remove a passkey,
+nor redirect the user's requests, nor verify one; the real user is invited, enrols, adds a
+second passkey with the first and changes their phone."""
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
@@ -108,7 +108,11 @@ def test_with_only_the_password_nothing_can_be_added_redirected_or_verified(
 
     attacker.get_by_label("Name").fill("Mine now")
     attacker.get_by_role("button", name="Register a passkey").click()
-    expect(attacker.locator("[data-passkey-error]")).to_be_visible(timeout=LIVE)
+    expect(attacker.locator("form[data-passkey-register] [data-passkey-error]")).to_be_visible(
+        timeout=LIVE)
+    attacker.get_by_role("button", name="Remove").click()
+    expect(attacker.locator("form[data-prove-first] [data-passkey-error]")).to_be_visible(
+        timeout=LIVE)
     assert passkey_names(app, "uma@example.com") == ["Test passkey"]
 
     attacker.goto(f"{live_server.url}/profile/messaging")

@@ -274,11 +274,28 @@ def test_removing_a_passkey_is_recorded_and_only_the_owner_may(app, client, auth
     assert database_rows(app) == before
     auth.logout()
     auth.login(owner)
-    response = auth.post(f"/profile/passkeys/{passkey_id}/remove")
+    response = remove_passkey(auth, owner, passkey_id)
     assert response.status_code == 302
     assert "The passkey is removed" in client.get("/profile/passkeys").text
     assert passkey_ids(app, owner) == []
     assert event_kinds(app)[-1] == "passkey.removed"
+
+
+def remove_passkey(auth, user, passkey_id, proof=None):
+    """Post the passkey's Remove form as its page's script does: with a fresh proof."""
+    if proof is None:
+        proof = proof_for(auth.client, user, auth.csrf_token("/profile/passkeys"))
+    return auth.post(f"/profile/passkeys/{passkey_id}/remove", {"proof": proof})
+
+
+def test_the_password_alone_cannot_remove_a_passkey(app, client, auth, owner):
+    """Else someone with the password could remove every passkey, then verify with the
+    password where the organisation allows it."""
+    (passkey_id,) = passkey_ids(app, owner)
+    response = remove_passkey(auth, owner, passkey_id, proof="")
+    assert response.status_code == 302
+    assert "The passkey was not removed: Prove it is you" in client.get("/profile/passkeys").text
+    assert passkey_ids(app, owner) == [passkey_id]
 
 
 # Anything a browser (or someone pretending to be one) may post as the credential.
@@ -448,7 +465,8 @@ def test_a_removed_passkey_no_longer_verifies(app, client, auth, sent, make_user
         db.session.commit()
     form = verify_form(app, client, token, user)
     first = passkey_ids(app, user)[0]
-    assert auth.post(f"/profile/passkeys/{first}/remove").status_code == 302
+    assert remove_passkey(auth, user, first).status_code == 302
+    assert passkey_ids(app, user) != [] and first not in passkey_ids(app, user)
     refused(app, client, token, public_id, form, "This passkey is not registered")
 
 
@@ -662,7 +680,7 @@ def test_with_the_setting_off_a_user_with_a_passkey_still_uses_it(app, client, s
 def test_a_user_whose_passkey_is_gone_is_told_to_register_one_and_can_still_deny(
         app, client, auth, sent):
     _, user, public_id, token = sent
-    auth.post(f"/profile/passkeys/{passkey_ids(app, user)[0]}/remove")
+    remove_passkey(auth, user, passkey_ids(app, user)[0])
     page = client.get(f"/authenticate/{token}").text
     assert "You have no passkey, and your organisation requires one to verify" in page
     assert 'value="verify"' not in page

@@ -117,7 +117,7 @@ def complete(token, credential_text, *, name="", password=None, now=None):
     if link.reset:
         for old in db.session.scalars(select(Passkey).where(
                 Passkey.user_id == user.id, Passkey.id != passkey.id)):
-            passkeys.remove(user, old.id)
+            passkeys.discard(old)
     event_log.record("user.enrolled", actor=user, data={
         "email": user.email, "kind": link.kind, "reset": link.reset, "passkey": passkey.name})
     return passkey

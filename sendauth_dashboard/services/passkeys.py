@@ -182,16 +182,25 @@ def _transports(reported):
     return [t for t in reported if isinstance(t, str) and t in KNOWN_TRANSPORTS]
 
 
-def remove(user, passkey_id):
-    """Remove one of the user's passkeys (uncommitted); False if they have no such passkey."""
+def remove(user, passkey_id, proof_text, now=None):
+    """Remove one of the user's passkeys (uncommitted) after a fresh proof with one of their
+    passkeys (the one removed included): with the password alone, someone could remove them
+    all and verify with the password where the organisation allows it. False if they have no
+    such passkey."""
     passkey = db.session.scalar(
         select(Passkey).where(Passkey.id == passkey_id, Passkey.user_id == user.id))
     if passkey is None:
         return False
-    event_log.record("passkey.removed", actor=user,
-                  data={"passkey_id": passkey.id, "name": passkey.name})
-    db.session.delete(passkey)
+    check_proof(user, proof_text, now=now)
+    discard(passkey)
     return True
+
+
+def discard(passkey):
+    """Delete ``passkey`` with its event (uncommitted): the caller has checked the right."""
+    event_log.record("passkey.removed", actor=passkey.user,
+                     data={"passkey_id": passkey.id, "name": passkey.name})
+    db.session.delete(passkey)
 
 
 def _request_options(user, challenge):

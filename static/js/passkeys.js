@@ -121,18 +121,18 @@
     });
   }
 
-  var messaging = document.querySelector("form[data-messaging-form][data-proof-options-url]");
-  if (messaging) {
-    messaging.addEventListener("submit", function (event) {
-      var field = messaging.querySelector("[data-passkey-proof]");
+  // Forms whose change needs proof (messaging preferences, removing a passkey): the proof first.
+  document.querySelectorAll("form[data-prove-first][data-proof-options-url]").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      var field = form.querySelector("[data-passkey-proof]");
       if (field.value) { return; }
       event.preventDefault();
-      if (unsupported(messaging)) { return; }
-      prove(messaging)
-        .then(function () { HTMLFormElement.prototype.submit.call(messaging); })
-        .catch(function (error) { showError(messaging, error); });
+      if (unsupported(form)) { return; }
+      prove(form)
+        .then(function () { HTMLFormElement.prototype.submit.call(form); })
+        .catch(function (error) { showError(form, error); });
     });
-  }
+  });
 
   var answer = document.querySelector("form[data-answer-form][data-passkey-options-url]");
   if (answer) {
