@@ -64,6 +64,7 @@ def _register_views(app):
     from . import (
         auth,
         cli,
+        enrolment,
         errors,
         formatting,
         insights,
@@ -79,7 +80,7 @@ def _register_views(app):
 
     app.url_map.converters.update(int=RowIdConverter, channel=ChannelConverter)
     for blueprint in (auth.bp, main.bp, settings.bp, profile.bp, transactions.bp,
-                      transactions.answer_bp, insights.bp):
+                      transactions.answer_bp, insights.bp, enrolment.bp):
         app.register_blueprint(blueprint)
     for module in (errors, security, cli, formatting):
         module.register(app)

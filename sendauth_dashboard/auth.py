@@ -2,7 +2,7 @@
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SubmitField
@@ -10,8 +10,7 @@ from wtforms.validators import DataRequired, Length
 
 from . import client_limits
 from .extensions import db, login_manager
-from .models import User
-from .services import accounts
+from .services import accounts, sign_ins
 
 bp = Blueprint("auth", __name__)
 
@@ -20,17 +19,29 @@ login_manager.login_message = "Sign in to continue."
 login_manager.login_message_category = "info"
 
 
+# The signed-in session's token (services.sign_ins), kept in the session cookie.
+SIGN_IN_KEY = "sign_in"
+
+
 @login_manager.user_loader
 def load_user(session_id):
-    """The session's user, unless deactivated since or their sessions were ended."""
+    """The session's user, unless deactivated since, their sessions were ended, or this one
+    was signed out (a copied cookie included)."""
     user_id, _, version = session_id.partition(".")
     try:
-        user = db.session.get(User, int(user_id))
+        user = sign_ins.user_of(session.get(SIGN_IN_KEY), int(user_id))
     except ValueError:
         return None
     if user is None or not user.active or str(user.session_version) != version:
         return None
     return user
+
+
+def sign_in(user):
+    """Start a signed-in session for ``user`` that the server can end; commits."""
+    session[SIGN_IN_KEY] = sign_ins.start(user)
+    db.session.commit()
+    login_user(user)
 
 
 def role_required(minimum):
@@ -84,16 +95,18 @@ def login():
                 "This account is deactivated. Ask an admin to reactivate it."
             )
         else:
-            login_user(user)
             accounts.record_sign_in(user)
-            db.session.commit()
+            sign_in(user)  # commits both
             return redirect(next_url or url_for("main.home"))
     return render_template("auth/login.html", form=form, next_url=next_url)
 
 
 @bp.post("/logout")
 def logout():
-    """Sign out; with a ``next`` path, sign-in then returns there (e.g. an authentication link)."""
+    """Sign out, for good: the session ends on the server too, so a copy of its cookie is
+    refused. With a ``next`` path, sign-in then returns there (e.g. an authentication link)."""
+    sign_ins.end(session.pop(SIGN_IN_KEY, None))
+    db.session.commit()
     logout_user()
     flash("You are signed out.", "info")
     next_url = safe_next(request.form.get("next"))

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from .extensions import db
 from .models import ROLES, User
-from .services import accounts
+from .services import accounts, enrolment
 from .services.outbox.dispatcher import Dispatcher
 
 
@@ -41,7 +41,8 @@ def ensure_admin_command(email, name):
         return
     password = secrets.token_urlsafe(18)
     try:
-        accounts.create_user(email=email, name=name, role="admin", password=password)
+        user = accounts.create_user(email=email, name=name, role="admin", password=password)
+        link = enrolment.url(enrolment.issue(user, actor=None))
         db.session.commit()
     except accounts.AccountError as exc:
         db.session.rollback()
@@ -52,8 +53,30 @@ def ensure_admin_command(email, name):
         f"    sign in at  {base_url}/login\n"
         f"    email       {email}\n"
         f"    password    {password}\n\n"
+        "  Then register your passkey: open this enrolment link, signed in (it works once,\n"
+        "  for a day; `flask --app wsgi enrolment-link --email E` prints a new one):\n"
+        f"    {link}\n\n"
         "  Add more users under Settings > Users.\n"
     )
+
+
+@click.command("enrolment-link")
+@click.option("--email", required=True, help="The user's sign-in email.")
+@with_appcontext
+def enrolment_link_command(email):
+    """Print a new enrolment link for the user's passkey (a reset if they have passkeys)."""
+    user = accounts.find_by_email(email)
+    if user is None:
+        raise click.ClickException(f"There is no user with the email {email!r}.")
+    try:
+        token = enrolment.issue(user, actor=None)
+        db.session.commit()
+    except enrolment.EnrolmentError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    hours = current_app.config["ENROLMENT_TTL_SECONDS"] / 3600
+    click.echo(f"Enrolment link for {user.name} <{user.email}> (works once, for {hours:g} "
+               f"hours; they open it signed in with their password):\n  {enrolment.url(token)}")
 
 
 @click.command("worker")
@@ -81,4 +104,5 @@ def worker_command(concurrency):
 def register(app):
     app.cli.add_command(create_user_command)
     app.cli.add_command(ensure_admin_command)
+    app.cli.add_command(enrolment_link_command)
     app.cli.add_command(worker_command)

@@ -41,6 +41,8 @@ DEFAULTS = {
     "SLACK_READ_TIMEOUT": 10.0,
     "PASSWORD_HASH_METHOD": "scrypt",
     "TRANSACTION_TTL_SECONDS": 300,
+    # An enrolment link or invitation works once, for this long.
+    "ENROLMENT_TTL_SECONDS": 86400,
     # "thread": the web process runs the dispatcher; "off": `flask --app wsgi worker` does.
     "DISPATCHER": "thread",
     "DISPATCHER_IDLE_SECONDS": 5.0,

@@ -1,6 +1,7 @@
 """Template filters."""
 from datetime import timezone
 
+from .services import risks
 from .services.live.messages import describe
 
 
@@ -20,7 +21,13 @@ def describe_event(event):
     return describe(event.kind, event.data or {}, event.actor.name if event.actor else None)
 
 
+def risk_words(transaction):
+    """What weakens this transaction's proof, in words (services.risks)."""
+    return risks.words(transaction.risks, transaction.user.name)
+
+
 def register(app):
     app.add_template_filter(format_datetime, "datetime")
     app.add_template_filter(iso_utc, "iso_utc")
     app.add_template_filter(describe_event, "describe_event")
+    app.add_template_filter(risk_words, "risk_words")

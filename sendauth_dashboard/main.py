@@ -110,6 +110,7 @@ NAVIGATION = (
     ("Insights", "insights.index", {}),
     ("Messaging", "profile.messaging", {}),
     ("Passkeys", "profile.passkeys", {}),
+    ("Password", "profile.password", {}),
     ("Channels", "settings.channels", {}),
     ("Users", "settings.users", {}),
     ("Organisation", "settings.organisation", {}),

@@ -43,6 +43,11 @@ DELIVERY_CHANNELS = ("pagerduty", "email", "sms", "slack")
 DELIVERY_STATES = ("queued", "sending", "sent", "failed", "cancelled")
 SEVERITIES = ("critical", "error", "warning", "info")
 TLS_MODES = ("none", "starttls", "tls")
+# What a WebAuthn challenge is for: verifying a transaction, registering a passkey, or proving
+# it is the user before a change to how they prove it or are reached.
+CHALLENGE_PURPOSES = ("verify", "register", "prove")
+# An invitation sets the password and the first passkey; a passkey link registers a passkey.
+ENROLMENT_KINDS = ("invitation", "passkey")
 
 
 # Indexes that exist on PostgreSQL only (name: column); migrations/env.py and the schema
@@ -116,6 +121,10 @@ class User(UserMixin, db.Model):
     notify_slack: Mapped[bool] = mapped_column(default=False)
     phone: Mapped[str | None] = mapped_column(String(16))
     slack_member_id: Mapped[str | None] = mapped_column(String(32))
+    # What weakens the proof for a while (services.risks): an admin's passkey reset, and the
+    # last change to how the user is reached.
+    passkeys_reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    contacts_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @property
     def is_active(self):
@@ -172,11 +181,11 @@ class Transaction(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Call binding: the requestor reads the code to the user, who picks it from the choices
-    # (the code and two decoys, in a fixed order) before verifying. None on older requests.
-    binding_code: Mapped[str | None] = mapped_column(String(2))
-    binding_choices: Mapped[str | None] = mapped_column(String(8))
-    wrong_picks: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Call binding: the requestor reads the code to the user, who types it before verifying.
+    # None on older requests.
+    binding_code: Mapped[str | None] = mapped_column(String(3))
+    # What weakens the proof (services.risks), as of the last change: shown to the requestor.
+    risks: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
 
     requestor: Mapped[User] = relationship(foreign_keys=[requestor_id], lazy="joined")
     user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="joined")
@@ -343,13 +352,18 @@ class Passkey(db.Model):
 
 
 class PasskeyChallenge(db.Model):
-    """A WebAuthn challenge for verifying one transaction: bound to it, single use, expiring."""
+    """A WebAuthn challenge, kept on the server: for one user and one purpose (verifying one
+    transaction, registering a passkey, proving it is them), single use, expiring."""
 
     __tablename__ = "passkey_challenges"
-    __table_args__ = (Index("ix_passkey_challenges_transaction_id", "transaction_id"),)
+    __table_args__ = (
+        Index("ix_passkey_challenges_transaction_id", "transaction_id"),
+        CheckConstraint(f"purpose {_in(CHALLENGE_PURPOSES)}", name="purpose"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id"))
+    purpose: Mapped[str] = mapped_column(String(16), default="verify", server_default="verify")
+    transaction_id: Mapped[int | None] = mapped_column(ForeignKey("transactions.id"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     # base64url of the random bytes the authenticator signs.
     challenge: Mapped[str] = mapped_column(String(128), unique=True)
@@ -367,3 +381,41 @@ class OrganisationSettings(db.Model):
     require_passkey: Mapped[bool] = mapped_column(Boolean, default=True)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class EnrolmentLink(db.Model):
+    """A link an admin issues for a user's first passkey (and, for an invitation, their
+    password): single use, expiring, stored only as the hash of its token."""
+
+    __tablename__ = "enrolment_links"
+    __table_args__ = (
+        CheckConstraint(f"kind {_in(ENROLMENT_KINDS)}", name="kind"),
+        Index("ix_enrolment_links_user_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The user had passkeys when it was issued: registering through it replaces them.
+    reset: Mapped[bool] = mapped_column(default=False)
+    issued_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+
+
+class SignIn(db.Model):
+    """One signed-in session, known to the server: signing out ends it, so a copy of its
+    cookie is refused afterwards. The cookie holds the token; the table only its hash."""
+
+    __tablename__ = "sign_ins"
+    __table_args__ = (Index("ix_sign_ins_user_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

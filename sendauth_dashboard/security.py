@@ -19,8 +19,9 @@ CONTENT_SECURITY_POLICY = "; ".join((
     "frame-ancestors 'none'",
 ))
 
-# /authenticate/<token>, also URL-encoded inside a ?next= parameter.
-_TOKEN_IN_PATH = re.compile(r"(authenticate(?:/|%2F))[A-Za-z0-9_\-]+", re.IGNORECASE)
+# /authenticate/<token> and /enrol/<token>, also URL-encoded inside a ?next= parameter.
+_TOKEN_IN_PATH = re.compile(r"((?:authenticate|enrol)(?:/|%2F))[A-Za-z0-9_\-]+",
+                            re.IGNORECASE)
 
 
 def redact_tokens(text):

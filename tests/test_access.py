@@ -56,6 +56,8 @@ ROUTES = CHANNEL_ROUTES + [
     ("POST", "/settings/users", "/settings/users", gate("admin", 400)),
     ("POST", "/settings/users/<int:user_id>/role", "/settings/users/{member}/role",
      gate("admin", 302)),
+    ("POST", "/settings/users/<int:user_id>/enrolment-link",
+     "/settings/users/{member}/enrolment-link", gate("admin", 200)),
     ("POST", "/settings/users/<int:user_id>/active", "/settings/users/{member}/active",
      gate("admin", 400)),
     ("GET", "/profile/messaging", "/profile/messaging", gate("member", 200)),
@@ -63,6 +65,13 @@ ROUTES = CHANNEL_ROUTES + [
     ("GET", "/profile/passkeys", "/profile/passkeys", gate("member", 200)),
     ("POST", "/profile/passkeys", "/profile/passkeys", gate("member", 400)),
     ("POST", "/profile/passkeys/options", "/profile/passkeys/options", gate("member", 200)),
+    ("POST", "/profile/proof-options", "/profile/proof-options", gate("member", 200)),
+    ("GET", "/profile/password", "/profile/password", gate("member", 200)),
+    ("POST", "/profile/password", "/profile/password", gate("member", 400)),
+    ("GET", "/enrol/<token>", "/enrol/{enrolment}", everyone(403, anonymous=302, target=200)),
+    ("POST", "/enrol/<token>", "/enrol/{enrolment}", everyone(403, anonymous=302, target=400)),
+    ("POST", "/enrol/<token>/options", "/enrol/{enrolment}/options",
+     everyone(400, anonymous=400, target=200)),
     ("POST", "/profile/passkeys/<int:passkey_id>/remove", "/profile/passkeys/{passkey}/remove",
      gate("member", 404, target=302)),
     ("GET", "/settings/organisation", "/settings/organisation", gate("admin", 200)),
@@ -86,6 +95,18 @@ ROUTES = CHANNEL_ROUTES + [
     ("POST", "/authenticate/<token>/passkey-options", "/authenticate/{token}/passkey-options",
      everyone(403, anonymous=302, target=200)),
 ]
+
+
+def enrolment_token(app, user):
+    """A passkey enrolment link for ``user``, as an admin issues it."""
+    from sendauth_dashboard.extensions import db
+    from sendauth_dashboard.models import User
+    from sendauth_dashboard.services import enrolment
+
+    with app.app_context():
+        token = enrolment.issue(db.session.get(User, user.id), actor=None)
+        db.session.commit()
+        return token
 
 
 def app_routes(app):
@@ -114,6 +135,7 @@ def test_route_answers_each_visitor_as_its_rules_say(app, make_user, identity, r
     public_id = send_request(app, people["owner"], people["target"])
     url = url.format(member=people["target"].id, transaction=public_id,
                      token=answer_token(app, public_id),
+                     enrolment=enrolment_token(app, people["target"]),
                      passkey=passkey_ids(app, people["target"])[0])
     client = app.test_client()
     if identity != "anonymous":
@@ -133,7 +155,8 @@ def test_route_answers_each_visitor_as_its_rules_say(app, make_user, identity, r
         assert database_rows(app) == before, "a refused request changed the database"
     if response.status_code in (401, 403, 404):
         assert ('<p class="error-code">' in response.text
-                or "This request is for someone else" in response.text)
+                or "This request is for someone else" in response.text
+                or "data-enrol-refused" in response.text)
 
 
 def test_a_channel_or_secret_that_does_not_exist_is_not_found(app, as_admin):

@@ -57,6 +57,17 @@ def with_virtual_authenticator(page):
     return cdp
 
 
+def enrolment_link(app, person):
+    """A passkey enrolment link for ``person``, as an admin issues it."""
+    from sendauth_dashboard.models import User
+    from sendauth_dashboard.services import enrolment
+
+    with app.app_context():
+        link = enrolment.url(enrolment.issue(db.session.get(User, person.id), actor=None))
+        db.session.commit()
+        return link
+
+
 def send(page, email):
     page.goto(page.url.split("/transactions/", 1)[0] + "/transactions/new")
     page.get_by_label("User's email").fill(email)
@@ -80,8 +91,10 @@ def test_a_passkey_is_registered_then_verifies_a_request_watched_live(
     user = signed_in(browser, live_server, pat, "/profile/passkeys")
     with_virtual_authenticator(user)
     expect(user.locator("[data-no-passkeys]")).to_be_visible()
-    user.get_by_label("Name").fill("Work laptop")
-    user.get_by_role("button", name="Register a passkey").click()
+    expect(user.locator("[data-needs-enrolment]")).to_be_visible()
+    user.goto(enrolment_link(live_server.app, pat))
+    user.get_by_label("Passkey name").fill("Work laptop")
+    user.get_by_role("button", name="Register my passkey").click()
     expect(user.locator(".flash-success")).to_contain_text(
         "Your passkey 'Work laptop' is registered", timeout=LIVE)
     expect(user.locator("table.passkeys")).to_contain_text("Never")
@@ -91,6 +104,12 @@ def test_a_passkey_is_registered_then_verifies_a_request_watched_live(
     public_id = requestor.url.rsplit("/", 1)[1]
     code = requestor.locator("[data-binding-code]").inner_text()
     expect(row(reviewer, public_id)).to_have_text("pending", timeout=LIVE)
+    # The row arrived live, marked: Pat's passkey is minutes old.
+    mark = reviewer.locator(f'tr[data-transaction-id="{public_id}"] [data-risk-mark]')
+    expect(mark).to_have_text("Check: Pat Passkey registered a passkey less than 24 hours ago",
+                              timeout=LIVE)
+    expect(requestor.locator("[data-risk-banner]")).to_contain_text(
+        "Pat Passkey registered a passkey less than 24 hours ago")
 
     fake_pagerduty.wait_for(lambda fake: len(fake.incidents) == 1)
     (incident,) = fake_pagerduty.incidents.values()
@@ -103,7 +122,7 @@ def test_a_passkey_is_registered_then_verifies_a_request_watched_live(
     expect(user.get_by_role("heading", level=1)).to_have_text(
         "Hana Helpdesk asks you to confirm it is you")
     expect(user.locator("body")).to_contain_text("Ticket #4521")
-    user.get_by_label(code, exact=True).check()
+    user.get_by_label("The code Hana Helpdesk reads to you").fill(code)
     user.get_by_role("button", name="Yes, it is me: verify with my passkey").click()
     expect(user.get_by_role("heading", level=1)).to_have_text("You verified the request",
                                                               timeout=LIVE)

@@ -22,6 +22,7 @@ def test_pages_get_a_503_page_when_the_database_does_not_answer(tmp_path):
     client = app.test_client()
     with client.session_transaction() as session:
         session["_user_id"] = "1"
+        session["sign_in"] = "a signed-in session's token"
     response = client.get("/")
     assert response.status_code == 503
     assert "database is not answering" in response.text

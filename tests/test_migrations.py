@@ -31,3 +31,43 @@ def test_downgrade_to_base_removes_every_table(tmp_path):
         assert "transactions" in inspect(db.engine).get_table_names()
         downgrade(revision="base")
         assert inspect(db.engine).get_table_names() == ["alembic_version"]
+
+
+def test_a_sqlite_database_with_requests_in_it_migrates_to_the_trust_schema_and_back(tmp_path):
+    """0006 rebuilds tables that other rows refer to (SQLite copies and drops them): the rows
+    and every foreign key survive, both ways."""
+    from sqlalchemy import text
+
+    app = migrated_app(tmp_path)
+    with app.app_context():
+        upgrade(revision="0003")
+        with db.engine.begin() as connection:
+            for statement in (
+                "INSERT INTO users (id, email, name, password_hash, role, active, "
+                "session_version, created_at, notify_pagerduty, notify_email, notify_sms, "
+                "notify_slack) VALUES (1, 'a@example.com', 'A', 'h', 'admin', 1, 0, "
+                "'2026-01-01 00:00:00', 0, 1, 0, 0), (2, 'b@example.com', 'B', 'h', 'member', "
+                "1, 0, '2026-01-01 00:00:00', 0, 1, 0, 0)",
+                "INSERT INTO transactions (id, public_id, requestor_id, user_id, message, "
+                "context, status, token_hash, created_at, expires_at, binding_code, "
+                "binding_choices, wrong_picks) VALUES (1, 'p', 1, 2, 'm', '', 'pending', 't', "
+                "'2026-01-01 00:00:00', '2027-01-01 00:00:00', '12', '12 34 56', 0)",
+                "INSERT INTO deliveries (transaction_id, channel, status, attempts, "
+                "next_attempt_at, created_at) VALUES (1, 'email', 'queued', 0, "
+                "'2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+                "INSERT INTO passkey_challenges (transaction_id, user_id, challenge, created_at, "
+                "expires_at) VALUES (1, 2, 'c', '2026-01-01 00:00:00', '2027-01-01 00:00:00')",
+            ):
+                connection.execute(text(statement))
+        upgrade(revision="0006")
+        with db.engine.connect() as connection:
+            assert connection.execute(text(
+                "SELECT binding_code, risks FROM transactions")).all() == [("12", "[]")]
+            assert connection.execute(text(
+                "SELECT purpose, transaction_id FROM passkey_challenges")).all() == [("verify", 1)]
+            assert connection.execute(text("SELECT count(*) FROM deliveries")).scalar() == 1
+            assert connection.execute(text("PRAGMA foreign_key_check")).all() == []
+        downgrade(revision="0003")
+        with db.engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM transactions")).scalar() == 1
+            assert connection.execute(text("PRAGMA foreign_key_check")).all() == []

@@ -1,4 +1,6 @@
 """Messaging preferences: every user chooses their own channels and says how to reach them."""
+import json
+
 import pytest
 from sqlalchemy import select
 
@@ -18,9 +20,17 @@ def as_member(auth, member):
     return auth
 
 
-def save(as_member, **fields):
-    """Post the form as a browser does: ticked boxes as "y", text fields even when empty."""
-    return as_member.post("/profile/messaging", fields)
+def save(as_member, user, **fields):
+    """Post the form as a browser does: ticked boxes as "y", text fields even when empty, and
+    a fresh proof with the user's passkey (its page's script asks for one on saving)."""
+    return as_member.post("/profile/messaging", {**fields, "proof": proof(as_member, user)})
+
+
+def proof(as_member, user):
+    csrf = as_member.csrf_token("/profile/messaging")
+    options = as_member.client.post("/profile/proof-options", headers={"X-CSRFToken": csrf})
+    assert options.status_code == 200, options.text
+    return json.dumps(user.authenticator.get(options.get_json()))
 
 
 def prefs(app, user):
@@ -32,7 +42,7 @@ def prefs(app, user):
 
 def audit(app):
     with app.app_context():
-        return [e.data for e in db.session.scalars(
+        return [{"changes": e.data["changes"]} for e in db.session.scalars(
             select(Event).where(Event.kind == "profile.messaging_changed").order_by(Event.id))]
 
 
@@ -45,7 +55,7 @@ def test_a_new_user_gets_requests_by_email(app, client, as_member, member):
 
 def test_a_user_turns_on_sms_with_their_number_in_any_common_format(app, client, as_member,
                                                                     member):
-    response = save(as_member, email="y", sms="y", phone="+1 (415) 555-0123")
+    response = save(as_member, member, email="y", sms="y", phone="+1 (415) 555-0123")
     assert response.status_code == 302
     assert prefs(app, member)["sms"] is True and prefs(app, member)["phone"] == "+14155550123"
     assert audit(app) == [{"changes": ["SMS on", "phone number added"]}]
@@ -55,7 +65,7 @@ def test_a_user_turns_on_sms_with_their_number_in_any_common_format(app, client,
 
 def test_turning_on_sms_and_slack_without_contact_details_says_what_each_needs(app, as_member,
                                                                                member):
-    response = save(as_member, email="y", sms="y", slack="y")
+    response = save(as_member, member, email="y", sms="y", slack="y")
     assert response.status_code == 400
     assert 'id="phone-errors"' in response.text and 'id="slack_member_id-errors"' in response.text
     assert "Enter your phone number to get requests through SMS, or turn SMS off." \
@@ -73,20 +83,20 @@ def test_turning_on_sms_and_slack_without_contact_details_says_what_each_needs(a
 ])
 def test_a_malformed_contact_detail_is_refused_beside_its_field(app, as_member, member, fields,
                                                                 field_id, message):
-    response = save(as_member, email="y", **fields)
+    response = save(as_member, member, email="y", **fields)
     assert response.status_code == 400
     assert f'id="{field_id}-errors"' in response.text and message in response.text
     assert prefs(app, member)["phone"] is None and prefs(app, member)["slack_member_id"] is None
 
 
 def test_slack_member_ids_are_kept_in_capitals(app, as_member, member):
-    save(as_member, slack="y", slack_member_id=" u024be7lh ")
+    save(as_member, member, slack="y", slack_member_id=" u024be7lh ")
     assert prefs(app, member)["slack_member_id"] == "U024BE7LH"
     assert prefs(app, member)["email"] is False
 
 
 def test_turning_every_channel_off_is_refused(app, as_member, member):
-    response = save(as_member)
+    response = save(as_member, member)
     assert response.status_code == 400
     assert 'id="channels-errors"' in response.text
     assert "Keep at least one channel on" in response.text
@@ -96,7 +106,7 @@ def test_turning_every_channel_off_is_refused(app, as_member, member):
 def test_removing_the_number_while_sms_is_on_is_refused(app, make_user, auth):
     user = make_user("member", notify_sms=True, phone="+14155550123")
     auth.login(user)
-    response = save(auth, email="y", sms="y", phone="")
+    response = save(auth, user, email="y", sms="y", phone="")
     assert response.status_code == 400
     assert "Enter your phone number to get requests through SMS" in response.text
     assert prefs(app, user)["phone"] == "+14155550123"
@@ -105,7 +115,7 @@ def test_removing_the_number_while_sms_is_on_is_refused(app, make_user, auth):
 def test_turning_sms_off_and_removing_the_number_is_recorded_in_words(app, make_user, auth):
     user = make_user("member", notify_sms=True, phone="+14155550123")
     auth.login(user)
-    assert save(auth, email="y", phone="").status_code == 302
+    assert save(auth, user, email="y", phone="").status_code == 302
     assert audit(app) == [{"changes": ["SMS off", "phone number removed"]}]
 
 
@@ -134,6 +144,6 @@ def test_the_page_says_which_channels_reach_the_user_now(app, client, make_user,
 
 def test_a_user_changes_only_their_own_preferences(app, as_member, member, make_user):
     other = make_user("member")
-    save(as_member, email="y", sms="y", phone="+14155550123")
+    save(as_member, member, email="y", sms="y", phone="+14155550123")
     assert prefs(app, other) == {"pagerduty": False, "email": True, "sms": False,
                                  "slack": False, "phone": None, "slack_member_id": None}

@@ -95,7 +95,7 @@ def test_every_page_has_the_headers_and_no_inline_code(app, make_user, world, wh
     for url in urls:
         response = client.get(url)
         response.close()
-        on_answer_page = url.startswith("/authenticate/")
+        on_answer_page = url.startswith(("/authenticate/", "/enrol/"))
         assert_security_headers(
             response, ("no-referrer",) if on_answer_page else ("same-origin",))
         if response.mimetype == "text/html":

@@ -28,6 +28,15 @@ def signed_in(app, user):
     return auth
 
 
+def passkey_proof(auth, person):
+    """A fresh assertion with the person's passkey, as the messaging page's script makes."""
+    import json
+
+    options = auth.client.post("/profile/proof-options",
+                               headers={"X-CSRFToken": auth.csrf_token("/profile/messaging")})
+    return json.dumps(person.authenticator.get(options.get_json()))
+
+
 def channels_of(app, public_id):
     with app.app_context():
         return db.session.scalars(
@@ -46,8 +55,13 @@ def test_email_keeps_reaching_a_pagerduty_user_when_the_admin_turns_pagerduty_of
 
     uma = make_user("member", name="Uma User", email="uma@example.com")
     user = signed_in(app, uma)
-    assert user.post("/profile/messaging", {"pagerduty": "y", "email": "y", "phone": "",
-                                            "slack_member_id": ""}).status_code == 302
+    assert user.post("/profile/messaging", {
+        "pagerduty": "y", "email": "y", "phone": "", "slack_member_id": "",
+        "proof": passkey_proof(user, uma)}).status_code == 302
+    # The change is announced by email, the channel that reached Uma before it.
+    fake_smtp.wait_for(lambda fake: len(fake.received) == 1)
+    notice = fake_smtp.received.pop()
+    assert notice.message["Subject"] == "Your SendAuth messaging preferences changed"
     assert "Requests reach you through: <strong>PagerDuty, Email</strong>." in \
         user.client.get("/profile/messaging").text
 

@@ -1,10 +1,13 @@
 """Admins manage users and roles; the last active admin always stays."""
+import re
+
 import pytest
 from sqlalchemy import func, select
 
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Event, User
 from tests.support.accounts import PASSWORD
+from tests.support.helpers import enrol
 
 
 def count_users(app):
@@ -18,8 +21,7 @@ def events_of(app, kind):
 
 
 def new_user_form(**overrides):
-    form = {"email": "new.person@example.com", "name": "New Person", "role": "requestor",
-            "password": PASSWORD}
+    form = {"email": "new.person@example.com", "name": "New Person", "role": "requestor"}
     form.update(overrides)
     return form
 
@@ -31,12 +33,18 @@ def test_admin_sees_every_user(client, as_admin, make_user):
     assert "Mona Member" in page.text and "Ada Admin" in page.text
 
 
-def test_admin_creates_a_user_who_can_then_sign_in(app, client, as_admin, auth):
+def test_admin_invites_a_user_who_sets_their_password_through_the_link(app, client, as_admin,
+                                                                        auth):
     response = as_admin.post("/settings/users", new_user_form(email="New.Person@Example.com"))
-    assert response.status_code == 302
-    assert "can now sign in as requestor" in client.get("/settings/users").text
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    link = re.search(r"data-enrolment-link>([^<]+)<", response.text).group(1)
     assert events_of(app, "user.created")[-1] == {"email": "new.person@example.com",
-                                                  "role": "requestor"}
+                                                  "role": "requestor", "invited": True}
+    auth.logout()
+    assert "Email or password is incorrect" in auth.login("new.person@example.com").text
+    response, _ = enrol(client, link, password=PASSWORD)
+    assert response.status_code == 302
     auth.logout()
     assert auth.login("new.person@example.com").status_code == 302
 
@@ -48,7 +56,6 @@ def test_admin_creates_a_user_who_can_then_sign_in(app, client, as_admin, auth):
     ({"name": "   "}, "Enter a name"),
     ({"name": "x" * 101}, "at most 100 characters"),
     ({"role": "superuser"}, "Not a valid choice"),
-    ({"password": "short"}, "at least 12 characters; this one has 5"),
 ])
 def test_bad_new_user_input_gets_a_message_and_writes_nothing(app, as_admin, overrides, message):
     before = count_users(app)

@@ -33,6 +33,15 @@ class Contact:
 
 
 @dataclass(frozen=True)
+class Notice:
+    """A message to a user about their own account (not a request): a subject and plain text
+    with no link to act on."""
+
+    subject: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Page:
     """What the channel's settings page says about a send and its answer."""
 
@@ -117,6 +126,13 @@ class Channel(Integration):
             raise ChannelUnavailable(f"{missing}; the test uses the saved settings")
         return self.build_test(self.settings_row(), sent_by)
 
+    def prepare_notice(self, user, notice):
+        """A Notice to ``user`` at the address they have now, ready to send."""
+        problem = self.problem()
+        if problem:
+            raise ChannelUnavailable(problem)
+        return self.build_notice(self.settings_row(), user, notice)
+
     def secret(self):
         """The stored secret, decrypted (see ``stored_secret``)."""
         return self.stored_secret()
@@ -125,6 +141,9 @@ class Channel(Integration):
         raise NotImplementedError
 
     def build_test(self, settings, sent_by):
+        raise NotImplementedError
+
+    def build_notice(self, settings, user, notice):
         raise NotImplementedError
 
     @staticmethod

@@ -354,6 +354,13 @@ class Email(Channel):
                 f"The email could not be written: {exc or exc.__class__.__name__}. Check the "
                 "names and addresses of the user and the requestor, and the from address."))
 
+    def build_notice(self, settings, user, notice):
+        message = _message(sender=settings.from_address,
+                           recipient=Address(user.name, addr_spec=user.email),
+                           subject=notice.subject, text=notice.text + "\n",
+                           html=f"<p>{escape(notice.text)}</p>")
+        return Outgoing(self._server(settings), message)
+
     @staticmethod
     def secrets(prepared):
         return [prepared.server.password]

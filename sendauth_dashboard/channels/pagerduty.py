@@ -253,6 +253,17 @@ class PagerDuty(Channel):
             dedup_key=f"sendauth-test-{random_tokens.token_hex(8)}",
         )
 
+    def build_notice(self, settings, user, notice):
+        """An incident of severity info: it tells, nobody needs to authenticate."""
+        return trigger_event(
+            routing_key=self.secret(),
+            severity="info",
+            dedup_key=f"sendauth-notice-{random_tokens.token_hex(8)}",
+            summary=f"SendAuth: {notice.subject}",
+            source=source_from(self.config["BASE_URL"]),
+            custom_details={"user": f"{user.name} <{user.email}>", "notice": notice.text},
+        )
+
     @staticmethod
     def secrets(prepared):
         return [prepared["routing_key"]]

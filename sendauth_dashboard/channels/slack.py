@@ -186,6 +186,10 @@ class Slack(Channel):
         return DirectMessage(self.secret(), self.test_recipient(sent_by),
                              *test_message(sent_by))
 
+    def build_notice(self, settings, user, notice):
+        return DirectMessage(self.secret(), self.recipient(user),
+                             f"*{escape(notice.subject)}*\n{escape(notice.text)}")
+
     @staticmethod
     def secrets(prepared):
         return [prepared.bot_token]

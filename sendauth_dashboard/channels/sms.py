@@ -231,6 +231,10 @@ class Sms(Channel):
     def build_test(self, settings, sent_by):
         return self._sms(settings, self.test_recipient(sent_by), test_sms(sent_by))
 
+    def build_notice(self, settings, user, notice):
+        return self._sms(settings, self.recipient(user),
+                         gsm_friendly(f"SendAuth: {notice.text}"))
+
     @staticmethod
     def secrets(prepared):
         return [prepared.auth_token]

@@ -1,10 +1,12 @@
 """Accounts and roles: creating users, signing in, and the rules that keep an admin in charge."""
 import functools
+import secrets
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
+from zxcvbn import zxcvbn
 
 from ..extensions import db
 from ..models import ROLES, User, utcnow
@@ -42,7 +44,16 @@ def normalize_email(email):
     return checked.normalized.lower()
 
 
-def check_password_rules(password):
+# zxcvbn looks at this much of a password (it refuses more); the rest only adds strength.
+GUESSABILITY_CHARS = 72
+# zxcvbn's scores: 0 and 1 fall to an online attack, 2 to a throttled one; 3 and 4 hold.
+MIN_PASSWORD_SCORE = 3
+
+
+def check_password_rules(password, user=None):
+    """A minimum length, and not a common or easily guessed password: zxcvbn (a pinned
+    package with its lists of the most common passwords, words and names, read locally) must
+    rate it at least "safely unguessable" for an online attack."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError(
             f"The password must be at least {MIN_PASSWORD_LENGTH} characters; "
@@ -53,6 +64,13 @@ def check_password_rules(password):
         raise AccountError(
             f"The password must be at most {MAX_PASSWORD_LENGTH} characters.", "password"
         )
+    known = [user.email, user.name, *user.email.split("@")] if user is not None else []
+    rating = zxcvbn(password[:GUESSABILITY_CHARS], user_inputs=known)
+    if rating["score"] < MIN_PASSWORD_SCORE:
+        warning = rating["feedback"]["warning"] or "It follows a common pattern."
+        raise AccountError(
+            f"This password is too easy to guess: {warning.rstrip('.')}. Choose a longer one, "
+            "such as four or five unrelated words.", "password")
 
 
 def hash_password(password):
@@ -78,12 +96,17 @@ def create_user(*, email, name, role, password, actor=None):
         raise AccountError(f"The name must be at most {MAX_NAME_LENGTH} characters.", "name")
     if role not in ROLES:
         raise AccountError(f"Unknown role {role!r}: choose one of {', '.join(ROLES)}.", "role")
-    check_password_rules(password or "")
+    if password is not None:
+        check_password_rules(password, user=User(email=email, name=name))
     if db.session.scalar(select(User.id).where(User.email == email)) is not None:
         raise AccountError(f"There is already an account for {email}.", "email")
-    user = User(email=email, name=name, role=role, password_hash=hash_password(password))
+    # Invited (no password given): one nobody knows, until the invitation sets theirs.
+    user = User(email=email, name=name, role=role,
+                password_hash=hash_password(password or secrets.token_urlsafe(32)))
     db.session.add(user)
-    event_log.record("user.created", actor=actor, data={"email": email, "role": role})
+    event_log.record("user.created", actor=actor, data={
+        "email": email, "role": role, **({"invited": True} if password is None else {})})
+    db.session.flush()
     return user
 
 
@@ -159,8 +182,17 @@ def set_active(user, active, *, actor):
     return True
 
 
-def set_password(user, password, *, actor):
-    check_password_rules(password)
-    user.password_hash = hash_password(password)
+def change_password(user, *, current, new):
+    """The user's own change: the current password first, then the rules for the new one.
+    Every session of theirs ends (the caller signs the current one in again)."""
+    if not current or len(current) > MAX_PASSWORD_LENGTH or \
+            not check_password_hash(user.password_hash, current):
+        raise AccountError("That is not your current password. Enter the password you sign in "
+                           "with now.", "current_password")
+    check_password_rules(new or "", user=user)
+    if check_password_hash(user.password_hash, new):
+        raise AccountError("The new password is the one you have now: choose another.",
+                           "new_password")
+    user.password_hash = hash_password(new)
     user.end_sessions()
-    event_log.record("user.password_changed", actor=actor, data={"email": user.email})
+    event_log.record("user.password_changed", actor=user, data={"email": user.email})

@@ -81,19 +81,34 @@ def _user_handle(user):
     return f"sendauth-user-{user.id}".encode()
 
 
-def registration_options(user):
-    """(options as JSON for navigator.credentials.create, the challenge to keep till the answer)."""
+def _new_challenge(user, purpose, now, transaction=None):
+    """Random bytes for the authenticator to sign, kept on the server for ``user`` and
+    ``purpose`` (and ``transaction``): single use, expiring. Uncommitted."""
+    challenge = secrets.token_bytes(CHALLENGE_BYTES)
+    expires_at = now + timedelta(seconds=CHALLENGE_TTL_SECONDS)
+    if transaction is not None:
+        expires_at = min(transaction.expires_at, expires_at)
+    db.session.add(PasskeyChallenge(
+        purpose=purpose, transaction_id=transaction.id if transaction is not None else None,
+        user_id=user.id, challenge=b64url(challenge), created_at=now, expires_at=expires_at))
+    return challenge
+
+
+def registration_options(user, now=None):
+    """Options as JSON for navigator.credentials.create; their challenge is kept on the
+    server (uncommitted) until the browser answers, and works once."""
     rp = relying_party()
     options = webauthn.generate_registration_options(
         rp_id=rp.id, rp_name=RP_NAME, user_id=_user_handle(user), user_name=user.email,
-        user_display_name=user.name, challenge=secrets.token_bytes(CHALLENGE_BYTES),
+        user_display_name=user.name,
+        challenge=_new_challenge(user, "register", now or utcnow()),
         timeout=CEREMONY_TIMEOUT_MS,
         authenticator_selection=AuthenticatorSelectionCriteria(
             resident_key=ResidentKeyRequirement.PREFERRED,
             user_verification=UserVerificationRequirement.REQUIRED),
         exclude_credentials=_descriptors(of_user(user)),
     )
-    return webauthn.options_to_json(options), b64url(options.challenge)
+    return webauthn.options_to_json(options)
 
 
 def parse_credential(text):
@@ -118,17 +133,19 @@ def clean_name(name, user):
     return name or f"Passkey {len(of_user(user)) + 1}"
 
 
-def register(user, credential_text, expected_challenge, name="", now=None):
-    """Check the browser's answer to the registration options and keep the passkey (uncommitted)."""
+def register(user, credential_text, name="", now=None):
+    """Check the browser's answer to the registration options and keep the passkey
+    (uncommitted). Who may register one is the caller's rule (``add`` on the profile, an
+    enrolment link); the challenge is used up whatever the outcome."""
     now = now or utcnow()
     name = clean_name(name, user)
-    if not expected_challenge:
-        raise PasskeyError("This registration has expired or was already used. Start again.")
     credential = parse_credential(credential_text)
+    challenge = _signed_challenge(credential)
+    _consume_challenge(challenge, user=user, purpose="register", now=now)
     rp = relying_party()
     try:
         verified = webauthn.verify_registration_response(
-            credential=credential, expected_challenge=from_b64url(expected_challenge),
+            credential=credential, expected_challenge=from_b64url(challenge),
             expected_rp_id=rp.id, expected_origin=rp.origin, require_user_verification=True)
     except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
         raise PasskeyError(f"The passkey could not be registered: {_reason(exc)}") from None
@@ -147,6 +164,17 @@ def register(user, credential_text, expected_challenge, name="", now=None):
     return passkey
 
 
+def add(user, credential_text, proof_text, name="", now=None):
+    """A user adds a passkey on their profile: only with a fresh assertion from one they
+    already have. Their first passkey comes through an enrolment link (services.enrolment)."""
+    now = now or utcnow()
+    if not has_passkey(user):
+        raise PasskeyError("Your first passkey is registered through an enrolment link: ask an "
+                           "admin for one (Settings → Users).")
+    check_proof(user, proof_text, now=now)
+    return register(user, credential_text, name=name, now=now)
+
+
 def _transports(reported):
     """How the browser says it reaches the authenticator, kept for the hints it gives later."""
     if not isinstance(reported, list):
@@ -154,37 +182,51 @@ def _transports(reported):
     return [t for t in reported if isinstance(t, str) and t in KNOWN_TRANSPORTS]
 
 
-def remove(user, passkey_id):
-    """Remove one of the user's passkeys (uncommitted); False if they have no such passkey."""
+def remove(user, passkey_id, proof_text, now=None):
+    """Remove one of the user's passkeys (uncommitted) after a fresh proof with one of their
+    passkeys (the one removed included): with the password alone, someone could remove them
+    all and verify with the password where the organisation allows it. False if they have no
+    such passkey."""
     passkey = db.session.scalar(
         select(Passkey).where(Passkey.id == passkey_id, Passkey.user_id == user.id))
     if passkey is None:
         return False
-    event_log.record("passkey.removed", actor=user,
-                  data={"passkey_id": passkey.id, "name": passkey.name})
-    db.session.delete(passkey)
+    check_proof(user, proof_text, now=now)
+    discard(passkey)
     return True
+
+
+def discard(passkey):
+    """Delete ``passkey`` with its event (uncommitted): the caller has checked the right."""
+    event_log.record("passkey.removed", actor=passkey.user,
+                     data={"passkey_id": passkey.id, "name": passkey.name})
+    db.session.delete(passkey)
+
+
+def _request_options(user, challenge):
+    passkeys = of_user(user)
+    options = webauthn.generate_authentication_options(
+        rp_id=relying_party().id, challenge=challenge,
+        timeout=CEREMONY_TIMEOUT_MS, allow_credentials=_descriptors(passkeys),
+        user_verification=UserVerificationRequirement.REQUIRED,
+    )
+    return webauthn.options_to_json(options)
 
 
 def assertion_options(transaction, user, now=None):
     """Options for navigator.credentials.get, with a new challenge bound to ``transaction``."""
-    now = now or utcnow()
-    passkeys = of_user(user)
-    if not passkeys:
+    if not has_passkey(user):
         raise PasskeyError("You have no passkey yet. Register one under Passkeys, "
                            "then come back to this page.")
-    rp = relying_party()
-    options = webauthn.generate_authentication_options(
-        rp_id=rp.id, challenge=secrets.token_bytes(CHALLENGE_BYTES),
-        timeout=CEREMONY_TIMEOUT_MS, allow_credentials=_descriptors(passkeys),
-        user_verification=UserVerificationRequirement.REQUIRED,
-    )
-    db.session.add(PasskeyChallenge(
-        transaction_id=transaction.id, user_id=user.id, challenge=b64url(options.challenge),
-        created_at=now,
-        expires_at=min(transaction.expires_at, now + timedelta(seconds=CHALLENGE_TTL_SECONDS)),
-    ))
-    return webauthn.options_to_json(options)
+    return _request_options(user, _new_challenge(user, "verify", now or utcnow(), transaction))
+
+
+def proof_options(user, now=None):
+    """Options for navigator.credentials.get that prove it is ``user`` before a change to
+    their passkeys or to how they are reached (uncommitted)."""
+    if not has_passkey(user):
+        raise PasskeyError("You have no passkey to prove it is you with.")
+    return _request_options(user, _new_challenge(user, "prove", now or utcnow()))
 
 
 def _signed_challenge(credential):
@@ -199,14 +241,25 @@ def _signed_challenge(credential):
     return challenge
 
 
-def _consume_challenge(challenge, transaction, user, now):
-    """Mark the challenge used; PasskeyError unless it is this transaction's, unused, in time."""
+USED_UP = {
+    "verify": "This passkey answer was already used or has expired. Each one works once: "
+              "reload the page and try again.",
+    "register": "This registration has expired or was already used. Start again.",
+    "prove": "This proof with your passkey has expired or was already used. Try again.",
+}
+
+
+def _consume_challenge(challenge, *, user, purpose, now, transaction=None):
+    """Mark the challenge used; PasskeyError unless it was made for this user and purpose
+    (and transaction), is unused and in time."""
     row = db.session.scalar(select(PasskeyChallenge).where(
         PasskeyChallenge.challenge == challenge[:128]))
-    if row is None or row.user_id != user.id:
+    if row is None or row.user_id != user.id or row.purpose != purpose:
+        if purpose == "register" and row is None:
+            raise PasskeyError(USED_UP["register"])
         raise PasskeyError("This passkey answer was not asked for by this page. "
                            "Reload the page and try again.")
-    if row.transaction_id != transaction.id:
+    if transaction is not None and row.transaction_id != transaction.id:
         raise PasskeyError("This passkey answer was made for a different request. "
                            "Reload this page and try again.")
     used = db.session.execute(
@@ -215,24 +268,15 @@ def _consume_challenge(challenge, transaction, user, now):
                PasskeyChallenge.expires_at > now)
         .values(used_at=now).execution_options(synchronize_session="fetch"))
     if used.rowcount != 1:
-        raise PasskeyError("This passkey answer was already used or has expired. "
-                           "Each one works once: reload the page and try again.")
+        raise PasskeyError(USED_UP[purpose])
 
 
-# A passkey younger than this is called new on the timeline of a request it verifies.
-NEW_PASSKEY_AGE = timedelta(days=1)
-
-
-def check_assertion(transaction, user, credential_text, now=None):
-    """The passkey that proves it is ``user`` answering ``transaction``, or PasskeyError.
-
-    The challenge is used up whatever the outcome; on success the passkey's sign count and
-    last use are updated and a ``passkey.used`` event recorded (all uncommitted).
-    """
-    now = now or utcnow()
+def _asserted_passkey(user, credential_text, purpose, now, transaction=None):
+    """The user's passkey that signed a challenge made for ``purpose``, or PasskeyError. The
+    challenge is used up whatever the outcome; the sign count and last use are updated."""
     credential = parse_credential(credential_text)
     challenge = _signed_challenge(credential)
-    _consume_challenge(challenge, transaction, user, now)
+    _consume_challenge(challenge, user=user, purpose=purpose, now=now, transaction=transaction)
     passkey = db.session.scalar(select(Passkey).where(Passkey.credential_id == credential["id"]))
     if passkey is None:
         raise PasskeyError("This passkey is not registered: it may have been removed. "
@@ -251,6 +295,29 @@ def check_assertion(transaction, user, credential_text, now=None):
         raise PasskeyError(f"The passkey's answer was refused: {_reason(exc)}") from None
     passkey.sign_count = verified.new_sign_count
     passkey.last_used_at = now
+    return passkey
+
+
+def check_proof(user, credential_text, now=None):
+    """The passkey that proves it is ``user`` before a change, or PasskeyError."""
+    if not credential_text:
+        raise PasskeyError("Prove it is you with one of your passkeys first: your browser "
+                           "asks for it when you save.")
+    return _asserted_passkey(user, credential_text, "prove", now or utcnow())
+
+
+# A passkey younger than this is called new on the timeline of a request it verifies.
+NEW_PASSKEY_AGE = timedelta(days=1)
+
+
+def check_assertion(transaction, user, credential_text, now=None):
+    """The passkey that proves it is ``user`` answering ``transaction``, or PasskeyError.
+
+    The challenge is used up whatever the outcome; on success the passkey's sign count and
+    last use are updated and a ``passkey.used`` event recorded (all uncommitted).
+    """
+    now = now or utcnow()
+    passkey = _asserted_passkey(user, credential_text, "verify", now, transaction)
     # A passkey added shortly before it is used may have been added by whoever knows the
     # user's password: the requestor's timeline says so, for the person on the phone to ask.
     event_log.record("passkey.used", transaction=transaction, actor=user,

@@ -5,6 +5,8 @@ Slack) cannot be on without it, and at least one channel stays on. Whether the
 organisation has set a channel up is not the user's rule: routing decides that per request.
 """
 from .. import channels
+from ..models import utcnow
+from . import notices, proofs
 from .live import event_log
 
 
@@ -29,12 +31,16 @@ def current(user):
     return values
 
 
-def update_messaging(user, *, wants, contact):
+def update_messaging(user, *, wants, contact, credential=None, password=None, now=None):
     """Apply a user's choices; returns what changed, in words. Nothing changes when refused.
 
     ``wants`` maps each channel to on or off; ``contact`` maps each contact detail to what
-    was typed (empty removes it). The event is added to the current database transaction.
+    was typed (empty removes it). A change needs proof that it is the user: a fresh passkey
+    ``credential`` when they have a passkey, their ``password`` otherwise (proofs.ProofError
+    when missing or wrong). It is announced through the channels that reached the user before
+    it (services.notices) and is an event, all in the current database transaction.
     """
+    now = now or utcnow()
     problems, cleaned = {}, {}
     details = contact_details()
     for name, detail in details.items():
@@ -53,17 +59,24 @@ def update_messaging(user, *, wants, contact):
     if problems:
         raise PreferencesError(problems)
 
-    changes = []
+    updates, changes = {}, []
     for channel in channels.names():
         if wants[channel] != user.wants(channel):
-            setattr(user, f"notify_{channel}", wants[channel])
+            updates[f"notify_{channel}"] = wants[channel]
             changes.append(f"{channels.label(channel)} {'on' if wants[channel] else 'off'}")
     for name, value in cleaned.items():
         old = getattr(user, name)
         if value != old:
-            setattr(user, name, value)
+            updates[name] = value
             verb = "removed" if value is None else "changed" if old else "added"
             changes.append(f"{details[name].label} {verb}")
-    if changes:
-        event_log.record("profile.messaging_changed", actor=user, data={"changes": changes})
+    if not changes:
+        return changes
+    proof = proofs.check(user, credential=credential, password=password, now=now)
+    announced = notices.announce(user, notices.contact_change(user, changes, now))
+    for name, value in updates.items():
+        setattr(user, name, value)
+    user.contacts_changed_at = now
+    event_log.record("profile.messaging_changed", actor=user,
+                     data={"changes": changes, "proof": proof, "announced_through": announced})
     return changes

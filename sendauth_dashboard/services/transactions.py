@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 
 from ..extensions import db
 from ..models import Event, Transaction, utcnow
-from . import accounts, after_commit, organisation, passkeys, routing
+from . import accounts, after_commit, organisation, passkeys, risks, routing
 from .live import event_log
 from .outbox import deliveries
 
@@ -73,10 +73,9 @@ def create(*, requestor, user_email, message, context="", now=None):
             "request again.", "user")
 
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    code, choices = new_binding_code()
     transaction = Transaction(
         requestor=requestor, user=user, message=message, context=context,
-        binding_code=code, binding_choices=" ".join(choices),
+        binding_code=new_binding_code(), risks=risks.of_user(user, now),
         token_hash=hash_token(token), created_at=now,
         expires_at=now + timedelta(seconds=current_app.config["TRANSACTION_TTL_SECONDS"]),
     )
@@ -84,14 +83,17 @@ def create(*, requestor, user_email, message, context="", now=None):
     db.session.add_all(deliveries.enqueue(transaction, route.channels, answer_link(token)))
     after_commit.later(deliveries.wake)
     event_log.record("transaction.created", transaction=transaction, actor=requestor,
-                  data={"status": "pending", "channels": list(route.channels)})
+                  data={"status": "pending", "channels": list(route.channels),
+                        "risks": transaction.risks})
     return transaction
 
 
+BINDING_CODE_DIGITS = 3
+
+
 def new_binding_code():
-    """A two-digit code, and the three choices the user picks it from (in numeric order)."""
-    picks = secrets.SystemRandom().sample(range(10, 100), 3)
-    return str(picks[0]), sorted(str(p) for p in picks)
+    """The code the requestor reads to the user, who types it: three random digits."""
+    return f"{secrets.randbelow(10 ** BINDING_CODE_DIGITS):0{BINDING_CODE_DIGITS}d}"
 
 
 def effective_status(transaction, now=None):

@@ -1,18 +1,19 @@
 """Saying "yes, this is me": the call-binding code, then a passkey (or, where the organisation
 allows it and the user has none, their password again).
 
-Everything here writes only what must last whatever the outcome (a wrong pick, a used-up
+The code is typed, not picked: the requestor reads it to the user, who types its digits. One
+wrong code denies the request: someone who only overheard part of it, or guesses, gets one try
+in a thousand. Everything here writes only what must last whatever the outcome (a used-up
 challenge, a refusal's event): the caller commits after a VerificationError too.
 """
-from sqlalchemy import select, update
+import secrets
+
 from werkzeug.security import check_password_hash
 
-from ..extensions import db
-from ..models import Transaction, utcnow
-from . import organisation, passkeys, transactions
+from ..models import utcnow
+from . import organisation, passkeys, risks, transactions
 from .live import event_log
 
-MAX_WRONG_PICKS = 3
 PASSWORD_MAX_CHARS = 1024
 
 
@@ -25,10 +26,6 @@ class VerificationError(ValueError):
         self.field = field
 
 
-def binding_choices(transaction):
-    return (transaction.binding_choices or "").split()
-
-
 def proof_needed(user):
     """How ``user`` proves it is them: ``passkey``, ``password``, or ``register`` (they cannot
     until they register a passkey)."""
@@ -37,21 +34,22 @@ def proof_needed(user):
     return "register" if organisation.requires_passkey() else "password"
 
 
-def verify(transaction, *, user, picked_code, credential=None, password=None, now=None):
-    """Check the code and the proof, then verify. Returns transactions.Outcome; raises
-    VerificationError (the transaction still pending) when the user must try again."""
+def verify(transaction, *, user, code, credential=None, password=None, now=None):
+    """Check the code and the proof, then verify. Returns transactions.Outcome (denied after a
+    wrong code); raises VerificationError (the transaction still pending) when the user must
+    try again."""
     now = now or utcnow()
     if transaction.user_id != user.id:
         raise PermissionError("only the transaction's user may answer it")
-    if transaction.binding_code is not None:
-        outcome = _check_pick(transaction, picked_code, user=user, now=now)
-        if outcome is not None:
-            return outcome
+    if transaction.binding_code is not None and not _code_matches(transaction, code):
+        risks.note(transaction, user, now, "wrong_code")
+        return transactions.answer(transaction, "deny", user=user, now=now,
+                                   data={"reason": "wrong_code", "risks": transaction.risks})
     proof = proof_needed(user)
     if proof == "register":
         raise VerificationError(
-            "You have no passkey, and your organisation requires one to verify. Register one "
-            "under Passkeys in your profile, then come back to this page.", "credential")
+            "You have no passkey, and your organisation requires one to verify. Ask an admin "
+            "for an enrolment link to register one, then come back to this page.", "credential")
     try:
         if proof == "passkey":
             passkeys.check_assertion(transaction, user, credential, now=now)
@@ -62,39 +60,21 @@ def verify(transaction, *, user, picked_code, credential=None, password=None, no
                       data={"status": "pending", "proof": proof, "reason": str(exc)})
         raise VerificationError(str(exc), "credential" if proof == "passkey" else "password") \
             from None
-    return transactions.answer(transaction, "verify", user=user, now=now, data={"proof": proof})
+    risks.note(transaction, user, now, *(["password"] if proof == "password" else []))
+    return transactions.answer(transaction, "verify", user=user, now=now,
+                               data={"proof": proof, "risks": transaction.risks})
 
 
-def _check_pick(transaction, picked_code, *, user, now):
-    """None when the right code was picked. A wrong pick is recorded; the last one denies."""
-    choices = binding_choices(transaction)
-    if picked_code not in choices:
-        raise VerificationError("Pick the code the person who sent this request reads to you.",
-                                "code")
-    if picked_code == transaction.binding_code:
-        return None
-    counted = db.session.execute(
-        update(Transaction)
-        .where(Transaction.id == transaction.id, Transaction.status == "pending",
-               Transaction.expires_at > now)
-        .values(wrong_picks=Transaction.wrong_picks + 1)
-        .execution_options(synchronize_session=False))
-    if counted.rowcount != 1:
-        # No longer pending: answering changes nothing and says what it became.
-        return transactions.answer(transaction, "verify", user=user, now=now)
-    picks = db.session.scalar(select(Transaction.wrong_picks)
-                              .where(Transaction.id == transaction.id))
-    event_log.record("binding.wrong_pick", transaction=transaction, actor=user,
-                  data={"status": "pending", "picked": picked_code, "picks": picks,
-                        "limit": MAX_WRONG_PICKS})
-    if picks >= MAX_WRONG_PICKS:
-        return transactions.answer(transaction, "deny", user=user, now=now,
-                                   data={"reason": "wrong_code"})
-    left = MAX_WRONG_PICKS - picks
-    raise VerificationError(
-        f"{picked_code} is not the code for this request. Ask the person who sent it to read "
-        f"you the code again. After {left} more wrong {'pick' if left == 1 else 'picks'} the "
-        "request is denied.", "code")
+def _code_matches(transaction, code):
+    """True for the right code; VerificationError (nothing counted) when what was typed is not
+    a code at all, so a slip of the finger is not a wrong code."""
+    typed = "".join((code or "").split())
+    expected = transaction.binding_code
+    if not (typed.isascii() and typed.isdigit() and len(typed) == len(expected)):
+        raise VerificationError(
+            f"Type the {len(expected)}-digit code {transaction.requestor.name} reads to you, "
+            "digits only.", "code")
+    return secrets.compare_digest(typed, expected)
 
 
 def _check_password(user, password):

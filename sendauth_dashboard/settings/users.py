@@ -1,17 +1,10 @@
-"""Users and roles: list, create, change role, deactivate and reactivate."""
-from flask import abort, flash, redirect, render_template, request, url_for
+"""Users and roles: list, invite, change role, deactivate and reactivate; enrolment links."""
+from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
-from wtforms import (
-    EmailField,
-    HiddenField,
-    PasswordField,
-    SelectField,
-    StringField,
-    SubmitField,
-)
+from wtforms import BooleanField, EmailField, HiddenField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, InputRequired, Length
 
 from .. import channels
@@ -19,7 +12,7 @@ from ..auth import role_required
 from ..extensions import db
 from ..forms import apply_service_error, choices, role_field
 from ..models import User
-from ..services import accounts, health
+from ..services import accounts, enrolment, health
 from . import bp
 
 MAX_SEARCH = 254
@@ -36,13 +29,15 @@ class CreateUserForm(FlaskForm):
                message=f"The name must be at most {accounts.MAX_NAME_LENGTH} characters."),
     ])
     role = role_field()
-    password = PasswordField(
-        "Initial password",
-        description=f"At least {accounts.MIN_PASSWORD_LENGTH} characters. Give it to the person "
-                    "over a channel you trust.",
-        validators=[DataRequired("Enter an initial password.")],
-    )
-    submit = SubmitField("Create user")
+    send_email = BooleanField(
+        "Email the invitation to them",
+        description="Through the email channel, when it is set up. Otherwise, or if it fails, "
+                    "the link is shown to you once to hand over in person or on a call.")
+    submit = SubmitField("Invite user")
+
+
+class EnrolmentLinkForm(FlaskForm):
+    send_email = HiddenField()
 
 
 class UserSearchForm(FlaskForm):
@@ -80,8 +75,9 @@ def users():
         try:
             user = accounts.create_user(
                 email=form.email.data, name=form.name.data, role=form.role.data,
-                password=form.password.data, actor=current_user,
+                password=None, actor=current_user,
             )
+            token = enrolment.issue(user, actor=current_user, kind="invitation")
             db.session.commit()
         except accounts.AccountError as exc:
             db.session.rollback()
@@ -90,8 +86,7 @@ def users():
             db.session.rollback()
             form.email.errors.append("There is already an account with this email.")
         else:
-            flash(f"{user.name} ({user.email}) can now sign in as {user.role}.", "success")
-            return redirect(url_for("settings.users"))
+            return _show_link(user, token, "invitation", form.send_email.data)
     search = UserSearchForm(request.args)
     query = select(User).order_by(User.active.desc(), User.name)
     needle = (search.q.data or "").strip().lower()[:MAX_SEARCH]
@@ -106,7 +101,38 @@ def users():
         "settings/users.html", form=form, people=people, reach=reach, search=search,
         searching=bool(needle or search.reach.data), registry=channels.REGISTRY,
         role_forms={u.id: ChangeRoleForm(formdata=None, role=u.role) for u in people},
+        with_passkey={u.id for u in people if reach[u.id].passkeys},
     ), 200 if not form.errors else 400
+
+
+@bp.post("/users/<int:user_id>/enrolment-link")
+@role_required("admin")
+def enrolment_link(user_id):
+    """A new enrolment link for the user's first passkey, or a reset of their passkeys."""
+    user = _user_or_404(user_id)
+    form = EnrolmentLinkForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        token = enrolment.issue(user, actor=current_user)
+        db.session.commit()
+    except enrolment.EnrolmentError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("settings.users"))
+    return _show_link(user, token, "passkey", form.send_email.data == "1")
+
+
+def _show_link(user, token, kind, send_email):
+    """The link, shown this once (never in a flash message: those live in the cookie), or
+    emailed; a failed email says why and shows it."""
+    email_error = enrolment.email(user, token, kind) if send_email else None
+    response = make_response(render_template(
+        "settings/enrolment_link.html", person=user, kind=kind, emailed=send_email,
+        email_error=email_error, link=None if send_email and email_error is None
+        else enrolment.url(token)))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/users/<int:user_id>/role")

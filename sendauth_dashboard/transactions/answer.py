@@ -42,11 +42,11 @@ def authenticate(token):
                 outcome = transactions.answer(transaction, "deny", user=current_user)
             else:
                 outcome = verification.verify(
-                    transaction, user=current_user, picked_code=request.form.get("code"),
+                    transaction, user=current_user, code=request.form.get("code"),
                     credential=request.form.get("credential"),
                     password=request.form.get("password"))
         except verification.VerificationError as exc:
-            db.session.commit()  # the wrong pick or the used-up challenge counts
+            db.session.commit()  # the used-up challenge and the refusal's event count
             return _answer_page(transaction, form, error=exc), 400
         db.session.commit()
         if not outcome.changed:
@@ -61,9 +61,7 @@ def _answer_page(transaction, form, error=None):
     seconds_left = int((transaction.expires_at - utcnow()).total_seconds())
     return render_template(
         "answer/answer.html", t=transaction, form=form, seconds_left=max(0, seconds_left),
-        choices=verification.binding_choices(transaction),
         proof=verification.proof_needed(current_user), error=error,
-        wrong_picks_left=verification.MAX_WRONG_PICKS - transaction.wrong_picks,
     )
 
 

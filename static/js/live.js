@@ -126,6 +126,7 @@
     var row = list.querySelector('tr[data-transaction-id="' + cssEscape(t.id) + '"]');
     if (row) {
       if (changesStatus(message)) { setStatus(row, t.status); }
+      showRisks(row, t.risks);
       return;
     }
     if (message.kind === "transaction.created" && acceptsNew(t)) {
@@ -180,6 +181,11 @@
       state.appendChild(document.createTextNode(" "));
       state.appendChild(left);
     }
+    var mark = document.createElement("span");
+    mark.className = "risk-mark";
+    mark.setAttribute("data-risk-mark", "");
+    state.appendChild(mark);
+    showRisks(row, t.risks);
     var who = cell(row, "who");
     var link = document.createElement("a");
     link.href = list.getAttribute("data-show-url").replace("__ID__", encodeURIComponent(t.id));
@@ -197,8 +203,30 @@
     return row;
   }
 
+  // What weakens the proof, in words: the row's mark, or the page's banner. They only grow.
+  function showRisks(container, risks) {
+    if (!risks || !risks.length) { return; }
+    var mark = container.querySelector("[data-risk-mark]");
+    if (mark) {
+      mark.textContent = "Check: " + risks.join("; ");
+      mark.hidden = false;
+      return;
+    }
+    var banner = document.querySelector("[data-risk-banner]");
+    var items = banner && banner.querySelector("[data-risk-list]");
+    if (!items || items.children.length > risks.length) { return; }
+    items.textContent = "";
+    risks.forEach(function (text) {
+      var item = document.createElement("li");
+      item.textContent = text;
+      items.appendChild(item);
+    });
+    banner.hidden = false;
+  }
+
   function updateDetail(message) {
     if (message.transaction.id !== root.getAttribute("data-live-transaction")) { return; }
+    showRisks(document, message.transaction.risks);
     if (message.delivery) { updateDelivery(message.delivery); }
     if (worthALine(message)) { addToTimeline(message); }
     if (changesStatus(message) && setStatus(root, message.transaction.status) &&

@@ -92,6 +92,17 @@
     return true;
   }
 
+  // A fresh assertion with a passkey the user has, for a change that needs proof; resolves
+  // at once when the form asks for none.
+  function prove(form) {
+    var field = form.querySelector("[data-passkey-proof]");
+    var url = form.getAttribute("data-proof-options-url");
+    if (!field || !url || field.value) { return Promise.resolve(); }
+    return fetchOptions(form, url)
+      .then(function (json) { return navigator.credentials.get({ publicKey: requestOptions(json) }); })
+      .then(function (credential) { field.value = credentialJson(credential); });
+  }
+
   var register = document.querySelector("form[data-passkey-register]");
   if (register) {
     register.addEventListener("submit", function (event) {
@@ -99,7 +110,8 @@
       if (field.value) { return; }
       event.preventDefault();
       if (unsupported(register)) { return; }
-      fetchOptions(register, register.getAttribute("data-options-url"))
+      prove(register)
+        .then(function () { return fetchOptions(register, register.getAttribute("data-options-url")); })
         .then(function (json) { return navigator.credentials.create({ publicKey: creationOptions(json) }); })
         .then(function (credential) {
           field.value = credentialJson(credential);
@@ -108,6 +120,19 @@
         .catch(function (error) { showError(register, error); });
     });
   }
+
+  // Forms whose change needs proof (messaging preferences, removing a passkey): the proof first.
+  document.querySelectorAll("form[data-prove-first][data-proof-options-url]").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      var field = form.querySelector("[data-passkey-proof]");
+      if (field.value) { return; }
+      event.preventDefault();
+      if (unsupported(form)) { return; }
+      prove(form)
+        .then(function () { HTMLFormElement.prototype.submit.call(form); })
+        .catch(function (error) { showError(form, error); });
+    });
+  });
 
   var answer = document.querySelector("form[data-answer-form][data-passkey-options-url]");
   if (answer) {

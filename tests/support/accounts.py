@@ -27,10 +27,11 @@ def create_user(app, role, email, name=None, password=PASSWORD, active=True, pas
 
 
 def register_passkey(app, user, name="Test passkey"):
-    """Register a new software passkey for ``user`` the way the profile page does (uncommitted)."""
+    """Register a new software passkey for ``user`` the way an enrolment link does, with a
+    challenge kept on the server (uncommitted)."""
     authenticator = SoftAuthenticator(app.config["BASE_URL"])
-    options, challenge = passkeys.registration_options(user)
-    passkeys.register(user, json.dumps(authenticator.create(options)), challenge, name=name)
+    options = passkeys.registration_options(user)
+    passkeys.register(user, json.dumps(authenticator.create(options)), name=name)
     return authenticator
 
 

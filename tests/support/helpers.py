@@ -190,3 +190,25 @@ def database_rows(app):
             snapshot[table.name] = sorted(tuple(map(repr, row)) for row in rows)
         db.session.remove()
         return snapshot
+
+
+def enrol(client, link, password=None, authenticator=None, name="Work laptop"):
+    """Open an enrolment link and register a passkey through it the way its page's script does
+    (for an invitation, with the password chosen). Returns (response, authenticator)."""
+    import json
+
+    from tests.support.authenticator import SoftAuthenticator
+    from tests.support.web import csrf_token_from
+
+    path = "/enrol/" + link.rsplit("/enrol/", 1)[1]
+    page = client.get(path)
+    assert page.status_code == 200, page.text[:300]
+    csrf = csrf_token_from(page.text)
+    options = client.post(f"{path}/options", headers={"X-CSRFToken": csrf})
+    assert options.status_code == 200, options.text
+    authenticator = authenticator or SoftAuthenticator("http://sendauth.test")
+    form = {"csrf_token": csrf, "name": name,
+            "credential": json.dumps(authenticator.create(options.get_json()))}
+    if password is not None:
+        form.update(password=password, confirm=password)
+    return client.post(path, data=form), authenticator

@@ -1,6 +1,6 @@
 """Events in words and as the JSON a live stream sends: the same on a page and in a stream."""
 from ... import channels
-from .. import delivery_report
+from .. import delivery_report, risks
 
 
 def message_for(event, transaction=None, actor=None):
@@ -33,6 +33,8 @@ def message_for(event, transaction=None, actor=None):
             "message": transaction.message,
             "created_at": transaction.created_at.isoformat(),
             "expires_at": transaction.expires_at.isoformat(),
+            "risks": risks.words((event.data or {}).get("risks", transaction.risks),
+                                 transaction.user.name),
         }
         row = delivery_report.row_from_event(event.kind, event.data or {}, event.created_at,
                                              transaction.created_at)
@@ -57,7 +59,7 @@ def describe(kind, data, actor_name=None):
         return f"{who} verified it" + (f" {how}" if how else "")
     if kind == "transaction.denied":
         if data.get("reason") == "wrong_code":
-            return "Denied: the wrong code was picked three times"
+            return f"Denied: {who} entered a wrong code"
         return f"{who} denied it"
     if kind == "binding.wrong_pick":
         return (f"{who} picked a wrong code, {data.get('picked')} "
