@@ -61,14 +61,25 @@ def _init_extensions(app):
 
 
 def _register_views(app):
-    from . import auth, cli, errors, formatting, main, profile, security, settings, transactions
+    from . import (
+        auth,
+        cli,
+        errors,
+        formatting,
+        main,
+        profile,
+        security,
+        settings,
+        transactions,
+        webhooks,
+    )
     from .ids import RowIdConverter
     from .services.outbox.dispatcher import dispatcher_of
     from .settings.channels import ChannelConverter
 
     app.url_map.converters.update(int=RowIdConverter, channel=ChannelConverter)
     for blueprint in (auth.bp, main.bp, settings.bp, profile.bp, transactions.bp,
-                      transactions.answer_bp):
+                      transactions.answer_bp, webhooks.bp):
         app.register_blueprint(blueprint)
     for module in (errors, security, cli, formatting):
         module.register(app)

@@ -1,7 +1,8 @@
 """Template filters."""
 from datetime import timezone
 
-from .services.live.messages import describe
+from .services.live.messages import describe, incident_link_text
+from .services.pagerduty_incidents import state_words
 
 
 def format_datetime(value):
@@ -18,3 +19,5 @@ def describe_event(event):
 def register(app):
     app.add_template_filter(format_datetime, "datetime")
     app.add_template_filter(describe_event, "describe_event")
+    app.add_template_filter(incident_link_text, "incident_link_text")
+    app.add_template_filter(state_words, "incident_state")

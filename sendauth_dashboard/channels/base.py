@@ -48,6 +48,8 @@ class Page:
     enable_description: str
     # The provider's name for what was sent, shown after an accepted test: "dedup key".
     external_id_label: str | None = None
+    # Whether the test can be undone from the page (PagerDuty: resolve the test incident).
+    test_resolvable: bool = False
 
     @property
     def test_noun(self):

@@ -14,7 +14,7 @@ from sqlalchemy import and_, func, or_, select, update
 
 from ..extensions import db
 from ..models import Event, Transaction, User, utcnow
-from . import accounts, after_commit, organisation, passkeys, routing
+from . import accounts, after_commit, organisation, pagerduty_incidents, passkeys, routing
 from .live import event_log
 from .outbox import deliveries
 
@@ -117,6 +117,7 @@ def _transition(transaction, status, *, actor, now, completed_at=None, data=None
     deliveries.cancel_open(transaction.id, f"The transaction was {status}.", now)
     event_log.record(f"transaction.{status}", transaction=transaction, actor=actor,
                   data={"status": status, **(data or {})})
+    pagerduty_incidents.resolve_when_final(transaction)
     return True
 
 

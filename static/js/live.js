@@ -75,6 +75,7 @@
     var row = list.querySelector('tr[data-transaction-id="' + cssEscape(t.id) + '"]');
     if (row) {
       if (changesStatus(message)) { setStatus(row, t.status); }
+      if (message.data.incident_state) { setIncidentInRow(row, message.data.incident_state); }
       return;
     }
     if (message.kind === "transaction.created" && acceptsNew(t)) {
@@ -82,6 +83,22 @@
       var empty = document.querySelector("[data-empty]");
       if (empty) { empty.hidden = true; }
     }
+  }
+
+  // PagerDuty's state of the incident, under the status badge (as _row.html renders it).
+  function setIncidentInRow(row, state) {
+    var field = row.querySelector("[data-field=incident]");
+    if (!field) {
+      var note = document.createElement("span");
+      note.className = "muted small";
+      note.appendChild(document.createTextNode("PagerDuty: "));
+      field = document.createElement("span");
+      field.setAttribute("data-field", "incident");
+      note.appendChild(field);
+      row.cells[0].appendChild(document.createElement("br"));
+      row.cells[0].appendChild(note);
+    }
+    field.textContent = state;
   }
 
   function acceptsNew(t) {
@@ -137,12 +154,36 @@
       item.className = "arrived";
       item.appendChild(timeElement(message.at));
       item.appendChild(document.createTextNode(" " + message.text));
+      appendIncidentLink(item, message.data);
       timeline.appendChild(item);
     }
     if (changesStatus(message) && setStatus(root, message.transaction.status) &&
         FINAL.indexOf(message.transaction.status) !== -1) {
       document.querySelectorAll("[data-pending-only]").forEach(function (el) { el.hidden = true; });
+      document.querySelectorAll("[data-final-only]").forEach(function (el) { el.hidden = false; });
     }
+    var incident = message.data.incident_state;
+    if (incident) {
+      var field = root.querySelector("[data-field=incident]");
+      if (field) { field.textContent = incident; }
+    }
+    if (incident === "resolved" || message.kind === "pagerduty.resolve_requested") {
+      document.querySelectorAll("[data-resolve-incident]").forEach(function (el) {
+        el.hidden = true;
+        el.removeAttribute("data-final-only");
+      });
+    }
+  }
+
+  // As show.html renders it: " · incident #12", linking to PagerDuty (https only).
+  function appendIncidentLink(item, data) {
+    if (typeof data.html_url !== "string" || data.html_url.indexOf("https://") !== 0) { return; }
+    var link = document.createElement("a");
+    link.href = data.html_url;
+    link.rel = "noopener noreferrer";
+    link.textContent = data.number ? "incident #" + data.number : "the incident";
+    item.appendChild(document.createTextNode(" · "));
+    item.appendChild(link);
   }
 
   function timeElement(iso) {
