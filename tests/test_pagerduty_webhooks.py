@@ -181,7 +181,7 @@ def test_one_good_signature_among_several_is_enough_while_the_secret_is_rotated(
     body = pagerduty.webhook_body("incident.acknowledged", sent)
     good = signature(WEBHOOK_SECRET, json.dumps(body).encode())
     old = signature("the secret before rotation", json.dumps(body).encode())
-    assert pagerduty.post_webhook(body=body, signatures=[old, good]) == 202
+    assert pagerduty.post_webhook(body=body, signatures=[good, old]) == 202
     assert len(incident_events(app, sent)) == 1
 
 
@@ -391,3 +391,54 @@ def test_the_test_incident_is_resolved_from_the_settings_page(app, as_admin, fak
     assert [r["dedup_key"] for r in fake_pagerduty.resolves] == [incident["dedup_key"]]
     assert "Resolve the test incident" not in page
     assert "resolved the test incident: accepted" in page
+
+
+# -- in a browser ---------------------------------------------------------------------------
+
+@pytest.mark.browser
+def test_an_acknowledge_reaches_a_reviewers_pages_live_and_the_reviewer_resolves(
+        browser, live_server, fake_pagerduty):
+    from playwright.sync_api import expect
+
+    from tests.support.accounts import create_user
+    from tests.test_browser import LIVE, signed_in
+
+    app = live_server.app
+    configure_pagerduty(app, webhook_secret=WEBHOOK_SECRET)
+    fake_pagerduty.subscribe(f"{live_server.url}/webhooks/pagerduty", WEBHOOK_SECRET)
+    requestor = create_user(app, "requestor", "requestor@example.com", "Hana Helpdesk")
+    reviewer = create_user(app, "reviewer", "reviewer@example.com", "Rita Reviewer")
+    user = create_user(app, "member", "uma@example.com", "Uma User", notify_pagerduty=True)
+    public_id = send_request(app, requestor, user)
+
+    # Signing in is the first request: it starts the dispatcher, which opens the incident.
+    listing = signed_in(browser, live_server, reviewer, "/transactions/")
+    fake_pagerduty.wait_for(lambda fake: len(fake.incidents) == 1)
+    page = listing.context.new_page()
+    page.goto(f"{live_server.url}/transactions/{public_id}")
+    for watching in (listing, page):
+        expect(watching.locator("[data-live-indicator]")).to_have_attribute(
+            "data-state", "live", timeout=LIVE)
+    expect(page.locator("[data-timeline]")).to_contain_text(
+        "PagerDuty accepted the notification", timeout=LIVE)
+
+    assert fake_pagerduty.acknowledge(public_id, by="Alex Oncall") == 202
+    expect(page.locator("[data-timeline]")).to_contain_text(
+        "Acknowledged in PagerDuty by Alex Oncall", timeout=LIVE)
+    expect(page.locator("[data-timeline] a", has_text="incident #")).to_have_attribute(
+        "href", re.compile(r"^https://acme\.pagerduty\.com/incidents/"))
+    expect(page.locator('[data-live-transaction] [data-field="incident"]')).to_have_text(
+        "acknowledged by Alex Oncall", timeout=LIVE)
+    expect(listing.locator(f'tr[data-transaction-id="{public_id}"] [data-field="incident"]')
+           ).to_have_text("acknowledged by Alex Oncall", timeout=LIVE)
+
+    resolve = page.get_by_role("button", name="Resolve the PagerDuty incident")
+    expect(resolve).to_be_hidden()
+    finish(app, public_id)
+    expect(resolve).to_be_visible(timeout=LIVE)
+    resolve.click()
+    expect(page.locator(".flash-success")).to_contain_text("Resolving the PagerDuty incident")
+    fake_pagerduty.wait_for(lambda fake: len(fake.resolves) == 1)
+    assert fake_pagerduty.resolves[0]["dedup_key"] == public_id
+    expect(page.locator("[data-timeline]")).to_contain_text(
+        "PagerDuty accepted the resolve of the incident", timeout=LIVE)
