@@ -283,7 +283,8 @@ class PagerDuty(Channel):
     page = Page(
         what="incident",
         provider="PagerDuty",
-        accepted_advice="Check that it reached the right people, then resolve it in PagerDuty.",
+        accepted_advice="Check that it reached the right people, then resolve it with the "
+                        "button below or in PagerDuty.",
         refused_advice="Check the integration key and that the service has an Events API V2 "
                        "integration.",
         secret_word="key",
