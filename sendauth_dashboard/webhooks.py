@@ -40,7 +40,9 @@ def pagerduty():
     try:
         secret = channels.channel("pagerduty").webhook_secret()
     except SecretUnreadable:
-        secret = None
+        _refuse(Forbidden, "the stored signing secret cannot be read (the keys changed)",
+                "The stored webhook signing secret cannot be read. An admin pastes it again "
+                "under Channels → PagerDuty.")
     if secret is None:
         _refuse(Forbidden, "no signing secret is stored",
                 "No webhook signing secret is set up. An admin pastes it under Channels → "

@@ -119,7 +119,7 @@ def test_every_incident_event_is_told_in_words(app, sent, pagerduty):
     assert [e["text"] for e in incident_events(app, sent)] == [
         "Incident opened in PagerDuty by Alex Oncall",
         "Acknowledged in PagerDuty by Alex Oncall",
-        "Unacknowledged in PagerDuty: nobody holds it now by Alex Oncall",
+        "Unacknowledged in PagerDuty by Alex Oncall: nobody holds it now",
         "Reassigned in PagerDuty to Bo Backup by Alex Oncall",
         "Escalated in PagerDuty to Bo Backup by Alex Oncall",
         "Resolved in PagerDuty by Alex Oncall",

@@ -101,16 +101,17 @@ def _resolve_delivery(kind, data, channel, attempt):
     return f"{channel}: the incident was not resolved: {data.get('reason')}"
 
 
-# PagerDuty's incident events: what happened, then by whom ("Acknowledged in PagerDuty by").
+# PagerDuty's incident events: what happened, to whom, by whom ("Acknowledged in PagerDuty by
+# Alex Oncall"), and what follows.
 INCIDENT_WORDS = {
-    "pagerduty.triggered": "Incident opened in PagerDuty",
-    "pagerduty.acknowledged": "Acknowledged in PagerDuty",
-    "pagerduty.unacknowledged": "Unacknowledged in PagerDuty: nobody holds it now",
-    "pagerduty.reassigned": "Reassigned in PagerDuty",
-    "pagerduty.escalated": "Escalated in PagerDuty",
-    "pagerduty.resolved": "Resolved in PagerDuty",
-    "pagerduty.reopened": "Reopened in PagerDuty",
-    "pagerduty.annotated": "Note added in PagerDuty",
+    "pagerduty.triggered": ("Incident opened in PagerDuty", ""),
+    "pagerduty.acknowledged": ("Acknowledged in PagerDuty", ""),
+    "pagerduty.unacknowledged": ("Unacknowledged in PagerDuty", ": nobody holds it now"),
+    "pagerduty.reassigned": ("Reassigned in PagerDuty", ""),
+    "pagerduty.escalated": ("Escalated in PagerDuty", ""),
+    "pagerduty.resolved": ("Resolved in PagerDuty", ""),
+    "pagerduty.reopened": ("Reopened in PagerDuty", ""),
+    "pagerduty.annotated": ("Note added in PagerDuty", ""),
 }
 
 
@@ -119,16 +120,16 @@ def _incident(kind, data, who):
         if data.get("automatic"):
             return "Asked PagerDuty to resolve the incident: the request is final"
         return f"{who} asked PagerDuty to resolve the incident"
-    words = INCIDENT_WORDS.get(kind)
-    if words is None:
+    if kind not in INCIDENT_WORDS:
         return kind
+    words, after = INCIDENT_WORDS[kind]
     if data.get("assignees"):
         words += f" to {', '.join(data['assignees'])}"
     if data.get("agent"):
         words += f" by {data['agent']}"
     if data.get("note"):
-        words += f": {data['note']}"
-    return words
+        after = f": {data['note']}"
+    return words + after
 
 
 def incident_link_text(data):
