@@ -416,7 +416,8 @@ def test_an_acknowledge_reaches_a_reviewers_pages_live_and_the_reviewer_resolves
     fake_pagerduty.wait_for(lambda fake: len(fake.incidents) == 1)
     page = listing.context.new_page()
     page.goto(f"{live_server.url}/transactions/{public_id}")
-    for watching in (listing, page):
+    asker = signed_in(browser, live_server, requestor, f"/transactions/{public_id}")
+    for watching in (listing, page, asker):
         expect(watching.locator("[data-live-indicator]")).to_have_attribute(
             "data-state", "live", timeout=LIVE)
     expect(page.locator("[data-timeline]")).to_contain_text(
@@ -431,6 +432,9 @@ def test_an_acknowledge_reaches_a_reviewers_pages_live_and_the_reviewer_resolves
         "acknowledged by Alex Oncall", timeout=LIVE)
     expect(listing.locator(f'tr[data-transaction-id="{public_id}"] [data-field="incident"]')
            ).to_have_text("acknowledged by Alex Oncall", timeout=LIVE)
+    expect(asker.locator("[data-timeline]")).to_contain_text(
+        "Acknowledged in PagerDuty by Alex Oncall", timeout=LIVE)
+    expect(asker.get_by_role("button", name="Resolve the PagerDuty incident")).to_have_count(0)
 
     resolve = page.get_by_role("button", name="Resolve the PagerDuty incident")
     expect(resolve).to_be_hidden()
@@ -442,3 +446,16 @@ def test_an_acknowledge_reaches_a_reviewers_pages_live_and_the_reviewer_resolves
     assert fake_pagerduty.resolves[0]["dedup_key"] == public_id
     expect(page.locator("[data-timeline]")).to_contain_text(
         "PagerDuty accepted the resolve of the incident", timeout=LIVE)
+
+
+@pytest.mark.browser
+def test_the_pagerduty_settings_page_fits_a_phone(browser, live_server):
+    from tests.support.accounts import create_user
+    from tests.test_browser import signed_in
+
+    admin = create_user(live_server.app, "admin", "admin@example.com", "Ada Admin")
+    page = signed_in(browser, live_server, admin)
+    page.set_viewport_size({"width": 375, "height": 740})
+    page.goto(f"{live_server.url}/settings/pagerduty")
+    assert page.locator(".webhook-url").inner_text().endswith("/webhooks/pagerduty")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
