@@ -21,7 +21,7 @@ from sendauth_dashboard.models import (
     Transaction,
     WebhookReceipt,
 )
-from sendauth_dashboard.services import organisation, transactions
+from sendauth_dashboard.services import organisation, pagerduty_incidents, transactions
 from sendauth_dashboard.services.live.messages import message_for
 from tests.support.config import need
 from tests.support.helpers import configure_pagerduty, database_rows, send_request
@@ -459,3 +459,23 @@ def test_the_pagerduty_settings_page_fits_a_phone(browser, live_server):
     page.goto(f"{live_server.url}/settings/pagerduty")
     assert page.locator(".webhook-url").inner_text().endswith("/webhooks/pagerduty")
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+def test_a_resolve_for_a_disabled_integration_is_cancelled_in_words_but_a_test_one_is_sent(
+        app, sent, pagerduty, as_admin):
+    finish(app, sent)
+    with app.app_context():
+        organisation.update(resolve_pagerduty_incidents=True, actor=None)
+        db.session.commit()
+    configure_pagerduty(app, enabled=False)
+    assert dispatch(app) == []  # the request was final before the setting: nothing queued
+    with app.app_context():
+        t = db.session.scalar(select(Transaction))
+        assert pagerduty_incidents.request_resolve(t, "denied", actor=None) is None
+        db.session.commit()
+    assert dispatch(app) == ["cancelled"]
+    assert timeline(app, sent)[-1]["text"] == (
+        "PagerDuty: the incident was not resolved: the PagerDuty integration is disabled")
+    as_admin.post("/settings/pagerduty/test", token_page="/settings/pagerduty")
+    as_admin.post("/settings/pagerduty/resolve-test", token_page="/settings/pagerduty")
+    assert [r["dedup_key"].startswith("sendauth-test-") for r in pagerduty.resolves] == [True]

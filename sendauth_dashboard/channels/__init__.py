@@ -89,7 +89,7 @@ def resolve_test(name, dedup_key, *, actor):
     feeds the status indicator and the audit log. ChannelUnavailable says why not."""
     instance = channel(name)
     try:
-        prepared = instance.build_resolve(dedup_key)
+        prepared = instance.prepare_test_resolve(dedup_key)
     except SecretUnreadable as exc:
         raise ChannelUnavailable(str(exc).rstrip(".")) from None
     db.session.commit()

@@ -304,12 +304,19 @@ class PagerDuty(Channel):
             base_url=self.config["BASE_URL"],
         )
 
-    def build_resolve(self, dedup_key):
-        """A resolve of the incident opened with ``dedup_key``; ChannelUnavailable says why
-        it cannot be sent now."""
+    def prepare_resolve(self, dedup_key):
+        """A resolve of a request's incident, opened with ``dedup_key``; ChannelUnavailable
+        says why it cannot be sent now."""
         problem = self.problem()
         if problem:
             raise ChannelUnavailable(problem)
+        return resolve_event(routing_key=self.secret(), dedup_key=dedup_key)
+
+    def prepare_test_resolve(self, dedup_key):
+        """A resolve of a test incident: like the test, with the saved key, on or off."""
+        missing = self.save_first()
+        if missing:
+            raise ChannelUnavailable(f"{missing}; the resolve uses the saved settings")
         return resolve_event(routing_key=self.secret(), dedup_key=dedup_key)
 
     def webhook_secret(self):

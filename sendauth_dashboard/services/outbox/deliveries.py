@@ -173,7 +173,7 @@ def attempt(delivery_id, owner):
     about = _about(delivery)
     try:
         if resolving:
-            prepared = channel.build_resolve(transaction.public_id)
+            prepared = channel.prepare_resolve(transaction.public_id)
         else:
             prepared = channel.prepare(transaction, decrypt(delivery.link_ciphertext))
     except channels.ChannelUnavailable as exc:
