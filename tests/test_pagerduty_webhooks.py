@@ -229,28 +229,57 @@ def test_a_body_that_is_not_a_webhook_is_a_400_and_one_too_large_a_413(app, clie
 
 
 @pytest.fixture
-def busy_timeout(app_config):
+def busy_timeout(app_config, database_url):
+    """A write waits at most 0.1 s for another's lock before the database counts as busy."""
     app_config["SQLITE_BUSY_TIMEOUT_SECONDS"] = 0.1
+    if database_url.startswith("postgresql"):
+        from sendauth_dashboard.config import DEFAULTS
+
+        app_config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+            **DEFAULTS["SQLALCHEMY_ENGINE_OPTIONS"],
+            "connect_args": {"options": "-c lock_timeout=100"}}
+
+
+class LockHolder:
+    """Another connection holding the lock a webhook's write needs, until ``release()``."""
+
+    def __init__(self, url):
+        if url.get_backend_name() == "sqlite":
+            self.connection = sqlite3.connect(url.database, isolation_level=None)
+            self.connection.execute("BEGIN IMMEDIATE")
+        else:
+            import psycopg
+
+            self.connection = psycopg.connect(host=url.host, port=url.port or 5432,
+                                              user=url.username, dbname=url.database)
+            self.connection.execute("LOCK TABLE webhook_receipts IN ACCESS EXCLUSIVE MODE")
+        self.held = True
+
+    def release(self):
+        if self.held:
+            self.connection.rollback()
+            self.held = False
+
+    def close(self):
+        self.release()
+        self.connection.close()
 
 
 def test_a_webhook_that_cannot_be_stored_now_gets_a_503_and_its_retry_is_taken_in(
-        app, busy_timeout, sent, pagerduty, client):
+        busy_timeout, app, sent, pagerduty, client):
     with app.app_context():
-        if db.engine.url.get_backend_name() != "sqlite":
-            pytest.skip("holds SQLite's write lock")
-        path = db.engine.url.database
-    blocker = sqlite3.connect(path, isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")
+        lock = LockHolder(db.engine.url)
 
     def post(url, data, headers):
         status = client.post(url, data=data, headers=headers).status_code
-        if blocker.in_transaction:
-            blocker.execute("ROLLBACK")  # the database is free again for PagerDuty's retry
+        lock.release()  # the database is free again for PagerDuty's retry
         return status
 
     pagerduty.subscribe("/webhooks/pagerduty", WEBHOOK_SECRET, post=post)
-    assert pagerduty.acknowledge(sent) == 202
-    blocker.close()
+    try:
+        assert pagerduty.acknowledge(sent) == 202
+    finally:
+        lock.close()
     assert [status for _, status in pagerduty.webhook_answers] == [503, 202]
     assert len({webhook_id for webhook_id, _ in pagerduty.webhook_answers}) == 1
     assert len(incident_events(app, sent)) == 1
