@@ -50,6 +50,8 @@ class Page:
     external_id_label: str | None = None
     # Whether the test can be undone from the page (PagerDuty: resolve the test incident).
     test_resolvable: bool = False
+    # The endpoint the provider posts back to, if any: the page shows its address.
+    webhook_endpoint: str | None = None
 
     @property
     def test_noun(self):

@@ -292,6 +292,7 @@ class PagerDuty(Channel):
         enable_description="Send authentication requests to PagerDuty as incidents.",
         external_id_label="dedup key",
         test_resolvable=True,
+        webhook_endpoint="webhooks.pagerduty",
     )
     client_class = EventsClient
 

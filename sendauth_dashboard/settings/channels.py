@@ -111,8 +111,15 @@ def settings_page(name):
         audit=_audit_rows(name),
         channel_tabs=channel_tabs(),
         test_incident=session.get(_TEST_INCIDENT.format(name)),
-        webhook_url=f"{current_app.config['BASE_URL']}/webhooks/{name}",
+        webhook_url=_webhook_url(channel.page),
     ), 400 if form.errors else 200
+
+
+def _webhook_url(page):
+    """Where the provider is told to post back: at the public address (BASE_URL)."""
+    if page.webhook_endpoint is None:
+        return None
+    return current_app.config["BASE_URL"] + url_for(page.webhook_endpoint)
 
 
 def _audit_rows(name):
