@@ -335,10 +335,17 @@ def test_a_reviewer_resolves_a_finished_requests_incident_through_the_outbox_and
 
 
 def test_a_pending_request_or_one_without_an_incident_cannot_be_resolved(
-        app, sent, pagerduty, people, auth, make_user):
+        app, sent, pagerduty, people, auth):
     auth.login(people["reviewer"])
     response = press_resolve(auth, sent)
     assert "The request is still pending" in auth.client.get(response.headers["Location"]).text
+    never_sent = send_request(app, people["requestor"], people["user"])
+    finish(app, never_sent)  # before the dispatcher sent its trigger: no incident
+    assert "Resolve the PagerDuty incident" not in auth.client.get(
+        f"/transactions/{never_sent}").text
+    response = press_resolve(auth, never_sent)
+    assert "No PagerDuty incident was opened for this request" in auth.client.get(
+        response.headers["Location"]).text
     assert dispatch(app) == [] and pagerduty.resolves == []
     with app.app_context():
         assert db.session.scalar(select(Delivery).where(Delivery.action == "resolve")) is None
