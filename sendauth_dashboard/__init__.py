@@ -73,6 +73,7 @@ def _register_views(app):
         security,
         settings,
         transactions,
+        webhooks,
     )
     from .ids import RowIdConverter
     from .services.outbox.dispatcher import dispatcher_of
@@ -80,7 +81,7 @@ def _register_views(app):
 
     app.url_map.converters.update(int=RowIdConverter, channel=ChannelConverter)
     for blueprint in (auth.bp, main.bp, settings.bp, profile.bp, transactions.bp,
-                      transactions.answer_bp, insights.bp, enrolment.bp):
+                      transactions.answer_bp, insights.bp, enrolment.bp, webhooks.bp):
         app.register_blueprint(blueprint)
     for module in (errors, security, cli, formatting):
         module.register(app)

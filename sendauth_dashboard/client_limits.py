@@ -1,5 +1,5 @@
-"""Rate limits per client on the two pages worth guessing at: sign-in and the authentication
-link.
+"""Rate limits per client on the two pages worth guessing at (sign-in and the authentication
+link), and on the address that providers post webhooks to.
 
 Limits count per client address (see PROXY_FIX_X_FOR behind a proxy); sign-in also counts per
 email, so spreading guesses over many addresses does not help against one account. The limits
@@ -44,3 +44,11 @@ def authentication_page(view):
     return limiter.limit(
         _configured("AUTHENTICATE_RATE_LIMIT"),
         error_message="Too many requests for authentication links from your address.")(view)
+
+
+def webhook(view):
+    """POST /webhooks/...: WEBHOOK_RATE_LIMIT requests per client address (PagerDuty retries
+    a 429)."""
+    return limiter.limit(
+        _configured("WEBHOOK_RATE_LIMIT"),
+        error_message="Too many webhooks from your address.")(view)

@@ -82,6 +82,9 @@ DEFAULTS = {
     "RATELIMIT_STORAGE_URI": None,
     "LOGIN_RATE_LIMIT": "10 per minute",
     "AUTHENTICATE_RATE_LIMIT": "30 per minute",
+    # PagerDuty's webhooks: a few per request (triggered, acknowledged, resolved, ...), from
+    # PagerDuty's addresses, so far more than a person's page.
+    "WEBHOOK_RATE_LIMIT": "600 per minute",
     # Behind a reverse proxy: how many proxies' X-Forwarded-For entries to trust (0: none).
     "PROXY_FIX_X_FOR": 0,
 }

@@ -2,7 +2,8 @@
 from datetime import timezone
 
 from .services import risks
-from .services.live.messages import describe
+from .services.live.messages import describe, incident_link_text
+from .services.pagerduty_incidents import state_words
 
 
 def format_datetime(value):
@@ -31,3 +32,5 @@ def register(app):
     app.add_template_filter(iso_utc, "iso_utc")
     app.add_template_filter(describe_event, "describe_event")
     app.add_template_filter(risk_words, "risk_words")
+    app.add_template_filter(incident_link_text, "incident_link_text")
+    app.add_template_filter(state_words, "incident_state")

@@ -41,6 +41,10 @@ FINAL_TRANSACTION_STATES = ("verified", "denied", "cancelled", "expired")
 DELIVERY_CHANNELS = ("pagerduty", "email", "sms", "slack")
 
 DELIVERY_STATES = ("queued", "sending", "sent", "failed", "cancelled")
+# What a delivery does: notify the user of the request, or (PagerDuty) resolve its incident.
+DELIVERY_ACTIONS = ("notify", "resolve")
+# PagerDuty's states of an incident, as its webhooks tell them.
+INCIDENT_STATES = ("triggered", "acknowledged", "resolved")
 SEVERITIES = ("critical", "error", "warning", "info")
 TLS_MODES = ("none", "starttls", "tls")
 # What a WebAuthn challenge is for: verifying a transaction, registering a passkey, or proving
@@ -192,6 +196,9 @@ class Transaction(db.Model):
     deliveries: Mapped[list["Delivery"]] = relationship(
         back_populates="transaction", order_by="Delivery.id"
     )
+    # PagerDuty's incident for it, once a webhook told of one.
+    pagerduty_incident: Mapped["PagerDutyIncident | None"] = relationship(
+        lazy="selectin", viewonly=True)
 
     def __repr__(self):
         return f"<Transaction {self.public_id} {self.status}>"
@@ -208,7 +215,9 @@ class Delivery(db.Model):
     __table_args__ = (
         CheckConstraint(f"status {_in(DELIVERY_STATES)}", name="status"),
         CheckConstraint(f"channel {_in(DELIVERY_CHANNELS)}", name="channel"),
-        UniqueConstraint("transaction_id", "channel", name="uq_deliveries_transaction_id_channel"),
+        CheckConstraint(f"action {_in(DELIVERY_ACTIONS)}", name="action"),
+        UniqueConstraint("transaction_id", "channel", "action",
+                         name="uq_deliveries_transaction_id_channel_action"),
         Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
         # Insights and channel health count deliveries by when they were queued, and time the
         # sent ones and count the failed ones.
@@ -219,6 +228,7 @@ class Delivery(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id"))
     channel: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(16), default="notify", server_default="notify")
     status: Mapped[str] = mapped_column(String(16), default="queued")
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -237,7 +247,7 @@ class Delivery(db.Model):
     transaction: Mapped[Transaction] = relationship(back_populates="deliveries")
 
     def __repr__(self):
-        return f"<Delivery {self.id} {self.channel} {self.status}>"
+        return f"<Delivery {self.id} {self.channel} {self.action} {self.status}>"
 
 
 class Event(db.Model):
@@ -281,6 +291,8 @@ class PagerDutySettings(IntegrationSettings, db.Model):
 
     integration_key_ciphertext: Mapped[str | None] = mapped_column(Text)
     severity: Mapped[str] = mapped_column(String(16), default="critical")
+    # The webhook subscription's signing secret: PagerDuty signs what it posts back with it.
+    webhook_secret_ciphertext: Mapped[str | None] = mapped_column(Text)
 
 
 class EmailSettings(IntegrationSettings, db.Model):
@@ -379,6 +391,9 @@ class OrganisationSettings(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     require_passkey: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Off by default: SendAuth leaves resolving an incident to a person after review.
+    resolve_pagerduty_incidents: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                             server_default="0")
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
@@ -419,3 +434,33 @@ class SignIn(db.Model):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PagerDutyIncident(db.Model):
+    """PagerDuty's incident for a transaction, as its webhooks last told it."""
+
+    __tablename__ = "pagerduty_incidents"
+    __table_args__ = (CheckConstraint(f"state {_in(INCIDENT_STATES)}", name="state"),)
+
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id"), primary_key=True)
+    incident_id: Mapped[str | None] = mapped_column(String(64))
+    number: Mapped[int | None] = mapped_column(BigInteger)
+    html_url: Mapped[str | None] = mapped_column(String(500))
+    state: Mapped[str] = mapped_column(String(16))
+    # Who acknowledged it, as PagerDuty names them (None unless acknowledged).
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+    # When PagerDuty says the change that set ``state`` happened: an older event arriving
+    # late goes on the timeline but does not turn the state back.
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WebhookReceipt(db.Model):
+    """A webhook already taken in (its X-Webhook-Id), so a retry of it is ignored; kept for a
+    few days, longer than PagerDuty retries."""
+
+    __tablename__ = "webhook_receipts"
+    __table_args__ = (Index("ix_webhook_receipts_received_at", "received_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(String(128), unique=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

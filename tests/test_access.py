@@ -40,9 +40,9 @@ CHANNEL_ROUTES = [row for cls in channels.REGISTRY.values() for row in (
     ("GET", "/settings/<channel:name>", f"/settings/{cls.name}", gate("admin", 200)),
     ("POST", "/settings/<channel:name>", f"/settings/{cls.name}", gate("admin", 302)),
     ("POST", "/settings/<channel:name>/test", f"/settings/{cls.name}/test", gate("admin", 302)),
-    ("POST", "/settings/<channel:name>/remove-<secret_word>",
-     f"/settings/{cls.name}/remove-{cls.page.secret_word}", gate("admin", 302)),
-)]
+)] + [("POST", "/settings/<channel:name>/remove-<secret_word>",
+       f"/settings/{cls.name}/remove-{secret.word or cls.page.secret_word}", gate("admin", 302))
+      for cls in channels.REGISTRY.values() for secret in cls.secret_settings]
 
 # (method, the route's rule, a URL of it to try, {identity: expected status}).
 ROUTES = CHANNEL_ROUTES + [
@@ -60,6 +60,8 @@ ROUTES = CHANNEL_ROUTES + [
      "/settings/users/{member}/enrolment-link", gate("admin", 200)),
     ("POST", "/settings/users/<int:user_id>/active", "/settings/users/{member}/active",
      gate("admin", 400)),
+    ("POST", "/settings/pagerduty/resolve-test", "/settings/pagerduty/resolve-test",
+     gate("admin", 302)),
     ("GET", "/profile/messaging", "/profile/messaging", gate("member", 200)),
     ("POST", "/profile/messaging", "/profile/messaging", gate("member", 400)),
     ("GET", "/profile/passkeys", "/profile/passkeys", gate("member", 200)),
@@ -88,6 +90,10 @@ ROUTES = CHANNEL_ROUTES + [
      gate("requestor", 200, requestor=404)),
     ("POST", "/transactions/<public_id>/cancel", "/transactions/{transaction}/cancel",
      gate("requestor", 302, requestor=404, reviewer=403)),
+    ("POST", "/transactions/<public_id>/resolve-incident",
+     "/transactions/{transaction}/resolve-incident", gate("reviewer", 302)),
+    # No session, no CSRF token: the signature decides, and none is set up here.
+    ("POST", "/webhooks/pagerduty", "/webhooks/pagerduty", everyone(403)),
     ("GET", "/authenticate/<token>", "/authenticate/{token}",
      everyone(403, anonymous=302, target=200)),
     ("POST", "/authenticate/<token>", "/authenticate/{token}",

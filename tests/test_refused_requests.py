@@ -65,6 +65,11 @@ def post_urls(app, arguments):
     return sorted(urls)
 
 
+# Posted by a provider, not a browser: a signature stands in for the CSRF token
+# (tests/test_pagerduty_webhooks.py).
+SIGNED_NOT_FORMS = ("/webhooks/pagerduty",)
+
+
 def test_every_post_route_refuses_a_missing_or_foreign_csrf_token_with_400(app, world):
     admin, anonymous = world["admin"], app.test_client()
     tokens = {
@@ -72,6 +77,8 @@ def test_every_post_route_refuses_a_missing_or_foreign_csrf_token_with_400(app, 
         "anonymous": csrf_token_from(anonymous.get("/login").text),
     }
     for url in post_urls(app, world["arguments"]):
+        if url in SIGNED_NOT_FORMS:
+            continue
         for who, client in (("admin", admin), ("anonymous", anonymous)):
             foreign = tokens["anonymous" if who == "admin" else "admin"]
             for case, token in (("missing", None), ("foreign", foreign), ("empty", ""),

@@ -21,7 +21,7 @@ from .slack import Slack
 from .sms import Sms
 
 __all__ = ["REGISTRY", "Channel", "ChannelUnavailable", "channel", "contact_problem", "label",
-           "names", "problem", "send", "send_test"]
+           "names", "problem", "resolve_test", "send", "send_test"]
 
 # In the order pages list them.
 REGISTRY = {cls.name: cls for cls in (PagerDuty, Email, Sms, Slack)}
@@ -78,6 +78,24 @@ def send_test(name, *, actor):
     result = send(instance, prepared)
     integration.record_outcome(name, success=result.accepted, error=result.error)
     event_log.record(f"settings.{name}_tested", actor=actor, data={
+        "outcome": result.outcome, "http_status": result.http_status, "error": result.error,
+    })
+    db.session.commit()
+    return result
+
+
+def resolve_test(name, dedup_key, *, actor):
+    """Resolve the test incident opened with ``dedup_key``, at once, as the test was sent;
+    feeds the status indicator and the audit log. ChannelUnavailable says why not."""
+    instance = channel(name)
+    try:
+        prepared = instance.prepare_test_resolve(dedup_key)
+    except SecretUnreadable as exc:
+        raise ChannelUnavailable(str(exc).rstrip(".")) from None
+    db.session.commit()
+    result = send(instance, prepared)
+    integration.record_outcome(name, success=result.accepted, error=result.error)
+    event_log.record(f"settings.{name}_test_resolved", actor=actor, data={
         "outcome": result.outcome, "http_status": result.http_status, "error": result.error,
     })
     db.session.commit()

@@ -57,6 +57,10 @@ class Page:
     enable_description: str
     # The provider's name for what was sent, shown after an accepted test: "dedup key".
     external_id_label: str | None = None
+    # Whether the test can be undone from the page (PagerDuty: resolve the test incident).
+    test_resolvable: bool = False
+    # The endpoint the provider posts back to, if any: the page shows its address.
+    webhook_endpoint: str | None = None
 
     @property
     def test_noun(self):

@@ -1,9 +1,10 @@
 """An integration: the organisation's setup of one channel, and its status indicator.
 
 Every channel keeps its setup in one typed settings row, described by the channel's
-``settings`` (plain values and the one secret kept encrypted). Saving, removing the secret,
-masking it and saying why the organisation cannot send through the channel are the same
-rules for all of them, so they live here, in ``Integration``, which each channel extends.
+``settings`` (plain values, and secrets kept encrypted: the first is the one it sends with).
+Saving, removing a secret, masking it and saying why the organisation cannot send through the
+channel are the same rules for all of them, so they live here, in ``Integration``, which each
+channel extends.
 """
 import time
 from collections.abc import Callable
@@ -57,6 +58,9 @@ class Setting:
     choices: dict | None = None
     default: str | None = None
     render_kw: dict = field(default_factory=dict)
+    # A secret's word in the URL that removes it (/settings/<channel>/remove-<word>); None:
+    # the channel page's ``secret_word``.
+    word: str | None = None
 
     @property
     def column(self):
@@ -82,7 +86,7 @@ def join_words(words, conjunction="and"):
 
 class Integration:
     """The settings rules every channel shares. A channel names its ``model`` (the settings
-    table), its ``settings`` in the order the form shows them (exactly one is the secret),
+    table), its ``settings`` in the order the form shows them (at least one is a secret),
     its ``noun`` as said mid-sentence ("PagerDuty", "email") and an ``enable_hint``."""
 
     name = None
@@ -91,12 +95,20 @@ class Integration:
     settings = ()
     enable_hint = ""
 
-    # The one setting kept encrypted (set for each channel class from its ``settings``).
+    # The settings kept encrypted, and the first of them: the credential the channel sends
+    # with (set for each channel class from its ``settings``).
+    secret_settings = ()
     secret_setting = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        cls.secret_setting = next((s for s in cls.settings if s.secret), None)
+        cls.secret_settings = tuple(s for s in cls.settings if s.secret)
+        cls.secret_setting = cls.secret_settings[0] if cls.secret_settings else None
+
+    def secret_named(self, word, default_word):
+        """The secret setting whose URL word is ``word`` (``default_word`` for those that name
+        none), or None."""
+        return next((s for s in self.secret_settings if (s.word or default_word) == word), None)
 
     def settings_row(self):
         """For reading: the saved settings, or their defaults when nobody has saved any."""
@@ -169,9 +181,10 @@ class Integration:
         return SettingsError(f"{asks[0].upper()}{asks[1:]} before enabling {self.noun}"
                              f"{self.enable_hint}.", missing[0].name)
 
-    def remove_secret(self, *, actor, now=None):
-        """Forget the stored secret; an integration that cannot work without it is disabled."""
-        secret = self.secret_setting
+    def remove_secret(self, *, actor, now=None, setting=None):
+        """Forget the stored secret (``setting``, or the one the channel sends with); an
+        integration that cannot work without it is disabled."""
+        secret = setting or self.secret_setting
         if getattr(self.settings_row(), secret.column) is None:
             return []
         row = self._settings_row_to_change()
@@ -180,7 +193,8 @@ class Integration:
             changes.append("integration disabled")
             row.enabled = False
         setattr(row, secret.column, None)
-        reset_status(self.name)
+        if secret.resets_status:
+            reset_status(self.name)
         self._touch(row, actor, now, changes)
         return changes
 
@@ -190,19 +204,20 @@ class Integration:
         event_log.record(f"settings.{self.name}_changed", actor=actor,
                          data={"changes": changes})
 
-    def secret_mask(self):
+    def secret_mask(self, setting=None):
         """The stored secret as a mask, None when there is none, or a note when it cannot be
         read."""
         try:
-            secret = self.stored_secret()
+            secret = self.stored_secret(setting)
         except SecretUnreadable as exc:
             return str(exc)
         return None if secret is None else mask(secret)
 
-    def stored_secret(self):
-        """The decrypted secret, or None. SecretUnreadable when the keys changed since it was
-        saved: the dispatcher fails the delivery and shows it on the status indicator."""
-        ciphertext = getattr(self.settings_row(), self.secret_setting.column)
+    def stored_secret(self, setting=None):
+        """The decrypted secret (``setting``, or the one the channel sends with), or None.
+        SecretUnreadable when the keys changed since it was saved: the dispatcher fails the
+        delivery and shows it on the status indicator."""
+        ciphertext = getattr(self.settings_row(), (setting or self.secret_setting).column)
         return None if ciphertext is None else decrypt(ciphertext)
 
 

@@ -2,9 +2,13 @@
 
 The facts this follows are in ``shared/spec/pagerduty-events-v2.md``: the routing key is 32
 letters or digits (case kept), summary at most 1024 characters, the whole event at most 512 KB,
-202 means accepted, 400 never succeeds on retry, 429/5xx/timeouts may. SendAuth never resolves
-an incident itself.
+202 means accepted, 400 never succeeds on retry, 429/5xx/timeouts may. An incident is resolved
+with a ``resolve`` carrying the same dedup_key, after a reviewer asks for it (or, when the
+organisation turned it on, when the request is final). PagerDuty's V3 webhooks come back signed
+with the subscription's secret (``signature_matches``).
 """
+import hashlib
+import hmac
 import json
 import re
 import secrets as random_tokens
@@ -12,7 +16,7 @@ from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from ..models import SEVERITIES, PagerDutySettings
-from .base import Channel, Page
+from .base import Channel, ChannelUnavailable, Page
 from .http import (
     HttpClient,
     SendResult,
@@ -152,6 +156,52 @@ def test_trigger(*, routing_key, severity, sent_by, base_url, dedup_key):
     )
 
 
+def resolve_event(*, routing_key, dedup_key):
+    """Resolves the open incident that the trigger with ``dedup_key`` opened."""
+    return {"routing_key": routing_key, "event_action": "resolve",
+            "dedup_key": dedup_key[:DEDUP_KEY_MAX_CHARS]}
+
+
+TEST_DEDUP_KEY_PREFIX = "sendauth-test-"
+_TEST_DEDUP_KEY_RE = re.compile(re.escape(TEST_DEDUP_KEY_PREFIX) + "[0-9a-f]{16}")
+
+
+def is_test_dedup_key(value):
+    """Whether ``value`` is the dedup_key of a test incident from the settings page."""
+    return isinstance(value, str) and _TEST_DEDUP_KEY_RE.fullmatch(value) is not None
+
+
+WEBHOOK_SECRET_MAX_CHARS = 200
+
+
+def clean_webhook_secret(raw):
+    """The subscription's signing secret, trimmed; ValueError says what is wrong."""
+    secret = (raw or "").strip()
+    if not secret:
+        return None
+    if len(secret) > WEBHOOK_SECRET_MAX_CHARS or any(c.isspace() for c in secret):
+        raise ValueError(
+            "The signing secret is one word of letters, digits and symbols, as PagerDuty shows "
+            "it once when the webhook subscription is created. Copy it again, or create the "
+            "subscription again to get a new one.")
+    return secret
+
+
+def signature_matches(secret, body, header):
+    """Whether any ``v1=`` signature in ``header`` is the HMAC-SHA256 of ``body`` keyed with
+    ``secret`` (several appear while PagerDuty rotates the secret). Constant-time compare."""
+    if not secret or not header:
+        return False
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    matched = False
+    for part in header.split(","):
+        version, _, value = part.strip().partition("=")
+        if version == "v1" and value:
+            # Compare every value, so the time taken does not tell which one matched.
+            matched |= hmac.compare_digest(expected, value.strip().lower())
+    return matched
+
+
 def classify(response):
     status = response.status_code
     if 200 <= status < 300:
@@ -218,6 +268,14 @@ class PagerDuty(Channel):
         Setting("severity", "severity", resets_status=False, kind="select",
                 clean=choice(SEVERITIES, f"Choose a severity: {', '.join(SEVERITIES)}."),
                 field_label="Severity", choices=SEVERITY_LABELS, default="critical"),
+        Setting("webhook_secret", "webhook signing secret", clean_webhook_secret, secret=True,
+                required=False, resets_status=False, kind="password", word="signing-secret",
+                field_label="Webhook signing secret (optional)",
+                description="To see on each request whether the incident was acknowledged, "
+                            "escalated or resolved: in PagerDuty, Integrations → Generic "
+                            "Webhooks (v3) → New Webhook, deliver to the address below, and "
+                            "paste the signing secret PagerDuty shows once. Leave empty to keep "
+                            "the stored secret."),
     )
     enable_hint = ": find it in PagerDuty under Service → Integrations → Events API V2"
     preference_description = ("An incident on the organisation's PagerDuty service. You need "
@@ -225,13 +283,16 @@ class PagerDuty(Channel):
     page = Page(
         what="incident",
         provider="PagerDuty",
-        accepted_advice="Check that it reached the right people, then resolve it in PagerDuty.",
+        accepted_advice="Check that it reached the right people, then resolve it with the "
+                        "button below or in PagerDuty.",
         refused_advice="Check the integration key and that the service has an Events API V2 "
                        "integration.",
         secret_word="key",
         enable_label="Enable PagerDuty integration",
         enable_description="Send authentication requests to PagerDuty as incidents.",
         external_id_label="dedup key",
+        test_resolvable=True,
+        webhook_endpoint="webhooks.pagerduty",
     )
     client_class = EventsClient
 
@@ -244,13 +305,35 @@ class PagerDuty(Channel):
             base_url=self.config["BASE_URL"],
         )
 
+    def prepare_resolve(self, dedup_key):
+        """A resolve of a request's incident, opened with ``dedup_key``; ChannelUnavailable
+        says why it cannot be sent now."""
+        problem = self.problem()
+        if problem:
+            raise ChannelUnavailable(problem)
+        return resolve_event(routing_key=self.secret(), dedup_key=dedup_key)
+
+    def prepare_test_resolve(self, dedup_key):
+        """A resolve of a test incident: like the test, with the saved key, on or off."""
+        missing = self.save_first()
+        if missing:
+            raise ChannelUnavailable(f"{missing}; the resolve uses the saved settings")
+        return resolve_event(routing_key=self.secret(), dedup_key=dedup_key)
+
+    def webhook_secret(self):
+        return self.stored_secret(self.webhook_secret_setting)
+
+    @property
+    def webhook_secret_setting(self):
+        return next(s for s in self.settings if s.name == "webhook_secret")
+
     def build_test(self, settings, sent_by):
         return test_trigger(
             routing_key=self.secret(),
             severity=settings.severity,
             sent_by=sent_by.name,
             base_url=self.config["BASE_URL"],
-            dedup_key=f"sendauth-test-{random_tokens.token_hex(8)}",
+            dedup_key=f"{TEST_DEDUP_KEY_PREFIX}{random_tokens.token_hex(8)}",
         )
 
     def build_notice(self, settings, user, notice):

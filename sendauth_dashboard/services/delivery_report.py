@@ -78,9 +78,12 @@ def _row(channel, state, attempts, answer, seconds, next_retry_at):
 
 
 def rows(transaction):
-    """One row per channel, from the outbox."""
+    """One row per channel, from the outbox (its notifications: a resolve after review shows
+    on the timeline)."""
     shown = []
     for delivery in transaction.deliveries:
+        if delivery.action != "notify":
+            continue
         if delivery.status == "sent":
             answer = accepted_words(delivery.channel, delivery.last_http_status)
             seconds = (delivery.completed_at - delivery.created_at).total_seconds()
@@ -97,7 +100,7 @@ def rows(transaction):
 def row_from_event(kind, data, at, transaction_created_at):
     """The channel's row as a delivery event leaves it (for pages updating live)."""
     state = EVENT_STATES.get(kind)
-    if state is None or not data.get("channel"):
+    if state is None or not data.get("channel") or data.get("action", "notify") != "notify":
         return None
     channel = data["channel"]
     if state == "sent":

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 
 from ..extensions import db
 from ..models import Event, Transaction, utcnow
-from . import accounts, after_commit, organisation, passkeys, risks, routing
+from . import accounts, after_commit, organisation, pagerduty_incidents, passkeys, risks, routing
 from .live import event_log
 from .outbox import deliveries
 
@@ -119,6 +119,7 @@ def _transition(transaction, status, *, actor, now, completed_at=None, data=None
     deliveries.cancel_open(transaction.id, f"The transaction was {status}.", now)
     event_log.record(f"transaction.{status}", transaction=transaction, actor=actor,
                   data={"status": status, **(data or {})})
+    pagerduty_incidents.resolve_when_final(transaction)
     return True
 
 

@@ -5,7 +5,7 @@ The routes take the channel's name from the registry (``channels.REGISTRY``):
 ``.../test`` and ``.../remove-<key|password|token>``. The form is made from the channel's
 ``settings``; the page's own words are in ``templates/settings/<channel>.html``.
 """
-from flask import abort, flash, redirect, render_template, url_for
+from flask import abort, current_app, flash, redirect, render_template, session, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -23,7 +23,7 @@ from wtforms.validators import ValidationError
 
 from .. import channels
 from ..auth import role_required
-from ..channels import integration
+from ..channels import integration, pagerduty
 from ..extensions import db
 from ..forms import apply_service_error, checked_by, choices
 from ..models import Event
@@ -104,18 +104,28 @@ def settings_page(name):
         channel=channel,
         page=channel.page,
         form=form,
-        secret_field=form[channel.secret_setting.name],
+        secrets=[(s, s.word or channel.page.secret_word, channel.secret_mask(s))
+                 for s in channel.secret_settings],
         settings=channel.settings_row(),
-        secret_mask=channel.secret_mask(),
         save_first=channel.save_first(),
         status=integration.status_view(name),
         audit=_audit_rows(name),
         channel_tabs=channel_tabs(),
+        test_incident=session.get(_TEST_INCIDENT.format(name)),
+        webhook_url=_webhook_url(channel.page),
     ), 400 if form.errors else 200
 
 
+def _webhook_url(page):
+    """Where the provider is told to post back: at the public address (BASE_URL)."""
+    if page.webhook_endpoint is None:
+        return None
+    return current_app.config["BASE_URL"] + url_for(page.webhook_endpoint)
+
+
 def _audit_rows(name):
-    kinds = (f"settings.{name}_changed", f"settings.{name}_tested")
+    kinds = (f"settings.{name}_changed", f"settings.{name}_tested",
+             f"settings.{name}_test_resolved")
     return db.session.scalars(
         select(Event).where(Event.kind.in_(kinds)).order_by(Event.id.desc()).limit(AUDIT_ROWS)
     ).all()
@@ -150,6 +160,8 @@ def send_test(name):
     # The provider's words may end with a full stop of their own.
     error = (result.error or "").rstrip(".")
     if result.accepted:
+        if page.test_resolvable and result.external_id:
+            session[_TEST_INCIDENT.format(name)] = result.external_id
         details = [f"{page.external_id_label} {result.external_id}"
                    if page.external_id_label and result.external_id else None, result.note]
         reference = "; ".join(d for d in details if d)
@@ -165,14 +177,44 @@ def send_test(name):
     return back
 
 
+# The session key that remembers the admin's last test incident, for its Resolve button.
+_TEST_INCIDENT = "{}_test_incident"
+
+
+@bp.post("/pagerduty/resolve-test", endpoint="pagerduty_resolve_test")
+@role_required("admin")
+def resolve_test():
+    back = redirect(url_for("settings.channel", name="pagerduty"))
+    dedup_key = session.get(_TEST_INCIDENT.format("pagerduty"))
+    if not pagerduty.is_test_dedup_key(dedup_key):
+        flash("There is no test incident of yours to resolve: send one first.", "error")
+        return back
+    try:
+        result = channels.resolve_test("pagerduty", dedup_key, actor=current_user)
+    except channels.ChannelUnavailable as exc:
+        flash(f"{exc}.", "error")
+        return back
+    if result.accepted:
+        session.pop(_TEST_INCIDENT.format("pagerduty"), None)
+        flash(f"PagerDuty accepted the resolve of the test incident (dedup key {dedup_key}).",
+              "success")
+    elif result.outcome == "permanent":
+        flash(f"PagerDuty refused the resolve: {result.error}.", "error")
+    else:
+        flash(f"The resolve did not get through: {result.error}. Try again in a moment.",
+              "error")
+    return back
+
+
 @bp.post("/<channel:name>/remove-<secret_word>", endpoint="channel_remove_secret")
 @role_required("admin")
 def remove_secret(name, secret_word):
     channel = _channel(name)
-    if secret_word != channel.page.secret_word:
+    setting = channel.secret_named(secret_word, channel.page.secret_word)
+    if setting is None:
         abort(404)
-    label = channel.secret_setting.label
-    changes = channel.remove_secret(actor=current_user)
+    label = setting.label
+    changes = channel.remove_secret(actor=current_user, setting=setting)
     db.session.commit()
     if changes:
         disabled = f" and disabled {channel.noun}" if "integration disabled" in changes else ""

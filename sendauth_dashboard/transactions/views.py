@@ -1,4 +1,5 @@
-"""The transaction list, the send form, a transaction's page, and cancelling."""
+"""The transaction list, the send form, a transaction's page, cancelling, and resolving its
+PagerDuty incident."""
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
@@ -8,7 +9,7 @@ from ..auth import role_required
 from ..extensions import db
 from ..forms import apply_service_error
 from ..models import User, utcnow
-from ..services import delivery_report, transaction_list, transactions
+from ..services import delivery_report, pagerduty_incidents, transaction_list, transactions
 from ..services.live import event_log
 from . import bp
 from .forms import FilterForm, NewTransactionForm
@@ -80,14 +81,42 @@ def new():
 @role_required("requestor")
 def show(public_id):
     transaction = _visible_or_404(public_id)
+    status = transactions.effective_status(transaction)
     return render_template(
         "transactions/show.html", t=transaction,
-        status=transactions.effective_status(transaction),
+        status=status,
         timeline=delivery_report.worth_a_line(transactions.timeline(transaction)),
         deliveries=delivery_report.rows(transaction), now=utcnow(),
         may_cancel=transactions.may_cancel(transaction, current_user),
         last_event_id=event_log.latest_event_id(),
+        incident=_incident_view(transaction, status),
     )
+
+
+def _incident_view(transaction, status):
+    """What the page says of the PagerDuty incident: None when PagerDuty was not asked to
+    open one; else its state, and whether the viewer may press Resolve (once final)."""
+    if not any(d.channel == "pagerduty" for d in transaction.deliveries):
+        return None
+    problem = pagerduty_incidents.incident_problem(transaction)
+    return {"state": pagerduty_incidents.state_words(transaction.pagerduty_incident),
+            "resolvable": current_user.has_role("reviewer") and problem is None,
+            "final": status != "pending"}
+
+
+@bp.post("/<public_id>/resolve-incident")
+@role_required("reviewer")
+def resolve_incident(public_id):
+    transaction = _visible_or_404(public_id)
+    problem = pagerduty_incidents.request_resolve(
+        transaction, transactions.effective_status(transaction), actor=current_user)
+    db.session.commit()
+    if problem:
+        flash(f"{problem}.", "error")
+    else:
+        flash("Resolving the PagerDuty incident: the timeline shows PagerDuty's answer.",
+              "success")
+    return redirect(url_for("transactions.show", public_id=public_id))
 
 
 @bp.post("/<public_id>/cancel")

@@ -127,6 +127,7 @@
     if (row) {
       if (changesStatus(message)) { setStatus(row, t.status); }
       showRisks(row, t.risks);
+      if (message.data.incident_state) { setIncidentInRow(row, message.data.incident_state); }
       return;
     }
     if (message.kind === "transaction.created" && acceptsNew(t)) {
@@ -135,6 +136,22 @@
       if (empty) { empty.hidden = true; }
       countOneMore();
     }
+  }
+
+  // PagerDuty's state of the incident, under the status badge (as _row.html renders it).
+  function setIncidentInRow(row, state) {
+    var field = row.querySelector("[data-field=incident]");
+    if (!field) {
+      var note = document.createElement("span");
+      note.className = "muted small";
+      note.appendChild(document.createTextNode("PagerDuty: "));
+      field = document.createElement("span");
+      field.setAttribute("data-field", "incident");
+      note.appendChild(field);
+      row.cells[0].appendChild(document.createElement("br"));
+      row.cells[0].appendChild(note);
+    }
+    field.textContent = state;
   }
 
   function acceptsNew(t) {
@@ -234,6 +251,7 @@
       document.querySelectorAll("[data-pending-only], .flashes").forEach(function (el) {
         el.hidden = true;
       });
+      document.querySelectorAll("[data-final-only]").forEach(function (el) { el.hidden = false; });
       // Deliveries still waiting are never sent once the request is final.
       document.querySelectorAll('[data-deliveries] tr[data-state="queued"]').forEach(function (r) {
         r.setAttribute("data-state", "cancelled");
@@ -241,6 +259,28 @@
         setDeliveryCell(r, "next_retry_at", "");
       });
     }
+    var incident = message.data.incident_state;
+    if (incident) {
+      var field = root.querySelector("[data-field=incident]");
+      if (field) { field.textContent = incident; }
+    }
+    if (incident === "resolved" || message.kind === "pagerduty.resolve_requested") {
+      document.querySelectorAll("[data-resolve-incident]").forEach(function (el) {
+        el.hidden = true;
+        el.removeAttribute("data-final-only");
+      });
+    }
+  }
+
+  // As show.html renders it: " · incident #12", linking to PagerDuty (https only).
+  function appendIncidentLink(item, data) {
+    if (typeof data.html_url !== "string" || data.html_url.indexOf("https://") !== 0) { return; }
+    var link = document.createElement("a");
+    link.href = data.html_url;
+    link.rel = "noopener noreferrer";
+    link.textContent = data.number ? "incident #" + data.number : "the incident";
+    item.appendChild(document.createTextNode(" · "));
+    item.appendChild(link);
   }
 
   // A channel's first failure is a line; its later retries show in the deliveries table only.
@@ -261,6 +301,7 @@
     item.className = "arrived";
     item.appendChild(timeElement(message.at));
     item.appendChild(document.createTextNode(" " + message.text));
+    appendIncidentLink(item, message.data);
     document.querySelector("[data-timeline]").appendChild(item);
   }
 

@@ -24,10 +24,12 @@ def wait_until(condition, timeout=10.0, interval=0.02, message="condition"):
         time.sleep(interval)
 
 
-def configure_pagerduty(app, key=TEST_KEY, enabled=True, severity="critical"):
+def configure_pagerduty(app, key=TEST_KEY, enabled=True, severity="critical",
+                        webhook_secret=None):
     with app.app_context():
         channels.channel("pagerduty").update_settings(
-            enabled=enabled, actor=None, values={"integration_key": key, "severity": severity})
+            enabled=enabled, actor=None, values={"integration_key": key, "severity": severity,
+                                                 "webhook_secret": webhook_secret})
         db.session.commit()
 
 

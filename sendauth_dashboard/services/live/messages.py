@@ -80,6 +80,10 @@ def describe(kind, data, actor_name=None):
         return f"{who} cancelled the request"
     if kind == "transaction.expired":
         return "Expired without an answer"
+    if data.get("action") == "resolve" and kind.startswith("delivery."):
+        return _resolve_delivery(kind, data, channel, attempt)
+    if kind.startswith("pagerduty."):
+        return _incident(kind, data, who)
     if kind == "delivery.sent":
         return delivery_report.accepted_words(data.get("channel"), data.get("http_status"),
                                               data.get("attempt"))
@@ -91,6 +95,54 @@ def describe(kind, data, actor_name=None):
     if kind == "delivery.cancelled":
         return f"{channel}: not sent: {data.get('reason')}"
     return kind
+
+
+def _resolve_delivery(kind, data, channel, attempt):
+    if kind == "delivery.sent":
+        return f"{channel} accepted the resolve of the incident ({attempt}, HTTP " \
+               f"{data.get('http_status')})"
+    if kind == "delivery.retrying":
+        return (f"{channel}: resolving the incident, {attempt} failed ({data.get('error')}); "
+                f"trying again at {_clock(data.get('next_attempt_at'))}")
+    if kind == "delivery.failed":
+        return f"{channel}: resolving the incident failed: {data.get('error')}"
+    return f"{channel}: the incident was not resolved: {data.get('reason')}"
+
+
+# PagerDuty's incident events: what happened, to whom, by whom ("Acknowledged in PagerDuty by
+# Alex Oncall"), and what follows.
+INCIDENT_WORDS = {
+    "pagerduty.triggered": ("Incident opened in PagerDuty", ""),
+    "pagerduty.acknowledged": ("Acknowledged in PagerDuty", ""),
+    "pagerduty.unacknowledged": ("Unacknowledged in PagerDuty", ": nobody holds it now"),
+    "pagerduty.reassigned": ("Reassigned in PagerDuty", ""),
+    "pagerduty.escalated": ("Escalated in PagerDuty", ""),
+    "pagerduty.resolved": ("Resolved in PagerDuty", ""),
+    "pagerduty.reopened": ("Reopened in PagerDuty", ""),
+    "pagerduty.annotated": ("Note added in PagerDuty", ""),
+}
+
+
+def _incident(kind, data, who):
+    if kind == "pagerduty.resolve_requested":
+        if data.get("automatic"):
+            return "Asked PagerDuty to resolve the incident: the request is final"
+        return f"{who} asked PagerDuty to resolve the incident"
+    if kind not in INCIDENT_WORDS:
+        return kind
+    words, after = INCIDENT_WORDS[kind]
+    if data.get("assignees"):
+        words += f" to {', '.join(data['assignees'])}"
+    if data.get("agent"):
+        words += f" by {data['agent']}"
+    if data.get("note"):
+        after = f": {data['note']}"
+    return words + after
+
+
+def incident_link_text(data):
+    """"incident #12": the words of the link to PagerDuty's incident beside an event."""
+    return f"incident #{data['number']}" if data.get("number") else "the incident"
 
 
 def _when(iso):

@@ -7,6 +7,10 @@ no database connection held, and records the outcome on the delivery, on the cha
 indicator and as an event. Retryable failures come back with capped exponential backoff and
 jitter; a claim whose dispatcher died is taken again once its lease runs out. Sending twice is
 harmless for PagerDuty: the dedup_key is the transaction id.
+
+Most deliveries notify the user (``action`` "notify"); a PagerDuty delivery may instead resolve
+the transaction's incident once the request is final (``enqueue_resolve``): the same outbox,
+retries, send window, status indicator and events.
 """
 import logging
 import random
@@ -39,11 +43,32 @@ def enqueue(transaction, channel_names, link):
     ]
 
 
+def enqueue_resolve(transaction, channel_name):
+    """Queue (or queue again, after a failure) the resolve of the transaction's incident, in
+    the caller's database transaction; None when one is already queued, under way or sent."""
+    delivery = db.session.scalar(select(Delivery).where(
+        Delivery.transaction_id == transaction.id, Delivery.channel == channel_name,
+        Delivery.action == "resolve"))
+    if delivery is None:
+        delivery = Delivery(transaction=transaction, channel=channel_name, action="resolve")
+        db.session.add(delivery)
+    elif delivery.status in ("failed", "cancelled"):
+        delivery.status = "queued"
+        delivery.attempts = 0
+        delivery.next_attempt_at = utcnow()
+        delivery.completed_at = None
+        delivery.last_error = None
+    else:
+        return None
+    return delivery
+
+
 def cancel_open(transaction_id, reason, now):
-    """Queued deliveries of a transaction that is no longer pending will never be sent."""
+    """Queued notifications of a transaction that is no longer pending will never be sent."""
     db.session.execute(
         update(Delivery)
-        .where(Delivery.transaction_id == transaction_id, Delivery.status == "queued")
+        .where(Delivery.transaction_id == transaction_id, Delivery.status == "queued",
+               Delivery.action == "notify")
         .values(status="cancelled", completed_at=now, link_ciphertext=None, last_error=reason)
     )
 
@@ -133,24 +158,35 @@ def attempt(delivery_id, owner):
         return "lost"
     transaction = delivery.transaction
     now = utcnow()
-    if transaction.status != "pending" or transaction.expires_at <= now:
+    resolving = delivery.action == "resolve"
+    if not resolving and (transaction.status != "pending" or transaction.expires_at <= now):
         _finish(delivery, "cancelled", now, "The transaction is no longer pending.")
         db.session.commit()
         return "cancelled"
+    if resolving and _trigger_in_flight(delivery):
+        # A resolve that overtook its trigger would find no incident, and the trigger would
+        # then open one that stays open: wait for the trigger's answer.
+        _requeue(delivery, now + timedelta(seconds=TRIGGER_WAIT_SECONDS))
+        db.session.commit()
+        return "waiting"
     channel = channels.channel(delivery.channel)
+    about = _about(delivery)
     try:
-        prepared = channel.prepare(transaction, decrypt(delivery.link_ciphertext))
+        if resolving:
+            prepared = channel.prepare_resolve(transaction.public_id)
+        else:
+            prepared = channel.prepare(transaction, decrypt(delivery.link_ciphertext))
     except channels.ChannelUnavailable as exc:
         _finish(delivery, "cancelled", now, f"Not sent: {exc}.")
         event_log.record("delivery.cancelled", transaction=transaction,
-                      data={"channel": delivery.channel, "reason": str(exc)})
+                      data={**about, "reason": str(exc)})
         db.session.commit()
         return "cancelled"
     except SecretUnreadable as exc:
         # No retry can help until an admin enters the secret again; say so where they look.
         _finish(delivery, "failed", now, str(exc))
         event_log.record("delivery.failed", transaction=transaction,
-                      data={"channel": delivery.channel, "error": str(exc)})
+                      data={**about, "error": str(exc)})
         integration.record_outcome(delivery.channel, success=False, error=str(exc), at=now)
         db.session.commit()
         return "failed"
@@ -171,7 +207,7 @@ def record_result(delivery_id, owner, result, config):
     delivery.last_http_status = result.http_status
     error = result.error
     delivery.last_error = error
-    data = {"channel": delivery.channel, "attempt": delivery.attempts,
+    data = {**_about(delivery), "attempt": delivery.attempts,
             "http_status": result.http_status}
     if result.accepted:
         delivery.external_id = result.external_id
@@ -179,10 +215,7 @@ def record_result(delivery_id, owner, result, config):
         outcome = "sent"
     elif result.outcome == "retryable" and delivery.attempts < config["DELIVERY_MAX_ATTEMPTS"]:
         delay = backoff_seconds(delivery.attempts, result, config)
-        delivery.status = "queued"
-        delivery.next_attempt_at = now + timedelta(seconds=delay)
-        delivery.claimed_by = None
-        delivery.lease_expires_at = None
+        _requeue(delivery, now + timedelta(seconds=delay))
         data["next_attempt_at"] = delivery.next_attempt_at.isoformat()
         outcome = "retrying"
     else:
@@ -198,6 +231,29 @@ def record_result(delivery_id, owner, result, config):
     event_log.record(f"delivery.{outcome}", transaction=delivery.transaction, data=data)
     db.session.commit()
     return outcome
+
+
+TRIGGER_WAIT_SECONDS = 2.0
+
+
+def _trigger_in_flight(delivery):
+    return db.session.scalar(select(Delivery.id).where(
+        Delivery.transaction_id == delivery.transaction_id, Delivery.channel == delivery.channel,
+        Delivery.action == "notify", Delivery.status == "sending")) is not None
+
+
+def _requeue(delivery, at):
+    delivery.status = "queued"
+    delivery.next_attempt_at = at
+    delivery.claimed_by = None
+    delivery.lease_expires_at = None
+
+
+def _about(delivery):
+    """What an event about a delivery says it was: its channel, and a resolve as such."""
+    if delivery.action == "notify":
+        return {"channel": delivery.channel}
+    return {"channel": delivery.channel, "action": delivery.action}
 
 
 def _finish(delivery, status, now, reason=None):
