@@ -77,6 +77,12 @@ def test_a_requestor_sends_a_request_and_lands_on_its_page(app, client, as_reque
     assert counts(app) == (before[0] + 1, before[1] + 1, before[2] + 1)
 
 
+def test_a_message_keeps_its_line_breaks_and_tabs(app, people):
+    t = get(app, send_request(app, *people, message="Line one\r\nLine two\twith a tab",
+                              context="INC-7\nINC-8"))
+    assert (t.message, t.context) == ("Line one\nLine two\twith a tab", "INC-7\nINC-8")
+
+
 def test_the_time_to_live_is_configurable(app, people):
     app.config["TRANSACTION_TTL_SECONDS"] = 60
     t = get(app, send_request(app, *people))
@@ -91,6 +97,8 @@ def test_the_time_to_live_is_configurable(app, people):
     ({"message": "   "}, "Enter a message"),
     ({"message": "m" * 1025}, "The message must be at most 1024 characters; yours has 1025."),
     ({"context": "c" * 2000}, "The context must be at most 1024 characters; yours has 2000."),
+    ({"message": "Reset\rSubject: x"}, "The message contains a line break (U+000D)"),
+    ({"context": "INC-7\x07"}, "The context contains a control character (U+0007)"),
     ({"user": "requestor1@example.com"}, "You cannot send an authentication request to yourself."),
 ])
 def test_bad_requests_get_a_message_and_write_nothing(app, as_requestor, overrides, message):

@@ -47,6 +47,9 @@ def test_admin_creates_a_user_who_can_then_sign_in(app, client, as_admin, auth):
     ({"email": ""}, "Enter an email address."),
     ({"name": "   "}, "Enter a name"),
     ({"name": "x" * 101}, "at most 100 characters"),
+    ({"name": "Eve\r\nBcc: all@example.com"}, "The name contains a line break (U+000D)"),
+    ({"name": "Eve\u2028Evil"}, "The name contains a line break (U+2028)"),
+    ({"name": "Eve\x1b[2J"}, "The name contains a control character (U+001B)"),
     ({"role": "superuser"}, "Not a valid choice"),
     ({"password": "short"}, "at least 12 characters; this one has 5"),
 ])

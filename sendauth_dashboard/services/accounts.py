@@ -9,6 +9,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from ..extensions import db
 from ..models import ROLES, User
 from .live import event_log
+from .text import control_character
 
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
@@ -76,6 +77,10 @@ def create_user(*, email, name, role, password, actor=None):
                            "name")
     if len(name) > MAX_NAME_LENGTH:
         raise AccountError(f"The name must be at most {MAX_NAME_LENGTH} characters.", "name")
+    bad = control_character(name)
+    if bad:
+        raise AccountError(f"The name contains {bad}: write it on one line, with no control "
+                           "characters (it is used in email headers and message lines).", "name")
     if role not in ROLES:
         raise AccountError(f"Unknown role {role!r}: choose one of {', '.join(ROLES)}.", "role")
     check_password_rules(password or "")

@@ -17,6 +17,7 @@ from ..models import Event, Transaction, User, utcnow
 from . import accounts, after_commit, organisation, passkeys, routing
 from .live import event_log
 from .outbox import deliveries
+from .text import control_character
 
 MESSAGE_MAX_CHARS = 1024
 CONTEXT_MAX_CHARS = 1024
@@ -47,6 +48,15 @@ def _check_length(value, limit, field, label):
         )
 
 
+def _check_characters(value, field, label):
+    # Line breaks and tabs are the text's own; other control characters are not writing.
+    bad = control_character(value, allowed="\n\t")
+    if bad:
+        raise TransactionError(
+            f"The {label} contains {bad}. Remove it: only line breaks and tabs are allowed.",
+            field)
+
+
 def create(*, requestor, user_email, message, context="", now=None):
     """The transaction, its deliveries and its ``transaction.created`` event, uncommitted."""
     now = now or utcnow()
@@ -63,6 +73,10 @@ def create(*, requestor, user_email, message, context="", now=None):
         raise TransactionError("Enter a message: tell the user why you are asking.", "message")
     _check_length(message, MESSAGE_MAX_CHARS, "message", "message")
     _check_length(context, CONTEXT_MAX_CHARS, "context", "context")
+    message = message.replace("\r\n", "\n")
+    context = context.replace("\r\n", "\n")
+    _check_characters(message, "message", "message")
+    _check_characters(context, "context", "context")
     route = routing.route(user)
     if not route.channels:
         raise TransactionError(route.explain(user), "user")

@@ -10,16 +10,19 @@ harmless for PagerDuty: the dedup_key is the transaction id.
 """
 import logging
 import random
+import traceback
 from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import and_, or_, select, true, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from ... import channels
 from ...channels import integration
 from ...extensions import db
 from ...models import Delivery, utcnow
 from ...runtime import runtime
+from ...security import redact_tokens
 from ..live import event_log
 from ..secrets import SecretUnreadable, decrypt, encrypt
 
@@ -125,7 +128,46 @@ def next_due_in(now=None, only=None, exclude=()):
 
 
 def attempt(delivery_id, owner):
-    """Send one claimed delivery and record what happened. Returns the outcome's name."""
+    """Send one claimed delivery and record what happened. Returns the outcome's name.
+
+    Whatever goes wrong unexpectedly (a bug, a message the provider's library refuses to
+    build) is recorded as a failed attempt with its event, so the delivery does not stay
+    ``sending`` until its lease runs out with nobody told. Database errors are not: nothing
+    can be recorded then, and the lease brings the delivery back.
+    """
+    try:
+        return _attempt(delivery_id, owner)
+    except SQLAlchemyError:
+        raise
+    except Exception as exc:
+        db.session.rollback()
+        # Its text may quote the message and its link: the log gets it with tokens masked.
+        log.error("delivery %s: unexpected %s while sending (%s); recorded as failed\n%s",
+                  delivery_id, type(exc).__name__, redact_tokens(str(exc)),
+                  "".join(traceback.format_tb(exc.__traceback__)))
+        return record_unexpected(delivery_id, owner, exc)
+
+
+def record_unexpected(delivery_id, owner, exc):
+    now = utcnow()
+    delivery = db.session.get(Delivery, delivery_id, populate_existing=True)
+    if delivery is None or delivery.claimed_by != owner or delivery.status != "sending":
+        db.session.rollback()
+        return "lost"
+    delivery.attempts += 1
+    delivery.last_attempt_at = now
+    error = (f"Not sent: the dashboard failed to send this {channels.label(delivery.channel)} "
+             f"message ({type(exc).__name__}); it is not tried again. The server log has the "
+             "details; send the request again, or another way.")
+    _finish(delivery, "failed", now, error)
+    event_log.record("delivery.failed", transaction=delivery.transaction,
+                     data={"channel": delivery.channel, "attempt": delivery.attempts,
+                           "error": error})
+    db.session.commit()
+    return "failed"
+
+
+def _attempt(delivery_id, owner):
     config = current_app.config
     delivery = db.session.get(Delivery, delivery_id)
     if delivery is None or delivery.status != "sending" or delivery.claimed_by != owner:
