@@ -346,3 +346,54 @@ def test_an_unexpected_error_in_the_dispatcher_thread_is_recorded_too(app, peopl
         dispatcher.stop(timeout=10)
     assert "(RuntimeError)" in only_delivery(app).last_error
     assert "delivery.failed" in event_kinds(app)
+
+
+def test_a_send_slower_than_its_lease_is_not_claimed_again_by_its_own_dispatcher(
+        app, people, fake_pagerduty, monkeypatch):
+    # The flaky fault test's double trigger: a delivery still being sent when its lease ran
+    # out was claimed again by the same dispatcher and sent a second time.
+    app.config["DELIVERY_LEASE_SECONDS"] = 0.05
+    send_request(app, *people)
+    sending, release = threading.Event(), threading.Event()
+    real_send = deliveries.channels.send
+
+    def slow_send(instance, prepared):
+        sending.set()
+        release.wait(30)
+        return real_send(instance, prepared)
+
+    monkeypatch.setattr(deliveries.channels, "send", slow_send)
+    dispatcher = Dispatcher(app, name="slow")
+    dispatcher.start()
+    try:
+        assert sending.wait(10)
+        wait_until(lambda: only_delivery(app).lease_expires_at < utcnow(), timeout=10,
+                   message="the lease ran out during the send")
+        with app.app_context():
+            assert dispatcher.claim_within_limits(8) == []
+    finally:
+        release.set()
+        wait_until(lambda: only_delivery(app).status == "sent", timeout=10,
+                   message="the delivery recorded as sent")
+        dispatcher.stop(timeout=10)
+    assert len(fake_pagerduty.received) == 1
+
+
+def test_the_lease_counts_from_the_send_not_from_the_claim(app, people, fake_pagerduty,
+                                                            monkeypatch):
+    send_request(app, *people)
+    seen = []
+    real_send = deliveries.channels.send
+
+    def send_and_look(instance, prepared):
+        seen.append(only_delivery(app).lease_expires_at - utcnow())
+        return real_send(instance, prepared)
+
+    monkeypatch.setattr(deliveries.channels, "send", send_and_look)
+    assert app.config["DELIVERY_LEASE_SECONDS"] == 60
+    with app.app_context():
+        # As if the claim had been made 55 s ago: the send would start with 5 s of lease.
+        (delivery_id,) = deliveries.claim("d", 10, lease_seconds=5)
+        assert deliveries.attempt(delivery_id, "d") == "sent"
+    assert seen[0] > timedelta(seconds=30), "a fresh lease for the send, not 5 s left"
+

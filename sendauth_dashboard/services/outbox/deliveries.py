@@ -79,9 +79,10 @@ def _of_channels(only, exclude):
     return true()
 
 
-def claim(owner, limit, now=None, lease_seconds=None, only=None, exclude=()):
+def claim(owner, limit, now=None, lease_seconds=None, only=None, exclude=(), busy=()):
     """Claim up to ``limit`` due deliveries for ``owner`` (of the ``only`` channels, or of
-    all but ``exclude``); returns their ids. Commits."""
+    all but ``exclude``; none of the ids in ``busy``, which the caller is sending); returns
+    their ids. Commits."""
     now = now or utcnow()
     lease_seconds = lease_seconds or current_app.config["DELIVERY_LEASE_SECONDS"]
     # Lock the rows first, then update exactly those. (A single UPDATE ... WHERE id IN
@@ -89,7 +90,7 @@ def claim(owner, limit, now=None, lease_seconds=None, only=None, exclude=()):
     # PostgreSQL and claim more than n.)
     candidates = db.session.scalars(
         select(Delivery.id)
-        .where(_due(now), _of_channels(only, exclude))
+        .where(_due(now), _of_channels(only, exclude), Delivery.id.not_in(busy))
         .order_by(Delivery.next_attempt_at, Delivery.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -196,6 +197,20 @@ def _attempt(delivery_id, owner):
         integration.record_outcome(delivery.channel, success=False, error=str(exc), at=now)
         db.session.commit()
         return "failed"
+    # The lease counts from now, not from the claim: waiting for a worker, the database or
+    # the CPU before sending does not eat into the time the send itself may take. If the
+    # delivery is no longer ours (our lease ran out and another dispatcher took it), we do
+    # not send it too.
+    renewed = db.session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.claimed_by == owner,
+               Delivery.status == "sending")
+        .values(lease_expires_at=utcnow() + timedelta(seconds=config["DELIVERY_LEASE_SECONDS"]))
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not renewed:
+        db.session.rollback()
+        return "lost"
     db.session.commit()  # no connection or lock is held while the provider answers
     result = channels.send(channel, prepared)
     return record_result(delivery_id, owner, result, config)
