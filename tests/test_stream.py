@@ -385,3 +385,40 @@ def test_a_rolled_back_event_id_does_not_hold_the_stream_back(app, setup):
         body.close()
     assert frame is not None
     assert data_of(frame)["transaction"]["id"] == sent
+
+
+@pytest.mark.parametrize("change", ["demoted", "deactivated", "signed out everywhere"])
+def test_a_stream_ends_as_soon_as_its_viewer_loses_the_right(app, setup, make_user, change):
+    from sendauth_dashboard.services import accounts
+
+    _, otto, uma = setup
+    reviewer = make_user("reviewer", name="Rita")
+    with app.app_context():
+        viewer = streams.Viewer.of(db.session.get(User, reviewer.id))
+    with app.test_request_context():
+        body = live_stream(viewer, runtime(app).broker)
+        with app.app_context():
+            rita = db.session.get(User, reviewer.id)
+            if change == "demoted":
+                accounts.change_role(rita, "member", actor=None)
+            elif change == "deactivated":
+                accounts.set_active(rita, False, actor=None)
+            else:
+                rita.end_sessions()
+                event_log.record("user.signed_out", data={"email": rita.email})
+            db.session.commit()
+        send_request(app, otto, uma)  # what she may no longer see
+        frames = list(body)  # it ends (without the check: after its 30 s, with Otto's news)
+    assert not any("Otto" in frame for frame in frames)
+
+
+def test_a_heartbeat_ends_the_stream_of_a_viewer_who_lost_the_right(app, setup):
+    hana, _, _ = setup
+    with app.app_context():
+        viewer = streams.Viewer.of(db.session.get(User, hana.id))
+        db.session.get(User, hana.id).active = False  # no event: only the heartbeat can tell
+        db.session.commit()
+    with app.test_request_context():
+        frames = list(streams.stream(viewer, 0, runtime(app).broker, heartbeat=0.05,
+                                     lifetime=3600))
+    assert "keepalive" not in "".join(frames)

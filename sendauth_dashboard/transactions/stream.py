@@ -17,7 +17,7 @@ def stream():
     if not current_user.has_role("requestor"):
         abort(403)
     after = _event_id(request.headers.get("Last-Event-ID")) or _event_id(request.args.get("after"))
-    viewer = streams.Viewer(current_user.id, current_user.has_role("reviewer"))
+    viewer = streams.Viewer.of(current_user)
     config = current_app.config
     body = streams.stream(
         viewer, after, runtime().broker,

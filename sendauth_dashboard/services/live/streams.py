@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import contains_eager, joinedload
 
 from ...extensions import db
-from ...models import Event, Transaction
+from ...models import Event, Transaction, User
 from .broker import CLOSE, RESYNC
 from .event_log import latest_event_id
 from .messages import message_for
@@ -17,10 +17,32 @@ REPLAY_BATCH = 500
 
 @dataclass(frozen=True)
 class Viewer:
-    """Who is watching, captured when the stream opens, so deciding visibility needs no database."""
+    """Who is watching, captured when the stream opens, so deciding visibility needs no database.
+
+    ``still_allowed`` asks the database whether that is still so (the stream asks on each
+    heartbeat and whenever a user event goes by); ``session_version`` None skips the check of
+    the sign-in itself.
+    """
 
     user_id: int
     sees_all: bool
+    session_version: int | None = None
+
+    @classmethod
+    def of(cls, user):
+        return cls(user.id, user.has_role("reviewer"), user.session_version)
+
+    def still_allowed(self):
+        """True while the viewer is active, signed in, and may see what they saw when the
+        stream opened (no more, no less: a changed role ends the stream, and the browser's
+        reconnection gets a stream for the new role, or its refusal)."""
+        try:
+            user = db.session.get(User, self.user_id)
+            return (user is not None and user.active and user.has_role("requestor")
+                    and user.has_role("reviewer") == self.sees_all
+                    and self.session_version in (None, user.session_version))
+        finally:
+            db.session.remove()
 
     def may_see(self, message):
         transaction = message.get("transaction")
@@ -93,6 +115,13 @@ def stream(viewer, after_id, broker, *, heartbeat, lifetime, clock=time.monotoni
         while (remaining := deadline - clock()) > 0:
             message = subscription.get(timeout=min(heartbeat, remaining))
             if message is CLOSE:
+                return
+            # Rights may have changed: on a heartbeat, a user event, or before reading the
+            # table (which has only transaction events: a user event may be among the gap).
+            rights_may_have_changed = not isinstance(message, dict) or (
+                str(message.get("kind", "")).startswith("user.")
+                or message["id"] > last_id + 1 or subscription.overflowed)
+            if rights_may_have_changed and not viewer.still_allowed():
                 return
             if message is RESYNC or subscription.overflowed:
                 subscription.overflowed = False
