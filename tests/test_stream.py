@@ -13,7 +13,7 @@ from sendauth_dashboard.runtime import runtime
 from sendauth_dashboard.services import transactions
 from sendauth_dashboard.services.live import event_log, streams
 from sendauth_dashboard.services.live.broker import LocalBroker
-from tests.support.helpers import configure_pagerduty, send_request
+from tests.support.helpers import configure_pagerduty, send_request, wait_until
 from tests.support.web import AuthActions
 
 
@@ -422,3 +422,32 @@ def test_a_heartbeat_ends_the_stream_of_a_viewer_who_lost_the_right(app, setup):
         frames = list(streams.stream(viewer, 0, runtime(app).broker, heartbeat=0.05,
                                      lifetime=3600))
     assert "keepalive" not in "".join(frames)
+
+
+def test_streams_are_capped_per_user_and_per_process_and_other_pages_still_answer(
+        app, client, auth, setup, make_user):
+    app.config.update(STREAMS_PER_USER=2, STREAMS_PER_PROCESS=3)
+    hana, otto, _ = setup
+    auth.login(hana)
+    mine = [watch(client) for _ in range(2)]
+    assert [s.status_code for s in mine] == [200, 200]
+    refused = client.get("/transactions/stream")
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "60"
+    assert "You have 2 live pages open already" in refused.text
+    others = app.test_client()
+    AuthActions(others).login(otto)
+    theirs = watch(others)
+    assert theirs.status_code == 200, "one user's streams do not use up another's"
+    full = app.test_client()
+    AuthActions(full).login(make_user("reviewer"))
+    response = full.get("/transactions/stream")
+    assert response.status_code == 429 and "Too many live streams" in response.text
+    assert app.test_client().get("/login").status_code == 200
+    assert app.test_client().get("/healthz").status_code == 200
+    mine[0].close()
+    wait_until(lambda: streams.slots_of(app).total == 2, message="the closed stream's slot back")
+    again = watch(client)
+    assert again.status_code == 200, "a closed stream gives its slot back"
+    for stream in (mine[1], theirs, again):
+        stream.close()
+    wait_until(lambda: streams.slots_of(app).total == 0, message="every slot back")

@@ -19,13 +19,22 @@ def stream():
     after = _event_id(request.headers.get("Last-Event-ID")) or _event_id(request.args.get("after"))
     viewer = streams.Viewer.of(current_user)
     config = current_app.config
+    try:
+        release = streams.slots_of().open(current_user.id, per_user=config["STREAMS_PER_USER"],
+                                       per_process=config["STREAMS_PER_PROCESS"])
+    except streams.StreamsFull as exc:
+        return Response(f"{exc}\n", status=429, mimetype="text/plain",
+                        headers={"Retry-After": "60", "Cache-Control": "no-store"})
     body = streams.stream(
         viewer, after, runtime().broker,
         heartbeat=config["SSE_HEARTBEAT_SECONDS"], lifetime=config["SSE_MAX_SECONDS"],
     )
-    return Response(stream_with_context(body), mimetype="text/event-stream", headers={
+    response = Response(stream_with_context(body), mimetype="text/event-stream", headers={
         "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
     })
+    # Called when the server is done with the response, whether or not the body started.
+    response.call_on_close(release)
+    return response
 
 
 stream.minimum_role = "requestor"

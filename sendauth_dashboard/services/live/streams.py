@@ -1,6 +1,8 @@
 """Live streams: what one watcher's server-sent events carry, from the table and then live."""
 import json
+import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -8,6 +10,7 @@ from sqlalchemy.orm import contains_eager, joinedload
 
 from ...extensions import db
 from ...models import Event, Transaction, User
+from ...runtime import runtime
 from .broker import CLOSE, RESYNC
 from .event_log import latest_event_id
 from .messages import message_for
@@ -49,6 +52,68 @@ class Viewer:
         if transaction is None:
             return False
         return self.sees_all or transaction["requestor_id"] == self.user_id
+
+
+class StreamsFull(Exception):
+    """No stream can open now; the message says why and when to try again."""
+
+
+class StreamSlots:
+    """How many live streams are open in this process, in all and per user.
+
+    Past a user's cap, the new stream is refused (429) rather than the oldest ended: ending the
+    oldest would make that tab's browser reconnect and end the next oldest, tabs taking turns
+    for ever; a refused one simply is not live (the page works, reload for live updates). Past
+    the process's cap everyone's new streams are refused, so connections remain for the other
+    pages (sign-in, /healthz) whatever the streams do.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._per_user = Counter()
+        self._total = 0
+
+    def open(self, user_id, *, per_user, per_process):
+        """A slot for one stream (release it with ``release()``); StreamsFull when none."""
+        with self._lock:
+            if self._total >= per_process:
+                raise StreamsFull(
+                    "Too many live streams are open on this server; this page is not live. "
+                    "Reload it in a minute.")
+            if self._per_user[user_id] >= per_user:
+                raise StreamsFull(
+                    f"You have {per_user} live pages open already, the most allowed; close one "
+                    "and reload this page to see changes live.")
+            self._per_user[user_id] += 1
+            self._total += 1
+        released = threading.Event()
+
+        def release():
+            with self._lock:
+                if released.is_set():
+                    return
+                released.set()
+                self._total -= 1
+                self._per_user[user_id] -= 1
+                if not self._per_user[user_id]:
+                    del self._per_user[user_id]
+        return release
+
+    @property
+    def total(self):
+        return self._total
+
+
+def slots_of(app=None):
+    state = runtime(app)
+    if state.stream_slots is None:
+        with _slots_made:
+            if state.stream_slots is None:
+                state.stream_slots = StreamSlots()
+    return state.stream_slots
+
+
+_slots_made = threading.Lock()
 
 
 def replay(viewer, after_id, limit=REPLAY_BATCH):
