@@ -58,6 +58,9 @@ DEFAULTS = {
     "SSE_HEARTBEAT_SECONDS": 15.0,
     "SSE_MAX_SECONDS": 300.0,
     "STREAMS_PER_USER": 6,
+    # [how many, per seconds]: authentication requests a requestor may send, and a user be sent.
+    "SEND_LIMIT_PER_REQUESTOR": [30, 600],
+    "SEND_LIMIT_PER_USER": [5, 600],
     "STREAMS_PER_PROCESS": 1000,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",

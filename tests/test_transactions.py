@@ -313,3 +313,34 @@ def test_a_second_client_sees_the_same_rules(app, people):
     other = AuthActions(app.test_client())
     other.login(people[1])
     assert other.client.get("/transactions/").status_code == 403
+
+
+def test_a_user_can_be_sent_only_so_many_requests_per_window(app, as_requestor, make_user):
+    app.config["SEND_LIMIT_PER_USER"] = [3, 600]
+    for _ in range(3):
+        assert as_requestor.post("/transactions/new", new_form()).status_code == 302
+    before = counts(app)
+    response = as_requestor.post("/transactions/new", new_form())
+    assert response.status_code == 400
+    assert "Uma User has been sent 3 requests in the last 10 minutes, the most allowed." in (
+        response.text)
+    assert re.search(r"The next one can go in (9|10) minutes \(at \d\d:\d\d:\d\d UTC\)\.",
+                     response.text)
+    assert counts(app) == before
+    # Another user is not affected by Uma's limit.
+    make_user("member", email="ola@example.com", notify_pagerduty=True)
+    assert as_requestor.post("/transactions/new", new_form(user="ola@example.com")
+                             ).status_code == 302
+
+
+def test_a_requestor_can_send_only_so_many_requests_per_window(app, people, make_user):
+    app.config["SEND_LIMIT_PER_REQUESTOR"] = [2, 60]
+    requestor = people[0]
+    users = [make_user("member", notify_pagerduty=True) for _ in range(3)]
+    send_request(app, requestor, users[0])
+    send_request(app, requestor, users[1])
+    with pytest.raises(transactions.TransactionError,
+                       match=r"You have sent 2 requests in the last 60 seconds, the most "
+                             r"allowed\. The next one can go in \d+ seconds"):
+        send_request(app, requestor, users[2])
+    send_request(app, make_user("requestor"), users[2])  # others still can
