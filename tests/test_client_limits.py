@@ -73,6 +73,18 @@ def test_guesses_spread_over_addresses_still_lock_the_account_they_aim_at(app, m
                              "Too many failed sign-in attempts for this account.")
 
 
+def test_look_alike_spellings_of_the_email_count_against_the_same_account(app, make_user):
+    make_user("member", email="name@example.com")
+    spellings = ["name@example.com", "name@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com",
+                 "name@example\u3002com", "NAME@Example.COM"]
+    for n in range(10):
+        client = client_at(app, f"203.0.113.{n}")
+        assert sign_in(client, spellings[n % len(spellings)]).status_code == 200
+    assert_rate_limited_page(
+        sign_in(client_at(app, "203.0.113.99"), "name@\uff45xample\u3002com", PASSWORD),
+        "Too many failed sign-in attempts for this account.")
+
+
 def test_signing_in_successfully_is_never_counted(app, make_user):
     user = make_user("member")
     client = client_at(app, "198.51.100.13")
