@@ -26,7 +26,8 @@ def _email_key():
         email = accounts.normalize_email(typed)
     except accounts.AccountError:
         email = typed.strip().lower()
-    return "email:" + hashlib.sha256(email.encode(errors="replace")).hexdigest()
+    prefix = current_app.config["REDIS_CHANNEL_PREFIX"]
+    return f"{prefix}:email:" + hashlib.sha256(email.encode(errors="replace")).hexdigest()
 
 
 def _failed_sign_in(response):

@@ -176,6 +176,28 @@ def test_with_redis_every_process_shares_the_count(tmp_path, monkeypatch):
     assert sign_in(client_at(second, address), email).status_code == 429
 
 
+@pytest.mark.redis
+def test_two_installations_on_one_redis_count_apart(tmp_path, monkeypatch):
+    need(redis_available(REDIS_URL), f"Redis not reachable at {REDIS_URL}")
+    monkeypatch.setenv("SENDAUTH_INSTANCE_PATH", str(tmp_path / "instance"))
+    address = f"2001:db8::{uuid.uuid4().hex[:4]}"
+    email = f"nobody-{uuid.uuid4().hex[:8]}@example.com"
+
+    def installation(prefix):
+        app = create_app(base_test_config(tmp_path, REDIS_URL=REDIS_URL, RATELIMIT_ENABLED=True,
+                                          REDIS_CHANNEL_PREFIX=prefix))
+        with app.app_context():
+            db.create_all()
+        return app
+
+    first = installation(f"first-{uuid.uuid4().hex[:6]}")
+    for _ in range(10):
+        assert sign_in(client_at(first, address), email).status_code == 200
+    assert sign_in(client_at(first, address), email).status_code == 429
+    second = installation(f"second-{uuid.uuid4().hex[:6]}")
+    assert sign_in(client_at(second, address), email).status_code == 200
+
+
 @pytest.mark.parametrize("app_config", [{"RATELIMIT_ENABLED": True,
                                          "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:9/0"}])
 def test_sign_in_still_works_when_the_limit_store_is_unreachable(app, make_user, caplog):
