@@ -344,3 +344,11 @@ def test_a_requestor_can_send_only_so_many_requests_per_window(app, people, make
                              r"allowed\. The next one can go in \d+ seconds"):
         send_request(app, requestor, users[2])
     send_request(app, make_user("requestor"), users[2])  # others still can
+
+
+def test_transaction_pages_are_never_cached(app, client, as_requestor, people):
+    public_id = send_request(app, *people)
+    for path in (f"/transactions/{public_id}", "/transactions/", "/transactions/new"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["Cache-Control"] == "no-store", path
