@@ -451,3 +451,12 @@ def test_streams_are_capped_per_user_and_per_process_and_other_pages_still_answe
     for stream in (mine[1], theirs, again):
         stream.close()
     wait_until(lambda: streams.slots_of(app).total == 0, message="every slot back")
+
+
+def test_a_stream_that_ended_gives_its_slot_back_at_once(app, client, auth, setup):
+    app.config.update(STREAMS_PER_USER=1, SSE_MAX_SECONDS=0.0)
+    auth.login(setup[0])
+    for _ in range(3):  # read to the end, never closed: as a client that just stops reading
+        response = client.get("/transactions/stream")
+        assert response.status_code == 200
+        assert response.get_data(as_text=True).startswith("retry:")

@@ -25,19 +25,27 @@ def stream():
     except streams.StreamsFull as exc:
         return Response(f"{exc}\n", status=429, mimetype="text/plain",
                         headers={"Retry-After": "60", "Cache-Control": "no-store"})
-    body = streams.stream(
+    body = _releasing(release, streams.stream(
         viewer, after, runtime().broker,
         heartbeat=config["SSE_HEARTBEAT_SECONDS"], lifetime=config["SSE_MAX_SECONDS"],
-    )
+    ))
     response = Response(stream_with_context(body), mimetype="text/event-stream", headers={
         "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
     })
-    # Called when the server is done with the response, whether or not the body started.
+    # Also when the server is done with the response, in case the body never started.
     response.call_on_close(release)
     return response
 
 
 stream.minimum_role = "requestor"
+
+
+def _releasing(release, body):
+    """``body``, giving its stream's slot back as soon as it ends."""
+    try:
+        yield from body
+    finally:
+        release()
 
 
 def _event_id(value):
