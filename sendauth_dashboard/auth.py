@@ -88,12 +88,12 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         user = accounts.authenticate(form.email.data, form.password.data)
-        if user is None:
-            form.password.errors.append("Email or password is incorrect.")
-        elif not user.active:
+        if user is None or not user.active:
+            # One answer for every failure: a deactivated account must not tell a guesser
+            # that the password was right.
             form.password.errors.append(
-                "This account is deactivated. Ask an admin to reactivate it."
-            )
+                "Email or password is incorrect. If you are sure of both, your account may be "
+                "deactivated: ask an admin.")
         else:
             accounts.record_sign_in(user)
             sign_in(user)  # commits both

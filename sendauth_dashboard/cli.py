@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from .extensions import db
 from .models import ROLES, User
-from .services import accounts, enrolment
+from .services import accounts, enrolment, passkeys
 from .services.outbox.dispatcher import Dispatcher
 
 
@@ -32,31 +32,50 @@ def create_user_command(email, name, role, password):
 
 
 @click.command("ensure-admin")
-@click.option("--email", default="admin@example.com", show_default=True)
-@click.option("--name", default="Admin", show_default=True)
+@click.option("--email", default="admin@example.com", show_default=True,
+              help="The account to make an admin when there is none: created if it does not "
+                   "exist.")
+@click.option("--name", default="Admin", show_default=True,
+              help="Its name, if the account is created.")
+@click.option("--new-password", is_flag=True,
+              help="Also give an existing account a new random password, printed once.")
 @with_appcontext
-def ensure_admin_command(email, name):
-    """On a database with no users, create an admin with a random password, printed once."""
-    if db.session.scalar(select(func.count(User.id))):
+def ensure_admin_command(email, name, new_password):
+    """Make sure there is an active admin; does nothing when there is one.
+
+    On a new database it creates one with a random password, printed once. When no active
+    admin is left (all demoted or deactivated), it makes --email an active admin again:
+    the existing account keeps its password unless --new-password is given.
+    """
+    if accounts.has_active_admin():
         return
-    password = secrets.token_urlsafe(18)
+    exists = accounts.find_by_email(email) is not None
+    password = secrets.token_urlsafe(18) if new_password or not exists else None
     try:
-        user = accounts.create_user(email=email, name=name, role="admin", password=password)
-        link = enrolment.url(enrolment.issue(user, actor=None))
+        user = accounts.restore_admin(email=email, name=name, password=password)
+        link = (enrolment.url(enrolment.issue(user, actor=None))
+                if user is not None and not passkeys.has_passkey(user) else None)
         db.session.commit()
     except accounts.AccountError as exc:
         db.session.rollback()
         raise click.ClickException(str(exc)) from None
+    if user is None:
+        return
     base_url = current_app.config["BASE_URL"]
+    first = db.session.scalar(select(func.count(User.id))) == 1
+    what = ("The first admin account was created" if first and not exists
+            else f"{user.email} is an active admin again" if exists
+            else "An admin account was created: no active admin was left")
+    login = (f"    password    {password}\n" if password
+             else "    password    their own (unchanged)\n")
     click.echo(
-        "\n  The first admin account was created. This password is shown only once:\n\n"
+        f"\n  {what}." + (" This password is shown only once:" if password else "") + "\n\n"
         f"    sign in at  {base_url}/login\n"
-        f"    email       {email}\n"
-        f"    password    {password}\n\n"
-        "  Then register your passkey: open this enrolment link, signed in (it works once,\n"
-        "  for a day; `flask --app wsgi enrolment-link --email E` prints a new one):\n"
-        f"    {link}\n\n"
-        "  Add more users under Settings > Users.\n"
+        f"    email       {user.email}\n" + login + "\n"
+        + ("  Then register your passkey: open this enrolment link, signed in (it works once,\n"
+           "  for a day; `flask --app wsgi enrolment-link --email E` prints a new one):\n"
+           f"    {link}\n\n" if link else "")
+        + "  Add more users under Settings > Users.\n"
     )
 
 

@@ -10,6 +10,7 @@ import hashlib
 from flask import current_app, request
 
 from .extensions import limiter
+from .services import accounts
 
 
 def _configured(name):
@@ -17,9 +18,16 @@ def _configured(name):
 
 
 def _email_key():
-    """The email a sign-in is for, hashed: a bounded key that keeps addresses out of Redis."""
-    email = (request.form.get("email") or "").strip().lower()
-    return "email:" + hashlib.sha256(email.encode(errors="replace")).hexdigest()
+    """The email a sign-in is for, hashed: a bounded key that keeps addresses out of Redis.
+    Normalised as account lookup does (accounts.normalize_email), so a look-alike spelling
+    of an address (full-width letters, say) counts against the same account."""
+    typed = request.form.get("email") or ""
+    try:
+        email = accounts.normalize_email(typed)
+    except accounts.AccountError:
+        email = typed.strip().lower()
+    prefix = current_app.config["REDIS_CHANNEL_PREFIX"]
+    return f"{prefix}:email:" + hashlib.sha256(email.encode(errors="replace")).hexdigest()
 
 
 def _failed_sign_in(response):

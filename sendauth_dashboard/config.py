@@ -59,6 +59,11 @@ DEFAULTS = {
     "DELIVERY_RATE_LIMITS": {"pagerduty": [120, 61]},
     "SSE_HEARTBEAT_SECONDS": 15.0,
     "SSE_MAX_SECONDS": 300.0,
+    "STREAMS_PER_USER": 6,
+    # [how many, per seconds]: authentication requests a requestor may send, and a user be sent.
+    "SEND_LIMIT_PER_REQUESTOR": [30, 600],
+    "SEND_LIMIT_PER_USER": [5, 600],
+    "STREAMS_PER_PROCESS": 1000,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_SECURE": None,
@@ -113,9 +118,25 @@ def load_dev_secret_key(instance_path):
     return path.read_text().strip()
 
 
+# A secret key of at least this many characters, with some variety: 32 random bytes' worth
+# once hex-encoded is 64 characters; this refuses the obviously guessable, not the merely short.
+SECRET_KEY_MIN_CHARS = 32
+SECRET_KEY_HOW = ("`python -c 'import secrets; print(secrets.token_hex(32))'` (32 random bytes, "
+                  "64 characters)")
+
+
 def resolve_secret_key(config, instance_path):
     if config.get("SECRET_KEY"):
-        return config["SECRET_KEY"]
+        key = config["SECRET_KEY"]
+        if config.get("ENV") == "production" and (
+                len(key) < SECRET_KEY_MIN_CHARS or len(set(key)) < 10):
+            raise ConfigurationError(
+                f"SENDAUTH_SECRET_KEY is too short or too simple to be secret ({len(key)} "
+                f"characters): in production it must be at least {SECRET_KEY_MIN_CHARS} random "
+                f"characters. Make one with {SECRET_KEY_HOW}, and keep it the same across "
+                "restarts and processes (changing it signs everyone out and, without "
+                "SENDAUTH_ENCRYPTION_KEY, makes stored secrets unreadable).")
+        return key
     if config.get("ENV") == "production":
         raise ConfigurationError(
             "SENDAUTH_SECRET_KEY is not set. In production the dashboard will not start without "

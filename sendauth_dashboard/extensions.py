@@ -1,4 +1,5 @@
 """Flask extensions, created once here and bound to the app in ``create_app``."""
+from flask import current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -30,7 +31,13 @@ csrf = CSRFProtect()
 # Per client address (REMOTE_ADDR; behind a proxy see PROXY_FIX_X_FOR). Only the views that
 # say so are limited. If the storage (Redis) is unreachable, requests go through and the
 # error is logged: a broken counter must not lock everyone out of signing in.
-limiter = Limiter(key_func=get_remote_address, key_prefix="sendauth", swallow_errors=True,
+def client_address_key():
+    """The client's address, under this installation's SENDAUTH_REDIS_CHANNEL_PREFIX: two
+    installations sharing one Redis keep their counts apart."""
+    return f"{current_app.config['REDIS_CHANNEL_PREFIX']}:{get_remote_address()}"
+
+
+limiter = Limiter(key_func=client_address_key, key_prefix="sendauth", swallow_errors=True,
                   headers_enabled=False)
 
 

@@ -23,6 +23,8 @@ class Runtime:
     channels: dict = field(default_factory=dict)
     # What this process last wrote to each channel's status indicator, and when (channels).
     status_writes: dict = field(default_factory=dict)
+    # The live streams open in this process, per user (services.live.streams.StreamSlots).
+    stream_slots: object = None
 
 
 def runtime(app=None):

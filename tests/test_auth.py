@@ -54,11 +54,20 @@ def test_an_unknown_email_costs_the_same_hashing_as_a_wrong_password(app, auth, 
     assert methods == [app.config["PASSWORD_HASH_METHOD"]]
 
 
-def test_a_deactivated_user_cannot_sign_in(auth, make_user):
+def test_a_deactivated_user_cannot_sign_in_and_hears_what_a_wrong_password_hears(auth,
+                                                                                 make_user):
     user = make_user("member", active=False)
-    response = auth.login(user)
-    assert response.status_code == 200
-    assert "deactivated" in response.text
+    right = auth.login(user)
+    assert right.status_code == 200
+    assert "Email or password is incorrect." in right.text
+    wrong = auth.login(user.email, "not the password at all")
+    unknown = auth.login("nobody@example.com", "not the password at all")
+    said = ("Email or password is incorrect. If you are sure of both, your account may be "
+            "deactivated: ask an admin.")
+    for response in (right, wrong, unknown):
+        assert response.text.count(said) == 1
+    assert right.text.replace(user.email, "").count("deactivated") == wrong.text.replace(
+        user.email, "").count("deactivated")
 
 
 def test_a_deactivated_user_is_signed_out_at_the_next_request(app, client, auth, make_user):

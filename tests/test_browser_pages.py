@@ -79,7 +79,7 @@ def test_the_answer_page_fits_the_first_screen_of_a_390_by_844_phone(
     expect(who).to_have_text("Hana Helpdesk asks you to confirm it is you")
     verify = page.get_by_role("button", name="Yes, it is me: verify")
     deny = page.get_by_role("button", name="No, deny")
-    code = page.locator(".choices")
+    code = page.locator("input.code-input")
     for piece in (who, code, verify, deny):
         expect(piece).to_be_visible()
         assert bottom(piece) <= 844, "on the first screen, without scrolling"

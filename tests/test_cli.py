@@ -1,7 +1,7 @@
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from sendauth_dashboard.extensions import db
-from sendauth_dashboard.models import User
+from sendauth_dashboard.models import Event, User
 from tests.support.accounts import PASSWORD
 
 
@@ -43,3 +43,33 @@ def test_ensure_admin_creates_an_admin_once_and_prints_the_password_once(runner,
     second = runner.invoke(args=["ensure-admin"])
     assert second.exit_code == 0
     assert second.output == ""
+
+
+def test_ensure_admin_gives_an_admin_back_when_none_is_active(app, runner, auth, make_user):
+    admin = make_user("admin", email="ada@example.com")
+    make_user("member", email="uma@example.com")
+    with app.app_context():  # what a race or a slip left: no active admin
+        db.session.execute(update(User).where(User.id == admin.id).values(active=False))
+        db.session.commit()
+    result = runner.invoke(args=["ensure-admin", "--email", "ADA@example.com"])
+    assert result.exit_code == 0, result.output
+    assert "ada@example.com is an active admin again" in result.output
+    assert "their own (unchanged)" in result.output
+    assert auth.login("ada@example.com").status_code == 302
+    with app.app_context():
+        kinds = [e.kind for e in db.session.scalars(select(Event).order_by(Event.id))]
+    assert kinds[-1] == "user.reactivated"
+    assert runner.invoke(args=["ensure-admin"]).output == "", "one active admin is enough"
+
+
+def test_ensure_admin_can_promote_a_member_with_a_new_password(app, runner, auth, make_user):
+    make_user("member", email="uma@example.com")
+    result = runner.invoke(args=["ensure-admin", "--email", "uma@example.com",
+                                 "--new-password"])
+    assert result.exit_code == 0, result.output
+    password = next(line.split()[-1] for line in result.output.splitlines()
+                    if line.strip().startswith("password"))
+    assert auth.login("uma@example.com", password).status_code == 302
+    with app.app_context():
+        assert db.session.scalar(select(User.role).where(User.email == "uma@example.com")) == (
+            "admin")

@@ -73,6 +73,18 @@ def test_guesses_spread_over_addresses_still_lock_the_account_they_aim_at(app, m
                              "Too many failed sign-in attempts for this account.")
 
 
+def test_look_alike_spellings_of_the_email_count_against_the_same_account(app, make_user):
+    make_user("member", email="name@example.com")
+    spellings = ["name@example.com", "name@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com",
+                 "name@example\u3002com", "NAME@Example.COM"]
+    for n in range(10):
+        client = client_at(app, f"203.0.113.{n}")
+        assert sign_in(client, spellings[n % len(spellings)]).status_code == 200
+    assert_rate_limited_page(
+        sign_in(client_at(app, "203.0.113.99"), "name@\uff45xample\u3002com", PASSWORD),
+        "Too many failed sign-in attempts for this account.")
+
+
 def test_signing_in_successfully_is_never_counted(app, make_user):
     user = make_user("member")
     client = client_at(app, "198.51.100.13")
@@ -162,6 +174,28 @@ def test_with_redis_every_process_shares_the_count(tmp_path, monkeypatch):
         assert sign_in(client_at(first, address), email).status_code == 200
     second = process()
     assert sign_in(client_at(second, address), email).status_code == 429
+
+
+@pytest.mark.redis
+def test_two_installations_on_one_redis_count_apart(tmp_path, monkeypatch):
+    need(redis_available(REDIS_URL), f"Redis not reachable at {REDIS_URL}")
+    monkeypatch.setenv("SENDAUTH_INSTANCE_PATH", str(tmp_path / "instance"))
+    address = f"2001:db8::{uuid.uuid4().hex[:4]}"
+    email = f"nobody-{uuid.uuid4().hex[:8]}@example.com"
+
+    def installation(prefix):
+        app = create_app(base_test_config(tmp_path, REDIS_URL=REDIS_URL, RATELIMIT_ENABLED=True,
+                                          REDIS_CHANNEL_PREFIX=prefix))
+        with app.app_context():
+            db.create_all()
+        return app
+
+    first = installation(f"first-{uuid.uuid4().hex[:6]}")
+    for _ in range(10):
+        assert sign_in(client_at(first, address), email).status_code == 200
+    assert sign_in(client_at(first, address), email).status_code == 429
+    second = installation(f"second-{uuid.uuid4().hex[:6]}")
+    assert sign_in(client_at(second, address), email).status_code == 200
 
 
 @pytest.mark.parametrize("app_config", [{"RATELIMIT_ENABLED": True,

@@ -10,14 +10,20 @@ from sendauth_dashboard.channels import integration
 from sendauth_dashboard.channels.http import SendResult
 from sendauth_dashboard.config import DEFAULTS
 from sendauth_dashboard.extensions import db
-from sendauth_dashboard.models import Delivery, Event, Transaction, utcnow
+from sendauth_dashboard.models import Delivery, Event, Transaction, User, utcnow
 from sendauth_dashboard.runtime import runtime
 from sendauth_dashboard.services import transactions
 from sendauth_dashboard.services.outbox import deliveries
 from sendauth_dashboard.services.outbox.deliveries import backoff_seconds
 from sendauth_dashboard.services.outbox.dispatcher import Dispatcher, dispatcher_of
 from sendauth_dashboard.services.secrets import secret_box_for
-from tests.support.helpers import TEST_KEY, configure_pagerduty, send_request
+from tests.support.helpers import (
+    TEST_KEY,
+    configure_email,
+    configure_pagerduty,
+    send_request,
+    wait_until,
+)
 
 from .fakes.pagerduty import Answer
 
@@ -297,3 +303,97 @@ def test_a_key_that_cannot_be_decrypted_fails_visibly_instead_of_retrying(app, p
     with app.app_context():
         status = integration.status_view("pagerduty")
     assert status.state == "error" and "Enter it again" in status.error
+
+
+def test_a_name_that_breaks_the_email_fails_the_delivery_with_an_event(app, make_user,
+                                                                       fake_smtp):
+    # Written before names were checked (or straight into the database): the email cannot be
+    # built, and the delivery must not stay "sending" with nobody told.
+    configure_email(app, fake_smtp.port)
+    requestor = make_user("requestor", name="Hana Helpdesk")
+    public_id = send_request(app, requestor, make_user("member", email="uma@example.com"))
+    with app.app_context():
+        db.session.execute(update(User).where(User.id == requestor.id)
+                           .values(name="Hana\r\nBcc: everyone@example.com"))
+        db.session.commit()
+    assert dispatch(app) == ["failed"]
+    d = only_delivery(app)
+    assert (d.status, d.attempts, d.link_ciphertext) == ("failed", 1, None)
+    assert d.last_error.startswith("The email could not be written: ")
+    with app.app_context():
+        (event,) = db.session.scalars(select(Event).where(Event.kind == "delivery.failed"))
+        assert event.transaction.public_id == public_id
+        assert event.data["error"] == d.last_error
+    assert fake_smtp.received == []
+    time_passes(app)
+    assert dispatch(app) == []
+
+
+def test_an_unexpected_error_in_the_dispatcher_thread_is_recorded_too(app, people,
+                                                                      monkeypatch):
+    send_request(app, *people)
+
+    def broken(instance, prepared):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(deliveries.channels, "send", broken)
+    dispatcher = Dispatcher(app, name="threaded")
+    dispatcher.start()
+    try:
+        wait_until(lambda: only_delivery(app).status == "failed", timeout=10,
+                   message="the delivery recorded as failed")
+    finally:
+        dispatcher.stop(timeout=10)
+    assert "(RuntimeError)" in only_delivery(app).last_error
+    assert "delivery.failed" in event_kinds(app)
+
+
+def test_a_send_slower_than_its_lease_is_not_claimed_again_by_its_own_dispatcher(
+        app, people, fake_pagerduty, monkeypatch):
+    # The flaky fault test's double trigger: a delivery still being sent when its lease ran
+    # out was claimed again by the same dispatcher and sent a second time.
+    app.config["DELIVERY_LEASE_SECONDS"] = 0.05
+    send_request(app, *people)
+    sending, release = threading.Event(), threading.Event()
+    real_send = deliveries.channels.send
+
+    def slow_send(instance, prepared):
+        sending.set()
+        release.wait(30)
+        return real_send(instance, prepared)
+
+    monkeypatch.setattr(deliveries.channels, "send", slow_send)
+    dispatcher = Dispatcher(app, name="slow")
+    dispatcher.start()
+    try:
+        assert sending.wait(10)
+        wait_until(lambda: only_delivery(app).lease_expires_at < utcnow(), timeout=10,
+                   message="the lease ran out during the send")
+        with app.app_context():
+            assert dispatcher.claim_within_limits(8) == []
+    finally:
+        release.set()
+        wait_until(lambda: only_delivery(app).status == "sent", timeout=10,
+                   message="the delivery recorded as sent")
+        dispatcher.stop(timeout=10)
+    assert len(fake_pagerduty.received) == 1
+
+
+def test_the_lease_counts_from_the_send_not_from_the_claim(app, people, fake_pagerduty,
+                                                            monkeypatch):
+    send_request(app, *people)
+    seen = []
+    real_send = deliveries.channels.send
+
+    def send_and_look(instance, prepared):
+        seen.append(only_delivery(app).lease_expires_at - utcnow())
+        return real_send(instance, prepared)
+
+    monkeypatch.setattr(deliveries.channels, "send", send_and_look)
+    assert app.config["DELIVERY_LEASE_SECONDS"] == 60
+    with app.app_context():
+        # As if the claim had been made 55 s ago: the send would start with 5 s of lease.
+        (delivery_id,) = deliveries.claim("d", 10, lease_seconds=5)
+        assert deliveries.attempt(delivery_id, "d") == "sent"
+    assert seen[0] > timedelta(seconds=30), "a fresh lease for the send, not 5 s left"
+

@@ -50,11 +50,28 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path, monkeypatch)
     assert not (tmp_path / "inst" / "secret_key").exists()
 
 
+KEY = "3f9c2a7e1b84d05c6e2f7a9b1c3d5e7f08a6b4c2d1e9f7a5b3c1d0e8f6a4b2c9"
+
+
 def test_production_starts_with_a_secret_key(tmp_path, monkeypatch):
     monkeypatch.setenv("SENDAUTH_INSTANCE_PATH", str(tmp_path / "inst"))
     monkeypatch.setenv("SENDAUTH_ENV", "production")
-    monkeypatch.setenv("SENDAUTH_SECRET_KEY", "k" * 64)
-    assert create_app().config["SECRET_KEY"] == "k" * 64
+    monkeypatch.setenv("SENDAUTH_SECRET_KEY", KEY)
+    assert create_app().config["SECRET_KEY"] == KEY
+
+
+@pytest.mark.parametrize("key", ["a", "too short but random: 9f3c2a", "k" * 64])
+def test_production_refuses_a_short_or_simple_secret_key_saying_how_to_make_one(
+        tmp_path, monkeypatch, key):
+    monkeypatch.setenv("SENDAUTH_INSTANCE_PATH", str(tmp_path / "inst"))
+    monkeypatch.setenv("SENDAUTH_ENV", "production")
+    monkeypatch.setenv("SENDAUTH_SECRET_KEY", key)
+    with pytest.raises(ConfigurationError, match=r"too short or too simple.*token_hex\(32\)"):
+        create_app()
+
+
+def test_development_accepts_any_secret_key(tmp_path):
+    assert create_app(base_test_config(tmp_path, SECRET_KEY="a")).config["SECRET_KEY"] == "a"
 
 
 def test_a_malformed_encryption_key_is_refused_with_how_to_make_one(tmp_path):

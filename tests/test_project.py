@@ -24,6 +24,17 @@ def test_ci_runs_the_test_command_the_readme_gives():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
 
 
+def test_the_readmes_nginx_example_sets_the_address_the_app_trusts():
+    # SENDAUTH_PROXY_FIX_X_FOR=1 trusts the last X-Forwarded-For entry: the proxy must write it,
+    # or a client's own header picks the address its sign-in attempts are counted under.
+    readme = (ROOT / "README.md").read_text()
+    nginx = readme.split("```nginx", 1)[1].split("```", 1)[0]
+    blocks = nginx.split("location ")[1:]
+    assert blocks
+    for block in blocks:
+        assert "proxy_set_header X-Forwarded-For $remote_addr;" in block, block
+
+
 def test_ci_lints_before_it_tests():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make lint" in ci and ci.index("make lint") < ci.index("make test")

@@ -13,7 +13,7 @@ from sendauth_dashboard.runtime import runtime
 from sendauth_dashboard.services import transactions
 from sendauth_dashboard.services.live import event_log, streams
 from sendauth_dashboard.services.live.broker import LocalBroker
-from tests.support.helpers import configure_pagerduty, send_request
+from tests.support.helpers import configure_pagerduty, send_request, wait_until
 from tests.support.web import AuthActions
 
 
@@ -393,3 +393,78 @@ def test_streams_that_open_together_do_not_all_end_together():
     lifetimes = [streams.lifetime(300.0) for _ in range(200)]
     assert all(225.0 <= seconds <= 300.0 for seconds in lifetimes)
     assert max(lifetimes) - min(lifetimes) > 30.0
+
+
+@pytest.mark.parametrize("change", ["demoted", "deactivated", "signed out everywhere"])
+def test_a_stream_ends_as_soon_as_its_viewer_loses_the_right(app, setup, make_user, change):
+    from sendauth_dashboard.services import accounts
+
+    _, otto, uma = setup
+    reviewer = make_user("reviewer", name="Rita")
+    with app.app_context():
+        viewer = streams.Viewer.of(db.session.get(User, reviewer.id))
+    with app.test_request_context():
+        body = live_stream(viewer, runtime(app).broker)
+        with app.app_context():
+            rita = db.session.get(User, reviewer.id)
+            if change == "demoted":
+                accounts.change_role(rita, "member", actor=None)
+            elif change == "deactivated":
+                accounts.set_active(rita, False, actor=None)
+            else:
+                rita.end_sessions()
+                event_log.record("user.signed_out", data={"email": rita.email})
+            db.session.commit()
+        send_request(app, otto, uma)  # what she may no longer see
+        frames = list(body)  # it ends (without the check: after its 30 s, with Otto's news)
+    assert not any("Otto" in frame for frame in frames)
+
+
+def test_a_heartbeat_ends_the_stream_of_a_viewer_who_lost_the_right(app, setup):
+    hana, _, _ = setup
+    with app.app_context():
+        viewer = streams.Viewer.of(db.session.get(User, hana.id))
+        db.session.get(User, hana.id).active = False  # no event: only the heartbeat can tell
+        db.session.commit()
+    with app.test_request_context():
+        frames = list(streams.stream(viewer, 0, runtime(app).broker, heartbeat=0.05,
+                                     lifetime=3600))
+    assert "keepalive" not in "".join(frames)
+
+
+def test_streams_are_capped_per_user_and_per_process_and_other_pages_still_answer(
+        app, client, auth, setup, make_user):
+    app.config.update(STREAMS_PER_USER=2, STREAMS_PER_PROCESS=3)
+    hana, otto, _ = setup
+    auth.login(hana)
+    mine = [watch(client) for _ in range(2)]
+    assert [s.status_code for s in mine] == [200, 200]
+    refused = client.get("/transactions/stream")
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "60"
+    assert "You have 2 live pages open already" in refused.text
+    others = app.test_client()
+    AuthActions(others).login(otto)
+    theirs = watch(others)
+    assert theirs.status_code == 200, "one user's streams do not use up another's"
+    full = app.test_client()
+    AuthActions(full).login(make_user("reviewer"))
+    response = full.get("/transactions/stream")
+    assert response.status_code == 429 and "Too many live streams" in response.text
+    assert app.test_client().get("/login").status_code == 200
+    assert app.test_client().get("/healthz").status_code == 200
+    mine[0].close()
+    wait_until(lambda: streams.slots_of(app).total == 2, message="the closed stream's slot back")
+    again = watch(client)
+    assert again.status_code == 200, "a closed stream gives its slot back"
+    for stream in (mine[1], theirs, again):
+        stream.close()
+    wait_until(lambda: streams.slots_of(app).total == 0, message="every slot back")
+
+
+def test_a_stream_that_ended_gives_its_slot_back_at_once(app, client, auth, setup):
+    app.config.update(STREAMS_PER_USER=1, SSE_MAX_SECONDS=0.0)
+    auth.login(setup[0])
+    for _ in range(3):  # read to the end, never closed: as a client that just stops reading
+        response = client.get("/transactions/stream")
+        assert response.status_code == 200
+        assert response.get_data(as_text=True).startswith("retry:")

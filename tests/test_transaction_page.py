@@ -142,7 +142,7 @@ def test_removing_a_stored_key_asks_first_away_from_save(app, client, auth, make
     confirm = re.search(r'<details class="confirm">.*?</details>', page, re.S).group(0)
     assert "Yes, remove the integration key" in confirm
     assert 'action="/settings/pagerduty/remove-key"' in confirm
-    assert page.count('id="remove-heading"') == 1
+    assert page.count('class="card danger-zone"') == 1
     assert re.search(r"<title>([^<]*)</title>", page).group(1) == "PagerDuty · SendAuth"
 
 

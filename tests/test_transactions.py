@@ -104,6 +104,12 @@ def test_sending_reads_nothing_from_the_database_after_its_commit(app, as_reques
     assert not [s for s in after if s.lstrip().upper().startswith("SELECT")], after
 
 
+def test_a_message_keeps_its_line_breaks_and_tabs(app, people):
+    t = get(app, send_request(app, *people, message="Line one\r\nLine two\twith a tab",
+                              context="INC-7\nINC-8"))
+    assert (t.message, t.context) == ("Line one\nLine two\twith a tab", "INC-7\nINC-8")
+
+
 def test_the_time_to_live_is_configurable(app, people):
     app.config["TRANSACTION_TTL_SECONDS"] = 60
     t = get(app, send_request(app, *people))
@@ -118,6 +124,8 @@ def test_the_time_to_live_is_configurable(app, people):
     ({"message": "   "}, "Enter a message"),
     ({"message": "m" * 1025}, "The message must be at most 1024 characters; yours has 1025."),
     ({"context": "c" * 2000}, "The context must be at most 1024 characters; yours has 2000."),
+    ({"message": "Reset\rSubject: x"}, "The message contains a line break (U+000D)"),
+    ({"context": "INC-7\x07"}, "The context contains a control character (U+0007)"),
     ({"user": "requestor1@example.com"}, "You cannot send an authentication request to yourself."),
 ])
 def test_bad_requests_get_a_message_and_write_nothing(app, as_requestor, overrides, message):
@@ -334,3 +342,42 @@ def test_a_second_client_sees_the_same_rules(app, people):
     other = AuthActions(app.test_client())
     other.login(people[1])
     assert other.client.get("/transactions/").status_code == 403
+
+
+def test_a_user_can_be_sent_only_so_many_requests_per_window(app, as_requestor, make_user):
+    app.config["SEND_LIMIT_PER_USER"] = [3, 600]
+    for _ in range(3):
+        assert as_requestor.post("/transactions/new", new_form()).status_code == 302
+    before = counts(app)
+    response = as_requestor.post("/transactions/new", new_form())
+    assert response.status_code == 400
+    assert "Uma User has been sent 3 requests in the last 10 minutes, the most allowed." in (
+        response.text)
+    assert re.search(r"The next one can go in (9|10) minutes \(at \d\d:\d\d:\d\d UTC\)\.",
+                     response.text)
+    assert counts(app) == before
+    # Another user is not affected by Uma's limit.
+    make_user("member", email="ola@example.com", notify_pagerduty=True)
+    assert as_requestor.post("/transactions/new", new_form(user="ola@example.com")
+                             ).status_code == 302
+
+
+def test_a_requestor_can_send_only_so_many_requests_per_window(app, people, make_user):
+    app.config["SEND_LIMIT_PER_REQUESTOR"] = [2, 60]
+    requestor = people[0]
+    users = [make_user("member", notify_pagerduty=True) for _ in range(3)]
+    send_request(app, requestor, users[0])
+    send_request(app, requestor, users[1])
+    with pytest.raises(transactions.TransactionError,
+                       match=r"You have sent 2 requests in the last 60 seconds, the most "
+                             r"allowed\. The next one can go in \d+ seconds"):
+        send_request(app, requestor, users[2])
+    send_request(app, make_user("requestor"), users[2])  # others still can
+
+
+def test_transaction_pages_are_never_cached(app, client, as_requestor, people):
+    public_id = send_request(app, *people)
+    for path in (f"/transactions/{public_id}", "/transactions/", "/transactions/new"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["Cache-Control"] == "no-store", path

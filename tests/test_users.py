@@ -1,5 +1,6 @@
 """Admins manage users and roles; the last active admin always stays."""
 import re
+import threading
 
 import pytest
 from sqlalchemy import func, select
@@ -55,6 +56,9 @@ def test_admin_invites_a_user_who_sets_their_password_through_the_link(app, clie
     ({"email": ""}, "Enter an email address."),
     ({"name": "   "}, "Enter a name"),
     ({"name": "x" * 101}, "at most 100 characters"),
+    ({"name": "Eve\r\nBcc: all@example.com"}, "The name contains a line break (U+000D)"),
+    ({"name": "Eve\u2028Evil"}, "The name contains a line break (U+2028)"),
+    ({"name": "Eve\x1b[2J"}, "The name contains a control character (U+001B)"),
     ({"role": "superuser"}, "Not a valid choice"),
 ])
 def test_bad_new_user_input_gets_a_message_and_writes_nothing(app, as_admin, overrides, message):
@@ -106,6 +110,53 @@ def test_an_admin_can_step_down_when_another_admin_remains(app, as_admin, admin,
     as_admin.post(f"/settings/users/{admin.id}/role", {"role": "reviewer"})
     with app.app_context():
         assert db.session.get(User, admin.id).role == "reviewer"
+
+
+@pytest.mark.parametrize("change", ["demote", "deactivate"])
+def test_two_admins_removing_each_other_at_once_leave_one_admin(app, make_user, monkeypatch,
+                                                                change):
+    from sendauth_dashboard.services import accounts
+
+    first, second = make_user("admin"), make_user("admin")
+    counted = accounts._other_active_admins
+    # Each waits (up to 2 s) for the other to have counted too: without a lock both count one
+    # other admin and both go ahead. With it, the second waits for the first to commit.
+    both_counted = threading.Barrier(2, timeout=2)
+
+    def count_then_wait(user):
+        n = counted(user)
+        try:
+            both_counted.wait()
+        except threading.BrokenBarrierError:
+            pass
+        return n
+
+    monkeypatch.setattr(accounts, "_other_active_admins", count_then_wait)
+    outcomes = []
+
+    def remove(user_id):
+        with app.app_context():
+            user = db.session.get(User, user_id)
+            try:
+                if change == "demote":
+                    accounts.change_role(user, "member", actor=None)
+                else:
+                    accounts.set_active(user, False, actor=None)
+                db.session.commit()
+                outcomes.append("done")
+            except accounts.AccountError as exc:
+                db.session.rollback()
+                outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=remove, args=(u.id,)) for u in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(outcomes) == 2 and outcomes.count("done") == 1, outcomes
+    assert any("is the last active admin" in outcome for outcome in outcomes)
+    with app.app_context():
+        assert accounts.has_active_admin()
 
 
 def test_the_last_active_admin_cannot_be_deactivated(app, client, as_admin, make_user):

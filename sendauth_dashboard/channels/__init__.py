@@ -6,22 +6,23 @@ needs from a user, its message, how it sends and how it reads the provider's ans
 (README, "Adding a channel").
 """
 import dataclasses
+import re
 
 from flask import current_app
 
 from ..extensions import db
 from ..runtime import runtime
 from ..services.live import event_log
-from ..services.secrets import SecretUnreadable, redact
+from ..services.secrets import SecretUnreadable, mask, redact
 from . import integration
-from .base import Channel, ChannelUnavailable
+from .base import Channel, ChannelUnavailable, Prepared
 from .email import Email
 from .pagerduty import PagerDuty
 from .slack import Slack
 from .sms import Sms
 
-__all__ = ["REGISTRY", "Channel", "ChannelUnavailable", "channel", "contact_problem", "label",
-           "names", "problem", "resolve_test", "send", "send_test"]
+__all__ = ["REGISTRY", "Channel", "ChannelUnavailable", "Prepared", "channel", "contact_problem",
+           "label", "names", "problem", "resolve_test", "send", "send_test"]
 
 # In the order pages list them.
 REGISTRY = {cls.name: cls for cls in (PagerDuty, Email, Sms, Slack)}
@@ -55,13 +56,29 @@ def contact_problem(name, user):
     return channel(name).contact_problem(user)
 
 
+# Whatever looks like an answer link's token, in text a provider sent back: masked even when
+# it is not the link of the message sent (a server quoting an earlier message, say).
+_ANSWER_TOKEN = re.compile(r"(/authenticate/)([A-Za-z0-9_-]{8,})")
+
+
 def send(instance, prepared):
-    """Send ``prepared`` through the channel; the result's error text has every secret masked."""
+    """Send ``prepared`` through the channel. The result's error text, the only text a provider
+    sends back that is stored or shown, has every secret masked: the credentials, the answer
+    link's token (so the link too) and anything shaped like another answer link."""
     result = instance.send(prepared)
-    error = result.error
-    for secret in instance.secrets(prepared):
-        error = redact(error, secret)
-    return dataclasses.replace(result, error=error)
+    return dataclasses.replace(result, error=redact_provider_text(result.error, instance,
+                                                                  prepared))
+
+
+def redact_provider_text(text, instance, prepared):
+    if not text:
+        return text
+    secrets = list(instance.secrets(prepared.message))
+    if prepared.link:
+        secrets.append(prepared.link.rstrip("/").rsplit("/", 1)[-1])
+    for secret in secrets:
+        text = redact(text, secret)
+    return _ANSWER_TOKEN.sub(lambda m: m.group(1) + mask(m.group(2)), text)
 
 
 def send_test(name, *, actor):

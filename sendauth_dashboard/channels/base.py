@@ -67,6 +67,16 @@ class Page:
         return f"test {self.what}"
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A message built for the provider (``message``, what the channel's client sends) and the
+    answer link inside it, if any: the link and its token are masked in whatever the
+    provider says back, like the credentials are."""
+
+    message: object
+    link: str | None = None
+
+
 class Channel(Integration):
     """A channel: its integration (settings, status), how it reaches a user, how it sends.
 
@@ -96,7 +106,7 @@ class Channel(Integration):
         return self._client
 
     def send(self, prepared):
-        return self.client.send(prepared)
+        return self.client.send(prepared.message)
 
     def contact_problem(self, user):
         """Why the user's messaging preferences lack what this channel needs, or None."""
@@ -122,20 +132,20 @@ class Channel(Integration):
         problem = self.problem()
         if problem:
             raise ChannelUnavailable(problem)
-        return self.build(self.settings_row(), transaction, link)
+        return Prepared(self.build(self.settings_row(), transaction, link), link)
 
     def prepare_test(self, sent_by):
         missing = self.save_first()
         if missing:
             raise ChannelUnavailable(f"{missing}; the test uses the saved settings")
-        return self.build_test(self.settings_row(), sent_by)
+        return Prepared(self.build_test(self.settings_row(), sent_by))
 
     def prepare_notice(self, user, notice):
         """A Notice to ``user`` at the address they have now, ready to send."""
         problem = self.problem()
         if problem:
             raise ChannelUnavailable(problem)
-        return self.build_notice(self.settings_row(), user, notice)
+        return Prepared(self.build_notice(self.settings_row(), user, notice))
 
     def secret(self):
         """The stored secret, decrypted (see ``stored_secret``)."""
@@ -151,5 +161,6 @@ class Channel(Integration):
         raise NotImplementedError
 
     @staticmethod
-    def secrets(prepared):
+    def secrets(message):
+        """The credentials ``message`` (what ``build`` made) carries."""
         raise NotImplementedError

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from ..models import SEVERITIES, PagerDutySettings
-from .base import Channel, ChannelUnavailable, Page
+from .base import Channel, ChannelUnavailable, Page, Prepared
 from .http import (
     HttpClient,
     SendResult,
@@ -311,14 +311,14 @@ class PagerDuty(Channel):
         problem = self.problem()
         if problem:
             raise ChannelUnavailable(problem)
-        return resolve_event(routing_key=self.secret(), dedup_key=dedup_key)
+        return Prepared(resolve_event(routing_key=self.secret(), dedup_key=dedup_key))
 
     def prepare_test_resolve(self, dedup_key):
         """A resolve of a test incident: like the test, with the saved key, on or off."""
         missing = self.save_first()
         if missing:
             raise ChannelUnavailable(f"{missing}; the resolve uses the saved settings")
-        return resolve_event(routing_key=self.secret(), dedup_key=dedup_key)
+        return Prepared(resolve_event(routing_key=self.secret(), dedup_key=dedup_key))
 
     def webhook_secret(self):
         return self.stored_secret(self.webhook_secret_setting)

@@ -4,13 +4,14 @@ import secrets
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import false, func, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 from zxcvbn import zxcvbn
 
 from ..extensions import db
 from ..models import ROLES, User, utcnow
 from .live import event_log
+from .text import control_character
 
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
@@ -94,6 +95,10 @@ def create_user(*, email, name, role, password, actor=None):
                            "name")
     if len(name) > MAX_NAME_LENGTH:
         raise AccountError(f"The name must be at most {MAX_NAME_LENGTH} characters.", "name")
+    bad = control_character(name)
+    if bad:
+        raise AccountError(f"The name contains {bad}: write it on one line, with no control "
+                           "characters (it is used in email headers and message lines).", "name")
     if role not in ROLES:
         raise AccountError(f"Unknown role {role!r}: choose one of {', '.join(ROLES)}.", "role")
     if password is not None:
@@ -135,11 +140,53 @@ def _other_active_admins(user):
     )
 
 
-def _lock_admins():
-    """Lock the active admin rows, so two admins cannot demote each other at once (PostgreSQL)."""
+def _lock_admins_table():
+    if db.session.get_bind().dialect.name == "sqlite":
+        db.session.execute(update(User).where(false()).values(role=User.role)
+                           .execution_options(synchronize_session=False))
     db.session.execute(
         select(User.id).where(User.role == "admin", User.active.is_(True)).with_for_update()
     ).all()
+
+
+def _lock_admins(user):
+    """Lock the active admin rows, so two admins cannot demote each other at once, and read
+    ``user`` again under the lock. PostgreSQL locks the rows; SQLite ignores FOR UPDATE, so
+    there a write of nothing takes the database's write lock first: no other demotion can
+    commit between the count that follows and this transaction's commit."""
+    _lock_admins_table()
+    db.session.refresh(user)
+
+
+def has_active_admin():
+    return db.session.scalar(select(func.count(User.id)).where(
+        User.role == "admin", User.active.is_(True))) > 0
+
+
+def restore_admin(*, email, name, password):
+    """The operator's way back when no active admin is left: the account ``email`` becomes an
+    active admin (created with ``password`` if there is none; an existing one keeps its own
+    password unless ``password`` is given). Returns the user, or None when an active admin
+    exists already. Uncommitted, with its events."""
+    _lock_admins_table()
+    if has_active_admin():
+        return None
+    user = find_by_email(email)
+    if user is None:
+        return create_user(email=email, name=name, role="admin", password=password)
+    if user.role != "admin":
+        event_log.record("user.role_changed", actor=None,
+                         data={"email": user.email, "from": user.role, "to": "admin"})
+        user.role = "admin"
+    if not user.active:
+        user.active = True
+        event_log.record("user.reactivated", actor=None, data={"email": user.email})
+    if password:
+        check_password_rules(password, user=user)
+        user.password_hash = hash_password(password)
+        user.end_sessions()
+        event_log.record("user.password_set", actor=None, data={"email": user.email})
+    return user
 
 
 def change_role(user, role, *, actor):
@@ -148,8 +195,8 @@ def change_role(user, role, *, actor):
     if role == user.role:
         return False
     if user.role == "admin" and user.active:
-        _lock_admins()
-        if _other_active_admins(user) == 0:
+        _lock_admins(user)
+        if user.role == "admin" and user.active and _other_active_admins(user) == 0:
             raise AccountError(
                 f"{user.name} is the last active admin; make another user an admin first.", "role"
             )
@@ -167,8 +214,8 @@ def set_active(user, active, *, actor):
     if not active and actor is not None and actor.id == user.id:
         raise AccountError("You cannot deactivate your own account; ask another admin.", "active")
     if not active and user.role == "admin":
-        _lock_admins()
-        if _other_active_admins(user) == 0:
+        _lock_admins(user)
+        if user.role == "admin" and user.active and _other_active_admins(user) == 0:
             raise AccountError(
                 f"{user.name} is the last active admin; make another user an admin first.",
                 "active",

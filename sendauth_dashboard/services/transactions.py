@@ -17,6 +17,7 @@ from ..models import Event, Transaction, utcnow
 from . import accounts, after_commit, organisation, pagerduty_incidents, passkeys, risks, routing
 from .live import event_log
 from .outbox import deliveries
+from .text import control_character
 
 MESSAGE_MAX_CHARS = 1024
 CONTEXT_MAX_CHARS = 1024
@@ -47,6 +48,54 @@ def _check_length(value, limit, field, label):
         )
 
 
+def _check_characters(value, field, label):
+    # Line breaks and tabs are the text's own; other control characters are not writing.
+    bad = control_character(value, allowed="\n\t")
+    if bad:
+        raise TransactionError(
+            f"The {label} contains {bad}. Remove it: only line breaks and tabs are allowed.",
+            field)
+
+
+def _next_allowed_at(column, value, limit, now):
+    """When one more request may go, if ``limit`` ([N, seconds]) is reached now, else None."""
+    allowed, seconds = limit
+    window = timedelta(seconds=seconds)
+    recent = db.session.scalars(
+        select(Transaction.created_at)
+        .where(column == value, Transaction.created_at > now - window)
+        .order_by(Transaction.created_at.desc()).limit(allowed)).all()
+    if len(recent) < allowed:
+        return None
+    return recent[-1] + window
+
+
+def _wait_words(seconds):
+    seconds = max(1, int(seconds + 0.999))
+    if seconds < 120:
+        return f"{seconds} seconds"
+    return f"{(seconds + 59) // 60} minutes"
+
+
+def _check_sending_limits(requestor, user, now):
+    """Requests cost the people they reach (a page, an SMS): so many per requestor and per
+    user in a window (SEND_LIMIT_PER_REQUESTOR, SEND_LIMIT_PER_USER)."""
+    config = current_app.config
+    checks = (
+        (Transaction.requestor_id, requestor.id, config["SEND_LIMIT_PER_REQUESTOR"],
+         "You have sent {n} requests in the last {window}, the most allowed"),
+        (Transaction.user_id, user.id, config["SEND_LIMIT_PER_USER"],
+         f"{user.name} has been sent {{n}} requests in the last {{window}}, the most allowed"),
+    )
+    for column, value, limit, said in checks:
+        next_at = _next_allowed_at(column, value, limit, now)
+        if next_at is not None:
+            raise TransactionError(
+                said.format(n=limit[0], window=_wait_words(limit[1])) +
+                f". The next one can go in {_wait_words((next_at - now).total_seconds())} "
+                f"(at {next_at:%H:%M:%S} UTC).", "user")
+
+
 def create(*, requestor, user_email, message, context="", now=None):
     """The transaction, its deliveries and its ``transaction.created`` event, uncommitted."""
     now = now or utcnow()
@@ -63,6 +112,11 @@ def create(*, requestor, user_email, message, context="", now=None):
         raise TransactionError("Enter a message: tell the user why you are asking.", "message")
     _check_length(message, MESSAGE_MAX_CHARS, "message", "message")
     _check_length(context, CONTEXT_MAX_CHARS, "context", "context")
+    message = message.replace("\r\n", "\n")
+    context = context.replace("\r\n", "\n")
+    _check_characters(message, "message", "message")
+    _check_characters(context, "context", "context")
+    _check_sending_limits(requestor, user, now)
     route = routing.route(user)
     if not route.channels:
         raise TransactionError(route.explain(user), "user")

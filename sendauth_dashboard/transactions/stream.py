@@ -17,19 +17,36 @@ def stream():
     if not current_user.has_role("requestor"):
         abort(403)
     after = _event_id(request.headers.get("Last-Event-ID")) or _event_id(request.args.get("after"))
-    viewer = streams.Viewer(current_user.id, current_user.has_role("reviewer"))
+    viewer = streams.Viewer.of(current_user)
     config = current_app.config
-    body = streams.stream(
+    try:
+        release = streams.slots_of().open(current_user.id, per_user=config["STREAMS_PER_USER"],
+                                       per_process=config["STREAMS_PER_PROCESS"])
+    except streams.StreamsFull as exc:
+        return Response(f"{exc}\n", status=429, mimetype="text/plain",
+                        headers={"Retry-After": "60", "Cache-Control": "no-store"})
+    body = _releasing(release, streams.stream(
         viewer, after, runtime().broker,
         heartbeat=config["SSE_HEARTBEAT_SECONDS"],
         lifetime=streams.lifetime(config["SSE_MAX_SECONDS"]),
-    )
-    return Response(stream_with_context(body), mimetype="text/event-stream", headers={
+    ))
+    response = Response(stream_with_context(body), mimetype="text/event-stream", headers={
         "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
     })
+    # Also when the server is done with the response, in case the body never started.
+    response.call_on_close(release)
+    return response
 
 
 stream.minimum_role = "requestor"
+
+
+def _releasing(release, body):
+    """``body``, giving its stream's slot back as soon as it ends."""
+    try:
+        yield from body
+    finally:
+        release()
 
 
 def _event_id(value):

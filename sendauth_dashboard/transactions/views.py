@@ -140,3 +140,11 @@ def _visible_or_404(public_id):
     if transaction is None:
         abort(404)
     return transaction
+
+
+@bp.after_request
+def _no_store(response):
+    """Transaction pages show the call-binding code: no cache (the browser's, a proxy's) keeps
+    them, so Back after signing out, or the next person at the computer, shows nothing."""
+    response.headers.setdefault("Cache-Control", "no-store")  # the stream says no-cache itself
+    return response

@@ -6,7 +6,7 @@ from sendauth_dashboard import channels
 from sendauth_dashboard.channels import integration
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Event, User
-from tests.support.helpers import configure_sms, send_request
+from tests.support.helpers import answer_token, configure_sms, send_request
 
 from ..test_delivery import dispatch, time_passes
 
@@ -69,6 +69,30 @@ def test_a_refusal_fails_at_once_with_the_providers_words(app, people, case, fak
     time_passes(app)
     assert dispatch(app) == []
     assert case.sent(fake) == []
+
+
+def test_a_refusal_quoting_the_answer_link_never_stores_or_shows_the_token(app, client, auth,
+                                                                          make_user, case, fake):
+    case.configure(app, fake)
+    requestor = make_user("requestor", name="Hana Helpdesk")
+    user = make_user("member", name="Uma User", email="uma@example.com", **case.prefs())
+    public_id = send_request(app, requestor, user)
+    token = answer_token(app, public_id)
+    case.refuse(fake, f"blocklisted URL: <http://sendauth.test/authenticate/{token}>")
+    assert dispatch(app) == ["failed"]
+    (d,) = deliveries(app)
+    assert d.last_error.startswith(case.refused_error("blocklisted URL: <http://sendauth.test/"))
+    assert token not in d.last_error and token[-4:] in d.last_error, "the rest is shown, masked"
+    assert token not in status(app, case).error
+    with app.app_context():
+        assert all(token not in repr(e.data) for e in db.session.scalars(select(Event)))
+    auth.login(requestor)
+    html = client.get(f"/transactions/{public_id}").text
+    assert "blocklisted URL" in html and token not in html
+    auth.logout()
+    auth.login(make_user("admin", **case.contact))
+    html = client.get(f"/settings/{case.channel}").text
+    assert "blocklisted URL" in html and token not in html
 
 
 def test_disabling_the_channel_stops_queued_messages(app, people, case, fake):

@@ -153,6 +153,19 @@ def test_the_secret_is_never_in_a_log_an_event_or_an_error(app, client, as_admin
             assert case.secret not in repr(event.data)
 
 
+def test_a_test_refused_quoting_an_answer_link_shows_it_masked(app, client, as_admin, case,
+                                                               fake):
+    save(as_admin, case, fake, secret=case.secret)
+    token = "Zq3_kL9-pW2xYv7nB4mR8tJ6hC1sD5fG0aE2uI9oK3w"
+    case.refuse(fake, f"blocklisted URL: http://sendauth.test/authenticate/{token}")
+    as_admin.post(url(case, "/test"))
+    html = page(client, case)
+    assert "blocklisted URL: http://sendauth.test/authenticate/" in html
+    assert token not in html and token[-4:] in html
+    with app.app_context():
+        assert all(token not in repr(e.data) for e in db.session.scalars(select(Event)))
+
+
 def test_enabling_before_the_required_settings_are_saved_is_refused(app, as_admin, case):
     response = as_admin.post(url(case), {"enabled": "y"})
     assert response.status_code == 400

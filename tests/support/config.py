@@ -31,6 +31,9 @@ def base_test_config(tmp_path, **overrides):
         "SLACK_API_URL": "http://127.0.0.1:9/api",
         # Tests sign in often from one address; tests/test_client_limits.py turns limits on.
         "RATELIMIT_ENABLED": False,
+        # Tests send many requests quickly; tests/test_transactions.py sets the limits it tests.
+        "SEND_LIMIT_PER_REQUESTOR": [1_000_000, 1],
+        "SEND_LIMIT_PER_USER": [1_000_000, 1],
     }
     config.update(overrides)
     return config

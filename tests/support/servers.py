@@ -38,6 +38,8 @@ def environment(tmp_path, **settings):
         "SENDAUTH_SECRET_KEY": SECRET_KEY,
         "SENDAUTH_INSTANCE_PATH": str(tmp_path / "instance"),
         "SENDAUTH_PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+        "SENDAUTH_SEND_LIMIT_PER_REQUESTOR": "[1000000, 1]",
+        "SENDAUTH_SEND_LIMIT_PER_USER": "[1000000, 1]",
     })
     env.update({f"SENDAUTH_{k}": str(v) for k, v in settings.items()})
     return env

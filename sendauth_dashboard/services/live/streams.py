@@ -1,14 +1,17 @@
 """Live streams: what one watcher's server-sent events carry, from the table and then live."""
 import json
 import random
+import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import contains_eager, joinedload
 
 from ...extensions import db
-from ...models import Event, Transaction
+from ...models import Event, Transaction, User
+from ...runtime import runtime
 from .broker import CLOSE, RESYNC
 from .event_log import latest_event_id
 from .messages import message_for
@@ -18,16 +21,100 @@ REPLAY_BATCH = 500
 
 @dataclass(frozen=True)
 class Viewer:
-    """Who is watching, captured when the stream opens, so deciding visibility needs no database."""
+    """Who is watching, captured when the stream opens, so deciding visibility needs no database.
+
+    ``still_allowed`` asks the database whether that is still so (the stream asks on each
+    heartbeat and whenever a user event goes by); ``session_version`` None skips the check of
+    the sign-in itself.
+    """
 
     user_id: int
     sees_all: bool
+    session_version: int | None = None
+
+    @classmethod
+    def of(cls, user):
+        return cls(user.id, user.has_role("reviewer"), user.session_version)
+
+    def still_allowed(self):
+        """True while the viewer is active, signed in, and may see what they saw when the
+        stream opened (no more, no less: a changed role ends the stream, and the browser's
+        reconnection gets a stream for the new role, or its refusal)."""
+        try:
+            user = db.session.get(User, self.user_id)
+            return (user is not None and user.active and user.has_role("requestor")
+                    and user.has_role("reviewer") == self.sees_all
+                    and self.session_version in (None, user.session_version))
+        finally:
+            db.session.remove()
 
     def may_see(self, message):
         transaction = message.get("transaction")
         if transaction is None:
             return False
         return self.sees_all or transaction["requestor_id"] == self.user_id
+
+
+class StreamsFull(Exception):
+    """No stream can open now; the message says why and when to try again."""
+
+
+class StreamSlots:
+    """How many live streams are open in this process, in all and per user.
+
+    Past a user's cap, the new stream is refused (429) rather than the oldest ended: ending the
+    oldest would make that tab's browser reconnect and end the next oldest, tabs taking turns
+    for ever; a refused one simply is not live (the page works, reload for live updates). Past
+    the process's cap everyone's new streams are refused, so connections remain for the other
+    pages (sign-in, /healthz) whatever the streams do.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._per_user = Counter()
+        self._total = 0
+
+    def open(self, user_id, *, per_user, per_process):
+        """A slot for one stream (release it with ``release()``); StreamsFull when none."""
+        with self._lock:
+            if self._total >= per_process:
+                raise StreamsFull(
+                    "Too many live streams are open on this server; this page is not live. "
+                    "Reload it in a minute.")
+            if self._per_user[user_id] >= per_user:
+                raise StreamsFull(
+                    f"You have {per_user} live pages open already, the most allowed; close one "
+                    "and reload this page to see changes live.")
+            self._per_user[user_id] += 1
+            self._total += 1
+        released = threading.Event()
+
+        def release():
+            with self._lock:
+                if released.is_set():
+                    return
+                released.set()
+                self._total -= 1
+                self._per_user[user_id] -= 1
+                if not self._per_user[user_id]:
+                    del self._per_user[user_id]
+        return release
+
+    @property
+    def total(self):
+        return self._total
+
+
+def slots_of(app=None):
+    state = runtime(app)
+    if state.stream_slots is None:
+        with _slots_made:
+            if state.stream_slots is None:
+                state.stream_slots = StreamSlots()
+    return state.stream_slots
+
+
+_slots_made = threading.Lock()
 
 
 def replay(viewer, after_id, limit=REPLAY_BATCH):
@@ -105,6 +192,13 @@ def stream(viewer, after_id, broker, *, heartbeat, lifetime, clock=time.monotoni
         while (remaining := deadline - clock()) > 0:
             message = subscription.get(timeout=min(heartbeat, remaining))
             if message is CLOSE:
+                return
+            # Rights may have changed: on a heartbeat, a user event, or before reading the
+            # table (which has only transaction events: a user event may be among the gap).
+            rights_may_have_changed = not isinstance(message, dict) or (
+                str(message.get("kind", "")).startswith("user.")
+                or message["id"] > last_id + 1 or subscription.overflowed)
+            if rights_may_have_changed and not viewer.still_allowed():
                 return
             if message is RESYNC or subscription.overflowed:
                 subscription.overflowed = False

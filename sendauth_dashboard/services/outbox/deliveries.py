@@ -14,16 +14,19 @@ retries, send window, status indicator and events.
 """
 import logging
 import random
+import traceback
 from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import and_, or_, select, true, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from ... import channels
 from ...channels import integration
 from ...extensions import db
 from ...models import Delivery, utcnow
 from ...runtime import runtime
+from ...security import redact_tokens
 from ..live import event_log
 from ..secrets import SecretUnreadable, decrypt, encrypt
 
@@ -101,9 +104,10 @@ def _of_channels(only, exclude):
     return true()
 
 
-def claim(owner, limit, now=None, lease_seconds=None, only=None, exclude=()):
+def claim(owner, limit, now=None, lease_seconds=None, only=None, exclude=(), busy=()):
     """Claim up to ``limit`` due deliveries for ``owner`` (of the ``only`` channels, or of
-    all but ``exclude``); returns their ids. Commits."""
+    all but ``exclude``; none of the ids in ``busy``, which the caller is sending); returns
+    their ids. Commits."""
     now = now or utcnow()
     lease_seconds = lease_seconds or current_app.config["DELIVERY_LEASE_SECONDS"]
     # Lock the rows first, then update exactly those. (A single UPDATE ... WHERE id IN
@@ -111,7 +115,7 @@ def claim(owner, limit, now=None, lease_seconds=None, only=None, exclude=()):
     # PostgreSQL and claim more than n.)
     candidates = db.session.scalars(
         select(Delivery.id)
-        .where(_due(now), _of_channels(only, exclude))
+        .where(_due(now), _of_channels(only, exclude), Delivery.id.not_in(busy))
         .order_by(Delivery.next_attempt_at, Delivery.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -150,7 +154,46 @@ def next_due_in(now=None, only=None, exclude=()):
 
 
 def attempt(delivery_id, owner):
-    """Send one claimed delivery and record what happened. Returns the outcome's name."""
+    """Send one claimed delivery and record what happened. Returns the outcome's name.
+
+    Whatever goes wrong unexpectedly (a bug, a message the provider's library refuses to
+    build) is recorded as a failed attempt with its event, so the delivery does not stay
+    ``sending`` until its lease runs out with nobody told. Database errors are not: nothing
+    can be recorded then, and the lease brings the delivery back.
+    """
+    try:
+        return _attempt(delivery_id, owner)
+    except SQLAlchemyError:
+        raise
+    except Exception as exc:
+        db.session.rollback()
+        # Its text may quote the message and its link: the log gets it with tokens masked.
+        log.error("delivery %s: unexpected %s while sending (%s); recorded as failed\n%s",
+                  delivery_id, type(exc).__name__, redact_tokens(str(exc)),
+                  "".join(traceback.format_tb(exc.__traceback__)))
+        return record_unexpected(delivery_id, owner, exc)
+
+
+def record_unexpected(delivery_id, owner, exc):
+    now = utcnow()
+    delivery = db.session.get(Delivery, delivery_id, populate_existing=True)
+    if delivery is None or delivery.claimed_by != owner or delivery.status != "sending":
+        db.session.rollback()
+        return "lost"
+    delivery.attempts += 1
+    delivery.last_attempt_at = now
+    error = (f"Not sent: the dashboard failed to send this {channels.label(delivery.channel)} "
+             f"message ({type(exc).__name__}); it is not tried again. The server log has the "
+             "details; send the request again, or another way.")
+    _finish(delivery, "failed", now, error)
+    event_log.record("delivery.failed", transaction=delivery.transaction,
+                     data={"channel": delivery.channel, "attempt": delivery.attempts,
+                           "error": error})
+    db.session.commit()
+    return "failed"
+
+
+def _attempt(delivery_id, owner):
     config = current_app.config
     delivery = db.session.get(Delivery, delivery_id)
     if delivery is None or delivery.status != "sending" or delivery.claimed_by != owner:
@@ -190,6 +233,20 @@ def attempt(delivery_id, owner):
         integration.record_outcome(delivery.channel, success=False, error=str(exc), at=now)
         db.session.commit()
         return "failed"
+    # The lease counts from now, not from the claim: waiting for a worker, the database or
+    # the CPU before sending does not eat into the time the send itself may take. If the
+    # delivery is no longer ours (our lease ran out and another dispatcher took it), we do
+    # not send it too.
+    renewed = db.session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.claimed_by == owner,
+               Delivery.status == "sending")
+        .values(lease_expires_at=utcnow() + timedelta(seconds=config["DELIVERY_LEASE_SECONDS"]))
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not renewed:
+        db.session.rollback()
+        return "lost"
     db.session.commit()  # no connection or lock is held while the provider answers
     result = channels.send(channel, prepared)
     return record_result(delivery_id, owner, result, config)

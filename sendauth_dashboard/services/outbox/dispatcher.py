@@ -36,7 +36,9 @@ class Dispatcher:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._in_flight = 0
+        # The deliveries this dispatcher is sending now: never claimed again by it, even once
+        # their lease has run out (a send slower than the lease is not sent twice from here).
+        self._sending = set()
         self._lock = threading.Lock()
         self._thread = None
         self._pool = None
@@ -105,14 +107,15 @@ class Dispatcher:
         """Claim up to ``free`` due deliveries; those of rate-limited channels only as many as
         the channel's send window has room for now."""
         limits = self.app.config["DELIVERY_RATE_LIMITS"]
-        ids = claim(self.name, free, exclude=tuple(limits))
+        busy = tuple(self._sending)
+        ids = claim(self.name, free, exclude=tuple(limits), busy=busy)
         for name, (allowed, period) in limits.items():
             room = free - len(ids)
             if room <= 0:
                 break
             granted = self._window.reserve(name, allowed, period, room)
             if granted:
-                claimed = claim(self.name, granted, only=(name,))
+                claimed = claim(self.name, granted, only=(name,), busy=busy)
                 self._window.release(name, granted - len(claimed))
                 ids += claimed
         return ids
@@ -123,13 +126,13 @@ class Dispatcher:
         if time.monotonic() >= self._next_sweep:
             transactions.expire_due()
             self._next_sweep = time.monotonic() + SWEEP_INTERVAL
-        free = self.concurrency - self._in_flight
+        free = self.concurrency - len(self._sending)
         if free <= 0:
             return 0
         ids = self.claim_within_limits(free)
         for delivery_id in ids:
             with self._lock:
-                self._in_flight += 1
+                self._sending.add(delivery_id)
             self._pool.submit(self._attempt, delivery_id)
         return len(ids)
 
@@ -142,7 +145,7 @@ class Dispatcher:
                           "its lease runs out", delivery_id)
         finally:
             with self._lock:
-                self._in_flight -= 1
+                self._sending.discard(delivery_id)
             self._wake.set()
 
     def run_until_idle(self):
