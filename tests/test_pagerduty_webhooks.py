@@ -23,7 +23,6 @@ from sendauth_dashboard.models import (
 )
 from sendauth_dashboard.services import organisation, pagerduty_incidents, transactions
 from sendauth_dashboard.services.live.messages import message_for
-from tests.support.config import need
 from tests.support.helpers import configure_pagerduty, database_rows, send_request
 
 from .fakes.pagerduty import WEBHOOK_EVENT_TYPES, WEBHOOK_SCHEMA, Answer, signature
@@ -287,9 +286,11 @@ def test_a_webhook_that_cannot_be_stored_now_gets_a_503_and_its_retry_is_taken_i
 
 def test_the_fakes_webhook_schema_matches_the_facts_file():
     """The fake posts what the facts file says PagerDuty posts ("Webhooks v3")."""
-    spec = Path(os.environ.get("SENDAUTH_SPEC_DIR", "/work/shared/spec"))
-    facts = spec / "pagerduty-events-v2.md"
-    need(facts.exists(), f"no facts file at {facts} (set SENDAUTH_SPEC_DIR)")
+    # The team's shared folder sits beside the repository (DESIGN.md: ../shared/).
+    default = Path(__file__).resolve().parents[2] / "shared" / "spec"
+    facts = Path(os.environ.get("SENDAUTH_SPEC_DIR", default)) / "pagerduty-events-v2.md"
+    if not facts.exists():
+        pytest.skip(f"no facts file at {facts}: set SENDAUTH_SPEC_DIR to the shared spec folder")
     section = facts.read_text().split("## Webhooks v3", 1)[1].split("\n## ", 1)[0]
     event = WEBHOOK_SCHEMA["properties"]["event"]
     listed = set(re.findall(r"`(incident\.\w+)`", section))
