@@ -86,33 +86,29 @@ def send_test(name, *, actor):
 
     Raises ChannelUnavailable when the channel has nothing to send with.
     """
-    instance = channel(name)
-    try:
-        prepared = instance.prepare_test(actor)
-    except SecretUnreadable as exc:
-        raise ChannelUnavailable(str(exc).rstrip(".")) from None
-    db.session.commit()
-    result = send(instance, prepared)
-    integration.record_outcome(name, success=result.accepted, error=result.error)
-    event_log.record(f"settings.{name}_tested", actor=actor, data={
-        "outcome": result.outcome, "http_status": result.http_status, "error": result.error,
-    })
-    db.session.commit()
-    return result
+    return _send_now(name, lambda instance: instance.prepare_test(actor),
+                     f"settings.{name}_tested", actor)
 
 
 def resolve_test(name, dedup_key, *, actor):
     """Resolve the test incident opened with ``dedup_key``, at once, as the test was sent;
     feeds the status indicator and the audit log. ChannelUnavailable says why not."""
+    return _send_now(name, lambda instance: instance.prepare_test_resolve(dedup_key),
+                     f"settings.{name}_test_resolved", actor)
+
+
+def _send_now(name, prepare, event_kind, actor):
+    """What an admin sends from a settings page goes at once, not through the outbox: the
+    answer is shown to them. No connection is held while the provider answers."""
     instance = channel(name)
     try:
-        prepared = instance.prepare_test_resolve(dedup_key)
+        prepared = prepare(instance)
     except SecretUnreadable as exc:
         raise ChannelUnavailable(str(exc).rstrip(".")) from None
     db.session.commit()
     result = send(instance, prepared)
     integration.record_outcome(name, success=result.accepted, error=result.error)
-    event_log.record(f"settings.{name}_test_resolved", actor=actor, data={
+    event_log.record(event_kind, actor=actor, data={
         "outcome": result.outcome, "http_status": result.http_status, "error": result.error,
     })
     db.session.commit()
