@@ -223,7 +223,10 @@ def main(argv=None):
         report.note(f"bulk insert: {args.transactions:,} transactions and {events_total:,} "
                     f"events in {seconds:.1f} s")
         env = common.environment(folder, SQLALCHEMY_DATABASE_URI=url,
-                                 BASE_URL="http://sendauth.test")
+                                 BASE_URL="http://sendauth.test",
+                                 # One reviewer opens 32 resumes in a few seconds; a closed one
+                                 # holds its slot until its next heartbeat (README, streams).
+                                 STREAMS_PER_USER=1000)
         server = common.served(env, folder, "list")
         try:
             reviewer = common.signed_in(server.url, common.REVIEWER)
