@@ -145,6 +145,8 @@ def describe(event):
         return f"{who} reactivated {data.get('email')}"
     if kind == "user.password_changed":
         return f"{who} set a new password for {data.get('email')}"
+    if kind == "user.password_set":
+        return f"An operator set a new password for {data.get('email')} (ensure-admin)"
     if kind == "settings.organisation_changed":
         return f"{who} changed the organisation's rules: {changes}"
     if kind == "profile.messaging_changed":
