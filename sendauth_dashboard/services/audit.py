@@ -132,39 +132,5 @@ def describe(event):
     """One line saying what happened, in the product's words."""
     data = event.data or {}
     who = event.actor.name if event.actor is not None else "The system"
-    kind = event.kind
-    changes = "; ".join(str(c) for c in data.get("changes") or [])
-    if kind == "user.created":
-        return f"{who} created the account {data.get('email')} as {data.get('role')}"
-    if kind == "user.role_changed":
-        return (f"{who} changed the role of {data.get('email')} from {data.get('from')} "
-                f"to {data.get('to')}")
-    if kind == "user.deactivated":
-        return f"{who} deactivated {data.get('email')}"
-    if kind == "user.reactivated":
-        return f"{who} reactivated {data.get('email')}"
-    if kind == "user.password_changed":
-        return f"{who} set a new password for {data.get('email')}"
-    if kind == "user.password_set":
-        return f"An operator set a new password for {data.get('email')} (ensure-admin)"
-    if kind == "settings.organisation_changed":
-        return f"{who} changed the organisation's rules: {changes}"
-    if kind == "profile.messaging_changed":
-        return f"{who} changed their messaging preferences: {changes}"
-    if kind.startswith("settings.") and kind.endswith("_changed"):
-        label = _channel_label(kind[len("settings."):-len("_changed")], kind)
-        return f"{who} changed the {label} settings: {changes}"
-    if kind.startswith("settings.") and kind.endswith("_tested"):
-        label = _channel_label(kind[len("settings."):-len("_tested")], kind)
-        outcome = data.get("outcome") or "sent"
-        line = f"{who} sent a test through {label}: {outcome}"
-        if data.get("http_status"):
-            line += f" (HTTP {data['http_status']})"
-        if data.get("error"):
-            line += f": {data['error']}"
-        return line
-    return messages.describe(kind, data, who)
+    return messages.describe(event.kind, data, who)
 
-
-def _channel_label(name, otherwise):
-    return channels.REGISTRY[name].label if name in channels.REGISTRY else otherwise

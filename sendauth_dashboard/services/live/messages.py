@@ -47,10 +47,42 @@ PROOF_WORDS = {"passkey": "with a passkey", "password": "by entering their passw
 
 
 def describe(kind, data, actor_name=None):
-    """One line for a transaction's timeline, the same on the page and in the live stream."""
+    """One line for an event: a transaction's timeline (the same on the page and in the live
+    stream) or the audit log."""
     who = actor_name or "Someone"
     channel = channels.label(data.get("channel"))
     attempt = f"attempt {data['attempt']}" if data.get("attempt") else ""
+    # Events about no one transaction: accounts and settings (the audit log).
+    changes = "; ".join(str(c) for c in data.get("changes") or [])
+    if kind == "user.created":
+        return f"{who} created the account {data.get('email')} as {data.get('role')}"
+    if kind == "user.role_changed":
+        return (f"{who} changed the role of {data.get('email')} from {data.get('from')} "
+                f"to {data.get('to')}")
+    if kind == "user.deactivated":
+        return f"{who} deactivated {data.get('email')}"
+    if kind == "user.reactivated":
+        return f"{who} reactivated {data.get('email')}"
+    if kind == "user.password_changed":
+        return f"{who} set a new password for {data.get('email')}"
+    if kind == "user.password_set":
+        return f"An operator set a new password for {data.get('email')} (ensure-admin)"
+    if kind == "settings.organisation_changed":
+        return f"{who} changed the organisation's rules: {changes}"
+    if kind == "profile.messaging_changed":
+        return f"{who} changed their messaging preferences: {changes}"
+    if kind.startswith("settings.") and kind.endswith("_changed"):
+        label = channels.label(kind[len("settings."):-len("_changed")])
+        return f"{who} changed the {label} settings: {changes}"
+    if kind.startswith("settings.") and kind.endswith("_tested"):
+        label = channels.label(kind[len("settings."):-len("_tested")])
+        outcome = data.get("outcome") or "sent"
+        line = f"{who} sent a test through {label}: {outcome}"
+        if data.get("http_status"):
+            line += f" (HTTP {data['http_status']})"
+        if data.get("error"):
+            line += f": {data['error']}"
+        return line
     if kind == "transaction.created":
         via = ", ".join(channels.label(c) for c in data.get("channels", []))
         return f"{who} sent the request" + (f" through {via}" if via else "")
