@@ -9,6 +9,7 @@ from .config import DEFAULTS, ENV_PREFIX, derive
 from .extensions import csrf, db, limiter, login_manager, migrate
 from .runtime import Runtime
 from .services import after_commit
+from .services.live import streams
 from .services.live.broker import broker_for
 from .services.outbox.send_window import window_for
 from .services.secrets import secret_box_for
@@ -33,7 +34,7 @@ def create_app(test_config=None):
     if app.config["PROXY_FIX_X_FOR"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["PROXY_FIX_X_FOR"]))
     app.extensions["sendauth"] = Runtime(secret_box=secret_box_for(app.config),
-                                         broker=broker_for(app.config),
+                                         broker=broker_for(app.config, streams.reader(app)),
                                          send_window=window_for(app.config))
     _init_extensions(app)
     _register_views(app)

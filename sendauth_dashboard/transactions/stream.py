@@ -1,6 +1,7 @@
 """``GET /transactions/stream``: server-sent events for the pages that watch transactions."""
-from flask import Response, abort, current_app, request, stream_with_context
+from flask import Response, abort, current_app, request
 from flask_login import current_user
+from werkzeug.datastructures import Headers
 
 from ..ids import MAX_EVENT_ID, row_id
 from ..runtime import runtime
@@ -25,12 +26,13 @@ def stream():
     except streams.StreamsFull as exc:
         return Response(f"{exc}\n", status=429, mimetype="text/plain",
                         headers={"Retry-After": "60", "Cache-Control": "no-store"})
-    body = _releasing(release, streams.stream(
+    body = _releasing(current_app._get_current_object(), release, streams.stream(
         viewer, after, runtime().broker,
         heartbeat=config["SSE_HEARTBEAT_SECONDS"],
         lifetime=streams.lifetime(config["SSE_MAX_SECONDS"]),
+        line=streams.line_for(request.environ, viewer),
     ))
-    response = Response(stream_with_context(body), mimetype="text/event-stream", headers={
+    response = _StreamResponse(body, mimetype="text/event-stream", headers={
         "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
     })
     # Also when the server is done with the response, in case the body never started.
@@ -41,10 +43,26 @@ def stream():
 stream.minimum_role = "requestor"
 
 
-def _releasing(release, body):
-    """``body``, giving its stream's slot back as soon as it ends."""
+class _StreamResponse(Response):
+    """Forgets its headers once they are sent: thousands of streams stay open, and each kept
+    its own copy (the session's cookie among them) for nothing."""
+
+    def __call__(self, environ, start_response):
+        body = super().__call__(environ, start_response)
+        self.headers = Headers()
+        return body
+
+
+def _releasing(app, release, body):
+    """``body`` in an app context (for its database reads), giving its stream's slot back as
+    soon as it ends.
+
+    Not ``stream_with_context``: keeping the request's context for the stream's life kept its
+    request, session and signed-in user in memory for every watcher (bench/fanout.py); the
+    stream needs none of them once the viewer is captured."""
     try:
-        yield from body
+        with app.app_context():
+            yield from body
     finally:
         release()
 

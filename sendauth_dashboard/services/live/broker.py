@@ -6,7 +6,6 @@ browser. If Redis goes away, streams stay open; when the subscriber is back, eve
 catches up from the events table, so nothing is missed. The same subscriber carries "wake up"
 notes to dispatchers in other processes.
 """
-import collections
 import json
 import logging
 import threading
@@ -20,17 +19,28 @@ RESYNC = object()  # the stream must catch up from the table: live messages may 
 class Subscription:
     """One watcher's bounded queue. When it overflows, the watcher reloads from the table.
 
-    A deque and one Event, rather than queue.Queue (a lock and three conditions): thousands
-    of these are open at once, and memory per watcher counts (bench/fanout.py).
+    A list and one Event, rather than queue.Queue (a lock and three conditions) or even a
+    deque (a 0.5 KiB block from the start): thousands of these are open at once, mostly
+    empty, and memory per watcher counts (bench/fanout.py). The list stays short: a
+    watcher who lets it grow past ``size`` catches up from the table instead.
+
+    ``line``, when the stream sets one (``streams.Line``), lets the fan-out write a live
+    message to the watcher's socket itself while the stream waits, instead of queueing it and
+    waking the stream: one loop writes a frame to every watcher (bench/fanout.py).
     """
 
-    __slots__ = ("size", "overflowed", "_items", "_ready")
+    __slots__ = ("size", "overflowed", "line", "_items", "_ready")
 
     def __init__(self, size):
         self.size = size
         self.overflowed = False
-        self._items = collections.deque()
+        self.line = None
+        self._items = []
         self._ready = threading.Event()
+
+    @property
+    def empty(self):
+        return not self._items
 
     def put(self, message):
         if len(self._items) >= self.size:
@@ -43,11 +53,8 @@ class Subscription:
         """The next message, or None after ``timeout`` seconds without one."""
         if not self._items:
             self._ready.wait(timeout)
-        self._ready.clear()  # a put after this finds the deque non-empty at the next get
-        try:
-            return self._items.popleft()
-        except IndexError:
-            return None
+        self._ready.clear()  # a put after this finds the list non-empty at the next get
+        return self._items.pop(0) if self._items else None
 
     def drain(self):
         """Empty the queue (before catching up from the table, which has all of it)."""
@@ -79,11 +86,16 @@ class LocalBroker:
     def publish(self, message):
         self.fan_out(message)
 
-    def fan_out(self, message):
+    def fan_out(self, message, after=None):
+        """Give ``message`` to every watcher: written at once where the stream lets its line
+        take it, queued for the stream otherwise. ``after``: the id of the message fanned out
+        before this one when every id between them is known not to exist (see RedisBroker)."""
         with self._lock:
             subscribers = tuple(self._subscribers)
         for subscription in subscribers:
-            subscription.put(message)
+            line = subscription.line
+            if line is None or not line.take(message, after):
+                subscription.put(message)
 
     def close_all(self):
         """End every open stream (on shutdown); browsers reconnect and resume."""
@@ -108,10 +120,23 @@ class LocalBroker:
 
 
 class RedisBroker(LocalBroker):
-    def __init__(self, url, prefix="sendauth", queue_size=1000, retry_seconds=(0.2, 5.0)):
+    """Fans out what any process publishes, in id order.
+
+    Processes publish after their commits in whatever order they get to it, so an event can
+    arrive before one with a lower id. Every id below an arriving one has settled (committed
+    or rolled back: ``event_log.record``), so the listener reads the ones it has not heard
+    from the table itself, once for the process, with ``read_between(after_id, before_id)``,
+    and fans them out first. Otherwise each of thousands of streams would notice the gap and
+    read the table on its own, all at once (bench/fanout.py found sends stalled for seconds).
+    """
+
+    def __init__(self, url, prefix="sendauth", queue_size=1000, retry_seconds=(0.2, 5.0),
+                 read_between=None):
         import redis
 
         super().__init__(queue_size)
+        self.read_between = read_between
+        self._heard = None  # the last id fanned out in order; None when not known
         self._errors = redis.RedisError
         self._redis = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
         self.events_channel = f"{prefix}:events"
@@ -175,6 +200,7 @@ class RedisBroker(LocalBroker):
                 pubsub.subscribe(self.events_channel, self.wake_channel)
                 self._listening.set()
                 delay = self._retry_min
+                self._heard = None
                 self.resync_all()  # whatever was published while we were away is in the table
                 for callback in self._wake_callbacks:
                     callback()
@@ -200,10 +226,40 @@ class RedisBroker(LocalBroker):
             for callback in self._wake_callbacks:
                 callback()
         else:
-            self.fan_out(json.loads(item["data"]))
+            self._in_order(json.loads(item["data"]))
+
+    def _in_order(self, message):
+        event_id = message.get("id")
+        heard = self._heard
+        if heard is None or not isinstance(event_id, int) or event_id <= heard:
+            # The first, or one heard already (read from the table when it was late).
+            if heard is None and isinstance(event_id, int):
+                self._heard = event_id
+            self.fan_out(message)
+            return
+        after = heard
+        if event_id > heard + 1 and self.read_between is not None:
+            try:
+                missed = self.read_between(heard, event_id)
+            except Exception:  # the table is away: each stream catches up on its own
+                log.exception("broker: could not read events %s to %s; streams catch up "
+                              "themselves", heard + 1, event_id - 1)
+                self._heard = event_id
+                self.fan_out(message)
+                return
+            for earlier in missed:
+                self.fan_out(earlier, after)
+                after = earlier["id"]
+        elif event_id > heard + 1:
+            after = None
+        self._heard = event_id
+        self.fan_out(message, after)
 
 
-def broker_for(config):
+def broker_for(config, read_between=None):
+    """``read_between(after_id, before_id)``: the messages of the events between two ids, from
+    the table (``streams.reader``)."""
     if config.get("REDIS_URL"):
-        return RedisBroker(config["REDIS_URL"], prefix=config["REDIS_CHANNEL_PREFIX"])
+        return RedisBroker(config["REDIS_URL"], prefix=config["REDIS_CHANNEL_PREFIX"],
+                           read_between=read_between)
     return LocalBroker()
