@@ -42,6 +42,10 @@ os.register_at_fork(before=_starting.acquire, after_in_parent=_starting.release,
 def start(arbiter):
     """Start the dispatcher process, and keep it running until ``stop``."""
     global _running
+    if not os.environ.get("SENDAUTH_REDIS_URL"):
+        arbiter.log.warning("SENDAUTH_DISPATCHER=process without SENDAUTH_REDIS_URL: no send "
+                            "wakes the dispatcher process (it looks every "
+                            "SENDAUTH_DISPATCHER_IDLE_SECONDS), and live pages get its events late")
     _running = DispatcherProcess(arbiter.log, arbiter.cfg.graceful_timeout)
     _running.start()
 
