@@ -15,6 +15,15 @@ graceful_timeout = 10
 keepalive = 5
 # wsgi.py reads this and patches with gevent before anything else is imported.
 raw_env = ["SENDAUTH_GEVENT=1"]
+# The delivery dispatcher. "process": the master runs one `flask --app wsgi worker` beside the
+# web workers (dispatcher_process.py), so its database work never stalls their gevent loop; the
+# default with SENDAUTH_REDIS_URL, through which sends wake it and its events reach the watchers.
+# "thread", the default without Redis: each web worker runs one. "off": none here.
+sendauth_dispatcher = os.environ.get("SENDAUTH_DISPATCHER") or (
+    "process" if os.environ.get("SENDAUTH_REDIS_URL") else "thread")
+if sendauth_dispatcher == "process":
+    # Applied to the master's environment before when_ready, and so before workers are forked.
+    raw_env.append("SENDAUTH_DISPATCHER=off")
 forwarded_allow_ips = os.environ.get("SENDAUTH_FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = os.environ.get("SENDAUTH_ACCESS_LOG", "-")
 # Answer tokens in request lines are masked by the app's log filter (sendauth_dashboard.security).
@@ -31,3 +40,19 @@ def post_worker_init(worker):
 
     gc.collect()
     gc.freeze()
+
+
+def when_ready(server):
+    """Called once the master listens, before it forks the web workers."""
+    if sendauth_dispatcher == "process":
+        import dispatcher_process
+
+        dispatcher_process.start(server)
+
+
+def on_exit(server):
+    """Called once the web workers have stopped: the dispatcher sends what they queued last."""
+    if sendauth_dispatcher == "process":
+        import dispatcher_process
+
+        dispatcher_process.stop(server)

@@ -44,6 +44,7 @@ DEFAULTS = {
     # An enrolment link or invitation works once, for this long.
     "ENROLMENT_TTL_SECONDS": 86400,
     # "thread": the web process runs the dispatcher; "off": `flask --app wsgi worker` does.
+    # (gunicorn.conf.py also knows "process": it starts that worker and gives its workers "off".)
     "DISPATCHER": "thread",
     "DISPATCHER_IDLE_SECONDS": 5.0,
     "DELIVERY_LEASE_SECONDS": 60,

@@ -1,7 +1,8 @@
 """The dispatcher: claims due deliveries, sends them, and sweeps expired transactions.
 
 It runs as a thread of the web process by default (started by the first request) or as
-``flask --app wsgi worker``; several may run at once against PostgreSQL.
+``flask --app wsgi worker`` (which gunicorn's master starts with SENDAUTH_DISPATCHER=process:
+dispatcher_process.py); several may run at once against PostgreSQL.
 """
 import logging
 import os
