@@ -1,0 +1,240 @@
+"""Live frames written by the fan-out itself (``streams.Line``), as under gunicorn's gevent
+worker: here on a real socket pair, the stream driven by a thread as gunicorn's greenlet drives
+it (writing what the stream yields as HTTP/1.1 chunks), the events published by the app's own
+services. The frames on the wire are read back as a browser would: chunks, then events.
+
+Under gevent nothing runs between a fan-out's writes; here the publishing thread writes only
+while the stream's thread waits (``line.idle``), which the tests wait for before publishing.
+"""
+import json
+import socket
+import threading
+import time
+import types
+
+import pytest
+
+from sendauth_dashboard.runtime import runtime
+from sendauth_dashboard.services.live import event_log, streams
+from sendauth_dashboard.services.live.broker import LocalBroker, RedisBroker
+from tests.support.config import need
+from tests.support.helpers import configure_pagerduty, send_request, wait_until
+
+from .test_redis import REDIS_URL, redis_available
+
+
+@pytest.fixture
+def setup(app, make_user):
+    configure_pagerduty(app)
+    hana = make_user("requestor", name="Hana")
+    otto = make_user("requestor", name="Otto")
+    uma = make_user("member", name="Uma", notify_pagerduty=True)
+    return hana, otto, uma
+
+
+class Wire:
+    """A connection: the server's end for the stream and its line, the browser's end read."""
+
+    def __init__(self, small=False):
+        self.server, self.browser = socket.socketpair()
+        if small:  # a watcher that is slow to read fills these at once
+            self.server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            self.browser.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.events = []
+        self._bytes = b""
+        self._text = ""
+
+    def line(self, viewer):
+        # gevent's socket waits cooperatively in sendall; the one under it never waits.
+        raw = types.SimpleNamespace(
+            send=lambda data: self.server.send(data, socket.MSG_DONTWAIT))
+        return streams.Line(viewer, self.server, raw, chunked=True)
+
+    def write_chunk(self, text):
+        """What gunicorn does with each frame the stream yields."""
+        data = text.encode()
+        self.server.sendall(b"%X\r\n%b\r\n" % (len(data), data))
+
+    def read_until(self, predicate, timeout=15):
+        deadline = time.monotonic() + timeout
+        while not predicate(self.events):
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"not met in {timeout} s; got {[e['id'] for e in self.events]}"
+            self.browser.settimeout(remaining)
+            self._bytes += self.browser.recv(65536)
+            self._parse()
+
+    def _parse(self):
+        while True:
+            size_line, crlf, rest = self._bytes.partition(b"\r\n")
+            if not crlf:
+                return
+            size = int(size_line, 16)  # a frame cut or run together fails here or below
+            if len(rest) < size + 2:
+                return
+            assert rest[size:size + 2] == b"\r\n", "a chunk does not end where its size says"
+            self._text += rest[:size].decode()
+            self._bytes = rest[size + 2:]
+            while "\n\n" in self._text:
+                frame, self._text = self._text.split("\n\n", 1)
+                fields = dict(f.split(": ", 1) for f in frame.split("\n")
+                              if not f.startswith(":") and ": " in f)
+                if "data" in fields:
+                    message = json.loads(fields["data"])
+                    assert int(fields["id"]) == message["id"]
+                    self.events.append(message)
+
+    def close(self):
+        self.server.close()
+        self.browser.close()
+
+
+class Driven:
+    """The stream run by a thread of its own, which writes what it yields to the wire."""
+
+    def __init__(self, app, body, wire):
+        self.body, self.wire, self.yielded = body, wire, []
+        self._thread = threading.Thread(target=self._run, args=(app,), daemon=True)
+        self._thread.start()
+
+    def _run(self, app):
+        with app.app_context():
+            try:
+                for frame in self.body:
+                    self.yielded.append(frame)
+                    self.wire.write_chunk(frame)
+            except OSError:
+                pass  # the test closed the wire
+
+    def stop(self, broker):
+        broker.close_all()
+        self._thread.join(15)
+        assert not self._thread.is_alive(), "the stream did not end"
+
+
+def open_stream(app, viewer, wire, broker, heartbeat=60):
+    with app.app_context():
+        after = event_log.latest_event_id()
+    line = wire.line(viewer)
+    body = streams.stream(viewer, after, broker, heartbeat=heartbeat, lifetime=60, line=line)
+    driven = Driven(app, body, wire)
+    wait_until(lambda: line.idle, timeout=15, message="the stream waits, its line idle")
+    return line, driven
+
+
+def created(events):
+    return [e["transaction"]["id"] for e in events if e["kind"] == "transaction.created"]
+
+
+def test_the_fan_out_writes_each_event_in_order_to_the_watchers_who_may_see_it(app, setup):
+    hana, otto, uma = setup
+    broker = runtime(app).broker
+    wires = {name: Wire() for name in ("hana", "reviewer")}
+    lines = {
+        "hana": open_stream(app, streams.Viewer(hana.id, sees_all=False), wires["hana"], broker),
+        "reviewer": open_stream(app, streams.Viewer(otto.id, sees_all=True), wires["reviewer"],
+                                broker),
+    }
+    hanas, ottos = [], []
+    for n in range(6):
+        hanas.append(send_request(app, hana, uma, message=f"hana {n}"))
+        ottos.append(send_request(app, otto, uma, message=f"otto {n}"))
+    everyone = [t for pair in zip(hanas, ottos, strict=True) for t in pair]
+
+    wires["reviewer"].read_until(lambda events: created(events) == everyone)
+    wires["hana"].read_until(lambda events: created(events) == hanas)
+    for wire in wires.values():
+        ids = [e["id"] for e in wire.events]
+        assert ids == sorted(set(ids)), "each event once, in id order"
+    for _, driven in lines.values():
+        # Every event went out through the line: the stream itself yielded only its opening.
+        assert [f.split("\n")[0] for f in driven.yielded] == [
+            f"retry: {streams.STREAM_RETRY_MS}"]
+    for _, driven in lines.values():
+        driven.stop(broker)
+    for wire in wires.values():
+        wire.close()
+
+
+def test_a_watcher_slow_to_read_gets_every_event_whole_and_in_order(app, setup):
+    """The socket takes part of a frame: the stream writes the rest, then what was queued
+    meanwhile, and the fan-out goes on writing to everyone else."""
+    hana, _, uma = setup
+    broker = runtime(app).broker
+    slow, quick = Wire(small=True), Wire()
+    viewer = streams.Viewer(hana.id, sees_all=False)
+    slow_line, slow_stream = open_stream(app, viewer, slow, broker)
+    _, quick_stream = open_stream(app, viewer, quick, broker)
+
+    sent = [send_request(app, hana, uma, message=f"request {n} " + "x" * 300) for n in range(40)]
+
+    quick.read_until(lambda events: created(events) == sent)  # not held back by the slow one
+    slow.read_until(lambda events: created(events) == sent)
+    ids = [e["id"] for e in slow.events]
+    assert ids == sorted(set(ids)) == [e["id"] for e in quick.events]
+    assert len(slow_stream.yielded) > 1, "the slow watcher's socket filled (else: not tested)"
+    wait_until(lambda: slow_line.idle, timeout=15, message="the slow stream waits again")
+    slow_stream.stop(broker)
+    quick_stream.stop(broker)
+    slow.close()
+    quick.close()
+
+
+def test_events_published_out_of_order_reach_a_line_in_id_order(app, setup):
+    hana, _, uma = setup
+    broker = runtime(app).broker
+    wire = Wire()
+    line, driven = open_stream(app, streams.Viewer(hana.id, sees_all=False), wire, broker)
+    runtime(app).broker = LocalBroker()  # committed now, published below, late
+    first, second = (send_request(app, hana, uma, message=f"n{n}") for n in range(2))
+    runtime(app).broker = broker
+    with app.app_context():
+        late = streams.reader(app)(0, event_log.latest_event_id() + 1)
+    for message in reversed(late):
+        broker.publish(message)
+    wire.read_until(lambda events: created(events) == [first, second])
+    driven.stop(broker)
+    wire.close()
+
+
+def test_a_watcher_who_hangs_up_ends_its_stream_at_the_next_event(app, setup):
+    hana, _, uma = setup
+    broker = runtime(app).broker
+    wire = Wire()
+    line, driven = open_stream(app, streams.Viewer(hana.id, sees_all=False), wire, broker)
+    wire.browser.close()
+    send_request(app, hana, uma)
+    wait_until(lambda: broker.subscriber_count == 0, timeout=15,
+               message="the stream ended and unsubscribed")
+    assert line.broken
+    driven.stop(broker)
+    wire.server.close()
+
+
+@pytest.mark.redis
+def test_the_redis_listener_reads_an_event_it_has_not_heard_from_the_table_once(app, setup):
+    """A later event heard first: every id below it has settled, so the listener reads the
+    missing ones itself and fans out in order, rather than each stream reading on its own."""
+    need(redis_available(REDIS_URL), f"Redis not reachable at {REDIS_URL}")
+    import redis
+
+    hana, _, uma = setup
+    broker = RedisBroker(REDIS_URL, prefix=f"sendauth-test-{time.monotonic_ns()}",
+                         read_between=streams.reader(app))
+    publisher = redis.Redis.from_url(REDIS_URL)
+    try:
+        subscription = broker.subscribe()
+        assert broker.wait_until_listening(15)
+        subscription.get(timeout=15)  # RESYNC, as any new subscriber
+        for n in range(3):
+            send_request(app, hana, uma, message=f"n{n}")  # the app's own broker: not this one
+        with app.app_context():
+            zero, one, two = streams.reader(app)(0, event_log.latest_event_id() + 1)[-3:]
+        for message in (zero, two, one):
+            publisher.publish(broker.events_channel, json.dumps(message))
+        got = [subscription.get(timeout=15) for _ in range(4)]
+        assert [m["id"] for m in got] == [zero["id"], one["id"], two["id"], one["id"]]
+        assert got[1] == one  # read from the table, the same as published
+    finally:
+        broker.stop()
+        publisher.close()
