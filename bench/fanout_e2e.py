@@ -258,8 +258,8 @@ def measure(subject, watchers, sends, interval, report, profile=None):
         row.update(connected=connected["connected"], failed=connected["failed"],
                    connect_seconds=connected["seconds"])
         time.sleep(1.0)  # the last connections settle before memory is read
-        row["sockets_added_per_process"] = [open_sockets(pid) - before
-                                      for pid, before in zip(pids, sockets_before, strict=True)]
+        row["sockets_added_per_process"] = [
+            open_sockets(pid) - before for pid, before in zip(pids, sockets_before, strict=True)]
         rss_connected = sum(common.rss_kib(pid) for pid in pids)
         memory = subject.memory()
         if memory:
@@ -436,6 +436,7 @@ def run(args):
                 common.seed_people(dashboards[store][1])
                 stack.callback(_dispose, dashboards[store][1])
             size = frame_bytes(next(iter(dashboards.values()))[1])
+            dashboards_measured = []
             report.settings["frame_bytes"] = size
             for watchers in sizes:
                 runs = []
@@ -447,6 +448,7 @@ def run(args):
                     runs.append(BarePublish(folder, redis, size))
                 if "floor" in subjects:
                     runs.append(Floor(folder, size))
+                dashboards_measured += [run for run in runs if isinstance(run, Sendauth)]
                 for subject in runs:
                     print(f"fanout: {subject.name} {subject.store_name}, {subject.workers} "
                           f"worker(s), {watchers} watchers", flush=True)
@@ -460,8 +462,12 @@ def run(args):
                           f"added per server process {row['sockets_added_per_process']}",
                           flush=True)
                     common.print_profile(row)
-            report.extra["pagerduty"] = {"events_received": len(fake.received),
+            sends = 1 + sum(subject.sent for subject in dashboards_measured)  # 1: frame_bytes
+            report.extra["pagerduty"] = {"sends": sends, "events_received": len(fake.received),
                                          "statuses": fake.statuses}
+            if len(fake.received) < sends:
+                report.note(f"PagerDuty's fake received {len(fake.received)} events for "
+                            f"{sends} sends: not every send's delivery reached it")
     finally:
         fake.stop()
     report.note("times from just before the send (the POST; flask-sse: the publish; the floor: "
