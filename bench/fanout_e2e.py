@@ -18,8 +18,9 @@ For each N, on each store (SQLite, PostgreSQL) and each number of gunicorn worke
   (the ids the watchers read against the events table), and the fake the run's incidents.
 
 Per row: the median send (by its p99) with its p50 / p99 / last watcher, the median POST, and
-the worst send (the latest last watcher of all sends). Memory: the server processes' RSS after
-minus before the watchers, / N; worker CPU: the server processes' CPU per measured send.
+the worst send (the latest last watcher of all sends). Memory: the web workers' RSS after minus
+before the watchers, / N; CPU per measured send: the web workers', and the dispatcher process's
+when gunicorn.conf.py runs one (with the dispatcher in the workers, theirs includes it).
 
 Next to it in the same run, the same client and measurements against flask-sse (its bare publish
 to Redis of a message the size of the dashboard's frame, timed from just before the publish) and
@@ -30,6 +31,7 @@ import os
 import sys
 import time
 from contextlib import ExitStack
+from pathlib import Path
 
 import requests
 from sqlalchemy import select
@@ -44,7 +46,7 @@ from . import common
 from .common import get
 from .fakes import BenchPagerDuty
 from .fanout import STREAM_SETTINGS, Client, FlaskSse, cookie_header
-from .instrumented import COMMITTED_AT, EVENTS
+from .headers import COMMITTED_AT, EVENTS
 from .send import send_form
 
 WARMUP_SENDS = 2  # with all N watchers open, before the measured sends
@@ -85,8 +87,12 @@ class Sendauth:
         self.token = self.requestor.token("/transactions/new")
 
     def pids(self):
-        """gunicorn's children: its workers (and whatever else gunicorn.conf.py starts)."""
-        return common.worker_pids(self.server)
+        """gunicorn's web workers."""
+        return gunicorn_children(self.server)[0]
+
+    def helper_pids(self):
+        """gunicorn's other children: the dispatcher process, when gunicorn.conf.py runs one."""
+        return gunicorn_children(self.server)[1]
 
     def path(self):
         """The stream from the latest event on: the watchers replay nothing."""
@@ -156,7 +162,10 @@ class BarePublish(FlaskSse):
         self.published = set()
 
     def pids(self):
-        return common.worker_pids(self.server)
+        return gunicorn_children(self.server)[0]
+
+    def helper_pids(self):
+        return []
 
     def send(self):
         started, event_id = self.publish(None)
@@ -198,6 +207,9 @@ class Floor:
     def pids(self):
         return [self.server.process.pid]
 
+    def helper_pids(self):
+        return []
+
     def path(self):
         self.after = self.sequence
         return "/stream"
@@ -225,6 +237,39 @@ class Floor:
 
 # -- one measurement ----------------------------------------------------------------------------
 
+def gunicorn_children(server):
+    """The gunicorn master's children, whichever of its threads started them: its web workers
+    (forks of the master, so ``gunicorn`` in their command line) and the others (the dispatcher
+    process that gunicorn.conf.py may run, started from a thread of the master)."""
+    master = server.process.pid
+    workers, others = [], []
+    for task in os.listdir(f"/proc/{master}/task"):
+        try:
+            children = Path(f"/proc/{master}/task/{task}/children").read_text().split()
+        except OSError:
+            continue
+        for pid in map(int, children):
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            is_worker = any(Path(part.decode(errors="replace")).name == "gunicorn"
+                            for part in command)
+            (workers if is_worker else others).append(pid)
+    return sorted(workers), sorted(others)
+
+
+def cpu_of(pids):
+    """CPU seconds of processes; one that has ended counts nothing."""
+    total = 0.0
+    for pid in pids:
+        try:
+            total += common.cpu_seconds(pid)
+        except OSError:
+            pass
+    return total
+
+
 def open_sockets(pid):
     """Sockets a process holds (its streams, plus its listener, Redis and database)."""
     count = 0
@@ -245,8 +290,8 @@ def measure(subject, watchers, sends, interval, report, profile=None):
     client = None
     try:
         _warm_up(subject)
-        pids = subject.pids()
-        row["server_processes"] = len(pids)
+        pids, helpers = subject.pids(), subject.helper_pids()
+        row["server_processes"] = {"workers": pids, "others": helpers}
         rss_before = sum(common.rss_kib(pid) for pid in pids)
         sockets_before = [open_sockets(pid) for pid in pids]
         client = Client(subject.server.url, subject.path(), subject.cookie, watchers,
@@ -272,7 +317,7 @@ def measure(subject, watchers, sends, interval, report, profile=None):
                                   native=profile == "native") if profile else None
         if profiler:
             profiler.__enter__()
-        cpu_before = sum(common.cpu_seconds(pid) for pid in pids)
+        cpu_before, helpers_cpu_before = cpu_of(pids), cpu_of(helpers)
         measured = []
         for n in range(sends):
             started, took, event_id = subject.send()
@@ -291,15 +336,16 @@ def measure(subject, watchers, sends, interval, report, profile=None):
                             f"{EVENT_TIMEOUT:g} s")
             measured.append(one)
             time.sleep(max(0.0, started + interval - time.monotonic()))
-        cpu = sum(common.cpu_seconds(pid) for pid in pids) - cpu_before
+        cpu, helpers_cpu = cpu_of(pids) - cpu_before, cpu_of(helpers) - helpers_cpu_before
         if profiler:
             profiler.__exit__(None, None, None)
             row["profile"] = profiler.summary()
         row["delivery"] = _check_delivery(subject, client)
         rss_after = sum(common.rss_kib(pid) for pid in pids)
-        if subject.pids() != pids:
+        if (subject.pids(), subject.helper_pids()) != (pids, helpers):
             report.note(f"{subject.name} {subject.store_name} w={subject.workers} N={watchers}: "
-                        f"server processes changed from {pids} to {subject.pids()}")
+                        f"server processes changed from {pids} and {helpers} to "
+                        f"{subject.pids()} and {subject.helper_pids()}")
         row.update(_summarise(measured))
         row.update(
             sends=measured, frame_bytes=getattr(subject, "frame_bytes", None),
@@ -307,6 +353,8 @@ def measure(subject, watchers, sends, interval, report, profile=None):
             kib_per_watcher=round((rss_after - rss_before) / watchers, 1),
             kib_per_watcher_connected=round((rss_connected - rss_before) / watchers, 1),
             worker_cpu_ms_per_send=round(common.ms(cpu) / max(1, sends), 1),
+            dispatcher_cpu_ms_per_send=round(common.ms(helpers_cpu) / max(1, sends), 1)
+            if helpers else None,
             worker_cpu_us_per_watcher_send=round(cpu * 1e6 / max(1, sends) / watchers, 1))
     finally:
         if client is not None:
@@ -407,7 +455,8 @@ COLUMNS = [
     ("worst send", get("worst_send_ms")),
     ("every event, in order", _checked),
     ("KiB/watcher", get("kib_per_watcher")),
-    ("CPU ms/send", get("worker_cpu_ms_per_send")),
+    ("worker CPU ms/send", get("worker_cpu_ms_per_send")),
+    ("dispatcher CPU", get("dispatcher_cpu_ms_per_send")),
     ("load", get("load_1min")),
 ]
 

@@ -14,8 +14,7 @@ from sqlalchemy.orm import Session
 import wsgi  # noqa: I001 (first: under gunicorn it patches with gevent before anything else)
 from sendauth_dashboard.models import Event
 
-COMMITTED_AT = "X-Bench-Committed-At"
-EVENTS = "X-Bench-Events"
+from .headers import COMMITTED_AT, EVENTS
 
 app = wsgi.app
 
