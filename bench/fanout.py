@@ -1,7 +1,17 @@
-"""Benchmark 1, fan-out: N watchers on ONE gunicorn gevent worker, the dashboard against flask-sse.
+"""Benchmark 1, fan-out: N watchers of live updates, the dashboard against flask-sse and the floor.
 
-For each N (100, 1,000, 5,000 by default), first the dashboard, then flask-sse, each on a fresh
-server (`gunicorn -c gunicorn.conf.py`, gevent, one worker) sharing the same Redis:
+Two modes:
+
+- ``--mode send`` (the default; bench/fanout_e2e.py): end to end, from the requestor's real
+  ``POST /transactions/new`` to the last watcher reading its ``transaction.created`` event, on
+  SQLite and PostgreSQL, with one and two gunicorn workers, the dispatcher as `make serve` runs
+  it and PagerDuty (the fake) receiving every send; next to flask-sse's bare publish and the
+  floor (bench/floor.py: one loop writing the frame to N sockets).
+- ``--mode commit`` (below): from a database commit made by this process to the last watcher,
+  on ONE gunicorn gevent worker with the dispatcher off, on PostgreSQL; then flask-sse.
+
+Commit mode, for each N (100, 1,000, 5,000 by default), first the dashboard, then flask-sse, each
+on a fresh server (`gunicorn -c gunicorn.conf.py`, gevent, one worker) sharing the same Redis:
 
 - N signed-in watchers open real HTTP streams (bench/sse_client.py, a separate process);
 - this process commits state changes (a new transaction: the `transaction.created` event) through
@@ -12,7 +22,7 @@ server (`gunicorn -c gunicorn.conf.py`, gevent, one worker) sharing the same Red
 - memory per watcher: the worker's RSS (/proc/<pid>/status) after the events minus before the
   watchers connected, divided by N; for flask-sse also the Redis connections it opens.
 
-Run: `make bench-fanout` (or `.venv/bin/python -m bench.fanout --watchers 100,1000`).
+Run: `make bench-fanout` (or `.venv/bin/python -m bench.fanout --help`).
 """
 import argparse
 import json
@@ -37,6 +47,11 @@ from .common import get
 
 WARMUP_EVENTS = 2
 EVENT_TIMEOUT = 30.0
+# Every watcher is the same reviewer, and up to 5,000 of them share a worker: the per-user and
+# per-process caps on streams would refuse most (429), and a stream's lifetime (reconnect after
+# SSE_MAX_SECONDS) must outlast opening 5,000 of them and the events.
+STREAM_SETTINGS = {"STREAMS_PER_USER": 100_000, "STREAMS_PER_PROCESS": 100_000,
+                   "SSE_MAX_SECONDS": 3600}
 
 
 class Commits:
@@ -85,6 +100,14 @@ class Client:
                 self.events[line["event"]] = line
             if key in line:
                 return line
+
+    def check(self):
+        """Which ids the watchers read, and whether each read them all and in order."""
+        self.process.stdin.write("check\n")
+        line = self.next("check", 30)
+        if line is None:
+            raise TimeoutError("the watchers' process did not answer 'check' within 30 s")
+        return line["check"]
 
     def wait_event(self, event_id, timeout):
         deadline = time.monotonic() + timeout
@@ -148,7 +171,7 @@ class Dashboard:
     def start(self, label):
         env = common.environment(
             self.folder, SQLALCHEMY_DATABASE_URI=self.database_url, REDIS_URL=common.REDIS_URL,
-            REDIS_CHANNEL_PREFIX=self.prefix, DISPATCHER="off")
+            REDIS_CHANNEL_PREFIX=self.prefix, DISPATCHER="off", **STREAM_SETTINGS)
         if self.memory_detail:
             env["PYTHONTRACEMALLOC"] = "1"
         app = "bench.instrumented:app" if self.memory_detail else "wsgi:app"
@@ -356,22 +379,72 @@ COLUMNS = [
 ]
 
 
+HELP = """\
+--mode send (the default) measures from the requestor's POST of the send form to the last watcher
+reading its event: the dashboard under gunicorn.conf.py's defaults (dispatcher included), Redis,
+PagerDuty's fake receiving every send, per store and number of workers; then flask-sse's bare
+publish and the floor (one gevent loop writing the frame to N sockets), same client, same clock.
+Per row: the median send (by p99) and its p50/p99/last watcher in ms from just before the send,
+the median POST, the worst send's last watcher, whether every watcher read every event in order,
+memory per watcher (RSS after minus before / N), server CPU per send, the 1-minute load.
+
+--mode commit measures from a commit made by this process to the last watcher (dispatcher off,
+PostgreSQL, one worker), the dashboard against flask-sse (the table before issue 18).
+
+Full measurement (on a quiet machine):  make bench-fanout
+Smoke run:  make bench-fanout BENCH_ARGS="--watchers 100 --sends 3"
+"""
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Fan-out to N watchers: dashboard vs flask-sse")
+    parser = argparse.ArgumentParser(
+        description="Fan-out to N watchers: the dashboard vs flask-sse and the floor",
+        epilog=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", choices=("send", "commit"), default="send",
+                        help="send: the requestor's POST to the last watcher (default); "
+                             "commit: this process's commit to the last watcher")
     parser.add_argument("--watchers", default="100,1000,5000",
                         help="comma-separated N (default: 100,1000,5000)")
-    parser.add_argument("--events", type=int, default=20, help="measured events per N")
-    parser.add_argument("--only", choices=("sendauth", "flask-sse"),
-                        help="measure one subject only")
+    parser.add_argument("--sends", type=int, default=7,
+                        help="send mode: measured sends per row, after 2 warm-ups (default: 7)")
+    parser.add_argument("--interval", type=float, default=2.0,
+                        help="send mode: seconds from one send to the next, or later when the "
+                             "last watcher reads it later (default: 2)")
+    parser.add_argument("--stores", default="sqlite,postgres",
+                        help="send mode: the dashboard's databases, comma-separated, of sqlite "
+                             "(a file in the run's folder) and postgres (default: both)")
+    parser.add_argument("--workers", default="1,2",
+                        help="send mode: gunicorn worker counts for the dashboard, "
+                             "comma-separated (default: 1,2); flask-sse and the floor: one")
+    parser.add_argument("--events", type=int, default=20,
+                        help="commit mode: measured events per N (default: 20)")
+    parser.add_argument("--only",
+                        help="measure these subjects only, comma-separated: sendauth, "
+                             "flask-sse, floor (the floor: send mode only)")
     parser.add_argument("--memory-detail", action="store_true",
                         help="the dashboard's worker traces its allocations (PYTHONTRACEMALLOC, "
                              "slow) and reports where its memory is once N watchers are open")
     parser.add_argument("--profile", nargs="?", const="python", choices=("python", "native"),
-                        help="sample the worker with py-spy during the measured events, "
-                             "'native' with C frames (adds overhead: for finding costs, not "
-                             "for the table)")
+                        help="sample the (first) worker with py-spy during the measured "
+                             "events, 'native' with C frames (adds overhead: for finding "
+                             "costs, not for the table)")
     args = parser.parse_args(argv)
+    known = {"sendauth", "flask-sse", "floor"}
+    if args.only and not set(args.only.split(",")) <= known:
+        parser.error(f"--only: of {', '.join(sorted(known))}")
+    if not set(filter(None, args.stores.split(","))) <= {"sqlite", "postgres"}:
+        parser.error("--stores: of sqlite, postgres")
+    if args.mode == "send":
+        from . import fanout_e2e
+
+        fanout_e2e.run(args)
+    else:
+        run_commit(args)
+
+
+def run_commit(args):
     sizes = [int(n) for n in args.watchers.split(",")]
+    only = set(args.only.split(",")) if args.only else {"sendauth", "flask-sse"}
     common.raise_open_files_limit()
     folder = common.run_folder("fanout")
     redis = common.redis_client()
@@ -385,7 +458,7 @@ def main(argv=None):
         dashboard = Dashboard(url, folder, prefix, commits, redis, args.memory_detail)
         dashboard.publish(0)  # learn the size of an event's message
         flask_sse = FlaskSse(folder, prefix, redis, dashboard.message_bytes)
-        subjects = [s for s in (dashboard, flask_sse) if args.only in (None, s.name)]
+        subjects = [s for s in (dashboard, flask_sse) if s.name in only]
         for watchers in sizes:
             rows = {}
             for subject in subjects:

@@ -20,7 +20,7 @@ from contextlib import ExitStack
 from . import common
 from .common import get
 from .fakes import BenchPagerDuty
-from .instrumented import COMMITTED_AT
+from .headers import COMMITTED_AT
 from .send import send_form
 
 WARMUP_SENDS = 3

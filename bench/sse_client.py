@@ -5,11 +5,17 @@ microseconds, and the time a watcher reads an event is stamped the moment its by
 Run by bench/fanout.py as a child process; it speaks JSON lines:
 
     stdout  {"connected": n, "failed": f, "seconds": s}       once, when all N are open
-            {"event": id, "count": n, "first": t, "p50": t, "last": t}
+            {"event": id, "count": n, "first": t, "p50": t, "p99": t, "last": t}
                                                               when every open watcher has read
                                                               event ``id`` (times: CLOCK_MONOTONIC)
             {"status": id, "count": n, "open": n}             answer to "status <id>" on stdin
-    stdin   "status <id>" | "close"
+            {"check": {"open": n, "ids": [...], "incomplete": {id: count}, "out_of_order": n,
+                       "watchers_out_of_order": n}}          answer to "check" on stdin
+    stdin   "status <id>" | "check" | "close"
+
+"check" is for "every watcher gets every event, in order": ``ids`` are all the ids any watcher
+read; ``incomplete`` the ids fewer than the open watchers read; ``out_of_order`` the reads of an
+id at or below one the same watcher had read already (a repeat or a reordering).
 
 ``--headers-first`` waits for each response's headers before counting a watcher as connected
 (the dashboard answers at once); without it a watcher counts once its request is written
@@ -25,14 +31,20 @@ import time
 
 
 class Tracker:
-    """When each watcher read each event."""
+    """When each watcher read each event, and whether each watcher read its ids in order."""
 
     def __init__(self):
         self.open = 0
         self.reads = {}  # event id -> list of read times
         self.reported = set()
+        self.out_of_order = 0
+        self.watchers_out_of_order = set()
 
-    def read(self, event_id, now):
+    def read(self, watcher, event_id, now):
+        if event_id <= watcher.last_id:
+            self.out_of_order += 1
+            self.watchers_out_of_order.add(id(watcher))
+        watcher.last_id = max(watcher.last_id, event_id)
         times = self.reads.setdefault(event_id, [])
         times.append(now)
         if len(times) >= self.open and event_id not in self.reported:
@@ -42,7 +54,14 @@ class Tracker:
         self.reported.add(event_id)
         times = sorted(self.reads[event_id])
         emit({"event": event_id, "count": len(times), "first": times[0],
-              "p50": times[len(times) // 2], "last": times[-1]})
+              "p50": percentile(times, 50), "p99": percentile(times, 99), "last": times[-1]})
+
+    def check(self):
+        return {"open": self.open, "ids": sorted(self.reads),
+                "incomplete": {event_id: len(times) for event_id, times in self.reads.items()
+                               if len(times) < self.open},
+                "out_of_order": self.out_of_order,
+                "watchers_out_of_order": len(self.watchers_out_of_order)}
 
     def opened(self, watcher):
         watcher.counted = True
@@ -66,6 +85,7 @@ class Watcher(asyncio.Protocol):
         self.rest = b""
         self.streaming = False
         self.counted = False
+        self.last_id = 0
 
     def connection_made(self, transport):
         self.transport = transport
@@ -92,12 +112,20 @@ class Watcher(asyncio.Protocol):
         self.rest = lines.pop()
         for line in lines:
             if line.startswith(b"id:"):
-                self.tracker.read(int(line[3:]), now)
+                self.tracker.read(self, int(line[3:]), now)
 
     def connection_lost(self, exc):
         if not self.answered.done():
             self.answered.set_result(False)
         self.tracker.lost(self)
+
+
+def percentile(ordered, q):
+    """Of sorted values, linear interpolation between the closest ranks (as bench.common)."""
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def emit(document):
@@ -163,6 +191,8 @@ async def main(args):
             event_id = int(command[1])
             emit({"status": event_id, "count": len(tracker.reads.get(event_id, ())),
                   "open": tracker.open})
+        if command[0] == "check":
+            emit({"check": tracker.check()})
     for watcher in watchers:
         watcher.transport.abort()
 
