@@ -25,6 +25,8 @@ class Runtime:
     status_writes: dict = field(default_factory=dict)
     # The live streams open in this process, per user (services.live.streams.StreamSlots).
     stream_slots: object = None
+    # What each watching user may do, as last read, shared by their streams (services.live).
+    viewer_rights: object = None
 
 
 def runtime(app=None):
