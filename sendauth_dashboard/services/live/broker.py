@@ -231,6 +231,9 @@ class RedisBroker(LocalBroker):
     def _in_order(self, message):
         event_id = message.get("id")
         heard = self._heard
+        if not self._subscribers:  # a process with no stream (a dispatcher) reads nothing
+            self._heard = None
+            return
         if heard is None or not isinstance(event_id, int) or event_id <= heard:
             # The first, or one heard already (read from the table when it was late).
             if heard is None and isinstance(event_id, int):
