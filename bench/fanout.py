@@ -223,7 +223,8 @@ class FlaskSse:
         self.sequence = 0
 
     def start(self, label):
-        env = common.environment(self.folder, REDIS_URL=common.REDIS_URL)
+        # No dispatcher: with Redis, gunicorn.conf.py would start one for an app without a database.
+        env = common.environment(self.folder, REDIS_URL=common.REDIS_URL, DISPATCHER="off")
         self.server = common.served(env, self.folder, f"{self.name}-{label}",
                                     app="bench.flask_sse_app:app")
         session = requests.Session()
