@@ -35,7 +35,9 @@ def create_app(test_config=None):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["PROXY_FIX_X_FOR"]))
     app.extensions["sendauth"] = Runtime(secret_box=secret_box_for(app.config),
                                          broker=broker_for(app.config, streams.reader(app)),
-                                         send_window=window_for(app.config))
+                                         send_window=window_for(app.config),
+                                         stream_slots=streams.StreamSlots(),
+                                         viewer_rights=streams.Rights())
     _init_extensions(app)
     _register_views(app)
     after_commit.install()

@@ -25,7 +25,7 @@ class Runtime:
     status_writes: dict = field(default_factory=dict)
     # The live streams open in this process, per user (services.live.streams.StreamSlots).
     stream_slots: object = None
-    # What each watching user may do, as last read, shared by their streams (services.live).
+    # What each watching user may do, as last read, shared by their streams (streams.Rights).
     viewer_rights: object = None
 
 

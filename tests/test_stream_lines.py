@@ -18,18 +18,12 @@ from sendauth_dashboard.runtime import runtime
 from sendauth_dashboard.services.live import event_log, streams
 from sendauth_dashboard.services.live.broker import LocalBroker, RedisBroker
 from tests.support.config import need
-from tests.support.helpers import configure_pagerduty, send_request, wait_until
+from tests.support.helpers import send_request, wait_until
 
+from . import test_stream
 from .test_redis import REDIS_URL, redis_available
 
-
-@pytest.fixture
-def setup(app, make_user):
-    configure_pagerduty(app)
-    hana = make_user("requestor", name="Hana")
-    otto = make_user("requestor", name="Otto")
-    uma = make_user("member", name="Uma", notify_pagerduty=True)
-    return hana, otto, uma
+setup = test_stream.setup  # the people of the stream tests (a fixture)
 
 
 class Wire:

@@ -139,12 +139,7 @@ class _Reading:
 
 
 def rights_of(app=None):
-    state = runtime(app)
-    if state.viewer_rights is None:
-        with _slots_made:
-            if state.viewer_rights is None:
-                state.viewer_rights = Rights()
-    return state.viewer_rights
+    return runtime(app).viewer_rights
 
 
 class StreamsFull(Exception):
@@ -198,15 +193,7 @@ class StreamSlots:
 
 
 def slots_of(app=None):
-    state = runtime(app)
-    if state.stream_slots is None:
-        with _slots_made:
-            if state.stream_slots is None:
-                state.stream_slots = StreamSlots()
-    return state.stream_slots
-
-
-_slots_made = threading.Lock()
+    return runtime(app).stream_slots
 
 
 def replay(viewer, after_id, limit=REPLAY_BATCH):
