@@ -17,6 +17,7 @@ import pytest
 from sendauth_dashboard.runtime import runtime
 from sendauth_dashboard.services.live import event_log, streams
 from sendauth_dashboard.services.live.broker import LocalBroker, RedisBroker
+from tests.support import servers
 from tests.support.config import need
 from tests.support.helpers import send_request, wait_until
 
@@ -41,7 +42,8 @@ class Wire:
     def line(self, viewer):
         # gevent's socket waits cooperatively in sendall; the one under it never waits.
         raw = types.SimpleNamespace(
-            send=lambda data: self.server.send(data, socket.MSG_DONTWAIT))
+            send=lambda data: self.server.send(data, socket.MSG_DONTWAIT),
+            recv=lambda size, flags: self.server.recv(size, flags | socket.MSG_DONTWAIT))
         return streams.Line(viewer, self.server, raw, chunked=True)
 
     def write_chunk(self, text):
@@ -240,3 +242,68 @@ def test_the_redis_listener_reads_an_event_it_has_not_heard_from_the_table_once(
     finally:
         broker.stop()
         publisher.close()
+
+
+def test_a_line_tells_when_its_browser_has_hung_up(setup):
+    hana, _, _ = setup
+    wire = Wire()
+    line = wire.line(streams.Viewer(hana.id, sees_all=False))
+    line.idle = True
+    assert not line.gone()
+    wire.browser.close()
+    assert line.gone() and line.broken and not line.idle
+    wire.server.close()
+
+
+def test_at_a_persons_cap_the_streams_whose_browser_has_gone_give_their_slots_back():
+    slots = streams.StreamSlots()
+    hung_up = {"first": False, "second": False}
+    for name in hung_up:
+        slots.open(7, per_user=2, per_process=100, gone=lambda name=name: hung_up[name])
+    slots.open(8, per_user=2, per_process=100)  # someone else's, nothing to ask
+    with pytest.raises(streams.StreamsFull):
+        slots.open(7, per_user=2, per_process=100)  # both still there: refused
+    hung_up["second"] = True  # a reload
+    release = slots.open(7, per_user=2, per_process=100)
+    assert slots.total == 3
+    release()
+    release()  # again is nothing
+    assert slots.total == 2
+
+
+def open_stream_socket(url, session):
+    """A browser's connection to the stream, as bytes: it can hang up at any moment."""
+    host, port = url.rsplit("//", 1)[1].split(":")
+    cookies = "; ".join(f"{c.name}={c.value}" for c in session.cookies)
+    connection = socket.create_connection((host, int(port)), timeout=15)
+    connection.sendall(f"GET /transactions/stream HTTP/1.1\r\nHost: {host}\r\n"
+                       f"Cookie: {cookies}\r\nAccept: text/event-stream\r\n\r\n".encode())
+    return connection
+
+
+@pytest.mark.slow
+def test_under_gunicorn_reloading_a_page_past_the_cap_keeps_it_live(tmp_path, fake_pagerduty):
+    """Each reload hangs up one stream and opens another; the heartbeat that would notice is a
+    minute away, so only asking the hung-up ones frees their slots."""
+    from .test_faults import Dashboard
+
+    site = Dashboard(tmp_path, fake_pagerduty, STREAMS_PER_USER=2, SSE_HEARTBEAT_SECONDS=60)
+    server = site.serve()
+    try:
+        reviewer = servers.Browser(server.url)
+        reviewer.login("rita@example.com")
+        for _ in range(5):  # five reloads of a page, each stream dropped by the browser
+            opened = open_stream_socket(server.url, reviewer.session)
+            assert opened.recv(4096).startswith(b"HTTP/1.1 200")
+            opened.close()
+        kept = [reviewer.watch(), reviewer.watch()]  # two tabs: the cap
+        refused = reviewer.session.get(f"{server.url}/transactions/stream", timeout=10,
+                                       stream=True)
+        assert refused.status_code == 429  # two open tabs really are the cap
+        refused.close()
+        send_request(site.app, site.requestor, site.member)
+        for watcher in kept:  # live; they end with the server (a close would wait for a read)
+            watcher.wait_for(lambda got: any(e["kind"] == "transaction.created" for e in got))
+    finally:
+        assert server.stop() == 0, server.log()[-2000:]
+        site.close()

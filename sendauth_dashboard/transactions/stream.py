@@ -19,10 +19,12 @@ def stream():
         abort(403)
     after = _event_id(request.headers.get("Last-Event-ID")) or _event_id(request.args.get("after"))
     viewer = streams.Viewer.of(current_user)
+    line = streams.line_for(request.environ, viewer)
     config = current_app.config
     try:
         release = streams.slots_of().open(current_user.id, per_user=config["STREAMS_PER_USER"],
-                                       per_process=config["STREAMS_PER_PROCESS"])
+                                          per_process=config["STREAMS_PER_PROCESS"],
+                                          gone=line.gone if line is not None else None)
     except streams.StreamsFull as exc:
         return Response(f"{exc}\n", status=429, mimetype="text/plain",
                         headers={"Retry-After": "60", "Cache-Control": "no-store"})
@@ -30,7 +32,7 @@ def stream():
         viewer, after, runtime().broker,
         heartbeat=config["SSE_HEARTBEAT_SECONDS"],
         lifetime=streams.lifetime(config["SSE_MAX_SECONDS"]),
-        line=streams.line_for(request.environ, viewer),
+        line=line,
     ))
     response = _StreamResponse(body, mimetype="text/event-stream", headers={
         "Cache-Control": "no-cache", "X-Accel-Buffering": "no",

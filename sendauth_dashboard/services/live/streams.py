@@ -1,10 +1,10 @@
 """Live streams: what one watcher's server-sent events carry, from the table and then live."""
 import json
 import random
+import socket
 import sys
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -154,42 +154,66 @@ class StreamSlots:
     for ever; a refused one simply is not live (the page works, reload for live updates). Past
     the process's cap everyone's new streams are refused, so connections remain for the other
     pages (sign-in, /healthz) whatever the streams do.
+
+    A stream whose browser has gone (a reload, a closed tab) keeps its slot until it next
+    writes, up to a heartbeat: a person who reloaded a page a few times in a row was refused.
+    So at the cap, before refusing, the person's streams that can tell (``gone``, a
+    ``Line.gone``) are asked whether their browser has hung up, and those give their slots back.
     """
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._per_user = Counter()
+        self._streams = {}  # user id -> set of _Slot
         self._total = 0
 
-    def open(self, user_id, *, per_user, per_process):
-        """A slot for one stream (release it with ``release()``); StreamsFull when none."""
+    def open(self, user_id, *, per_user, per_process, gone=None):
+        """A slot for one stream (release it with ``release()``); StreamsFull when none.
+        ``gone()``: True once the stream's browser has hung up."""
+        with self._lock:
+            full = len(self._streams.get(user_id, ())) >= per_user
+            theirs = tuple(self._streams.get(user_id, ())) if full else ()
+        for slot in theirs:
+            if slot.gone is not None and slot.gone():
+                slot.release()
         with self._lock:
             if self._total >= per_process:
                 raise StreamsFull(
                     "Too many live streams are open on this server; this page is not live. "
                     "Reload it in a minute.")
-            if self._per_user[user_id] >= per_user:
+            mine = self._streams.setdefault(user_id, set())
+            if len(mine) >= per_user:
                 raise StreamsFull(
                     f"You have {per_user} live pages open already, the most allowed; close one "
                     "and reload this page to see changes live.")
-            self._per_user[user_id] += 1
+            slot = _Slot(self, user_id, gone)
+            mine.add(slot)
             self._total += 1
-        released = threading.Event()
+        return slot.release
 
-        def release():
-            with self._lock:
-                if released.is_set():
-                    return
-                released.set()
-                self._total -= 1
-                self._per_user[user_id] -= 1
-                if not self._per_user[user_id]:
-                    del self._per_user[user_id]
-        return release
+    def _release(self, slot):
+        with self._lock:
+            mine = self._streams.get(slot.user_id)
+            if mine is None or slot not in mine:
+                return
+            mine.discard(slot)
+            if not mine:
+                del self._streams[slot.user_id]
+            self._total -= 1
 
     @property
     def total(self):
         return self._total
+
+
+class _Slot:
+    __slots__ = ("_slots", "user_id", "gone")
+
+    def __init__(self, slots, user_id, gone):
+        self._slots, self.user_id, self.gone = slots, user_id, gone
+
+    def release(self):
+        """Give the slot back (once; again is nothing)."""
+        self._slots._release(self)
 
 
 def slots_of(app=None):
@@ -311,6 +335,20 @@ class Line:
             self.idle = False
             return False  # wakes the stream, which writes the rest first
         return True
+
+    def gone(self):
+        """True once the browser has hung up (its end of the connection closed, read without
+        waiting); the stream then ends at its next wake, its slot given back by the caller."""
+        if not self.broken:
+            try:
+                self.broken = self._raw.recv(1, socket.MSG_PEEK) == b""
+            except BlockingIOError:
+                pass  # nothing to read: still there
+            except OSError:
+                self.broken = True
+        if self.broken:
+            self.idle = False  # the next event wakes the stream, which ends
+        return self.broken
 
     def flush(self):
         """Write what the socket did not take (waiting for it, as any write of the stream's
