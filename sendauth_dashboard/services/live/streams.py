@@ -426,15 +426,13 @@ def stream(viewer, after_id, broker, *, heartbeat, lifetime, clock=time.monotoni
         last_id = yield from _catch_up(viewer, after_id)
         deadline = clock() + lifetime
         while (remaining := deadline - clock()) > 0:
-            if line is not None:
-                if not line.flush():
-                    return
-                if subscription.empty:
-                    line.last_id, line.idle = last_id, True
+            if line is not None and subscription.empty:
+                line.last_id, line.idle = last_id, True
             message = subscription.get(timeout=min(heartbeat, remaining))
             if line is not None:
+                # Only an idle line is written to, so only now can a frame be left half sent.
                 line.idle = False
-                last_id = line.last_id if line.last_id > last_id else last_id
+                last_id = max(last_id, line.last_id)
                 if not line.flush():
                     return
             if message is CLOSE:
@@ -468,9 +466,6 @@ def stream(viewer, after_id, broker, *, heartbeat, lifetime, clock=time.monotoni
             last_id = message["id"]
             if viewer.may_see(message):
                 yield _live_format(message)
-        if line is not None:
-            line.idle = False
-            line.flush()
     finally:
         if line is not None:
             line.idle = False
