@@ -21,8 +21,9 @@ from sendauth_dashboard.models import (
     Transaction,
     WebhookReceipt,
 )
-from sendauth_dashboard.services import organisation, pagerduty_incidents, transactions
 from sendauth_dashboard.services.live.messages import message_for
+from sendauth_dashboard.services.reports import organisation
+from sendauth_dashboard.services.requests import pagerduty_incidents, transactions
 from tests.support.helpers import configure_pagerduty, database_rows, send_request
 
 from .fakes.pagerduty import WEBHOOK_EVENT_TYPES, WEBHOOK_SCHEMA, Answer, signature
@@ -151,7 +152,7 @@ def test_a_late_older_event_goes_on_the_timeline_but_does_not_turn_the_state_bac
 def test_a_bad_signature_is_refused_logged_without_the_body_and_changes_nothing(
         app, sent, pagerduty, caplog):
     before = database_rows(app)
-    with caplog.at_level(logging.WARNING, logger="sendauth_dashboard.webhooks"):
+    with caplog.at_level(logging.WARNING, logger="sendauth_dashboard.pages.webhooks"):
         status = pagerduty.post_webhook("incident.acknowledged", sent, agent="Mallory Forger",
                                         signatures=[signature("not the secret", b"{}")])
     assert status == 403

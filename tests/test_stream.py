@@ -7,12 +7,13 @@ import time
 import pytest
 from sqlalchemy import select
 
+from sendauth_dashboard.core import event_log
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Transaction, User
 from sendauth_dashboard.runtime import runtime
-from sendauth_dashboard.services import transactions
-from sendauth_dashboard.services.live import event_log, streams
+from sendauth_dashboard.services.live import streams
 from sendauth_dashboard.services.live.broker import LocalBroker
+from sendauth_dashboard.services.requests import transactions
 from tests.support.helpers import configure_pagerduty, send_request, wait_until
 from tests.support.web import AuthActions
 
@@ -397,7 +398,7 @@ def test_streams_that_open_together_do_not_all_end_together():
 
 @pytest.mark.parametrize("change", ["demoted", "deactivated", "signed out everywhere"])
 def test_a_stream_ends_as_soon_as_its_viewer_loses_the_right(app, setup, make_user, change):
-    from sendauth_dashboard.services import accounts
+    from sendauth_dashboard.services.people import accounts
 
     _, otto, uma = setup
     reviewer = make_user("reviewer", name="Rita")
