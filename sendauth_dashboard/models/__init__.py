@@ -1,0 +1,55 @@
+"""The data model, by what it holds: people (accounts, passkeys, enrolment links, sessions),
+requests (transactions, their deliveries, the event log, PagerDuty's incidents) and settings
+rows. Every name is here, so ``from ..models import X`` works wherever X lives, and importing
+this package defines every table (what Alembic's autogenerate compares)."""
+from .columns import EventId, UTCDateTime, in_list, utcnow
+from .people import (
+    CHALLENGE_PURPOSES,
+    ENROLMENT_KINDS,
+    ROLE_LABELS,
+    ROLES,
+    EnrolmentLink,
+    Passkey,
+    PasskeyChallenge,
+    SignIn,
+    User,
+    role_rank,
+)
+from .requests import (
+    DELIVERY_ACTIONS,
+    DELIVERY_CHANNELS,
+    DELIVERY_STATES,
+    FINAL_TRANSACTION_STATES,
+    INCIDENT_STATES,
+    POSTGRESQL_ONLY_INDEXES,
+    TRANSACTION_STATES,
+    Delivery,
+    Event,
+    PagerDutyIncident,
+    Transaction,
+    WebhookReceipt,
+    in_schema_of,
+    new_public_id,
+)
+from .settings import (
+    SEVERITIES,
+    TLS_MODES,
+    EmailSettings,
+    IntegrationSettings,
+    IntegrationStatus,
+    OrganisationSettings,
+    PagerDutySettings,
+    SlackSettings,
+    SmsSettings,
+)
+
+__all__ = [
+    "CHALLENGE_PURPOSES", "DELIVERY_ACTIONS", "DELIVERY_CHANNELS", "DELIVERY_STATES",
+    "ENROLMENT_KINDS", "FINAL_TRANSACTION_STATES", "INCIDENT_STATES", "POSTGRESQL_ONLY_INDEXES",
+    "ROLES", "ROLE_LABELS", "SEVERITIES", "TLS_MODES", "TRANSACTION_STATES",
+    "Delivery", "EmailSettings", "EnrolmentLink", "Event", "EventId", "IntegrationSettings",
+    "IntegrationStatus", "OrganisationSettings", "PagerDutyIncident", "PagerDutySettings",
+    "Passkey", "PasskeyChallenge", "SignIn", "SlackSettings", "SmsSettings", "Transaction",
+    "UTCDateTime", "User", "WebhookReceipt", "in_list", "in_schema_of", "new_public_id",
+    "role_rank", "utcnow",
+]

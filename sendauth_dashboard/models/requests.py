@@ -1,0 +1,202 @@
+"""Authentication requests: transactions, their deliveries (the outbox), the event log,
+PagerDuty's incidents and the webhooks already taken in."""
+import secrets
+from datetime import datetime
+
+from sqlalchemy import (
+    DDL,
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .columns import EventId, UTCDateTime, in_list, utcnow
+from .people import User
+
+TRANSACTION_STATES = ("pending", "verified", "denied", "cancelled", "expired")
+FINAL_TRANSACTION_STATES = ("verified", "denied", "cancelled", "expired")
+
+# The channel names the deliveries table accepts (a check constraint, so a migration changes
+# it); channels.REGISTRY is the list the app uses, and a test keeps the two the same.
+DELIVERY_CHANNELS = ("pagerduty", "email", "sms", "slack")
+
+DELIVERY_STATES = ("queued", "sending", "sent", "failed", "cancelled")
+# What a delivery does: notify the user of the request, or (PagerDuty) resolve its incident.
+DELIVERY_ACTIONS = ("notify", "resolve")
+# PagerDuty's states of an incident, as its webhooks tell them.
+INCIDENT_STATES = ("triggered", "acknowledged", "resolved")
+
+# Indexes that exist on PostgreSQL only (name: column); migrations/env.py and the schema
+# tests leave them out of the comparison on other databases.
+POSTGRESQL_ONLY_INDEXES = {"ix_transactions_message_trgm": "message",
+                           "ix_transactions_context_trgm": "context"}
+
+
+def in_schema_of(dialect_name):
+    """For Alembic's ``include_object``: whether a schema object belongs on this database."""
+
+    def include(obj, name, type_, reflected, compare_to):
+        return not (type_ == "index" and name in POSTGRESQL_ONLY_INDEXES
+                    and dialect_name != "postgresql")
+
+    return include
+
+
+def new_public_id():
+    return secrets.token_urlsafe(16)
+
+
+class Transaction(db.Model):
+    """An authentication request: a requestor asks a user to prove who they are."""
+
+    __tablename__ = "transactions"
+    __table_args__ = (
+        CheckConstraint(f"status {in_list(TRANSACTION_STATES)}", name="status"),
+        Index("ix_transactions_status_expires_at", "status", "expires_at"),
+        Index("ix_transactions_requestor_id_id", "requestor_id", "id"),
+        Index("ix_transactions_user_id_id", "user_id", "id"),
+        # Insights and the home page count requests by the day they were sent, and time the
+        # answered ones (status first: SQLite then never prefers the status index alone).
+        Index("ix_transactions_created_at", "created_at"),
+        Index("ix_transactions_status_created_at", "status", "created_at"),
+        # The list's text search (services/requests/transaction_list.py): trigrams answer
+        # ILIKE '%word%'.
+        *(Index(name, column, postgresql_using="gin", postgresql_ops={column: "gin_trgm_ops"})
+          .ddl_if(dialect="postgresql") for name, column in POSTGRESQL_ONLY_INDEXES.items()),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # What URLs, PagerDuty's dedup_key and people see: random, so it cannot be guessed.
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    requestor_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    message: Mapped[str] = mapped_column(Text)
+    context: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    # SHA-256 of the single-use link token; the token itself is never stored in plain text.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Call binding: the requestor reads the code to the user, who types it before verifying.
+    # None on older requests.
+    binding_code: Mapped[str | None] = mapped_column(String(3))
+    # What weakens the proof (services.requests.risks), as of the last change: shown to the
+    # requestor.
+    risks: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
+
+    requestor: Mapped[User] = relationship(foreign_keys=[requestor_id], lazy="joined")
+    user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="joined")
+    deliveries: Mapped[list["Delivery"]] = relationship(
+        back_populates="transaction", order_by="Delivery.id"
+    )
+    # PagerDuty's incident for it, once a webhook told of one.
+    pagerduty_incident: Mapped["PagerDutyIncident | None"] = relationship(
+        lazy="selectin", viewonly=True)
+
+    def __repr__(self):
+        return f"<Transaction {self.public_id} {self.status}>"
+
+
+sa_event.listen(Transaction.__table__, "before_create", DDL(
+    "CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"))
+
+
+class Delivery(db.Model):
+    """One channel's notification of one transaction: a row of the durable outbox."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        CheckConstraint(f"status {in_list(DELIVERY_STATES)}", name="status"),
+        CheckConstraint(f"channel {in_list(DELIVERY_CHANNELS)}", name="channel"),
+        CheckConstraint(f"action {in_list(DELIVERY_ACTIONS)}", name="action"),
+        UniqueConstraint("transaction_id", "channel", "action",
+                         name="uq_deliveries_transaction_id_channel_action"),
+        Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        # Insights and channel health count deliveries by when they were queued, and time the
+        # sent ones and count the failed ones.
+        Index("ix_deliveries_created_at", "created_at"),
+        Index("ix_deliveries_status_created_at", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(16), default="notify", server_default="notify")
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A dispatcher owns a "sending" delivery until its lease runs out; then another may reclaim it.
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_http_status: Mapped[int | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    # The answer link, encrypted, kept only until the delivery is final.
+    link_ciphertext: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    transaction: Mapped[Transaction] = relationship(back_populates="deliveries")
+
+    def __repr__(self):
+        return f"<Delivery {self.id} {self.channel} {self.action} {self.status}>"
+
+
+class Event(db.Model):
+    """Append-only: the audit log, each transaction's timeline, and the SSE stream's source."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_transaction_id_id", "transaction_id", "id"),)
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    transaction_id: Mapped[int | None] = mapped_column(ForeignKey("transactions.id"))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    transaction: Mapped[Transaction | None] = relationship()
+    actor: Mapped[User | None] = relationship()
+
+    def __repr__(self):
+        return f"<Event {self.id} {self.kind}>"
+
+
+class PagerDutyIncident(db.Model):
+    """PagerDuty's incident for a transaction, as its webhooks last told it."""
+
+    __tablename__ = "pagerduty_incidents"
+    __table_args__ = (CheckConstraint(f"state {in_list(INCIDENT_STATES)}", name="state"),)
+
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id"), primary_key=True)
+    incident_id: Mapped[str | None] = mapped_column(String(64))
+    number: Mapped[int | None] = mapped_column(BigInteger)
+    html_url: Mapped[str | None] = mapped_column(String(500))
+    state: Mapped[str] = mapped_column(String(16))
+    # Who acknowledged it, as PagerDuty names them (None unless acknowledged).
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+    # When PagerDuty says the change that set ``state`` happened: an older event arriving
+    # late goes on the timeline but does not turn the state back.
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WebhookReceipt(db.Model):
+    """A webhook already taken in (its X-Webhook-Id), so a retry of it is ignored; kept for a
+    few days, longer than PagerDuty retries."""
+
+    __tablename__ = "webhook_receipts"
+    __table_args__ = (Index("ix_webhook_receipts_received_at", "received_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(String(128), unique=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
