@@ -267,7 +267,7 @@ def test_a_crash_on_the_answer_page_logs_no_token(app, client, make_user, monkey
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(transactions, "effective_status", broken)
+    monkeypatch.setattr(transactions, "find_by_token", broken)
     caplog.set_level(logging.DEBUG)
     assert client.get(f"/authenticate/{token}").status_code == 500
     assert "Exception on /authenticate/[token] [GET]" in caplog.text

@@ -217,6 +217,26 @@ def test_an_overdue_request_reads_as_expired_everywhere_before_the_sweep(app, cl
     assert 'data-field="status">expired<' in client.get(f"/transactions/{public_id}").text
 
 
+def test_still_pending_is_one_rule_on_a_row_and_in_a_query(app, people):
+    """``pending_at``, ``overdue_at`` and ``status_at`` answer the same in Python and in SQL,
+    on both sides of the expiry and for a finished request."""
+    now = utcnow()
+    with app.app_context():
+        requestor, user = (db.session.get(User, p.id) for p in people)
+        rows = [Transaction(requestor=requestor, user=user, message=f"{status} {offset}",
+                            status=status, token_hash=f"{status}{offset}".ljust(64, "0"),
+                            expires_at=now + timedelta(seconds=offset))
+                for status in ("pending", "verified") for offset in (-1, 0, 1)]
+        db.session.add_all(rows)
+        db.session.commit()
+        for rule in ("pending_at", "overdue_at", "status_at"):
+            in_sql = dict(db.session.execute(
+                select(Transaction.id, getattr(Transaction, rule)(now))).all())
+            assert in_sql == {t.id: getattr(t, rule)(now) for t in rows}, rule
+        assert [t.status_at(now) for t in rows] == ["expired", "expired", "pending"] + \
+            ["verified"] * 3
+
+
 def test_the_page_shows_each_delivery_attempt_with_pagerdutys_answer(app, client, auth, people,
                                                                      fake_pagerduty):
     from sendauth_dashboard.services.outbox.dispatcher import Dispatcher

@@ -13,8 +13,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
+    case,
 )
 from sqlalchemy import event as sa_event
+from sqlalchemy.ext.hybrid import hybrid_method
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -22,7 +25,7 @@ from .columns import EventId, UTCDateTime, in_list, utcnow
 from .people import User
 
 TRANSACTION_STATES = ("pending", "verified", "denied", "cancelled", "expired")
-FINAL_TRANSACTION_STATES = ("verified", "denied", "cancelled", "expired")
+FINAL_TRANSACTION_STATES = TRANSACTION_STATES[1:]  # all but "pending"
 
 # The channel names the deliveries table accepts (a check constraint, so a migration changes
 # it); channels.REGISTRY is the list the app uses, and a test keeps the two the same.
@@ -101,6 +104,41 @@ class Transaction(db.Model):
     # PagerDuty's incident for it, once a webhook told of one.
     pagerduty_incident: Mapped["PagerDutyIncident | None"] = relationship(
         lazy="selectin", viewonly=True)
+
+    # "Still pending" is one rule, in Python on a row and in SQL in a query: both
+    # ``transaction.pending_at(now)`` and ``select(...).where(Transaction.pending_at(now))``.
+    # A pending transaction past its expiry is overdue: expired to anyone reading it, though
+    # the sweep (services.requests.transactions.expire_due) has not written that down yet.
+
+    @hybrid_method
+    def pending_at(self, now):
+        """Still waiting for its user's answer at ``now``: pending, and not past its expiry."""
+        return self.status == "pending" and self.expires_at > now
+
+    @pending_at.inplace.expression
+    @classmethod
+    def _pending_at(cls, now):
+        return and_(cls.status == "pending", cls.expires_at > now)
+
+    @hybrid_method
+    def overdue_at(self, now):
+        """Pending, but past its expiry at ``now``: expired, waiting for the sweep."""
+        return self.status == "pending" and self.expires_at <= now
+
+    @overdue_at.inplace.expression
+    @classmethod
+    def _overdue_at(cls, now):
+        return and_(cls.status == "pending", cls.expires_at <= now)
+
+    @hybrid_method
+    def status_at(self, now):
+        """The status as anyone reading it at ``now`` should see it: overdue ones are expired."""
+        return "expired" if self.overdue_at(now) else self.status
+
+    @status_at.inplace.expression
+    @classmethod
+    def _status_at(cls, now):
+        return case((cls.overdue_at(now), "expired"), else_=cls.status)
 
     def __repr__(self):
         return f"<Transaction {self.public_id} {self.status}>"

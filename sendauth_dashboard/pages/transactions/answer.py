@@ -21,7 +21,7 @@ def _answerable(token):
         return None, redirect(url_for("auth.login", next=request.path))
     if current_user.id != transaction.user_id:
         return None, (render_template("answer/wrong_user.html", t=transaction), 403)
-    status = transactions.effective_status(transaction)
+    status = transaction.status_at(utcnow())
     if status != "pending":
         return None, (render_template("answer/finished.html", t=transaction, status=status), 410)
     return transaction, None

@@ -10,8 +10,8 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Optional
 
-from ...services.requests.transaction_list import SEARCH_MAX_CHARS
-from ...services.requests.transactions import CONTEXT_MAX_CHARS, MESSAGE_MAX_CHARS, STATUS_FILTERS
+from ...services.requests.transaction_list import SEARCH_MAX_CHARS, STATUS_FILTERS
+from ...services.requests.transactions import CONTEXT_MAX_CHARS, MESSAGE_MAX_CHARS
 from ..forms import choices
 
 

@@ -32,7 +32,7 @@ def page_number(value):
 @role_required("requestor")
 def index():
     form = FilterForm(request.args)
-    status = form.status.data if form.status.data in transactions.STATUS_FILTERS else ""
+    status = form.status.data if form.status.data in transaction_list.STATUS_FILTERS else ""
     days = {name: getattr(form, name).data if getattr(form, name).validate(form) else None
             for name in ("since", "until")}
     filters = transaction_list.Filters(
@@ -47,8 +47,7 @@ def index():
                                     page=request.args.get("page", 1, type=page_number))
     return render_template(
         "transactions/index.html", page=page, rows=page.rows, form=form, filters=filters,
-        last_event_id=last_event_id, effective_status=transactions.effective_status,
-        now=utcnow(),
+        last_event_id=last_event_id, now=utcnow(),
     ), 400 if form.errors else 200
 
 
@@ -86,7 +85,7 @@ def new():
 @role_required("requestor")
 def show(public_id):
     transaction = _visible_or_404(public_id)
-    status = transactions.effective_status(transaction)
+    status = transaction.status_at(utcnow())
     return render_template(
         "transactions/show.html", t=transaction,
         status=status,
@@ -114,7 +113,7 @@ def _incident_view(transaction, status):
 def resolve_incident(public_id):
     transaction = _visible_or_404(public_id)
     problem = pagerduty_incidents.request_resolve(
-        transaction, transactions.effective_status(transaction), actor=current_user)
+        transaction, transaction.status_at(utcnow()), actor=current_user)
     db.session.commit()
     if problem:
         flash(f"{problem}.", "error")

@@ -202,7 +202,7 @@ def _attempt(delivery_id, owner):
     transaction = delivery.transaction
     now = utcnow()
     resolving = delivery.action == "resolve"
-    if not resolving and (transaction.status != "pending" or transaction.expires_at <= now):
+    if not resolving and not transaction.pending_at(now):
         _finish(delivery, "cancelled", now, "The transaction is no longer pending.")
         db.session.commit()
         return "cancelled"

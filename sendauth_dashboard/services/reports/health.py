@@ -7,7 +7,7 @@ one (with the organisation's settings read once).
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 
 from ... import channels
 from ...extensions import db
@@ -22,7 +22,6 @@ from ...models import (
 )
 from ..requests import routing
 from . import organisation
-from .insights import effective_status
 
 RECENT = timedelta(hours=24)
 
@@ -170,14 +169,14 @@ class RightNow:
 def right_now(now=None):
     """The reviewer's and admin's home: what is pending and what is failing, now."""
     now = now or utcnow()
-    pending_now = and_(Transaction.status == "pending", Transaction.expires_at > now)
+    pending_now = Transaction.pending_at(now)
     pending = db.session.scalar(select(func.count()).select_from(Transaction).where(pending_now))
     oldest = db.session.scalars(
         select(Transaction).where(pending_now).order_by(Transaction.created_at, Transaction.id)
         .limit(1)
     ).first()
     midnight = datetime.combine(now.astimezone(timezone.utc).date(), time.min, tzinfo=timezone.utc)
-    status = effective_status(now)
+    status = Transaction.status_at(now)
     today = {state: 0 for state in FINAL_TRANSACTION_STATES}
     today.update(db.session.execute(
         select(status, func.count()).where(Transaction.created_at >= midnight)

@@ -144,14 +144,6 @@ def percentiles(keyed, fractions=(0.5, 0.9)):
     return select(ranked.c.key, *columns, func.max(ranked.c.size)).group_by(ranked.c.key)
 
 
-def effective_status(now):
-    """A pending request past its expiry counts as expired, as the transaction list shows it."""
-    return case(
-        (and_(Transaction.status == "pending", Transaction.expires_at <= now), "expired"),
-        else_=Transaction.status,
-    )
-
-
 def _created_in(column, day_range):
     return and_(column >= day_range.start, column < day_range.end)
 
@@ -180,7 +172,7 @@ def _day_key(value):
 
 
 def outcomes_per_day(day_range, now):
-    status = effective_status(now)
+    status = Transaction.status_at(now)
     day = day_of(Transaction.created_at)
     rows = db.session.execute(
         select(day, status, func.count())

@@ -11,11 +11,14 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import func, or_, select, text
 
 from ...extensions import db
-from ...models import Transaction, User, utcnow
-from .transactions import STATUS_FILTERS, visible_to
+from ...models import TRANSACTION_STATES, Transaction, User, utcnow
+from .transactions import visible_to
+
+# The list narrows to any state a transaction can be seen in.
+STATUS_FILTERS = TRANSACTION_STATES
 
 PAGE_SIZE = 50
 SEARCH_MAX_CHARS = 200
@@ -89,10 +92,9 @@ def _term_condition(term):
 
 def _status_condition(status, now):
     if status == "pending":
-        return and_(Transaction.status == "pending", Transaction.expires_at > now)
+        return Transaction.pending_at(now)
     if status == "expired":
-        return or_(Transaction.status == "expired",
-                   and_(Transaction.status == "pending", Transaction.expires_at <= now))
+        return or_(Transaction.status == "expired", Transaction.overdue_at(now))
     return Transaction.status == status
 
 

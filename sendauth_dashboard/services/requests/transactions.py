@@ -147,21 +147,11 @@ def new_binding_code():
     return f"{secrets.randbelow(10 ** BINDING_CODE_DIGITS):0{BINDING_CODE_DIGITS}d}"
 
 
-def effective_status(transaction, now=None):
-    """The status as anyone reading it should see it: overdue pending ones are expired."""
-    now = now or utcnow()
-    if transaction.status == "pending" and transaction.expires_at <= now:
-        return "expired"
-    return transaction.status
-
-
 def _transition(transaction, status, *, actor, now, completed_at=None, data=None):
     """Move a pending transaction to ``status`` with its event; False if it was not pending."""
-    conditions = [Transaction.id == transaction.id, Transaction.status == "pending"]
-    if status != "expired":
-        conditions.append(Transaction.expires_at > now)
+    still = Transaction.overdue_at(now) if status == "expired" else Transaction.pending_at(now)
     result = db.session.execute(
-        update(Transaction).where(*conditions)
+        update(Transaction).where(Transaction.id == transaction.id, still)
         .values(status=status, completed_at=completed_at or now)
         .execution_options(synchronize_session="fetch")
     )
@@ -213,7 +203,7 @@ def cancel(transaction, *, actor, now=None):
 
 def _current_status(transaction, now):
     db.session.refresh(transaction)
-    return effective_status(transaction, now)
+    return transaction.status_at(now)
 
 
 def expire_due(now=None):
@@ -221,7 +211,7 @@ def expire_due(now=None):
     how many."""
     now = now or utcnow()
     overdue = db.session.scalars(
-        select(Transaction).where(Transaction.status == "pending", Transaction.expires_at <= now)
+        select(Transaction).where(Transaction.overdue_at(now))
         .order_by(Transaction.expires_at).limit(SWEEP_BATCH)
     ).all()
     expired = sum(
@@ -229,9 +219,6 @@ def expire_due(now=None):
     )
     db.session.commit()
     return expired
-
-
-STATUS_FILTERS = ("pending", "verified", "denied", "cancelled", "expired")
 
 
 def visible_to(viewer):
