@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from ..core import event_log
+from ..core.errors import ServiceError
 from ..core.rows import default_row, get_or_create
 from ..core.secrets import SecretUnreadable, decrypt, encrypt, mask
 from ..extensions import db
@@ -23,12 +24,9 @@ from ..runtime import runtime
 MAX_ERROR_LENGTH = 2000
 
 
-class SettingsError(ValueError):
+class SettingsError(ServiceError):
     """Settings cannot be saved as given; the message says why and what to do."""
 
-    def __init__(self, message, field=None):
-        super().__init__(message)
-        self.field = field
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import secrets as random_tokens
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
+from ..core.errors import ServiceError
 from ..models import SEVERITIES, PagerDutySettings
 from .base import Channel, ChannelUnavailable, Page, Prepared
 from .http import (
@@ -36,7 +37,7 @@ EVENT_MAX_BYTES = 512 * 1024
 CLIENT_NAME = "SendAuth"
 
 
-class IntegrationKeyError(ValueError):
+class IntegrationKeyError(ServiceError):
     """The pasted integration key is not a well-formed Events API v2 key."""
 
 

@@ -19,6 +19,7 @@ from .. import client_limits
 from ..extensions import db
 from ..services.people import accounts, enrolment, passkeys
 from .auth import sign_in
+from .forms import apply_service_error
 
 bp = Blueprint("enrol", __name__, url_prefix="/enrol")
 
@@ -73,7 +74,7 @@ def enrol(token):
             db.session.commit()
         except enrolment.EnrolmentError as exc:
             db.session.rollback()
-            (form[exc.field].errors if exc.field else form.form_errors).append(str(exc))
+            apply_service_error(form, exc)
         else:
             if invitation:
                 sign_in(user)

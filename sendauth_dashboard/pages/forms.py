@@ -2,6 +2,7 @@
 from wtforms import SelectChoice, SelectField
 from wtforms.validators import ValidationError
 
+from ..core.errors import ServiceError
 from ..models import ROLE_LABELS, ROLES
 
 
@@ -15,11 +16,18 @@ def role_field(label="Role", default="member", validators=()):
                        default=default, validators=list(validators))
 
 
-def apply_service_error(form, error, fallback_field):
-    """Show a service's AccountError (or similar) beside the field it is about."""
-    field = getattr(form, getattr(error, "field", None) or fallback_field, None)
-    field = field if field is not None else getattr(form, fallback_field)
-    field.errors = list(field.errors) + [str(error)]
+def apply_service_error(form, error: ServiceError, fallback_field=None, renamed=None):
+    """Show a service's error beside the field it is about: ``error.field`` (``renamed`` maps
+    a service's name for a field to the form's, or to None for the form as a whole); else
+    beside ``fallback_field``; else above the form."""
+    name = (renamed or {}).get(error.field, error.field)
+    field = form[name] if name and name in form else None
+    if field is None and fallback_field:
+        field = form[fallback_field]
+    if field is None:
+        form.form_errors.append(str(error))
+    else:
+        field.errors = list(field.errors) + [str(error)]
 
 
 def checked_by(clean):

@@ -8,7 +8,7 @@ from ..models import TRANSACTION_STATES
 from ..services.reports import insights
 from .auth import role_required
 from .csv_export import csv_response
-from .forms import choices
+from .forms import apply_service_error, choices
 
 bp = Blueprint("insights", __name__)
 
@@ -34,7 +34,7 @@ def index():
         day_range = insights.parse_range(days=args.get("days", ""), since=args.get("since", ""),
                                          until=args.get("until", ""))
     except insights.RangeError as exc:
-        form[exc.field].errors = [str(exc)]
+        apply_service_error(form, exc)
         return render_template("insights/index.html", form=form, tables=[], charts={},
                                range_args={}, data=None), 400
     data = insights.gather(day_range)

@@ -76,8 +76,7 @@ def messaging():
                 (form[name].errors if name else form.form_errors).append(message)
         except proofs.ProofError as exc:
             db.session.commit()  # a passkey's challenge is used up; nothing else was written
-            (form.form_errors if exc.field == "proof" else form[exc.field].errors).append(
-                str(exc))
+            apply_service_error(form, exc, renamed={"proof": None})
         else:
             flash("Your messaging preferences are saved: " + "; ".join(changes) + "."
                   if changes else "Nothing changed.", "success" if changes else "info")
@@ -201,8 +200,7 @@ def password():
             db.session.commit()
         except accounts.AccountError as exc:
             db.session.rollback()
-            field = "new_password" if exc.field == "password" else exc.field
-            apply_service_error(form, accounts.AccountError(str(exc), field), "new_password")
+            apply_service_error(form, exc, "new_password", renamed={"password": "new_password"})
         else:
             sign_in(user)
             flash("Your password is changed. You are signed out everywhere else.", "success")

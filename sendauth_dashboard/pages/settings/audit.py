@@ -7,7 +7,7 @@ from ...core.ids import MAX_EVENT_ID, row_id
 from ...services.reports import audit
 from ..auth import role_required
 from ..csv_export import csv_response
-from ..forms import choices
+from ..forms import apply_service_error, choices
 from . import bp
 
 
@@ -30,7 +30,7 @@ def _filters(form):
         return audit.parse_filters(kind=args.get("kind", ""), actor=args.get("actor", ""),
                                    since=args.get("since", ""), until=args.get("until", "")), 200
     except audit.AuditFilterError as exc:
-        form[exc.field].errors = [str(exc)]
+        apply_service_error(form, exc)
         return None, 400
 
 

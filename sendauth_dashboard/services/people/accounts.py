@@ -9,6 +9,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from zxcvbn import zxcvbn
 
 from ...core import event_log
+from ...core.errors import ServiceError
 from ...core.text import control_character
 from ...extensions import db
 from ...models import ROLES, User, utcnow
@@ -25,12 +26,9 @@ def _dummy_hash(method):
     return generate_password_hash("not a real password", method=method)
 
 
-class AccountError(ValueError):
+class AccountError(ServiceError):
     """A rule about accounts was broken; the message tells the person how to fix it."""
 
-    def __init__(self, message, field=None):
-        super().__init__(message)
-        self.field = field
 
 
 def normalize_email(email):

@@ -19,6 +19,7 @@ from sqlalchemy import delete, select, update
 from ... import channels
 from ...channels.base import Notice
 from ...core import event_log
+from ...core.errors import ServiceError
 from ...core.secrets import SecretUnreadable
 from ...core.tokens import hash_token, new_token
 from ...extensions import db
@@ -28,12 +29,9 @@ from . import accounts, passkeys
 TOKEN_MAX_CHARS = 128
 
 
-class EnrolmentError(ValueError):
+class EnrolmentError(ServiceError):
     """The link cannot be used; the message says why and what to do next."""
 
-    def __init__(self, message, field=None):
-        super().__init__(message)
-        self.field = field
 
 
 def url(token):

@@ -24,6 +24,7 @@ from webauthn.helpers.structs import (
 )
 
 from ...core import event_log
+from ...core.errors import ServiceError
 from ...extensions import db
 from ...models import Passkey, PasskeyChallenge, utcnow
 
@@ -36,7 +37,7 @@ CREDENTIAL_MAX_CHARS = 16_384
 KNOWN_TRANSPORTS = {t.value for t in AuthenticatorTransport}
 
 
-class PasskeyError(ValueError):
+class PasskeyError(ServiceError):
     """A passkey cannot be registered or used as sent; the message says why and what to do."""
 
 

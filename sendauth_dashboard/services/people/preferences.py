@@ -6,6 +6,7 @@ organisation has set a channel up is not the user's rule: routing decides that p
 """
 from ... import channels
 from ...core import event_log
+from ...core.errors import ServiceError
 from ...models import utcnow
 from . import notices, proofs
 
@@ -16,7 +17,7 @@ def contact_details():
             if cls.contact}
 
 
-class PreferencesError(ValueError):
+class PreferencesError(ServiceError):
     """The preferences cannot be saved as given; ``problems`` maps a field (or None) to why."""
 
     def __init__(self, problems):

@@ -3,17 +3,15 @@ fresh assertion with one of their passkeys when they have one, their password ot
 A password alone never silently changes where requests go (DESIGN.md, "Trust")."""
 from werkzeug.security import check_password_hash
 
+from ...core.errors import ServiceError
 from . import passkeys
 
 PASSWORD_MAX_CHARS = 1024
 
 
-class ProofError(ValueError):
+class ProofError(ServiceError):
     """The user did not prove it is them; ``field`` is the form field it is about."""
 
-    def __init__(self, message, field):
-        super().__init__(message)
-        self.field = field
 
 
 def needed(user):

@@ -11,6 +11,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload
 
 from ... import channels
+from ...core.errors import ServiceError
 from ...extensions import db
 from ...models import Event, User
 from ..live import messages
@@ -31,12 +32,9 @@ KIND_GROUPS = (
 KIND_GROUP_LABELS = {value: label for value, label, _ in KIND_GROUPS}
 
 
-class AuditFilterError(ValueError):
+class AuditFilterError(ServiceError):
     """A filter that cannot be applied, with what to type instead."""
 
-    def __init__(self, message, field):
-        super().__init__(message)
-        self.field = field
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 
 from ... import channels
+from ...core.errors import ServiceError
 from ...extensions import db
 from ...models import TRANSACTION_STATES, Delivery, Transaction, User, utcnow
 
@@ -37,12 +38,9 @@ ANSWER_BUCKETS = ((10, "under 10 s"), (30, "10–30 s"), (60, "30 s–1 min"),
 DELIVERY_OUTCOMES = ("sent", "failed", "cancelled", "queued", "sending")
 
 
-class RangeError(ValueError):
+class RangeError(ServiceError):
     """A range that cannot be shown, with what to ask for instead."""
 
-    def __init__(self, message, field):
-        super().__init__(message)
-        self.field = field
 
 
 @dataclass(frozen=True)

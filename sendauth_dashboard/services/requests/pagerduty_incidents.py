@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ...core import after_commit, event_log
+from ...core.errors import ServiceError
 from ...extensions import db
 from ...models import Delivery, PagerDutyIncident, Transaction, WebhookReceipt, utcnow
 from ..outbox import deliveries
@@ -45,7 +46,7 @@ NOTE_MAX_CHARS = 500
 FINAL = ("verified", "denied", "cancelled", "expired")
 
 
-class WebhookError(ValueError):
+class WebhookError(ServiceError):
     """The body is not a V3 webhook; the message says what is wrong."""
 
 

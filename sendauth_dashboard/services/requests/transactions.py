@@ -12,6 +12,7 @@ from flask import current_app
 from sqlalchemy import func, select, update
 
 from ...core import after_commit, event_log
+from ...core.errors import ServiceError
 from ...core.text import control_character
 from ...core.tokens import hash_token, new_token
 from ...extensions import db
@@ -26,12 +27,9 @@ CONTEXT_MAX_CHARS = 1024
 SWEEP_BATCH = 500
 
 
-class TransactionError(ValueError):
+class TransactionError(ServiceError):
     """A request cannot be sent as asked; the message says why and what to do."""
 
-    def __init__(self, message, field=None):
-        super().__init__(message)
-        self.field = field
 
 
 def answer_link(token):

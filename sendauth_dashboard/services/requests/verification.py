@@ -11,6 +11,7 @@ import secrets
 from werkzeug.security import check_password_hash
 
 from ...core import event_log
+from ...core.errors import ServiceError
 from ...models import utcnow
 from ..people import passkeys
 from ..reports import organisation
@@ -19,13 +20,10 @@ from . import risks, transactions
 PASSWORD_MAX_CHARS = 1024
 
 
-class VerificationError(ValueError):
+class VerificationError(ServiceError):
     """The user did not prove it is them; the message says what to do. ``field`` is the form
     field it is about."""
 
-    def __init__(self, message, field):
-        super().__init__(message)
-        self.field = field
 
 
 def proof_needed(user):
