@@ -73,9 +73,8 @@ def safe_next(target):
 
 class LoginForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired("Enter your email."), Length(max=254)])
-    password = PasswordField(
-        "Password", validators=[DataRequired("Enter your password."), Length(max=1024)]
-    )
+    password = PasswordField("Password", validators=[
+        DataRequired("Enter your password."), Length(max=accounts.MAX_PASSWORD_LENGTH)])
     submit = SubmitField("Sign in")
 
 

@@ -17,18 +17,15 @@ from wtforms.validators import Length
 
 from .. import client_limits
 from ..extensions import db
-from ..services.people import accounts, enrolment, passkeys
+from ..services.people import enrolment, passkeys
 from .auth import sign_in
-from .forms import apply_service_error
+from .forms import apply_service_error, new_password_field
 
 bp = Blueprint("enrol", __name__, url_prefix="/enrol")
 
 
 class EnrolForm(FlaskForm):
-    password = PasswordField(
-        "Choose your password",
-        description=f"At least {accounts.MIN_PASSWORD_LENGTH} characters, not a common one: "
-                    "four or five unrelated words work well.")
+    password = new_password_field("Choose your password")
     confirm = PasswordField("The same password again")
     name = StringField(
         "Passkey name", description="So you can tell your passkeys apart, e.g. \"Work laptop\".",

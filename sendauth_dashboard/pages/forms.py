@@ -1,9 +1,10 @@
 """Form pieces shared by several blueprints."""
-from wtforms import SelectChoice, SelectField
+from wtforms import PasswordField, SelectChoice, SelectField
 from wtforms.validators import ValidationError
 
 from ..core.errors import ServiceError
 from ..models import ROLE_LABELS, ROLES
+from ..services.people import accounts
 
 
 def choices(labels):
@@ -14,6 +15,13 @@ def choices(labels):
 def role_field(label="Role", default="member", validators=()):
     return SelectField(label, choices=choices({r: ROLE_LABELS[r] for r in ROLES}),
                        default=default, validators=list(validators))
+
+
+def new_password_field(label):
+    """A field for choosing a password, saying the rule (services.people.accounts)."""
+    return PasswordField(label, description=(
+        f"At least {accounts.MIN_PASSWORD_LENGTH} characters, not a common one: four or five "
+        "unrelated words work well."))
 
 
 def apply_service_error(form, error: ServiceError, fallback_field=None, renamed=None):

@@ -27,7 +27,7 @@ from ..services.people import accounts, passkeys, preferences, proofs
 from ..services.reports import organisation
 from ..services.requests import routing
 from .auth import role_required, sign_in
-from .forms import apply_service_error
+from .forms import apply_service_error, new_password_field
 
 bp = Blueprint("profile", __name__, url_prefix="/profile")
 
@@ -176,10 +176,7 @@ def remove_passkey(passkey_id):
 
 class PasswordForm(FlaskForm):
     current_password = PasswordField("Current password")
-    new_password = PasswordField(
-        "New password",
-        description=f"At least {accounts.MIN_PASSWORD_LENGTH} characters, not a common one: "
-                    "four or five unrelated words work well.")
+    new_password = new_password_field("New password")
     confirm = PasswordField("The new password again")
     submit = SubmitField("Change password")
 

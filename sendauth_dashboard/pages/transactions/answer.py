@@ -5,7 +5,7 @@ from flask_login import current_user
 from ... import client_limits
 from ...extensions import db
 from ...models import utcnow
-from ...services.people import passkeys
+from ...services.people import passkeys, proofs
 from ...services.requests import transactions, verification
 from . import answer_bp
 from .forms import AnswerForm
@@ -62,7 +62,7 @@ def _answer_page(transaction, form, error=None):
     seconds_left = int((transaction.expires_at - utcnow()).total_seconds())
     return render_template(
         "answer/answer.html", t=transaction, form=form, seconds_left=max(0, seconds_left),
-        proof=verification.proof_needed(current_user), error=error,
+        proof=proofs.needed(current_user, answering=True), error=error,
     )
 
 

@@ -14,6 +14,8 @@ from ...core.text import control_character
 from ...extensions import db
 from ...models import ROLES, User, utcnow
 
+# The password rule: new ones at least this long; none longer, new or typed to sign in or
+# prove (hashing a megabyte of "password" would keep scrypt busy).
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
 MAX_NAME_LENGTH = 100
@@ -76,6 +78,14 @@ def hash_password(password):
     return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
 
 
+def password_matches(user, password):
+    """Whether ``password`` is ``user``'s; one longer than any password may be is not even
+    hashed."""
+    password = password or ""
+    return len(password) <= MAX_PASSWORD_LENGTH and \
+        check_password_hash(user.password_hash, password)
+
+
 def find_by_email(email):
     try:
         email = normalize_email(email)
@@ -118,11 +128,9 @@ def authenticate(email, password):
     user = find_by_email(email)
     if user is None:
         check_password_hash(_dummy_hash(current_app.config["PASSWORD_HASH_METHOD"]),
-                            password or "")
+                            (password or "")[:MAX_PASSWORD_LENGTH])
         return None
-    if not check_password_hash(user.password_hash, password or ""):
-        return None
-    return user
+    return user if password_matches(user, password) else None
 
 
 def record_sign_in(user, now=None):
@@ -230,8 +238,7 @@ def set_active(user, active, *, actor):
 def change_password(user, *, current, new):
     """The user's own change: the current password first, then the rules for the new one.
     Every session of theirs ends (the caller signs the current one in again)."""
-    if not current or len(current) > MAX_PASSWORD_LENGTH or \
-            not check_password_hash(user.password_hash, current):
+    if not current or not password_matches(user, current):
         raise AccountError("That is not your current password. Enter the password you sign in "
                            "with now.", "current_password")
     check_password_rules(new or "", user=user)

@@ -1,12 +1,9 @@
 """Proving it is the user before a change to how they prove it or how they are reached: a
 fresh assertion with one of their passkeys when they have one, their password otherwise.
 A password alone never silently changes where requests go (DESIGN.md, "Trust")."""
-from werkzeug.security import check_password_hash
-
 from ...core.errors import ServiceError
-from . import passkeys
-
-PASSWORD_MAX_CHARS = 1024
+from ..reports import organisation
+from . import accounts, passkeys
 
 
 class ProofError(ServiceError):
@@ -14,9 +11,13 @@ class ProofError(ServiceError):
 
 
 
-def needed(user):
-    """``passkey`` when the user has one, else ``password``."""
-    return "passkey" if passkeys.has_passkey(user) else "password"
+def needed(user, *, answering=False):
+    """How ``user`` proves it is them: ``passkey`` when they have one, else ``password``;
+    but answering a request where the organisation requires a passkey, ``register`` (they
+    cannot until they register one)."""
+    if passkeys.has_passkey(user):
+        return "passkey"
+    return "register" if answering and organisation.requires_passkey() else "password"
 
 
 def check(user, *, credential=None, password=None, now=None):
@@ -35,6 +36,6 @@ def check_password(user, password, field):
     password = password or ""
     if not password:
         raise ProofError("Enter your current password to save this change.", field)
-    if len(password) > PASSWORD_MAX_CHARS or not check_password_hash(user.password_hash, password):
+    if not accounts.password_matches(user, password):
         raise ProofError("That is not your current password. Enter the password you sign in "
                          "with.", field)

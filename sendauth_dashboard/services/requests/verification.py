@@ -8,30 +8,17 @@ challenge, a refusal's event): the caller commits after a VerificationError too.
 """
 import secrets
 
-from werkzeug.security import check_password_hash
-
 from ...core import event_log
 from ...core.errors import ServiceError
 from ...models import utcnow
-from ..people import passkeys
-from ..reports import organisation
+from ..people import accounts, passkeys, proofs
 from . import risks, transactions
-
-PASSWORD_MAX_CHARS = 1024
 
 
 class VerificationError(ServiceError):
     """The user did not prove it is them; the message says what to do. ``field`` is the form
     field it is about."""
 
-
-
-def proof_needed(user):
-    """How ``user`` proves it is them: ``passkey``, ``password``, or ``register`` (they cannot
-    until they register a passkey)."""
-    if passkeys.has_passkey(user):
-        return "passkey"
-    return "register" if organisation.requires_passkey() else "password"
 
 
 def verify(transaction, *, user, code, credential=None, password=None, now=None):
@@ -45,7 +32,7 @@ def verify(transaction, *, user, code, credential=None, password=None, now=None)
         risks.note(transaction, user, now, "wrong_code")
         return transactions.answer(transaction, "deny", user=user, now=now,
                                    data={"reason": "wrong_code", "risks": transaction.risks})
-    proof = proof_needed(user)
+    proof = proofs.needed(user, answering=True)
     if proof == "register":
         raise VerificationError(
             "You have no passkey, and your organisation requires one to verify. Ask an admin "
@@ -81,6 +68,6 @@ def _check_password(user, password):
     password = password or ""
     if not password:
         raise VerificationError("Enter your password to verify.", "password")
-    if len(password) > PASSWORD_MAX_CHARS or not check_password_hash(user.password_hash, password):
+    if not accounts.password_matches(user, password):
         raise VerificationError("That is not your password. Enter the password you sign in "
                                 "with.", "password")
