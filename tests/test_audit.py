@@ -95,3 +95,19 @@ def test_pages_newest_first_and_exports_every_row(app, client, as_admin, admin):
 def test_a_cell_a_spreadsheet_would_run_is_text():
     assert [cell(v) for v in ("=1+1", "-3", "@SUM(A1)", "ok", None)] == [
         "'=1+1", "-3", "'@SUM(A1)", "ok", ""]
+
+
+def test_every_kind_of_event_has_its_words():
+    """A kind named in core.event_kinds, or made for a channel, has a line in the words table;
+    the table has no line for a kind nothing records."""
+    from sendauth_dashboard import channels
+    from sendauth_dashboard.core import event_kinds
+    from sendauth_dashboard.services.live import messages
+    from sendauth_dashboard.services.requests import pagerduty_incidents
+
+    named = {value for name, value in vars(event_kinds).items()
+             if name.isupper() and isinstance(value, str)}
+    per_channel = {kind for name in channels.names() for kind in event_kinds.of_channel(name)}
+    assert named | per_channel == set(messages.WORDS)
+    assert set(event_kinds.PAGERDUTY_WEBHOOK) == set(pagerduty_incidents.EVENT_TYPES)
+    assert messages.describe("kind.nobody_records", {}) == "kind.nobody_records"

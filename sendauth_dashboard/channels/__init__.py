@@ -10,6 +10,7 @@ import re
 
 from flask import current_app
 
+from ..core import event_kinds as kinds
 from ..core import event_log
 from ..core.secrets import SecretUnreadable, mask, redact
 from ..extensions import db
@@ -87,14 +88,14 @@ def send_test(name, *, actor):
     Raises ChannelUnavailable when the channel has nothing to send with.
     """
     return _send_now(name, lambda instance: instance.prepare_test(actor),
-                     f"settings.{name}_tested", actor)
+                     kinds.settings_tested(name), actor)
 
 
 def resolve_test(name, dedup_key, *, actor):
     """Resolve the test incident opened with ``dedup_key``, at once, as the test was sent;
     feeds the status indicator and the audit log. ChannelUnavailable says why not."""
     return _send_now(name, lambda instance: instance.prepare_test_resolve(dedup_key),
-                     f"settings.{name}_test_resolved", actor)
+                     kinds.settings_test_resolved(name), actor)
 
 
 def _send_now(name, prepare, event_kind, actor):

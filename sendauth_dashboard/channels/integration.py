@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
+from ..core import event_kinds as kinds
 from ..core import event_log
 from ..core.errors import ServiceError
 from ..core.rows import default_row, get_or_create
@@ -199,7 +200,7 @@ class Integration:
     def _touch(self, row, actor, now, changes):
         row.updated_at = now or utcnow()
         row.updated_by_id = actor.id if actor is not None else None
-        event_log.record(f"settings.{self.name}_changed", actor=actor,
+        event_log.record(kinds.settings_changed(self.name), actor=actor,
                          data={"changes": changes})
 
     def secret_mask(self, setting=None):

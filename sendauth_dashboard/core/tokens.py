@@ -9,6 +9,8 @@ import re
 import secrets
 
 TOKEN_BYTES = 32
+# What is looked up at all: a token made here has 43 characters; anything far longer is not one.
+TOKEN_MAX_CHARS = 128
 
 # /authenticate/<token> and /enrol/<token>, also URL-encoded inside a ?next= parameter.
 _TOKEN_IN_PATH = re.compile(r"((?:authenticate|enrol)(?:/|%2F))[A-Za-z0-9_\-]+",
@@ -23,6 +25,14 @@ def new_token():
 
 def hash_token(token):
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def stored_hash_of(token):
+    """The hash ``token`` would be stored as, or None when it cannot be a token of ours (not
+    text, empty, far too long): then there is nothing to look up."""
+    if not isinstance(token, str) or not token or len(token) > TOKEN_MAX_CHARS:
+        return None
+    return hash_token(token)
 
 
 def redact_tokens(text):

@@ -23,6 +23,7 @@ from wtforms.validators import ValidationError
 
 from ... import channels
 from ...channels import integration, pagerduty
+from ...core import event_kinds
 from ...extensions import db
 from ...models import Event
 from ...services.reports import health
@@ -124,10 +125,8 @@ def _webhook_url(page):
 
 
 def _audit_rows(name):
-    kinds = (f"settings.{name}_changed", f"settings.{name}_tested",
-             f"settings.{name}_test_resolved")
     return db.session.scalars(
-        select(Event).where(Event.kind.in_(kinds)).order_by(Event.id.desc()).limit(AUDIT_ROWS)
+        select(Event).where(Event.kind.in_(event_kinds.of_channel(name))).order_by(Event.id.desc()).limit(AUDIT_ROWS)
     ).all()
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ... import channels
 from ...channels import integration
+from ...core import event_kinds as kinds
 from ...core import event_log
 from ...core.secrets import SecretUnreadable, decrypt, encrypt
 from ...core.tokens import redact_tokens
@@ -186,7 +187,7 @@ def record_unexpected(delivery_id, owner, exc):
              f"message ({type(exc).__name__}); it is not tried again. The server log has the "
              "details; send the request again, or another way.")
     _finish(delivery, "failed", now, error)
-    event_log.record("delivery.failed", transaction=delivery.transaction,
+    event_log.record(kinds.DELIVERY_FAILED, transaction=delivery.transaction,
                      data={"channel": delivery.channel, "attempt": delivery.attempts,
                            "error": error})
     db.session.commit()
@@ -221,14 +222,14 @@ def _attempt(delivery_id, owner):
             prepared = channel.prepare(transaction, decrypt(delivery.link_ciphertext))
     except channels.ChannelUnavailable as exc:
         _finish(delivery, "cancelled", now, f"Not sent: {exc}.")
-        event_log.record("delivery.cancelled", transaction=transaction,
+        event_log.record(kinds.DELIVERY_CANCELLED, transaction=transaction,
                       data={**about, "reason": str(exc)})
         db.session.commit()
         return "cancelled"
     except SecretUnreadable as exc:
         # No retry can help until an admin enters the secret again; say so where they look.
         _finish(delivery, "failed", now, str(exc))
-        event_log.record("delivery.failed", transaction=transaction,
+        event_log.record(kinds.DELIVERY_FAILED, transaction=transaction,
                       data={**about, "error": str(exc)})
         integration.record_outcome(delivery.channel, success=False, error=str(exc), at=now)
         db.session.commit()
@@ -285,7 +286,7 @@ def record_result(delivery_id, owner, result, config):
         data["error"] = error
     integration.record_outcome(delivery.channel, success=result.accepted, error=error, at=now)
     # The event last: on PostgreSQL it takes the event-order lock, held until the commit.
-    event_log.record(f"delivery.{outcome}", transaction=delivery.transaction, data=data)
+    event_log.record(kinds.DELIVERY_OUTCOME[outcome], transaction=delivery.transaction, data=data)
     db.session.commit()
     return outcome
 

@@ -8,6 +8,7 @@ from sqlalchemy import false, func, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 from zxcvbn import zxcvbn
 
+from ...core import event_kinds as kinds
 from ...core import event_log
 from ...core.errors import ServiceError
 from ...core.text import control_character
@@ -117,7 +118,7 @@ def create_user(*, email, name, role, password, actor=None):
     user = User(email=email, name=name, role=role,
                 password_hash=hash_password(password or secrets.token_urlsafe(32)))
     db.session.add(user)
-    event_log.record("user.created", actor=actor, data={
+    event_log.record(kinds.USER_CREATED, actor=actor, data={
         "email": email, "role": role, **({"invited": True} if password is None else {})})
     db.session.flush()
     return user
@@ -181,17 +182,17 @@ def restore_admin(*, email, name, password):
     if user is None:
         return create_user(email=email, name=name, role="admin", password=password)
     if user.role != "admin":
-        event_log.record("user.role_changed", actor=None,
+        event_log.record(kinds.USER_ROLE_CHANGED, actor=None,
                          data={"email": user.email, "from": user.role, "to": "admin"})
         user.role = "admin"
     if not user.active:
         user.active = True
-        event_log.record("user.reactivated", actor=None, data={"email": user.email})
+        event_log.record(kinds.USER_REACTIVATED, actor=None, data={"email": user.email})
     if password:
         check_password_rules(password, user=user)
         user.password_hash = hash_password(password)
         user.end_sessions()
-        event_log.record("user.password_set", actor=None, data={"email": user.email})
+        event_log.record(kinds.USER_PASSWORD_SET, actor=None, data={"email": user.email})
     return user
 
 
@@ -207,7 +208,7 @@ def change_role(user, role, *, actor):
                 f"{user.name} is the last active admin; make another user an admin first.", "role"
             )
     event_log.record(
-        "user.role_changed", actor=actor,
+        kinds.USER_ROLE_CHANGED, actor=actor,
         data={"email": user.email, "from": user.role, "to": role},
     )
     user.role = role
@@ -229,7 +230,7 @@ def set_active(user, active, *, actor):
     user.active = active
     user.end_sessions()
     event_log.record(
-        "user.reactivated" if active else "user.deactivated", actor=actor,
+        kinds.USER_REACTIVATED if active else kinds.USER_DEACTIVATED, actor=actor,
         data={"email": user.email},
     )
     return True
@@ -247,4 +248,4 @@ def change_password(user, *, current, new):
                            "new_password")
     user.password_hash = hash_password(new)
     user.end_sessions()
-    event_log.record("user.password_changed", actor=user, data={"email": user.email})
+    event_log.record(kinds.USER_PASSWORD_CHANGED, actor=user, data={"email": user.email})

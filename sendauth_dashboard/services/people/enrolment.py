@@ -18,15 +18,14 @@ from sqlalchemy import delete, select, update
 
 from ... import channels
 from ...channels.base import Notice
+from ...core import event_kinds as kinds
 from ...core import event_log
 from ...core.errors import ServiceError
 from ...core.secrets import SecretUnreadable
-from ...core.tokens import hash_token, new_token
+from ...core.tokens import new_token, stored_hash_of
 from ...extensions import db
 from ...models import EnrolmentLink, Passkey, utcnow
 from . import accounts, passkeys
-
-TOKEN_MAX_CHARS = 128
 
 
 class EnrolmentError(ServiceError):
@@ -54,7 +53,7 @@ def issue(user, *, actor, kind="passkey", now=None):
         expires_at=expires_at))
     if reset:
         user.passkeys_reset_at = now
-    event_log.record("user.enrolment_link_issued", actor=actor, data={
+    event_log.record(kinds.USER_ENROLMENT_LINK_ISSUED, actor=actor, data={
         "email": user.email, "kind": kind, "reset": reset, "expires_at": expires_at.isoformat()})
     return token
 
@@ -62,10 +61,9 @@ def issue(user, *, actor, kind="passkey", now=None):
 def find(token, now=None):
     """The link behind ``token`` if it can still be used, else EnrolmentError."""
     now = now or utcnow()
-    link = None
-    if token and len(token) <= TOKEN_MAX_CHARS:
-        link = db.session.scalar(select(EnrolmentLink).where(
-            EnrolmentLink.token_hash == hash_token(token)))
+    digest = stored_hash_of(token)
+    link = None if digest is None else db.session.scalar(
+        select(EnrolmentLink).where(EnrolmentLink.token_hash == digest))
     if link is None:
         raise EnrolmentError("This enrolment link is not valid: check that you copied all of "
                              "it, or ask an admin for a new one.")
@@ -110,7 +108,7 @@ def complete(token, credential_text, *, name="", password=None, now=None):
         for old in db.session.scalars(select(Passkey).where(
                 Passkey.user_id == user.id, Passkey.id != passkey.id)):
             passkeys.discard(old)
-    event_log.record("user.enrolled", actor=user, data={
+    event_log.record(kinds.USER_ENROLLED, actor=user, data={
         "email": user.email, "kind": link.kind, "reset": link.reset, "passkey": passkey.name})
     return passkey
 

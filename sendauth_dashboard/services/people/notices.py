@@ -17,6 +17,7 @@ from ... import channels
 from ...channels import integration
 from ...channels.base import Notice
 from ...core import after_commit, event_log
+from ...core import event_kinds as kinds
 from ...core.secrets import SecretUnreadable
 from ...extensions import db
 from ...models import User
@@ -44,7 +45,7 @@ def announce(user, notice):
         try:
             prepared.append((name, instance, instance.prepare_notice(user, notice)))
         except (channels.ChannelUnavailable, SecretUnreadable) as exc:
-            event_log.record("profile.change_announced", actor=user, data={
+            event_log.record(kinds.PROFILE_CHANGE_ANNOUNCED, actor=user, data={
                 "channel": name, "outcome": "failed", "error": str(exc)})
     if prepared:
         app = current_app._get_current_object()
@@ -64,7 +65,7 @@ def _send(app, user_id, prepared):
             for name, instance, message in prepared:
                 result = channels.send(instance, message)
                 integration.record_outcome(name, success=result.accepted, error=result.error)
-                event_log.record("profile.change_announced", actor=user, data={
+                event_log.record(kinds.PROFILE_CHANGE_ANNOUNCED, actor=user, data={
                     "channel": name, "outcome": result.outcome, "error": result.error})
                 db.session.commit()
         except Exception:

@@ -23,6 +23,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
+from ...core import event_kinds as kinds
 from ...core import event_log
 from ...core.errors import ServiceError
 from ...extensions import db
@@ -160,7 +161,7 @@ def register(user, credential_text, name="", now=None):
     )
     db.session.add(passkey)
     db.session.flush()
-    event_log.record("passkey.registered", actor=user,
+    event_log.record(kinds.PASSKEY_REGISTERED, actor=user,
                   data={"passkey_id": passkey.id, "name": passkey.name})
     return passkey
 
@@ -200,7 +201,7 @@ def remove(user, passkey_id, proof_text, now=None):
 
 def discard(passkey):
     """Delete ``passkey`` with its event (uncommitted): the caller has checked the right."""
-    event_log.record("passkey.removed", actor=passkey.user,
+    event_log.record(kinds.PASSKEY_REMOVED, actor=passkey.user,
                      data={"passkey_id": passkey.id, "name": passkey.name})
     db.session.delete(passkey)
 
@@ -322,7 +323,7 @@ def check_assertion(transaction, user, credential_text, now=None):
     passkey = _asserted_passkey(user, credential_text, "verify", now, transaction)
     # A passkey added shortly before it is used may have been added by whoever knows the
     # user's password: the requestor's timeline says so, for the person on the phone to ask.
-    event_log.record("passkey.used", transaction=transaction, actor=user,
+    event_log.record(kinds.PASSKEY_USED, transaction=transaction, actor=user,
                   data={"status": "pending", "passkey_id": passkey.id, "name": passkey.name,
                         "registered_at": passkey.created_at.isoformat(),
                         "new": now - passkey.created_at < NEW_PASSKEY_AGE})

@@ -5,6 +5,7 @@ Slack) cannot be on without it, and at least one channel stays on. Whether the
 organisation has set a channel up is not the user's rule: routing decides that per request.
 """
 from ... import channels
+from ...core import event_kinds as kinds
 from ...core import event_log
 from ...core.errors import ServiceError
 from ...models import utcnow
@@ -78,6 +79,6 @@ def update_messaging(user, *, wants, contact, credential=None, password=None, no
     for name, value in updates.items():
         setattr(user, name, value)
     user.contacts_changed_at = now
-    event_log.record("profile.messaging_changed", actor=user,
+    event_log.record(kinds.PROFILE_MESSAGING_CHANGED, actor=user,
                      data={"changes": changes, "proof": proof, "announced_through": announced})
     return changes

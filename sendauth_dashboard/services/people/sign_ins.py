@@ -6,7 +6,7 @@ user at once (deactivated, password changed) is ``User.end_sessions``.
 """
 from sqlalchemy import select, update
 
-from ...core.tokens import hash_token, new_token
+from ...core.tokens import new_token, stored_hash_of
 from ...extensions import db
 from ...models import SignIn, User, utcnow
 
@@ -21,17 +21,18 @@ def start(user, now=None):
 def user_of(token, user_id):
     """The user with ``user_id`` while the session behind ``token`` is theirs and has not
     ended, else None: one query, made on every request."""
-    if not isinstance(token, str) or not token or len(token) > 128:
+    digest = stored_hash_of(token)
+    if digest is None:
         return None
     return db.session.scalar(
         select(User).join(SignIn, SignIn.user_id == User.id)
-        .where(User.id == user_id, SignIn.token_hash == hash_token(token),
-               SignIn.ended_at.is_(None)))
+        .where(User.id == user_id, SignIn.token_hash == digest, SignIn.ended_at.is_(None)))
 
 
 def end(token, now=None):
     """End the session behind ``token`` (uncommitted); nothing if there is none."""
-    if isinstance(token, str) and token:
-        db.session.execute(update(SignIn).where(SignIn.token_hash == hash_token(token),
+    digest = stored_hash_of(token)
+    if digest is not None:
+        db.session.execute(update(SignIn).where(SignIn.token_hash == digest,
                                                 SignIn.ended_at.is_(None))
                            .values(ended_at=now or utcnow()))

@@ -11,6 +11,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload
 
 from ... import channels
+from ...core import event_kinds as kinds
 from ...core.errors import ServiceError
 from ...extensions import db
 from ...models import Event, User
@@ -22,9 +23,9 @@ MAX_ACTOR_LENGTH = 254
 
 # What the kind filter offers: (value, label, the kinds' prefixes).
 KIND_GROUPS = (
-    ("settings", "Channel settings", tuple(f"settings.{n}_changed" for n in channels.names())),
-    ("tests", "Channel tests", tuple(f"settings.{n}_tested" for n in channels.names())),
-    ("organisation", "Organisation rules", ("settings.organisation_changed",)),
+    ("settings", "Channel settings", tuple(map(kinds.settings_changed, channels.names()))),
+    ("tests", "Channel tests", tuple(map(kinds.settings_tested, channels.names()))),
+    ("organisation", "Organisation rules", (kinds.SETTINGS_ORGANISATION_CHANGED,)),
     ("users", "Users and roles", ("user.",)),
     ("passkeys", "Passkeys", ("passkey.",)),
     ("messaging", "Messaging preferences", ("profile.",)),

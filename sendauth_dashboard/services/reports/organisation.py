@@ -1,5 +1,6 @@
 """The organisation's own rules (admins): whether verifying a request needs a passkey, and
 whether a request's PagerDuty incident is resolved when the request becomes final."""
+from ...core import event_kinds as kinds
 from ...core import event_log
 from ...core.rows import default_row, get_or_create
 from ...extensions import db
@@ -39,5 +40,5 @@ def update(*, actor, now=None, **rules):
         changes.append(RULE_WORDS[name][0 if value else 1])
     row.updated_at = now or utcnow()
     row.updated_by_id = actor.id if actor else None
-    event_log.record("settings.organisation_changed", actor=actor, data={"changes": changes})
+    event_log.record(kinds.SETTINGS_ORGANISATION_CHANGED, actor=actor, data={"changes": changes})
     return changes

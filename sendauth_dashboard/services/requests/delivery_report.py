@@ -8,6 +8,7 @@ from datetime import datetime
 from http import HTTPStatus
 
 from ... import channels
+from ...core import event_kinds as kinds
 
 STATE_WORDS = {"queued": "Waiting to send", "sending": "Sending", "sent": "Accepted",
                "failed": "Failed", "cancelled": "Not sent"}
@@ -18,8 +19,8 @@ ACCEPTED_WORDS = {
     "sms": "Twilio accepted the text message",
     "slack": "Slack delivered the direct message",
 }
-EVENT_STATES = {"delivery.sent": "sent", "delivery.retrying": "queued",
-                "delivery.failed": "failed", "delivery.cancelled": "cancelled"}
+EVENT_STATES = {kinds.DELIVERY_SENT: "sent", kinds.DELIVERY_RETRYING: "queued",
+                kinds.DELIVERY_FAILED: "failed", kinds.DELIVERY_CANCELLED: "cancelled"}
 
 
 def http_words(status):
@@ -120,7 +121,7 @@ def worth_a_line(events):
     kept = []
     for event in events:
         channel = (event.data or {}).get("channel")
-        if event.kind == "delivery.retrying":
+        if event.kind == kinds.DELIVERY_RETRYING:
             if channel in failed_once:
                 continue
             failed_once.add(channel)

@@ -19,9 +19,17 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ...core import after_commit, event_log
+from ...core import event_kinds as kinds
 from ...core.errors import ServiceError
 from ...extensions import db
-from ...models import Delivery, PagerDutyIncident, Transaction, WebhookReceipt, utcnow
+from ...models import (
+    FINAL_TRANSACTION_STATES,
+    Delivery,
+    PagerDutyIncident,
+    Transaction,
+    WebhookReceipt,
+    utcnow,
+)
 from ..outbox import deliveries
 from ..reports import organisation
 
@@ -43,7 +51,6 @@ RECEIPTS_KEPT = timedelta(hours=72)
 WEBHOOK_ID_MAX_CHARS = 128
 NAME_MAX_CHARS = 200
 NOTE_MAX_CHARS = 500
-FINAL = ("verified", "denied", "cancelled", "expired")
 
 
 class WebhookError(ServiceError):
@@ -104,8 +111,7 @@ def receive(webhook_id, event, now=None):
         record["assignees"] = assignees[:10]
     if event_type == "incident.annotated" and isinstance(data.get("content"), str):
         record["note"] = data["content"][:NOTE_MAX_CHARS]
-    event_log.record(f"pagerduty.{event_type.split('.', 1)[1]}", transaction=transaction,
-                     data=record)
+    event_log.record(kinds.PAGERDUTY_WEBHOOK[event_type], transaction=transaction, data=record)
     return Received(True, "recorded")
 
 
@@ -216,7 +222,7 @@ def _resolve_under_way(transaction):
 def why_not_resolvable(transaction, status):
     """Why the request's incident cannot be resolved from here now (``status`` is its
     effective status), or None when it can."""
-    if status not in FINAL:
+    if status not in FINAL_TRANSACTION_STATES:
         return "The request is still pending: resolve its incident once it is answered"
     return incident_problem(transaction)
 
@@ -259,5 +265,5 @@ def _queue_resolve(transaction, actor, *, automatic):
     if deliveries.enqueue_resolve(transaction, CHANNEL) is None:
         return
     after_commit.later(deliveries.wake)
-    event_log.record("pagerduty.resolve_requested", transaction=transaction, actor=actor,
+    event_log.record(kinds.PAGERDUTY_RESOLVE_REQUESTED, transaction=transaction, actor=actor,
                      data={"automatic": automatic})

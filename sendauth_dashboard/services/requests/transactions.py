@@ -12,9 +12,10 @@ from flask import current_app
 from sqlalchemy import func, select, update
 
 from ...core import after_commit, event_log
+from ...core import event_kinds as kinds
 from ...core.errors import ServiceError
 from ...core.text import control_character
-from ...core.tokens import hash_token, new_token
+from ...core.tokens import new_token, stored_hash_of
 from ...extensions import db
 from ...models import Event, Transaction, utcnow
 from ..outbox import deliveries
@@ -131,7 +132,7 @@ def create(*, requestor, user_email, message, context="", now=None):
     db.session.add(transaction)
     db.session.add_all(deliveries.enqueue(transaction, route.channels, answer_link(token)))
     after_commit.later(deliveries.wake)
-    event_log.record("transaction.created", transaction=transaction, actor=requestor,
+    event_log.record(kinds.TRANSACTION_CREATED, transaction=transaction, actor=requestor,
                   data={"status": "pending", "channels": list(route.channels),
                         "risks": transaction.risks})
     return transaction
@@ -156,7 +157,7 @@ def _transition(transaction, status, *, actor, now, completed_at=None, data=None
     if result.rowcount != 1:
         return False
     deliveries.cancel_open(transaction.id, f"The transaction was {status}.", now)
-    event_log.record(f"transaction.{status}", transaction=transaction, actor=actor,
+    event_log.record(kinds.TRANSACTION_BECAME[status], transaction=transaction, actor=actor,
                   data={"status": status, **(data or {})})
     pagerduty_incidents.resolve_when_final(transaction)
     return True
@@ -169,9 +170,10 @@ class Outcome:
 
 
 def find_by_token(token):
-    if not token or len(token) > 128:
+    digest = stored_hash_of(token)
+    if digest is None:
         return None
-    return db.session.scalar(select(Transaction).where(Transaction.token_hash == hash_token(token)))
+    return db.session.scalar(select(Transaction).where(Transaction.token_hash == digest))
 
 
 def answer(transaction, decision, *, user, now=None, data=None):

@@ -8,6 +8,7 @@ challenge, a refusal's event): the caller commits after a VerificationError too.
 """
 import secrets
 
+from ...core import event_kinds as kinds
 from ...core import event_log
 from ...core.errors import ServiceError
 from ...models import utcnow
@@ -43,7 +44,7 @@ def verify(transaction, *, user, code, credential=None, password=None, now=None)
         else:
             _check_password(user, password)
     except (passkeys.PasskeyError, VerificationError) as exc:
-        event_log.record("verification.refused", transaction=transaction, actor=user,
+        event_log.record(kinds.VERIFICATION_REFUSED, transaction=transaction, actor=user,
                       data={"status": "pending", "proof": proof, "reason": str(exc)})
         raise VerificationError(str(exc), "credential" if proof == "passkey" else "password") \
             from None
