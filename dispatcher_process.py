@@ -39,10 +39,11 @@ os.register_at_fork(before=_starting.acquire, after_in_parent=_starting.release,
                     after_in_child=_starting.release)
 
 
-def start(arbiter):
-    """Start the dispatcher process, and keep it running until ``stop``."""
+def start(arbiter, woken):
+    """Start the dispatcher process, and keep it running until ``stop``. ``woken``: whether
+    sends can wake it (the app's REDIS_URL is set)."""
     global _running
-    if not os.environ.get("SENDAUTH_REDIS_URL"):
+    if not woken:
         arbiter.log.warning("SENDAUTH_DISPATCHER=process without SENDAUTH_REDIS_URL: no send "
                             "wakes the dispatcher process (it looks every "
                             "SENDAUTH_DISPATCHER_IDLE_SECONDS), and live pages get its events late")

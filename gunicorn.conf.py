@@ -1,13 +1,28 @@
 """gunicorn for production (`make serve`): gevent workers, so each open live stream costs a
-greenlet rather than a thread. Settings read SENDAUTH_* variables like the app does."""
+greenlet rather than a thread. Its settings come from the app's own configuration layers
+(defaults, instance/config.py, SENDAUTH_* variables), as the app reads them."""
+import importlib.util
 import multiprocessing
-import os
+from pathlib import Path
 
-bind = os.environ.get("SENDAUTH_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("SENDAUTH_WORKERS", multiprocessing.cpu_count()))
+
+def _app_settings():
+    """sendauth_dashboard/config.py's ``layered``, loaded from its file alone: importing the
+    package would import Flask, SQLAlchemy and the rest into the master before it forks the
+    gevent workers (dispatcher_process.py says why not)."""
+    path = Path(__file__).resolve().parent / "sendauth_dashboard" / "config.py"
+    spec = importlib.util.spec_from_file_location("_sendauth_config", path)
+    config = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(config)
+    return config.layered(config.instance_path())
+
+
+settings = _app_settings()
+bind = settings.get("BIND", "127.0.0.1:8000")
+workers = int(settings.get("WORKERS") or multiprocessing.cpu_count())
 worker_class = "gevent"
 # Open connections per worker; each watcher of a live page holds one.
-worker_connections = int(os.environ.get("SENDAUTH_WORKER_CONNECTIONS", "10000"))
+worker_connections = int(settings.get("WORKER_CONNECTIONS", 10000))
 # With gevent this is the worker's heartbeat deadline, not a limit on request time.
 timeout = 30
 # Streams are cut at shutdown after this; browsers reconnect to another worker and resume.
@@ -17,15 +32,14 @@ keepalive = 5
 raw_env = ["SENDAUTH_GEVENT=1"]
 # The delivery dispatcher. "process": the master runs one `flask --app wsgi worker` beside the
 # web workers (dispatcher_process.py), so its database work never stalls their gevent loop; the
-# default with SENDAUTH_REDIS_URL, through which sends wake it and its events reach the watchers.
+# default with REDIS_URL, through which sends wake it and its events reach the watchers.
 # "thread", the default without Redis: each web worker runs one. "off": none here.
-sendauth_dispatcher = os.environ.get("SENDAUTH_DISPATCHER") or (
-    "process" if os.environ.get("SENDAUTH_REDIS_URL") else "thread")
+sendauth_dispatcher = settings["DISPATCHER"] or ("process" if settings["REDIS_URL"] else "thread")
 if sendauth_dispatcher == "process":
     # Applied to the master's environment before when_ready, and so before workers are forked.
     raw_env.append("SENDAUTH_DISPATCHER=off")
-forwarded_allow_ips = os.environ.get("SENDAUTH_FORWARDED_ALLOW_IPS", "127.0.0.1")
-accesslog = os.environ.get("SENDAUTH_ACCESS_LOG", "-")
+forwarded_allow_ips = settings.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+accesslog = settings.get("ACCESS_LOG", "-")
 # Answer tokens in request lines are masked by the app's log filter (sendauth_dashboard.security).
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 # gunicorn's control socket lives in the home folder and is shared by every instance; unused here.
@@ -47,7 +61,7 @@ def when_ready(server):
     if sendauth_dispatcher == "process":
         import dispatcher_process
 
-        dispatcher_process.start(server)
+        dispatcher_process.start(server, woken=bool(settings["REDIS_URL"]))
 
 
 def on_exit(server):

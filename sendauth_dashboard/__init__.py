@@ -5,7 +5,7 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .config import DEFAULTS, ENV_PREFIX, derive
+from .config import derive, instance_path, layered
 from .core import after_commit
 from .core.secrets import secret_box_for
 from .extensions import csrf, db, limiter, login_manager, migrate
@@ -15,18 +15,15 @@ from .services.live.broker import broker_for
 from .services.outbox.send_window import window_for
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-PROJECT_ROOT = PACKAGE_DIR.parent
 MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
 
 
 def create_app(test_config=None):
     """Build the app. Config layers, later ones winning: defaults, instance/config.py,
     SENDAUTH_* environment variables, ``test_config``; then what derives from them."""
-    app = Flask(__name__, instance_path=_instance_path(), instance_relative_config=True,
+    app = Flask(__name__, instance_path=instance_path(), instance_relative_config=True,
                 template_folder=_resource_dir("templates"), static_folder=_resource_dir("static"))
-    app.config.from_mapping(DEFAULTS)
-    app.config.from_pyfile("config.py", silent=True)
-    app.config.from_prefixed_env(ENV_PREFIX)
+    app.config.from_mapping(layered(app.instance_path))
     if test_config:
         app.config.from_mapping(test_config)
     os.makedirs(app.instance_path, exist_ok=True)
@@ -44,14 +41,10 @@ def create_app(test_config=None):
     return app
 
 
-def _instance_path():
-    return os.environ.get(f"{ENV_PREFIX}_INSTANCE_PATH") or str(PROJECT_ROOT / "instance")
-
-
 def _resource_dir(name):
     """``templates/`` and ``static/`` at the top of the repository; in an installed wheel,
     where there is no repository, the copies built into the package."""
-    top = PROJECT_ROOT / name
+    top = PACKAGE_DIR.parent / name
     return str(top if top.is_dir() else PACKAGE_DIR / name)
 
 

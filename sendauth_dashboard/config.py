@@ -1,14 +1,19 @@
-"""Configuration defaults and the secret key rule.
+"""Configuration: the defaults, the layers over them, and what derives from them.
 
 Layers, later ones win: these defaults, ``instance/config.py``, ``SENDAUTH_*`` environment
 variables (values parsed as JSON where they can be, so ``SENDAUTH_TRANSACTION_TTL_SECONDS=60``
-is a number), then the test config given to ``create_app``.
+is a number), then the test config given to ``create_app``. ``layered`` reads the first three,
+for the app and for gunicorn.conf.py alike: this module uses the standard library only, so
+gunicorn's master loads it without importing the app (dispatcher_process.py says why).
 """
+import json
 import os
 import secrets
+import types
 from pathlib import Path
 
 ENV_PREFIX = "SENDAUTH"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 PAGERDUTY_US_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 
@@ -45,7 +50,8 @@ DEFAULTS = {
     "ENROLMENT_TTL_SECONDS": 86400,
     # "thread": the web process runs the dispatcher; "off": `flask --app wsgi worker` does.
     # (gunicorn.conf.py also knows "process": it starts that worker and gives its workers "off".)
-    "DISPATCHER": "thread",
+    # None: "thread"; under gunicorn, "process" when REDIS_URL is set.
+    "DISPATCHER": None,
     "DISPATCHER_IDLE_SECONDS": 5.0,
     "DELIVERY_LEASE_SECONDS": 60,
     "DELIVERY_MAX_ATTEMPTS": 12,
@@ -97,6 +103,46 @@ DEFAULTS = {
 }
 
 SECRET_KEY_FILE = "secret_key"
+
+
+def instance_path(environ=os.environ):
+    """The instance folder (instance/config.py, the development database and secret key):
+    SENDAUTH_INSTANCE_PATH, else ``instance/`` at the top of the repository."""
+    return environ.get(f"{ENV_PREFIX}_INSTANCE_PATH") or str(PROJECT_ROOT / "instance")
+
+
+def layered(instance_folder, environ=os.environ):
+    """The settings as the layers give them: DEFAULTS, then ``instance/config.py``'s upper-case
+    names, then SENDAUTH_* environment variables (as Flask's ``from_prefixed_env`` reads them:
+    JSON where it parses, ``A__B`` for key B of the dict A). Nothing derived yet (``derive``)."""
+    config = dict(DEFAULTS)
+    config.update(_instance_file(Path(instance_folder) / "config.py"))
+    prefix = f"{ENV_PREFIX}_"
+    for name in sorted(k for k in environ if k.startswith(prefix)):
+        value = environ[name]
+        try:
+            value = json.loads(value)
+        except ValueError:
+            pass
+        *parents, key = name[len(prefix):].split("__")
+        inside = config
+        for parent in parents:
+            inside[parent] = dict(inside.get(parent) or {})  # DEFAULTS' own dicts stay as they are
+            inside = inside[parent]
+        inside[key] = value
+    return config
+
+
+def _instance_file(path):
+    """The upper-case names an ``instance/config.py`` sets; nothing when there is none."""
+    try:
+        source = path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return {}
+    module = types.ModuleType("config")
+    module.__file__ = str(path)
+    exec(compile(source, str(path), "exec"), module.__dict__)  # the operator's own file
+    return {name: value for name, value in vars(module).items() if name.isupper()}
 
 
 def load_dev_secret_key(instance_path):
@@ -166,3 +212,4 @@ def derive(config, instance_path):
     config["BASE_URL"] = config["BASE_URL"].rstrip("/")
     config["RATELIMIT_STORAGE_URI"] = (
         config["RATELIMIT_STORAGE_URI"] or config["REDIS_URL"] or "memory://")
+    config["DISPATCHER"] = config["DISPATCHER"] or "thread"

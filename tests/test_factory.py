@@ -1,4 +1,8 @@
+import os
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -87,3 +91,35 @@ def test_session_cookie_is_httponly_and_lax_and_secure_only_over_https(tmp_path)
     https = create_app(base_test_config(tmp_path, BASE_URL="https://sendauth.example.com/"))
     assert https.config["SESSION_COOKIE_SECURE"] is True
     assert https.config["BASE_URL"] == "https://sendauth.example.com"
+
+
+GUNICORN_SETTINGS = """
+import runpy, sys
+settings = runpy.run_path("gunicorn.conf.py")
+print(settings["sendauth_dispatcher"], settings["bind"], settings["workers"])
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("flask", "sqlalchemy",
+                                                          "sendauth_dashboard")))
+"""
+
+
+@pytest.mark.parametrize(("instance_config", "env", "expected"), [
+    ("REDIS_URL = 'redis://127.0.0.1:6379/0'\n", {}, "process"),
+    ("REDIS_URL = 'redis://127.0.0.1:6379/0'\n", {"SENDAUTH_DISPATCHER": "thread"}, "thread"),
+    ("", {"SENDAUTH_REDIS_URL": "redis://127.0.0.1:6379/0"}, "process"),
+    ("", {}, "thread"),
+], ids=["redis in instance/config.py", "thread set by the operator", "redis in the environment",
+        "no redis"])
+def test_gunicorn_reads_the_settings_the_app_reads_without_importing_the_app(
+        tmp_path, instance_config, env, expected):
+    """gunicorn.conf.py decides where the dispatcher runs from the app's own layers (a
+    REDIS_URL in instance/config.py counts), and its master imports none of the app."""
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    (instance / "config.py").write_text(instance_config + "BIND = '127.0.0.1:9999'\n")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SENDAUTH_")}
+    environ.update(env, SENDAUTH_INSTANCE_PATH=str(instance), SENDAUTH_WORKERS="3")
+    result = subprocess.run([sys.executable, "-c", GUNICORN_SETTINGS], env=environ,
+                            cwd=Path(__file__).resolve().parent.parent, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"{expected} 127.0.0.1:9999 3", "[]"]

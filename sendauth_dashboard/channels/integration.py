@@ -182,20 +182,21 @@ class Integration:
 
     def remove_secret(self, *, actor, now=None, setting=None):
         """Forget the stored secret (``setting``, or the one the channel sends with); an
-        integration that cannot work without it is disabled."""
+        integration that cannot work without it is disabled. Says which happened."""
         secret = setting or self.secret_setting
         if getattr(self.settings_row(), secret.column) is None:
-            return []
+            return SecretRemoval(removed=False, disabled=False)
         row = self._settings_row_to_change()
+        disabled = row.enabled and secret.required
         changes = [f"{secret.label} removed"]
-        if row.enabled and secret.required:
+        if disabled:
             changes.append("integration disabled")
             row.enabled = False
         setattr(row, secret.column, None)
         if secret.resets_status:
             reset_status(self.name)
         self._touch(row, actor, now, changes)
-        return changes
+        return SecretRemoval(removed=True, disabled=disabled)
 
     def _touch(self, row, actor, now, changes):
         row.updated_at = now or utcnow()
@@ -218,6 +219,15 @@ class Integration:
         delivery and shows it on the status indicator."""
         ciphertext = getattr(self.settings_row(), (setting or self.secret_setting).column)
         return None if ciphertext is None else decrypt(ciphertext)
+
+
+@dataclass(frozen=True)
+class SecretRemoval:
+    """What removing a stored secret did: ``removed`` (False: none was stored) and whether the
+    integration, which cannot work without it, was ``disabled``."""
+
+    removed: bool
+    disabled: bool
 
 
 def _clean(setting, raw):

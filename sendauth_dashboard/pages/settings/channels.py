@@ -213,10 +213,10 @@ def remove_secret(name, secret_word):
     if setting is None:
         abort(404)
     label = setting.label
-    changes = channel.remove_secret(actor=current_user, setting=setting)
+    removal = channel.remove_secret(actor=current_user, setting=setting)
     db.session.commit()
-    if changes:
-        disabled = f" and disabled {channel.noun}" if "integration disabled" in changes else ""
+    if removal.removed:
+        disabled = f" and disabled {channel.noun}" if removal.disabled else ""
         flash(f"Removed the {label}{disabled}.", "success")
     else:
         flash(f"There was no stored {label} to remove.", "info")

@@ -34,8 +34,6 @@ from ...runtime import runtime
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_CAP_SECONDS = 3600.0
-# Expiring overdue transactions at most this often: a wake per delivery need not sweep too.
-SWEEP_INTERVAL = 0.5
 
 
 def enqueue(transaction, channel_names, link):

@@ -306,6 +306,3 @@ def tables(insights):
         ("users", "Users asked most often", ("User", "email", "requests"), insights.users),
     ]
 
-
-TABLE_NAMES = ("outcomes", "answer-time", "answer-distribution", "delivery-time",
-               "delivery-outcomes", "requestors", "users")
