@@ -7,9 +7,12 @@ settings and decrypt credentials); ``send()`` delivers it over the network with 
 work, so no connection is held while a provider is slow. ``secrets()`` lists what must be
 masked in any error text the provider sends back.
 """
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
 
+from ..models import Transaction, User
+from .http import SendResult
 from .integration import Integration
 
 
@@ -77,6 +80,16 @@ class Prepared:
     link: str | None = None
 
 
+class Client(Protocol):
+    """A provider's client: made from the app's configuration on a channel's first send; it
+    sends what the channel's ``build`` made, over the network, with no database work."""
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "Client": ...
+
+    def send(self, message: Any) -> SendResult: ...
+
+
 class Channel(Integration):
     """A channel: its integration (settings, status), how it reaches a user, how it sends.
 
@@ -86,41 +99,41 @@ class Channel(Integration):
     """
 
     # "PagerDuty", "Email": as the channel is named in a menu or a list.
-    label = None
+    label: ClassVar[str]
     # The messaging preferences' words for the channel.
-    preference_description = ""
-    page = None
-    client_class = None
+    preference_description: ClassVar[str] = ""
+    page: ClassVar[Page]
+    client_class: ClassVar[type[Client]]
     # What reaches a person on this channel, when it is not their sign-in email.
-    contact = None
+    contact: ClassVar[Contact | None] = None
 
-    def __init__(self, config):
+    def __init__(self, config: Mapping[str, Any]):
         self.config = config
         self._client = None
 
     @property
-    def client(self):
+    def client(self) -> Client:
         """The provider's client, made from the app's configuration on the first send."""
         if self._client is None:
             self._client = self.client_class.from_config(self.config)
         return self._client
 
-    def send(self, prepared):
+    def send(self, prepared: Prepared) -> SendResult:
         return self.client.send(prepared.message)
 
-    def contact_problem(self, user):
+    def contact_problem(self, user: User) -> str | None:
         """Why the user's messaging preferences lack what this channel needs, or None."""
         if self.contact is None or getattr(user, self.contact.attribute):
             return None
         return f"no {self.contact.label} in their messaging preferences"
 
-    def recipient(self, user):
+    def recipient(self, user: User) -> str:
         problem = self.contact_problem(user)
         if problem:
             raise ChannelUnavailable(f"{user.name} has {problem}")
         return getattr(user, self.contact.attribute)
 
-    def test_recipient(self, sent_by):
+    def test_recipient(self, sent_by: User) -> str:
         """The admin's own address: a test goes to whoever sends it."""
         if self.contact_problem(sent_by):
             raise ChannelUnavailable(
@@ -128,39 +141,41 @@ class Channel(Integration):
                 "preferences first")
         return getattr(sent_by, self.contact.attribute)
 
-    def prepare(self, transaction, link):
+    def prepare(self, transaction: Transaction, link: str) -> Prepared:
         problem = self.problem()
         if problem:
             raise ChannelUnavailable(problem)
         return Prepared(self.build(self.settings_row(), transaction, link), link)
 
-    def prepare_test(self, sent_by):
+    def prepare_test(self, sent_by: User) -> Prepared:
         missing = self.save_first()
         if missing:
             raise ChannelUnavailable(f"{missing}; the test uses the saved settings")
         return Prepared(self.build_test(self.settings_row(), sent_by))
 
-    def prepare_notice(self, user, notice):
+    def prepare_notice(self, user: User, notice: Notice) -> Prepared:
         """A Notice to ``user`` at the address they have now, ready to send."""
         problem = self.problem()
         if problem:
             raise ChannelUnavailable(problem)
         return Prepared(self.build_notice(self.settings_row(), user, notice))
 
-    def secret(self):
+    def secret(self) -> str | None:
         """The stored secret, decrypted (see ``stored_secret``)."""
         return self.stored_secret()
 
-    def build(self, settings, transaction, link):
+    # What the client sends, built from the settings row: a request's notification, a test
+    # to the admin who asks, a notice to a user about their own account.
+    def build(self, settings: Any, transaction: Transaction, link: str) -> Any:
         raise NotImplementedError
 
-    def build_test(self, settings, sent_by):
+    def build_test(self, settings: Any, sent_by: User) -> Any:
         raise NotImplementedError
 
-    def build_notice(self, settings, user, notice):
+    def build_notice(self, settings: Any, user: User, notice: Notice) -> Any:
         raise NotImplementedError
 
     @staticmethod
-    def secrets(message):
+    def secrets(message: Any) -> Iterable[str]:
         """The credentials ``message`` (what ``build`` made) carries."""
         raise NotImplementedError

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import ClassVar
 
 from sqlalchemy import select, update
 
@@ -88,16 +89,16 @@ class Integration:
     table), its ``settings`` in the order the form shows them (at least one is a secret),
     its ``noun`` as said mid-sentence ("PagerDuty", "email") and an ``enable_hint``."""
 
-    name = None
-    noun = None
-    model = None
-    settings = ()
-    enable_hint = ""
+    name: ClassVar[str]
+    noun: ClassVar[str]
+    model: ClassVar[type]
+    settings: ClassVar[tuple["Setting", ...]] = ()
+    enable_hint: ClassVar[str] = ""
 
     # The settings kept encrypted, and the first of them: the credential the channel sends
     # with (set for each channel class from its ``settings``).
-    secret_settings = ()
-    secret_setting = None
+    secret_settings: ClassVar[tuple["Setting", ...]] = ()
+    secret_setting: ClassVar["Setting | None"] = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -126,7 +127,7 @@ class Integration:
         missing = self.missing_settings()
         return f"Save {join_words([f'the {s.label}' for s in missing])} first" if missing else None
 
-    def problem(self):
+    def problem(self) -> str | None:
         """Why the organisation cannot send through the channel now, or None."""
         missing = self.missing_settings()
         if missing:
@@ -136,7 +137,7 @@ class Integration:
             return f"the {self.noun} integration is disabled"
         return None
 
-    def update_settings(self, *, enabled, values, actor, now=None):
+    def update_settings(self, *, enabled: bool, values: dict, actor, now=None) -> list[str]:
         """Apply the admin's changes; returns what changed, in words (never a secret itself).
 
         ``values`` maps each setting's name to the raw form text. The secret left empty (or
@@ -180,7 +181,7 @@ class Integration:
         return SettingsError(f"{asks[0].upper()}{asks[1:]} before enabling {self.noun}"
                              f"{self.enable_hint}.", missing[0].name)
 
-    def remove_secret(self, *, actor, now=None, setting=None):
+    def remove_secret(self, *, actor, now=None, setting=None) -> "SecretRemoval":
         """Forget the stored secret (``setting``, or the one the channel sends with); an
         integration that cannot work without it is disabled. Says which happened."""
         secret = setting or self.secret_setting

@@ -9,8 +9,14 @@ notes to dispatchers in other processes.
 import json
 import logging
 import threading
+from collections.abc import Callable, Iterable
+
+from ...runtime import Broker, Message
 
 log = logging.getLogger(__name__)
+
+# ``read_between(after_id, before_id)``: the messages of the events between two ids, in order.
+ReadBetween = Callable[[int, int], Iterable[Message]]
 
 CLOSE = object()  # ends a stream (shutdown); the browser reconnects and resumes
 RESYNC = object()  # the stream must catch up from the table: live messages may have been lost
@@ -31,7 +37,7 @@ class Subscription:
 
     __slots__ = ("size", "overflowed", "line", "_items", "_ready")
 
-    def __init__(self, size):
+    def __init__(self, size: int):
         self.size = size
         self.overflowed = False
         self.line = None
@@ -39,24 +45,24 @@ class Subscription:
         self._ready = threading.Event()
 
     @property
-    def empty(self):
+    def empty(self) -> bool:
         return not self._items
 
-    def put(self, message):
+    def put(self, message: Message | object) -> None:
         if len(self._items) >= self.size:
             self.overflowed = True
             return
         self._items.append(message)
         self._ready.set()
 
-    def get(self, timeout):
+    def get(self, timeout: float) -> Message | object | None:
         """The next message, or None after ``timeout`` seconds without one."""
         if not self._items:
             self._ready.wait(timeout)
         self._ready.clear()  # a put after this finds the list non-empty at the next get
         return self._items.pop(0) if self._items else None
 
-    def drain(self):
+    def drain(self) -> None:
         """Empty the queue (before catching up from the table, which has all of it)."""
         self._items.clear()
 
@@ -64,29 +70,29 @@ class Subscription:
 class LocalBroker:
     """Fans events out to the watchers of this process."""
 
-    def __init__(self, queue_size=1000):
+    def __init__(self, queue_size: int = 1000):
         self.queue_size = queue_size
         self._subscribers = set()
         self._lock = threading.Lock()
 
-    def subscribe(self):
+    def subscribe(self) -> Subscription:
         subscription = Subscription(self.queue_size)
         with self._lock:
             self._subscribers.add(subscription)
         return subscription
 
-    def unsubscribe(self, subscription):
+    def unsubscribe(self, subscription: Subscription) -> None:
         with self._lock:
             self._subscribers.discard(subscription)
 
     @property
-    def subscriber_count(self):
+    def subscriber_count(self) -> int:
         return len(self._subscribers)
 
-    def publish(self, message):
+    def publish(self, message: Message) -> None:
         self.fan_out(message)
 
-    def fan_out(self, message, after=None):
+    def fan_out(self, message: Message | object, after: int | None = None) -> None:
         """Give ``message`` to every watcher: written at once where the stream lets its line
         take it, queued for the stream otherwise. ``after``: the id of the message fanned out
         before this one when every id between them is known not to exist (see RedisBroker)."""
@@ -97,7 +103,7 @@ class LocalBroker:
             if line is None or not line.take(message, after):
                 subscription.put(message)
 
-    def close_all(self):
+    def close_all(self) -> None:
         """End every open stream (on shutdown); browsers reconnect and resume."""
         with self._lock:
             subscribers = tuple(self._subscribers)
@@ -105,17 +111,17 @@ class LocalBroker:
             subscription.drain()
             subscription.put(CLOSE)
 
-    def resync_all(self):
+    def resync_all(self) -> None:
         """Every stream catches up from the table (after live messages may have been lost)."""
         with self._lock:
             subscribers = tuple(self._subscribers)
         for subscription in subscribers:
             subscription.put(RESYNC)
 
-    def publish_wake(self):
+    def publish_wake(self) -> None:
         """Dispatchers in other processes: nothing to do here, there are none."""
 
-    def on_wake(self, callback):
+    def on_wake(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` when another process queues deliveries: never, for one process."""
 
 
@@ -130,8 +136,9 @@ class RedisBroker(LocalBroker):
     read the table on its own, all at once (bench/fanout.py found sends stalled for seconds).
     """
 
-    def __init__(self, url, prefix="sendauth", queue_size=1000, retry_seconds=(0.2, 5.0),
-                 read_between=None):
+    def __init__(self, url: str, prefix: str = "sendauth", queue_size: int = 1000,
+                 retry_seconds: tuple[float, float] = (0.2, 5.0),
+                 read_between: ReadBetween | None = None):
         import redis
 
         super().__init__(queue_size)
@@ -259,7 +266,7 @@ class RedisBroker(LocalBroker):
         self.fan_out(message, after)
 
 
-def broker_for(config, read_between=None):
+def broker_for(config, read_between: ReadBetween | None = None) -> Broker:
     """``read_between(after_id, before_id)``: the messages of the events between two ids, from
     the table (``streams.reader``)."""
     if config.get("REDIS_URL"):

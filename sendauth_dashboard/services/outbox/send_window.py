@@ -10,6 +10,8 @@ import collections
 import threading
 import time
 
+from ...runtime import SendWindow
+
 
 class LocalWindow:
     def __init__(self, clock=time.time):
@@ -17,7 +19,7 @@ class LocalWindow:
         self._sent = collections.defaultdict(collections.deque)
         self._lock = threading.Lock()
 
-    def reserve(self, key, limit, period, wanted):
+    def reserve(self, key: str, limit: int, period: float, wanted: int) -> int:
         """Count up to ``wanted`` sends now; returns how many fit the window."""
         now = self._clock()
         with self._lock:
@@ -26,14 +28,14 @@ class LocalWindow:
             sent.extend([now] * granted)
             return granted
 
-    def release(self, key, count):
+    def release(self, key: str, count: int) -> None:
         """Give back reserved sends that were not made (fewer deliveries were due)."""
         with self._lock:
             sent = self._sent[key]
             for _ in range(min(count, len(sent))):
                 sent.pop()
 
-    def next_free_in(self, key, limit, period):
+    def next_free_in(self, key: str, limit: int, period: float) -> float:
         now = self._clock()
         with self._lock:
             sent = self._expire(key, period, now)
@@ -68,7 +70,7 @@ class RedisWindow:
     return tostring(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2] + period - now)
     """
 
-    def __init__(self, url, prefix, clock=time.time):
+    def __init__(self, url: str, prefix: str, clock=time.time):
         import redis
 
         self._errors = redis.RedisError
@@ -83,7 +85,7 @@ class RedisWindow:
     def _key(self, key):
         return f"{self._prefix}:sendrate:{key}"
 
-    def reserve(self, key, limit, period, wanted):
+    def reserve(self, key: str, limit: int, period: float, wanted: int) -> int:
         members = [f"{self._clock():.6f}:{id(self)}:{n}:{time.perf_counter_ns()}"
                    for n in range(wanted)]
         try:
@@ -94,7 +96,7 @@ class RedisWindow:
         self._mine[key] = members[:granted]
         return granted
 
-    def release(self, key, count):
+    def release(self, key: str, count: int) -> None:
         unused = self._mine[key][len(self._mine[key]) - count:] if count else []
         try:
             if unused:
@@ -102,7 +104,7 @@ class RedisWindow:
         except self._errors:
             self._fallback.release(key, count)
 
-    def next_free_in(self, key, limit, period):
+    def next_free_in(self, key: str, limit: int, period: float) -> float:
         try:
             return max(0.0, float(self._next_free(keys=[self._key(key)],
                                                   args=[self._clock(), period, limit])))
@@ -110,7 +112,7 @@ class RedisWindow:
             return self._fallback.next_free_in(key, limit, period)
 
 
-def window_for(config):
+def window_for(config) -> SendWindow:
     if config.get("REDIS_URL"):
         return RedisWindow(config["REDIS_URL"], config["REDIS_CHANNEL_PREFIX"])
     return LocalWindow()
