@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.runtime import runtime
 from sendauth_dashboard.services import accounts, transactions
-from sendauth_dashboard.services.live import event_log, streams
+from sendauth_dashboard.services.live import event_log, wire
 
 from . import common
 from .common import get
@@ -196,7 +196,7 @@ class Dashboard:
             db.session.commit()
         committed_at, messages = self.commits.last
         (message,) = messages
-        self.message_bytes = len(streams.sse_format(message).encode())
+        self.message_bytes = len(wire.sse_format(message).encode())
         return committed_at, message["id"]
 
     def memory(self):

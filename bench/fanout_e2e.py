@@ -39,7 +39,7 @@ from sqlalchemy import select
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Event, Transaction
 from sendauth_dashboard.services import accounts, transactions
-from sendauth_dashboard.services.live import event_log, messages, streams
+from sendauth_dashboard.services.live import event_log, messages, wire
 from tests.support import servers
 
 from . import common
@@ -421,7 +421,7 @@ def frame_bytes(app):
         db.session.commit()
         event = db.session.scalars(select(Event).where(
             Event.transaction_id == transaction.id, Event.kind == "transaction.created")).one()
-        return len(streams.sse_format(messages.message_for(event)).encode())
+        return len(wire.sse_format(messages.message_for(event)).encode())
 
 
 def _dispose(app):

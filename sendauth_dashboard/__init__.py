@@ -9,8 +9,10 @@ from .config import DEFAULTS, ENV_PREFIX, derive
 from .extensions import csrf, db, limiter, login_manager, migrate
 from .runtime import Runtime
 from .services import after_commit
-from .services.live import streams
 from .services.live.broker import broker_for
+from .services.live.replay import reader
+from .services.live.rights import Rights
+from .services.live.slots import StreamSlots
 from .services.outbox.send_window import window_for
 from .services.secrets import secret_box_for
 
@@ -34,10 +36,10 @@ def create_app(test_config=None):
     if app.config["PROXY_FIX_X_FOR"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["PROXY_FIX_X_FOR"]))
     app.extensions["sendauth"] = Runtime(secret_box=secret_box_for(app.config),
-                                         broker=broker_for(app.config, streams.reader(app)),
+                                         broker=broker_for(app.config, reader(app)),
                                          send_window=window_for(app.config),
-                                         stream_slots=streams.StreamSlots(),
-                                         viewer_rights=streams.Rights())
+                                         stream_slots=StreamSlots(),
+                                         viewer_rights=Rights())
     _init_extensions(app)
     _register_views(app)
     after_commit.install()

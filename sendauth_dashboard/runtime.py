@@ -23,9 +23,9 @@ class Runtime:
     channels: dict = field(default_factory=dict)
     # What this process last wrote to each channel's status indicator, and when (channels).
     status_writes: dict = field(default_factory=dict)
-    # The live streams open in this process, per user (services.live.streams.StreamSlots).
+    # The live streams open in this process, per user (services.live.slots.StreamSlots).
     stream_slots: object = None
-    # What each watching user may do, as last read, shared by their streams (streams.Rights).
+    # What each watching user may do, as last read, shared by their streams (live.rights.Rights).
     viewer_rights: object = None
 
 
