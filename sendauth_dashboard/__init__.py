@@ -2,8 +2,12 @@
 import os
 from pathlib import Path
 
+import click
 from flask import Flask
+from flask.cli import run_command
+from flask.helpers import get_debug_flag
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.serving import is_running_from_reloader
 
 from .config import DEFAULTS, ENV_PREFIX, derive
 from .extensions import csrf, db, limiter, login_manager, migrate
@@ -13,6 +17,7 @@ from .services.live.broker import broker_for
 from .services.live.replay import reader
 from .services.live.rights import Rights
 from .services.live.slots import StreamSlots
+from .services.outbox.dispatcher import start_thread
 from .services.outbox.send_window import window_for
 from .services.secrets import secret_box_for
 
@@ -81,7 +86,6 @@ def _register_views(app):
         webhooks,
     )
     from .ids import RowIdConverter
-    from .services.outbox.dispatcher import dispatcher_of
     from .settings.channels import ChannelConverter
 
     app.url_map.converters.update(int=RowIdConverter, channel=ChannelConverter)
@@ -91,5 +95,24 @@ def _register_views(app):
     for module in (errors, security, cli, formatting):
         module.register(app)
     app.context_processor(main.navigation)
-    # Started by the first request, so CLI commands and the reloader's parent never start it.
-    app.before_request(lambda: dispatcher_of(app) and None)
+
+
+def serve(app):
+    """Start what a process that serves ``app`` runs beside it: the dispatcher thread (with
+    DISPATCHER "thread"). ``wsgi.py`` calls it once, as the process starts; it starts nothing
+    in a CLI command other than ``flask run``, nor in the parent of Werkzeug's reloader (which
+    only watches the files and restarts the child that serves)."""
+    if _serves_requests():
+        start_thread(app)
+
+
+def _serves_requests():
+    command = click.get_current_context(silent=True)
+    if command is None:
+        return True  # a gunicorn worker, or any WSGI server that imports wsgi:app
+    if command.command is not run_command:
+        return False  # flask db upgrade, flask worker (its own dispatcher), ...
+    reloads = command.params.get("reload")
+    if reloads is None:
+        reloads = get_debug_flag()  # as `flask run` decides it
+    return not reloads or is_running_from_reloader()

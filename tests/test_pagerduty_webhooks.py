@@ -448,7 +448,7 @@ def test_an_acknowledge_reaches_a_reviewers_pages_live_and_the_reviewer_resolves
     user = create_user(app, "member", "uma@example.com", "Uma User", notify_pagerduty=True)
     public_id = send_request(app, requestor, user)
 
-    # Signing in is the first request: it starts the dispatcher, which opens the incident.
+    # The server's dispatcher (started with it) opens the incident.
     listing = signed_in(browser, live_server, reviewer, "/transactions/")
     fake_pagerduty.wait_for(lambda fake: len(fake.incidents) == 1)
     page = listing.context.new_page()
