@@ -472,3 +472,43 @@ def test_a_stream_that_ended_gives_its_slot_back_at_once(app, client, auth, setu
         response = client.get("/transactions/stream")
         assert response.status_code == 200
         assert response.get_data(as_text=True).startswith("retry:")
+
+
+def test_a_live_row_and_timeline_line_are_the_ones_the_pages_draw(app, client, auth, setup):
+    """Drawn once: the markup an event carries is the page's own, from the same template."""
+    hana, _, uma = setup
+    auth.login(hana)
+    stream = watch(client, "/transactions/stream?after=0")
+    stream.read_until(lambda s: "stream open" in s.comments)
+    public_id = send_request(app, hana, uma, message="Reset " + "x" * 120)  # truncated
+    with app.app_context():
+        t = db.session.scalar(select(Transaction).where(Transaction.public_id == public_id))
+        transactions.cancel(t, actor=t.requestor)
+        db.session.commit()
+    stream.read_until(lambda s: "transaction.cancelled" in [e["kind"] for e in s.events])
+    stream.close()
+    cancelled = stream.events[-1]
+    listing = client.get("/transactions/").text
+    assert cancelled["html"]["row"] in listing
+    page = client.get(f"/transactions/{public_id}").text
+    assert all(e["html"]["line"] in page for e in stream.events)
+
+
+def test_a_channels_retries_after_its_first_failure_carry_no_timeline_line(app, setup):
+    """The rule of delivery_report.worth_a_line, applied to each event as it is recorded."""
+    from sendauth_dashboard.models import Event
+    from sendauth_dashboard.services.live import event_log as log
+    from sendauth_dashboard.services.live.messages import message_for
+
+    hana, _, uma = setup
+    public_id = send_request(app, hana, uma)
+    with app.app_context():
+        t = db.session.scalar(select(Transaction).where(Transaction.public_id == public_id))
+        for attempt, channel in ((1, "pagerduty"), (2, "pagerduty"), (1, "email")):
+            log.record("delivery.retrying", transaction=t,
+                       data={"channel": channel, "attempt": attempt, "error": "HTTP 500"})
+        db.session.commit()
+        retries = db.session.scalars(select(Event).where(Event.kind == "delivery.retrying")
+                                     .order_by(Event.id)).all()
+        lines = [message_for(event)["html"]["line"] for event in retries]
+    assert [line is not None for line in lines] == [True, False, True]

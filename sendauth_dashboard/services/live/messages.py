@@ -1,5 +1,13 @@
-"""Events in words and as the JSON a live stream sends: the same on a page and in a stream."""
+"""Events in words and as the JSON a live stream sends: the same on a page and in a stream,
+with the markup a page shows for them drawn by the page's own templates."""
+from contextlib import nullcontext
+
+from flask import current_app, has_request_context
+from sqlalchemy import select
+
 from ... import channels
+from ...extensions import db
+from ...models import Event, utcnow
 from .. import delivery_report, risks
 
 
@@ -21,9 +29,10 @@ def message_for(event, transaction=None, actor=None):
         "data": event.data or {},
     }
     if transaction is not None:
+        status = (event.data or {}).get("status", transaction.status)
         message["transaction"] = {
             "id": transaction.public_id,
-            "status": (event.data or {}).get("status", transaction.status),
+            "status": status,
             "requestor": transaction.requestor.name,
             "requestor_email": transaction.requestor.email,
             "requestor_id": transaction.requestor_id,
@@ -40,7 +49,38 @@ def message_for(event, transaction=None, actor=None):
                                              transaction.created_at)
         if row is not None:
             message["delivery"] = row.as_message()
+        message["html"] = fragments(event, transaction, status)
     return message
+
+
+def fragments(event, transaction, status):
+    """The markup pages show for a transaction event, drawn by the macros the pages draw it
+    with, so a row or a line that arrives live is the one a reload shows: ``row``, the
+    transaction's row in the list; ``line``, the event's line in the timeline, or None when
+    the timeline keeps none (a channel's retry after its first failure).
+
+    Drawn once per event where it is recorded (a replay draws it again, as it encodes it
+    again), for no one in particular: a macro sees no signed-in user, so its markup is the
+    same for every watcher who may see the event."""
+    templates = current_app.jinja_env
+    with nullcontext() if has_request_context() else current_app.test_request_context(
+            base_url=current_app.config["BASE_URL"]):  # url_for needs a request
+        row = templates.get_template("transactions/_row.html").module.row(
+            transaction, status, utcnow())
+        line = (templates.get_template("transactions/_timeline.html").module.line(event)
+                if _worth_a_line(event) else None)
+    return {"row": str(row), "line": None if line is None else str(line)}
+
+
+def _worth_a_line(event):
+    """``delivery_report.worth_a_line`` for one event, given the events before it."""
+    if event.kind != "delivery.retrying":
+        return True
+    with db.session.no_autoflush:  # also called while the event's row is being flushed
+        earlier = db.session.scalars(
+            select(Event).where(Event.transaction_id == event.transaction_id,
+                                Event.kind == event.kind, Event.id < event.id)).all()
+    return delivery_report.worth_a_line([*earlier, event])[-1] is event
 
 
 PROOF_WORDS = {"passkey": "with a passkey", "password": "by entering their password again"}
