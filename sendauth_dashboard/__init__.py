@@ -14,6 +14,7 @@ from .extensions import csrf, db, limiter, login_manager, migrate
 from .runtime import Runtime
 from .services import after_commit
 from .services.live.broker import broker_for
+from .services.live.messages import Drawn
 from .services.live.replay import reader
 from .services.live.rights import Rights
 from .services.live.slots import StreamSlots
@@ -44,7 +45,7 @@ def create_app(test_config=None):
                                          broker=broker_for(app.config, reader(app)),
                                          send_window=window_for(app.config),
                                          stream_slots=StreamSlots(),
-                                         viewer_rights=Rights())
+                                         viewer_rights=Rights(), fragments=Drawn())
     _init_extensions(app)
     _register_views(app)
     after_commit.install()

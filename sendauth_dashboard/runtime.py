@@ -27,6 +27,8 @@ class Runtime:
     stream_slots: object = None
     # What each watching user may do, as last read, shared by their streams (live.rights.Rights).
     viewer_rights: object = None
+    # The markup of recent events, drawn once per process (live.messages.Drawn).
+    fragments: object = None
 
 
 def runtime(app=None):

@@ -512,3 +512,19 @@ def test_a_channels_retries_after_its_first_failure_carry_no_timeline_line(app, 
                                      .order_by(Event.id)).all()
         lines = [message_for(event)["html"]["line"] for event in retries]
     assert [line is not None for line in lines] == [True, False, True]
+
+
+def test_an_event_read_again_from_the_table_is_drawn_once_per_process(app, setup, monkeypatch):
+    """Thousands of streams replaying the same events after a restart draw each once."""
+    from sendauth_dashboard.models import Event
+    from sendauth_dashboard.services.live import messages
+
+    hana, _, uma = setup
+    send_request(app, hana, uma)
+    drawn = []
+    real_line = messages._worth_a_line
+    monkeypatch.setattr(messages, "_worth_a_line", lambda e: drawn.append(e.id) or real_line(e))
+    with app.app_context():
+        event = db.session.scalars(select(Event).where(Event.kind == "transaction.created")).one()
+        first, again = messages.message_for(event), messages.message_for(event)
+    assert drawn == [event.id] and first["html"] == again["html"]

@@ -32,7 +32,7 @@ def _describe_flushed_events(session, flush_context):
         return
     ready = session.info.setdefault(READY, [])
     for event in pending:
-        ready.append(message_for(event, event.transaction, event.actor))
+        ready.append(message_for(event, event.transaction, event.actor, recording=True))
 
 
 def _after_commit(session):

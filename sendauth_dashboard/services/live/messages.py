@@ -1,5 +1,6 @@
 """Events in words and as the JSON a live stream sends: the same on a page and in a stream,
 with the markup a page shows for them drawn by the page's own templates."""
+import threading
 from contextlib import nullcontext
 
 from flask import current_app, has_request_context
@@ -8,14 +9,16 @@ from sqlalchemy import select
 from ... import channels
 from ...extensions import db
 from ...models import Event, utcnow
+from ...runtime import runtime
 from .. import delivery_report, risks
 
 
-def message_for(event, transaction=None, actor=None):
+def message_for(event, transaction=None, actor=None, *, recording=False):
     """The JSON-ready form of an event, as streams and pages see it.
 
     Transaction events carry a summary of the transaction (who, what, its state as of this
-    event) and the ids that decide who may see it; they never carry a secret or a token.
+    event) and the ids that decide who may see it, and its markup (``fragments``); they never
+    carry a secret or a token. ``recording``: the event is being written, not yet committed.
     """
     transaction = transaction if transaction is not None else event.transaction
     actor = actor if actor is not None else event.actor
@@ -49,19 +52,25 @@ def message_for(event, transaction=None, actor=None):
                                              transaction.created_at)
         if row is not None:
             message["delivery"] = row.as_message()
-        message["html"] = fragments(event, transaction, status)
+        message["html"] = fragments(event, transaction, status, keep=not recording)
     return message
 
 
-def fragments(event, transaction, status):
+def fragments(event, transaction, status, keep=True):
     """The markup pages show for a transaction event, drawn by the macros the pages draw it
     with, so a row or a line that arrives live is the one a reload shows: ``row``, the
     transaction's row in the list; ``line``, the event's line in the timeline, or None when
     the timeline keeps none (a channel's retry after its first failure).
 
-    Drawn once per event where it is recorded (a replay draws it again, as it encodes it
-    again), for no one in particular: a macro sees no signed-in user, so its markup is the
-    same for every watcher who may see the event."""
+    Drawn once per event and process: where it is recorded, as of the event, then carried to
+    every process in its message; a process that reads it from the table (a replay) draws it
+    once for all its streams (``Runtime.fragments`` keeps the recent ones; not an event still
+    being recorded: were it rolled back, SQLite could give its id again). Drawn for no
+    one in particular: a macro sees no signed-in user, so its markup is the same for every
+    watcher who may see the event."""
+    drawn = runtime().fragments
+    if keep and (kept := drawn.get(event.id)) is not None:
+        return kept
     templates = current_app.jinja_env
     with nullcontext() if has_request_context() else current_app.test_request_context(
             base_url=current_app.config["BASE_URL"]):  # url_for needs a request
@@ -69,7 +78,27 @@ def fragments(event, transaction, status):
             transaction, status, utcnow())
         line = (templates.get_template("transactions/_timeline.html").module.line(event)
                 if _worth_a_line(event) else None)
-    return {"row": str(row), "line": None if line is None else str(line)}
+    drawing = {"row": str(row), "line": None if line is None else str(line)}
+    return drawn.keep(event.id, drawing) if keep else drawing
+
+
+class Drawn:
+    """The fragments of the last ``size`` events drawn in this process, by event id."""
+
+    def __init__(self, size=2000):
+        self.size = size
+        self._kept = {}
+        self._lock = threading.Lock()
+
+    def get(self, event_id):
+        return self._kept.get(event_id)
+
+    def keep(self, event_id, fragments):
+        with self._lock:
+            self._kept[event_id] = fragments
+            while len(self._kept) > self.size:
+                del self._kept[next(iter(self._kept))]
+        return fragments
 
 
 def _worth_a_line(event):
