@@ -199,6 +199,32 @@ def test_the_layer_and_cycle_checks_catch_an_import_added_back(tmp_path):
         f"{PACKAGE}.channels.base", f"{PACKAGE}.core.event_log"}
 
 
+def _code_map():
+    """The README's map of the code: the block under "The code: where things are"."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## The code: where things are"):]
+    return section.split("```")[1]
+
+
+def test_the_readmes_code_map_matches_the_tree():
+    """Every module and folder of the package is on the map, and every file the map names is
+    in the tree: a newcomer reading it finds each rule where it says."""
+    code_map = _code_map()
+    words = set(code_map.replace("(", " ").replace(")", " ").replace(",", " ").split())
+    package = ROOT / PACKAGE
+    missing = []
+    for path in sorted(package.rglob("*")):
+        if "migrations" in path.parts or "__pycache__" in path.parts:
+            continue
+        if path.is_dir() and f"{path.name}/" not in words:
+            missing.append(f"{path.relative_to(ROOT)}/")
+        elif path.suffix == ".py" and path.name != "__init__.py" and path.name not in words:
+            missing.append(str(path.relative_to(ROOT)))
+    names = {p.name for p in ROOT.rglob("*.py") if ".venv" not in p.parts}
+    stale = sorted(w for w in words if w.endswith(".py") and w not in names)
+    assert (missing, stale) == ([], [])
+
+
 def test_the_channel_registry_is_what_the_database_accepts():
     from sendauth_dashboard import channels
     from sendauth_dashboard.models import DELIVERY_CHANNELS, User
