@@ -1,5 +1,6 @@
 """SendAuth dashboard: the application factory."""
 import os
+from functools import partial
 from pathlib import Path
 
 import click
@@ -10,17 +11,17 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.serving import is_running_from_reloader
 
 from .config import DEFAULTS, ENV_PREFIX, derive
+from .core import after_commit
+from .core.secrets import secret_box_for
 from .extensions import csrf, db, limiter, login_manager, migrate
 from .runtime import Runtime
-from .services import after_commit
+from .services.live import messages
 from .services.live.broker import broker_for
-from .services.live.messages import Drawn
 from .services.live.replay import reader
 from .services.live.rights import Rights
 from .services.live.slots import StreamSlots
 from .services.outbox.dispatcher import start_thread
 from .services.outbox.send_window import window_for
-from .services.secrets import secret_box_for
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_DIR.parent
@@ -45,10 +46,10 @@ def create_app(test_config=None):
                                          broker=broker_for(app.config, reader(app)),
                                          send_window=window_for(app.config),
                                          stream_slots=StreamSlots(),
-                                         viewer_rights=Rights(), fragments=Drawn())
+                                         viewer_rights=Rights(), fragments=messages.Drawn())
     _init_extensions(app)
     _register_views(app)
-    after_commit.install()
+    after_commit.install(partial(messages.message_for, recording=True))
     return app
 
 
@@ -72,22 +73,20 @@ def _init_extensions(app):
 
 
 def _register_views(app):
-    from . import (
+    from . import cli, errors, security
+    from .core.ids import RowIdConverter
+    from .pages import (
         auth,
-        cli,
         enrolment,
-        errors,
         formatting,
         insights,
         main,
         profile,
-        security,
         settings,
         transactions,
         webhooks,
     )
-    from .ids import RowIdConverter
-    from .settings.channels import ChannelConverter
+    from .pages.settings.channels import ChannelConverter
 
     app.url_map.converters.update(int=RowIdConverter, channel=ChannelConverter)
     for blueprint in (auth.bp, main.bp, settings.bp, profile.bp, transactions.bp,

@@ -7,16 +7,17 @@ import time
 import pytest
 from sqlalchemy import select
 
+from sendauth_dashboard.core import event_log
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Transaction, User
 from sendauth_dashboard.runtime import runtime
-from sendauth_dashboard.services import transactions
-from sendauth_dashboard.services.live import event_log, wire
+from sendauth_dashboard.services.live import wire
 from sendauth_dashboard.services.live.broker import LocalBroker
 from sendauth_dashboard.services.live.replay import replay
 from sendauth_dashboard.services.live.rights import Viewer
 from sendauth_dashboard.services.live.slots import slots_of
 from sendauth_dashboard.services.live.stream import lifetime, stream
+from sendauth_dashboard.services.requests import transactions
 from tests.support.helpers import configure_pagerduty, send_request, wait_until
 from tests.support.web import AuthActions
 
@@ -401,7 +402,7 @@ def test_streams_that_open_together_do_not_all_end_together():
 
 @pytest.mark.parametrize("change", ["demoted", "deactivated", "signed out everywhere"])
 def test_a_stream_ends_as_soon_as_its_viewer_loses_the_right(app, setup, make_user, change):
-    from sendauth_dashboard.services import accounts
+    from sendauth_dashboard.services.people import accounts
 
     _, otto, uma = setup
     reviewer = make_user("reviewer", name="Rita")
@@ -496,8 +497,8 @@ def test_a_live_row_and_timeline_line_are_the_ones_the_pages_draw(app, client, a
 
 def test_a_channels_retries_after_its_first_failure_carry_no_timeline_line(app, setup):
     """The rule of delivery_report.worth_a_line, applied to each event as it is recorded."""
+    from sendauth_dashboard.core import event_log as log
     from sendauth_dashboard.models import Event
-    from sendauth_dashboard.services.live import event_log as log
     from sendauth_dashboard.services.live.messages import message_for
 
     hana, _, uma = setup

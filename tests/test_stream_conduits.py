@@ -14,8 +14,8 @@ import types
 
 import pytest
 
+from sendauth_dashboard.core import event_log
 from sendauth_dashboard.runtime import runtime
-from sendauth_dashboard.services.live import event_log
 from sendauth_dashboard.services.live.broker import LocalBroker, RedisBroker
 from sendauth_dashboard.services.live.conduit import Conduit
 from sendauth_dashboard.services.live.replay import reader

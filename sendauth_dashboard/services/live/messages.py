@@ -10,7 +10,7 @@ from ... import channels
 from ...extensions import db
 from ...models import Event, utcnow
 from ...runtime import runtime
-from .. import delivery_report, risks
+from ..requests import delivery_report, risks
 
 
 def message_for(event, transaction=None, actor=None, *, recording=False):

@@ -3,9 +3,9 @@ process's Redis listener has not heard."""
 from sqlalchemy import select
 from sqlalchemy.orm import contains_eager, joinedload
 
+from ...core.event_log import latest_event_id
 from ...extensions import db
 from ...models import Event, Transaction
-from .event_log import latest_event_id
 from .messages import message_for
 from .wire import sse_format
 
