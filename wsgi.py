@@ -8,6 +8,7 @@ if os.environ.get("SENDAUTH_GEVENT") == "1":
 
     monkey.patch_all()
 
-from sendauth_dashboard import create_app  # noqa: E402
+from sendauth_dashboard import create_app, serve  # noqa: E402
 
 app = create_app()
+serve(app)

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from sendauth_dashboard.core import event_log
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.runtime import runtime
-from sendauth_dashboard.services.live import streams
+from sendauth_dashboard.services.live import wire
 from sendauth_dashboard.services.people import accounts
 from sendauth_dashboard.services.requests import transactions
 
@@ -114,7 +114,7 @@ class Dashboard:
             db.session.commit()
         committed_at, messages = self.commits.last
         (message,) = messages
-        self.message_bytes = len(streams.sse_format(message).encode())
+        self.message_bytes = len(wire.sse_format(message).encode())
         return committed_at, message["id"]
 
     def memory(self):

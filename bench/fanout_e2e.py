@@ -39,7 +39,7 @@ from sqlalchemy import select
 from sendauth_dashboard.core import event_log
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Event, Transaction
-from sendauth_dashboard.services.live import messages, streams
+from sendauth_dashboard.services.live import messages, wire
 from sendauth_dashboard.services.people import accounts
 from sendauth_dashboard.services.requests import transactions
 from tests.support import servers
@@ -423,7 +423,7 @@ def frame_bytes(app):
         db.session.commit()
         event = db.session.scalars(select(Event).where(
             Event.transaction_id == transaction.id, Event.kind == "transaction.created")).one()
-        return len(streams.sse_format(messages.message_for(event)).encode())
+        return len(wire.sse_format(messages.message_for(event)).encode())
 
 
 def _dispose(app):

@@ -1,17 +1,26 @@
 """SendAuth dashboard: the application factory."""
 import os
+from functools import partial
 from pathlib import Path
 
+import click
 from flask import Flask
+from flask.cli import run_command
+from flask.helpers import get_debug_flag
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.serving import is_running_from_reloader
 
 from .config import derive, instance_path, layered
 from .core import after_commit
 from .core.secrets import secret_box_for
 from .extensions import csrf, db, limiter, login_manager, migrate
 from .runtime import Runtime
-from .services.live import messages, streams
+from .services.live import messages
 from .services.live.broker import broker_for
+from .services.live.replay import reader
+from .services.live.rights import Rights
+from .services.live.slots import StreamSlots
+from .services.outbox.dispatcher import start_thread
 from .services.outbox.send_window import window_for
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -31,13 +40,13 @@ def create_app(test_config=None):
     if app.config["PROXY_FIX_X_FOR"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["PROXY_FIX_X_FOR"]))
     app.extensions["sendauth"] = Runtime(secret_box=secret_box_for(app.config),
-                                         broker=broker_for(app.config, streams.reader(app)),
+                                         broker=broker_for(app.config, reader(app)),
                                          send_window=window_for(app.config),
-                                         stream_slots=streams.StreamSlots(),
-                                         viewer_rights=streams.Rights())
+                                         stream_slots=StreamSlots(),
+                                         viewer_rights=Rights(), fragments=messages.Drawn())
     _init_extensions(app)
     _register_views(app)
-    after_commit.install(messages.message_for)
+    after_commit.install(partial(messages.message_for, recording=True))
     return app
 
 
@@ -71,7 +80,6 @@ def _register_views(app):
         webhooks,
     )
     from .pages.settings.channels import ChannelConverter
-    from .services.outbox.dispatcher import dispatcher_of
 
     app.url_map.converters.update(int=RowIdConverter, channel=ChannelConverter)
     for blueprint in (auth.bp, main.bp, settings.bp, profile.bp, transactions.bp,
@@ -80,5 +88,24 @@ def _register_views(app):
     for module in (errors, security, cli, formatting):
         module.register(app)
     app.context_processor(main.navigation)
-    # Started by the first request, so CLI commands and the reloader's parent never start it.
-    app.before_request(lambda: dispatcher_of(app) and None)
+
+
+def serve(app):
+    """Start what a process that serves ``app`` runs beside it: the dispatcher thread (with
+    DISPATCHER "thread"). ``wsgi.py`` calls it once, as the process starts; it starts nothing
+    in a CLI command other than ``flask run``, nor in the parent of Werkzeug's reloader (which
+    only watches the files and restarts the child that serves)."""
+    if _serves_requests():
+        start_thread(app)
+
+
+def _serves_requests():
+    command = click.get_current_context(silent=True)
+    if command is None:
+        return True  # a gunicorn worker, or any WSGI server that imports wsgi:app
+    if command.command is not run_command:
+        return False  # flask db upgrade, flask worker (its own dispatcher), ...
+    reloads = command.params.get("reload")
+    if reloads is None:
+        reloads = get_debug_flag()  # as `flask run` decides it
+    return not reloads or is_running_from_reloader()

@@ -30,8 +30,9 @@ class Subscription(Protocol):
     messages it carries the broker's CLOSE and RESYNC markers."""
 
     overflowed: bool
-    # The stream's socket writer, when the fan-out may write to it directly; else None.
-    line: Any
+    # The stream's socket writer (services.live.conduit), when the fan-out may write to it
+    # directly; else None.
+    conduit: Any
 
     @property
     def empty(self) -> bool: ...
@@ -101,10 +102,12 @@ class Runtime:
     # What this process last wrote to each channel's status indicator, and when
     # (channels.integration.record_outcome): {channel: ((outcome, error), monotonic time)}.
     status_writes: dict[str, tuple[tuple[str, str | None], float]] = field(default_factory=dict)
-    # The live streams open in this process, per user (services.live.streams.StreamSlots).
+    # The live streams open in this process, per user (services.live.slots.StreamSlots).
     stream_slots: Any = None
-    # What each watching user may do, as last read, shared by their streams (streams.Rights).
+    # What each watching user may do, as last read, shared by their streams (live.rights.Rights).
     viewer_rights: Any = None
+    # The markup of recent events, drawn once per process (live.messages.Drawn).
+    fragments: Any = None
 
 
 def runtime(app: Flask | None = None) -> Runtime:

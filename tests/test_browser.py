@@ -184,3 +184,53 @@ def test_the_answer_page_fits_a_phone(browser, live_server, people):
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     box = verify.bounding_box()
     assert box["width"] >= 300 and box["height"] >= 40, "a thumb-sized button"
+
+
+# The markup of an element as drawn, without what the page's script does to it afterwards
+# (times in the reader's zone, a countdown's seconds, the highlight of what just arrived).
+AS_DRAWN = """element => {
+  const copy = element.cloneNode(true);
+  copy.classList.remove("arrived");
+  if (!copy.classList.length) { copy.removeAttribute("class"); }
+  copy.querySelectorAll("time[data-utc]").forEach(time => {
+    time.textContent = time.getAttribute("data-utc");
+    time.removeAttribute("data-utc");
+    time.removeAttribute("title");
+  });
+  copy.querySelectorAll(".countdown").forEach(countdown => { countdown.textContent = ""; });
+  return copy.outerHTML;
+}"""
+
+
+def test_a_row_and_a_line_that_arrive_live_are_the_ones_a_reload_shows(
+        browser, live_server, people):
+    app = live_server.app
+    listing = signed_in(browser, live_server, people["reviewer"], "/transactions/")
+    expect(listing.locator("[data-live-indicator]")).to_have_attribute(
+        "data-state", "live", timeout=LIVE)
+    public_id = send_request(app, people["requestor"], people["user"],
+                             message="Please confirm the reset of your second factor " * 3)
+    arrived = listing.locator(f'tr[data-transaction-id="{public_id}"]')
+    expect(arrived).to_have_class("arrived", timeout=LIVE)
+    detail = listing.context.new_page()
+    detail.goto(f"{live_server.url}/transactions/{public_id}")
+    expect(detail.locator("[data-live-indicator]")).to_have_attribute(
+        "data-state", "live", timeout=LIVE)
+    live_pending = arrived.evaluate(AS_DRAWN)
+    listing.reload()
+    assert arrived.evaluate(AS_DRAWN) == live_pending
+    expect(listing.locator("[data-live-indicator]")).to_have_attribute(
+        "data-state", "live", timeout=LIVE)
+
+    with app.app_context():
+        t = db.session.scalar(select(Transaction).where(Transaction.public_id == public_id))
+        transactions.cancel(t, actor=t.requestor)
+        db.session.commit()
+    expect(row(listing, public_id)).to_have_text("cancelled", timeout=LIVE)
+    line = detail.locator("[data-timeline] li", has_text="cancelled the request")
+    expect(line).to_have_class("arrived", timeout=LIVE)
+    live_row, live_line = arrived.evaluate(AS_DRAWN), line.evaluate(AS_DRAWN)
+    listing.reload()
+    detail.reload()
+    assert arrived.evaluate(AS_DRAWN) == live_row
+    assert line.evaluate(AS_DRAWN) == live_line

@@ -3,6 +3,7 @@ import random
 import threading
 from datetime import timedelta
 
+import click
 import pytest
 from sqlalchemy import func, select, update
 
@@ -15,7 +16,7 @@ from sendauth_dashboard.models import Delivery, Event, Transaction, User, utcnow
 from sendauth_dashboard.runtime import runtime
 from sendauth_dashboard.services.outbox import deliveries
 from sendauth_dashboard.services.outbox.deliveries import backoff_seconds
-from sendauth_dashboard.services.outbox.dispatcher import Dispatcher, dispatcher_of
+from sendauth_dashboard.services.outbox.dispatcher import Dispatcher, start_thread
 from sendauth_dashboard.services.requests import transactions
 from tests.support.helpers import (
     TEST_KEY,
@@ -254,7 +255,7 @@ def test_concurrent_dispatchers_claim_each_delivery_once(app, make_user):
 def test_the_dispatcher_thread_sends_as_soon_as_a_request_is_queued(app, people, fake_pagerduty):
     app.config["DISPATCHER"] = "thread"
     app.config["DISPATCHER_IDLE_SECONDS"] = 30.0  # so only the wake-up can explain a quick send
-    dispatcher = dispatcher_of(app)
+    dispatcher = start_thread(app)
     try:
         send_request(app, *people)  # its commit wakes the dispatcher (core.after_commit)
         fake_pagerduty.wait_for(lambda fake: len(fake.incidents) == 1, timeout=15)
@@ -265,8 +266,46 @@ def test_the_dispatcher_thread_sends_as_soon_as_a_request_is_queued(app, people,
 
 def test_unit_tests_start_no_dispatcher(app, client):
     client.get("/healthz")
-    assert dispatcher_of(app) is None
     assert runtime(app).dispatcher is None
+
+
+def test_requests_never_start_a_dispatcher(app, client):
+    """Only what starts a serving process starts one (``serve``), never a request."""
+    app.config["DISPATCHER"] = "thread"
+    client.get("/healthz")
+    assert runtime(app).dispatcher is None
+
+
+@pytest.mark.parametrize(("command", "reload", "reloader_child", "serves"), [
+    (None, None, False, True),  # a gunicorn worker: no click command around it
+    ("run", False, False, True),  # flask run
+    ("run", True, False, False),  # flask run --reload: the parent only watches the files
+    ("run", True, True, True),  # ... and its child serves
+    ("worker", None, False, False),  # flask worker runs its own dispatcher
+    ("db", None, False, False),  # any other command
+])
+def test_serve_starts_the_dispatcher_only_in_a_process_that_serves(
+        app, monkeypatch, command, reload, reloader_child, serves):
+    from flask.cli import FlaskGroup, run_command
+
+    import sendauth_dashboard
+    from sendauth_dashboard import cli
+
+    started = []
+    monkeypatch.setattr(sendauth_dashboard, "start_thread", started.append)
+    if reloader_child:
+        monkeypatch.setenv("WERKZEUG_RUN_MAIN", "true")
+    else:
+        monkeypatch.delenv("WERKZEUG_RUN_MAIN", raising=False)
+    chosen = {"run": run_command, "worker": cli.worker_command,
+              "db": FlaskGroup(name="db")}.get(command)
+    if chosen is None:
+        sendauth_dashboard.serve(app)
+    else:
+        with click.Context(chosen, info_name=command) as context:
+            context.params["reload"] = reload
+            sendauth_dashboard.serve(app)
+    assert started == ([app] if serves else [])
 
 
 BACKOFF = {k: DEFAULTS[k] for k in DEFAULTS

@@ -199,6 +199,65 @@ def test_the_layer_and_cycle_checks_catch_an_import_added_back(tmp_path):
         f"{PACKAGE}.channels.base", f"{PACKAGE}.core.event_log"}
 
 
+def _code_map():
+    """The README's map of the code: the block under "The code: where things are"."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## The code: where things are"):]
+    return section.split("```")[1]
+
+
+def test_the_readmes_code_map_matches_the_tree():
+    """Every module and folder of the package is on the map, and every file the map names is
+    in the tree: a newcomer reading it finds each rule where it says."""
+    code_map = _code_map()
+    words = set(code_map.replace("(", " ").replace(")", " ").replace(",", " ").split())
+    package = ROOT / PACKAGE
+    missing = []
+    for path in sorted(package.rglob("*")):
+        if "migrations" in path.parts or "__pycache__" in path.parts:
+            continue
+        if path.is_dir() and f"{path.name}/" not in words:
+            missing.append(f"{path.relative_to(ROOT)}/")
+        elif path.suffix == ".py" and path.name != "__init__.py" and path.name not in words:
+            missing.append(str(path.relative_to(ROOT)))
+    names = {p.name for p in ROOT.rglob("*.py") if ".venv" not in p.parts}
+    stale = sorted(w for w in words if w.endswith(".py") and w not in names)
+    assert (missing, stale) == ([], [])
+
+
+MAX_MODULES_PER_FOLDER = 10
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+
+
+def _package_modules():
+    return [p for p in sorted((ROOT / PACKAGE).rglob("*.py")) if "migrations" not in p.parts]
+
+
+def test_rooms_stay_small():
+    """A newcomer reads a folder, a module and a function whole: at most 10 modules to a
+    folder, 400 lines to a module, 60 lines to a function (migrations left out)."""
+    crowded = {}
+    for path in _package_modules():
+        if path.name != "__init__.py":
+            crowded.setdefault(str(path.parent.relative_to(ROOT)), []).append(path.name)
+    long_modules, long_functions = [], []
+    for path in _package_modules():
+        source = path.read_text()
+        name = str(path.relative_to(ROOT))
+        if len(source.splitlines()) > MAX_MODULE_LINES:
+            long_modules.append(f"{name}: {len(source.splitlines())} lines")
+        long_functions += [
+            f"{name}: {node.name}, {node.end_lineno - node.lineno + 1} lines"
+            for node in ast.walk(ast.parse(source))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+    assert [f"{folder}: {len(names)} modules" for folder, names in crowded.items()
+            if len(names) > MAX_MODULES_PER_FOLDER] == []
+    assert long_modules == []
+    assert long_functions == []
+
+
 def test_the_channel_registry_is_what_the_database_accepts():
     from sendauth_dashboard import channels
     from sendauth_dashboard.models import DELIVERY_CHANNELS, User

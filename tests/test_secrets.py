@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sendauth_dashboard.core.secrets import derive_key
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Event, Transaction, User, utcnow
-from sendauth_dashboard.services.outbox.dispatcher import Dispatcher, dispatcher_of
+from sendauth_dashboard.services.outbox.dispatcher import Dispatcher
 from tests.support import servers
 from tests.support.accounts import PASSWORD, create_user
 from tests.support.helpers import (
@@ -298,7 +298,6 @@ def test_a_browser_on_the_answer_page_sends_its_address_to_no_one(browser, live_
     app = live_server.app
     configure_pagerduty(app)
     people = create_people(app)
-    dispatcher_of(app)  # running, as after the web process's first request
     send_request(app, people["requestor"], people["member"])
     fake_pagerduty.wait_for(lambda fake: fake.accepted)
     link = fake_pagerduty.accepted[-1]["links"][0]["href"]

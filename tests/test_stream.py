@@ -11,8 +11,12 @@ from sendauth_dashboard.core import event_log
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Transaction, User
 from sendauth_dashboard.runtime import runtime
-from sendauth_dashboard.services.live import streams
+from sendauth_dashboard.services.live import wire
 from sendauth_dashboard.services.live.broker import LocalBroker
+from sendauth_dashboard.services.live.replay import replay
+from sendauth_dashboard.services.live.rights import Viewer
+from sendauth_dashboard.services.live.slots import slots_of
+from sendauth_dashboard.services.live.stream import lifetime, stream
 from sendauth_dashboard.services.requests import transactions
 from tests.support.helpers import configure_pagerduty, send_request, wait_until
 from tests.support.web import AuthActions
@@ -129,7 +133,7 @@ def answer(app, public_id, decision="verify"):
 
 def live_stream(viewer, broker):
     """A stream that has replayed the table and now waits for live events."""
-    body = streams.stream(viewer, 0, broker, heartbeat=0.05, lifetime=30)
+    body = stream(viewer, 0, broker, heartbeat=0.05, lifetime=30)
     while not next(body).startswith(": keepalive"):
         pass
     return body
@@ -242,7 +246,7 @@ def test_a_slow_watcher_catches_up_from_the_table_and_misses_nothing(app, setup)
     hana, _, uma = setup
     broker = runtime(app).broker
     broker.queue_size = 2
-    viewer = streams.Viewer(hana.id, sees_all=False)
+    viewer = Viewer(hana.id, sees_all=False)
     with app.test_request_context():
         body = live_stream(viewer, broker)  # live, and not reading: its queue of 2 overflows
         sent = []
@@ -261,12 +265,12 @@ def test_a_live_event_is_formatted_once_for_all_its_watchers(app, setup, monkeyp
     hana, _, uma = setup
     broker = runtime(app).broker
     formatted = []
-    real_format = streams.sse_format
-    monkeypatch.setattr(streams, "sse_format",
+    real_format = wire.sse_format
+    monkeypatch.setattr(wire, "sse_format",
                         lambda m: formatted.append(m["id"]) or real_format(m))
-    viewer = streams.Viewer(hana.id, sees_all=False)
+    viewer = Viewer(hana.id, sees_all=False)
     with app.test_request_context():
-        bodies = [streams.stream(viewer, 0, broker, heartbeat=0.05, lifetime=5) for _ in range(3)]
+        bodies = [stream(viewer, 0, broker, heartbeat=0.05, lifetime=5) for _ in range(3)]
         for body in bodies:
             while not next(body).startswith(": keepalive"):
                 pass  # live
@@ -282,9 +286,9 @@ def test_a_live_event_is_formatted_once_for_all_its_watchers(app, setup, monkeyp
 def test_an_event_committed_while_the_stream_opens_arrives_once(app, setup):
     hana, _, uma = setup
     broker = runtime(app).broker
-    viewer = streams.Viewer(hana.id, sees_all=False)
+    viewer = Viewer(hana.id, sees_all=False)
     with app.test_request_context():
-        body = streams.stream(viewer, 0, broker, heartbeat=0.05, lifetime=30)
+        body = stream(viewer, 0, broker, heartbeat=0.05, lifetime=30)
         assert next(body).startswith("retry:")  # subscribed; the table is not read yet
         in_thread(lambda: send_request(app, hana, uma))  # in the table AND in the queue
         frames = [next(body) for _ in range(3)]
@@ -324,7 +328,7 @@ def test_a_resync_makes_the_stream_catch_up_with_what_it_never_heard(app, setup)
     """When live messages may have been lost (Redis was away), the table has them all."""
     hana, _, uma = setup
     broker = runtime(app).broker
-    viewer = streams.Viewer(hana.id, sees_all=False)
+    viewer = Viewer(hana.id, sees_all=False)
     with app.test_request_context():
         body = live_stream(viewer, broker)
         runtime(app).broker = LocalBroker()  # nobody listens: committed, never heard
@@ -339,7 +343,7 @@ def test_a_resync_makes_the_stream_catch_up_with_what_it_never_heard(app, setup)
 def test_a_request_sent_while_watching_arrives_live(app, setup):
     """Not replayed from the table: published after its commit, to a stream already live."""
     hana, _, uma = setup
-    viewer = streams.Viewer(hana.id, sees_all=False)
+    viewer = Viewer(hana.id, sees_all=False)
     with app.test_request_context():
         body = live_stream(viewer, runtime(app).broker)
         sent = send_request(app, hana, uma)
@@ -354,14 +358,14 @@ def test_events_published_out_of_order_reach_the_watcher_in_id_order(app, setup)
     event 410 before 409. It still gets 409 first, then 410, none skipped."""
     hana, _, uma = setup
     broker = runtime(app).broker
-    viewer = streams.Viewer(hana.id, sees_all=False)
+    viewer = Viewer(hana.id, sees_all=False)
     with app.test_request_context():
         body = live_stream(viewer, broker)
         runtime(app).broker = LocalBroker()  # committed now, published below, late
         sent = [send_request(app, hana, uma), send_request(app, hana, uma)]
         runtime(app).broker = broker
         with app.app_context():
-            first, second = streams.replay(viewer, 0)
+            first, second = replay(viewer, 0)
         broker.publish(second)
         broker.publish(first)
         frames = [data_of(next(f for f in body if f.startswith("id:"))) for _ in sent]
@@ -374,7 +378,7 @@ def test_a_rolled_back_event_id_does_not_hold_the_stream_back(app, setup):
     """On PostgreSQL an id taken by a transaction that rolled back never commits: the stream
     sends what the table has rather than wait for it."""
     hana, _, uma = setup
-    viewer = streams.Viewer(hana.id, sees_all=False)
+    viewer = Viewer(hana.id, sees_all=False)
     with app.test_request_context():
         body = live_stream(viewer, runtime(app).broker)
         with app.app_context():
@@ -391,7 +395,7 @@ def test_a_rolled_back_event_id_does_not_hold_the_stream_back(app, setup):
 def test_streams_that_open_together_do_not_all_end_together():
     """After a restart every browser reconnects at once; with one fixed lifetime they would
     all reconnect together again every SSE_MAX_SECONDS, forever."""
-    lifetimes = [streams.lifetime(300.0) for _ in range(200)]
+    lifetimes = [lifetime(300.0) for _ in range(200)]
     assert all(225.0 <= seconds <= 300.0 for seconds in lifetimes)
     assert max(lifetimes) - min(lifetimes) > 30.0
 
@@ -403,7 +407,7 @@ def test_a_stream_ends_as_soon_as_its_viewer_loses_the_right(app, setup, make_us
     _, otto, uma = setup
     reviewer = make_user("reviewer", name="Rita")
     with app.app_context():
-        viewer = streams.Viewer.of(db.session.get(User, reviewer.id))
+        viewer = Viewer.of(db.session.get(User, reviewer.id))
     with app.test_request_context():
         body = live_stream(viewer, runtime(app).broker)
         with app.app_context():
@@ -424,11 +428,11 @@ def test_a_stream_ends_as_soon_as_its_viewer_loses_the_right(app, setup, make_us
 def test_a_heartbeat_ends_the_stream_of_a_viewer_who_lost_the_right(app, setup):
     hana, _, _ = setup
     with app.app_context():
-        viewer = streams.Viewer.of(db.session.get(User, hana.id))
+        viewer = Viewer.of(db.session.get(User, hana.id))
         db.session.get(User, hana.id).active = False  # no event: only the heartbeat can tell
         db.session.commit()
     with app.test_request_context():
-        frames = list(streams.stream(viewer, 0, runtime(app).broker, heartbeat=0.05,
+        frames = list(stream(viewer, 0, runtime(app).broker, heartbeat=0.05,
                                      lifetime=3600))
     assert "keepalive" not in "".join(frames)
 
@@ -454,12 +458,12 @@ def test_streams_are_capped_per_user_and_per_process_and_other_pages_still_answe
     assert app.test_client().get("/login").status_code == 200
     assert app.test_client().get("/healthz").status_code == 200
     mine[0].close()
-    wait_until(lambda: streams.slots_of(app).total == 2, message="the closed stream's slot back")
+    wait_until(lambda: slots_of(app).total == 2, message="the closed stream's slot back")
     again = watch(client)
     assert again.status_code == 200, "a closed stream gives its slot back"
-    for stream in (mine[1], theirs, again):
-        stream.close()
-    wait_until(lambda: streams.slots_of(app).total == 0, message="every slot back")
+    for opened in (mine[1], theirs, again):
+        opened.close()
+    wait_until(lambda: slots_of(app).total == 0, message="every slot back")
 
 
 def test_a_stream_that_ended_gives_its_slot_back_at_once(app, client, auth, setup):
@@ -469,3 +473,59 @@ def test_a_stream_that_ended_gives_its_slot_back_at_once(app, client, auth, setu
         response = client.get("/transactions/stream")
         assert response.status_code == 200
         assert response.get_data(as_text=True).startswith("retry:")
+
+
+def test_a_live_row_and_timeline_line_are_the_ones_the_pages_draw(app, client, auth, setup):
+    """Drawn once: the markup an event carries is the page's own, from the same template."""
+    hana, _, uma = setup
+    auth.login(hana)
+    stream = watch(client, "/transactions/stream?after=0")
+    stream.read_until(lambda s: "stream open" in s.comments)
+    public_id = send_request(app, hana, uma, message="Reset " + "x" * 120)  # truncated
+    with app.app_context():
+        t = db.session.scalar(select(Transaction).where(Transaction.public_id == public_id))
+        transactions.cancel(t, actor=t.requestor)
+        db.session.commit()
+    stream.read_until(lambda s: "transaction.cancelled" in [e["kind"] for e in s.events])
+    stream.close()
+    cancelled = stream.events[-1]
+    listing = client.get("/transactions/").text
+    assert cancelled["html"]["row"] in listing
+    page = client.get(f"/transactions/{public_id}").text
+    assert all(e["html"]["line"] in page for e in stream.events)
+
+
+def test_a_channels_retries_after_its_first_failure_carry_no_timeline_line(app, setup):
+    """The rule of delivery_report.worth_a_line, applied to each event as it is recorded."""
+    from sendauth_dashboard.core import event_log as log
+    from sendauth_dashboard.models import Event
+    from sendauth_dashboard.services.live.messages import message_for
+
+    hana, _, uma = setup
+    public_id = send_request(app, hana, uma)
+    with app.app_context():
+        t = db.session.scalar(select(Transaction).where(Transaction.public_id == public_id))
+        for attempt, channel in ((1, "pagerduty"), (2, "pagerduty"), (1, "email")):
+            log.record("delivery.retrying", transaction=t,
+                       data={"channel": channel, "attempt": attempt, "error": "HTTP 500"})
+        db.session.commit()
+        retries = db.session.scalars(select(Event).where(Event.kind == "delivery.retrying")
+                                     .order_by(Event.id)).all()
+        lines = [message_for(event)["html"]["line"] for event in retries]
+    assert [line is not None for line in lines] == [True, False, True]
+
+
+def test_an_event_read_again_from_the_table_is_drawn_once_per_process(app, setup, monkeypatch):
+    """Thousands of streams replaying the same events after a restart draw each once."""
+    from sendauth_dashboard.models import Event
+    from sendauth_dashboard.services.live import messages
+
+    hana, _, uma = setup
+    send_request(app, hana, uma)
+    drawn = []
+    real_line = messages._worth_a_line
+    monkeypatch.setattr(messages, "_worth_a_line", lambda e: drawn.append(e.id) or real_line(e))
+    with app.app_context():
+        event = db.session.scalars(select(Event).where(Event.kind == "transaction.created")).one()
+        first, again = messages.message_for(event), messages.message_for(event)
+    assert drawn == [event.id] and first["html"] == again["html"]

@@ -1,4 +1,4 @@
-"""A person's streams share one reading of their rights (``streams.Rights``): thousands of streams
+"""A person's streams share one reading of their rights (``rights.Rights``): thousands of streams
 asking the database on every heartbeat and user event was most of a worker's CPU; sharing must
 never let a stream act on a reading older than a change it has heard of."""
 import threading
@@ -9,7 +9,7 @@ from sqlalchemy import event as sa_event
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import User
 from sendauth_dashboard.runtime import runtime
-from sendauth_dashboard.services.live import streams
+from sendauth_dashboard.services.live import rights as live_rights
 from sendauth_dashboard.services.people import accounts
 from tests.support.helpers import wait_until
 
@@ -43,14 +43,14 @@ def reads(monkeypatch):
             during()
         return answer
 
-    monkeypatch.setattr(streams, "read_standing", read)
+    monkeypatch.setattr(live_rights, "read_standing", read)
     return made, state
 
 
 def test_heartbeats_share_a_recent_reading(reads):
     made, _ = reads
     clock = Clock()
-    rights = streams.Rights(max_age=1.0, clock=clock)
+    rights = live_rights.Rights(max_age=1.0, clock=clock)
     assert [rights.standing(7) for _ in range(100)] == [ALLOWED] * 100
     assert rights.standing(8) == ALLOWED
     assert made == [7, 8]
@@ -61,7 +61,7 @@ def test_heartbeats_share_a_recent_reading(reads):
 
 def test_a_user_event_is_read_once_for_all_and_never_from_before_it(reads):
     made, state = reads
-    rights = streams.Rights(max_age=60.0, clock=Clock())
+    rights = live_rights.Rights(max_age=60.0, clock=Clock())
     rights.standing(7)
     state["answer"] = None  # the event: the user is gone
     assert [rights.standing(7, after_event=41) for _ in range(50)] == [None] * 50
@@ -73,7 +73,7 @@ def test_a_user_event_is_read_once_for_all_and_never_from_before_it(reads):
 
 def test_a_reading_begun_before_an_event_was_heard_is_not_kept_for_after_it(reads):
     made, state = reads
-    rights = streams.Rights(max_age=60.0, clock=Clock())
+    rights = live_rights.Rights(max_age=60.0, clock=Clock())
     seen_during = []
 
     def event_heard_meanwhile():  # another stream, while the first one's query is under way
@@ -88,7 +88,7 @@ def test_a_reading_begun_before_an_event_was_heard_is_not_kept_for_after_it(read
 
 
 def test_streams_wait_for_a_reading_under_way_rather_than_ask_too(monkeypatch):
-    rights = streams.Rights(max_age=60.0)
+    rights = live_rights.Rights(max_age=60.0)
     made, release = [], threading.Event()
 
     def slow_read(user_id):
@@ -96,7 +96,7 @@ def test_streams_wait_for_a_reading_under_way_rather_than_ask_too(monkeypatch):
         assert release.wait(15)
         return ALLOWED
 
-    monkeypatch.setattr(streams, "read_standing", slow_read)
+    monkeypatch.setattr(live_rights, "read_standing", slow_read)
     answers = []
     threads = [threading.Thread(target=lambda: answers.append(rights.standing(7)))
                for _ in range(5)]
@@ -113,7 +113,7 @@ def test_a_user_event_makes_one_query_for_all_of_a_persons_streams(app, setup, m
     _, otto, uma = setup
     rita = make_user("reviewer", name="Rita")
     with app.app_context():
-        viewer = streams.Viewer.of(db.session.get(User, rita.id))
+        viewer = live_rights.Viewer.of(db.session.get(User, rita.id))
     queries = []
 
     def count(conn, cursor, statement, *args):
@@ -122,7 +122,7 @@ def test_a_user_event_makes_one_query_for_all_of_a_persons_streams(app, setup, m
 
     with app.test_request_context():
         bodies = [live_stream(viewer, runtime(app).broker) for _ in range(5)]
-        runtime(app).viewer_rights = streams.Rights(max_age=60.0)  # no heartbeat reading kept
+        runtime(app).viewer_rights = live_rights.Rights(max_age=60.0)  # no heartbeat reading kept
         with app.app_context():
             engine = db.engine
             sa_event.listen(engine, "before_cursor_execute", count)

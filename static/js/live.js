@@ -115,43 +115,38 @@
     container.setAttribute("data-status", status);
     badge.textContent = status;
     badge.className = badge.className.replace(/status-\w+/, "status-" + status);
-    if (status !== "pending" && container.tagName === "TR") {
-      container.querySelectorAll(".countdown").forEach(function (el) { el.remove(); });
-    }
     return true;
   }
 
+  // Rows are drawn by the server (templates/transactions/_row.html), the same live as on a
+  // reload: each event of a transaction carries its row as of that event.
   function updateList(message) {
     var t = message.transaction;
+    var fresh = fragment(message.html.row);
     var row = list.querySelector('tr[data-transaction-id="' + cssEscape(t.id) + '"]');
     if (row) {
-      if (changesStatus(message)) { setStatus(row, t.status); }
-      showRisks(row, t.risks);
-      if (message.data.incident_state) { setIncidentInRow(row, message.data.incident_state); }
+      // A pending row may turn final; a final one never changes again.
+      var current = row.getAttribute("data-status");
+      if (FINAL.indexOf(current) !== -1 && fresh.getAttribute("data-status") !== current) {
+        return;
+      }
+      row.replaceWith(fresh);
       return;
     }
     if (message.kind === "transaction.created" && acceptsNew(t)) {
-      list.tBodies[0].insertBefore(buildRow(t), list.tBodies[0].firstChild);
+      fresh.classList.add("arrived");
+      list.tBodies[0].insertBefore(fresh, list.tBodies[0].firstChild);
       var empty = document.querySelector("[data-empty]");
       if (empty) { empty.hidden = true; }
       countOneMore();
     }
   }
 
-  // PagerDuty's state of the incident, under the status badge (as _row.html renders it).
-  function setIncidentInRow(row, state) {
-    var field = row.querySelector("[data-field=incident]");
-    if (!field) {
-      var note = document.createElement("span");
-      note.className = "muted small";
-      note.appendChild(document.createTextNode("PagerDuty: "));
-      field = document.createElement("span");
-      field.setAttribute("data-field", "incident");
-      note.appendChild(field);
-      row.cells[0].appendChild(document.createElement("br"));
-      row.cells[0].appendChild(note);
-    }
-    field.textContent = state;
+  // The element the server drew (a row, a line): parsed, never written as script.
+  function fragment(html) {
+    var template = document.createElement("template");
+    template.innerHTML = html;
+    return template.content.firstElementChild;
   }
 
   function acceptsNew(t) {
@@ -173,62 +168,9 @@
       total.toLocaleString("en") + (total === 1 ? " request" : " requests"));
   }
 
-  function cell(row, className) {
-    var td = document.createElement("td");
-    if (className) { td.className = className; }
-    row.appendChild(td);
-    return td;
-  }
-
-  function buildRow(t) {
-    var row = document.createElement("tr");
-    row.setAttribute("data-transaction-id", t.id);
-    row.setAttribute("data-status", t.status);
-    row.className = "arrived";
-    var badge = document.createElement("span");
-    badge.className = "badge status-" + t.status;
-    badge.setAttribute("data-field", "status");
-    badge.textContent = t.status;
-    var state = cell(row, "state");
-    state.appendChild(badge);
-    if (t.status === "pending") {
-      var left = document.createElement("span");
-      left.className = "countdown";
-      left.setAttribute("data-expires-at", t.expires_at);
-      state.appendChild(document.createTextNode(" "));
-      state.appendChild(left);
-    }
-    var mark = document.createElement("span");
-    mark.className = "risk-mark";
-    mark.setAttribute("data-risk-mark", "");
-    state.appendChild(mark);
-    showRisks(row, t.risks);
-    var who = cell(row, "who");
-    var link = document.createElement("a");
-    link.href = list.getAttribute("data-show-url").replace("__ID__", encodeURIComponent(t.id));
-    link.textContent = t.user;
-    var email = document.createElement("span");
-    email.className = "muted small email";
-    email.textContent = t.user_email;
-    who.appendChild(link);
-    who.appendChild(document.createTextNode(" "));
-    who.appendChild(email);
-    cell(row, "requestor").textContent = t.requestor;
-    cell(row, "message").textContent =
-      t.message.length > 90 ? t.message.slice(0, 87) + "..." : t.message;
-    cell(row, "sent").appendChild(timeElement(t.created_at));
-    return row;
-  }
-
-  // What weakens the proof, in words: the row's mark, or the page's banner. They only grow.
-  function showRisks(container, risks) {
+  // What weakens the proof, in words, in the page's banner. It only grows.
+  function showRisks(risks) {
     if (!risks || !risks.length) { return; }
-    var mark = container.querySelector("[data-risk-mark]");
-    if (mark) {
-      mark.textContent = "Check: " + risks.join("; ");
-      mark.hidden = false;
-      return;
-    }
     var banner = document.querySelector("[data-risk-banner]");
     var items = banner && banner.querySelector("[data-risk-list]");
     if (!items || items.children.length > risks.length) { return; }
@@ -243,9 +185,9 @@
 
   function updateDetail(message) {
     if (message.transaction.id !== root.getAttribute("data-live-transaction")) { return; }
-    showRisks(document, message.transaction.risks);
+    showRisks(message.transaction.risks);
     if (message.delivery) { updateDelivery(message.delivery); }
-    if (worthALine(message)) { addToTimeline(message); }
+    addToTimeline(message.id, message.html.line);
     if (changesStatus(message) && setStatus(root, message.transaction.status) &&
         FINAL.indexOf(message.transaction.status) !== -1) {
       document.querySelectorAll("[data-pending-only], .flashes").forEach(function (el) {
@@ -272,37 +214,14 @@
     }
   }
 
-  // As show.html renders it: " · incident #12", linking to PagerDuty (https only).
-  function appendIncidentLink(item, data) {
-    if (typeof data.html_url !== "string" || data.html_url.indexOf("https://") !== 0) { return; }
-    var link = document.createElement("a");
-    link.href = data.html_url;
-    link.rel = "noopener noreferrer";
-    link.textContent = data.number ? "incident #" + data.number : "the incident";
-    item.appendChild(document.createTextNode(" · "));
-    item.appendChild(link);
-  }
-
-  // A channel's first failure is a line; its later retries show in the deliveries table only.
-  function worthALine(message) {
+  // The event's line as the server drew it (templates/transactions/_timeline.html); none for
+  // what the timeline does not keep.
+  function addToTimeline(id, html) {
     var timeline = document.querySelector("[data-timeline]");
-    if (timeline.querySelector('[data-event-id="' + message.id + '"]')) { return false; }
-    if (message.kind !== "delivery.retrying") { return true; }
-    return !timeline.querySelector('[data-failed-channel="' +
-      cssEscape(message.data.channel) + '"]');
-  }
-
-  function addToTimeline(message) {
-    var item = document.createElement("li");
-    item.setAttribute("data-event-id", String(message.id));
-    if (message.kind === "delivery.retrying") {
-      item.setAttribute("data-failed-channel", message.data.channel);
-    }
-    item.className = "arrived";
-    item.appendChild(timeElement(message.at));
-    item.appendChild(document.createTextNode(" " + message.text));
-    appendIncidentLink(item, message.data);
-    document.querySelector("[data-timeline]").appendChild(item);
+    if (!html || timeline.querySelector('[data-event-id="' + id + '"]')) { return; }
+    var item = fragment(html);
+    item.classList.add("arrived");
+    timeline.appendChild(item);
   }
 
   function setDeliveryCell(row, name, value) {

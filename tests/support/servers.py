@@ -13,6 +13,7 @@ from pathlib import Path
 import requests
 
 from sendauth_dashboard.runtime import runtime
+from sendauth_dashboard.services.outbox.dispatcher import start_thread
 from tests.support.helpers import wait_until
 
 from .accounts import PASSWORD
@@ -185,6 +186,7 @@ class LiveServer:
         app.config["BASE_URL"] = self.url
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
+        start_thread(app)  # with DISPATCHER "thread", as a serving process starts it (serve)
 
     def stop(self):
         runtime(self.app).broker.close_all()

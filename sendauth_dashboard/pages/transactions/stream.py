@@ -5,7 +5,8 @@ from werkzeug.datastructures import Headers
 
 from ...core.ids import MAX_EVENT_ID, row_id
 from ...runtime import runtime
-from ...services.live import streams
+from ...services.live import conduit, rights, slots
+from ...services.live import stream as live
 from . import bp
 
 
@@ -18,21 +19,21 @@ def stream():
     if not current_user.has_role("requestor"):
         abort(403)
     after = _event_id(request.headers.get("Last-Event-ID")) or _event_id(request.args.get("after"))
-    viewer = streams.Viewer.of(current_user)
-    line = streams.line_for(request.environ, viewer)
+    viewer = rights.Viewer.of(current_user)
+    writer = conduit.conduit_for(request.environ, viewer)
     config = current_app.config
     try:
-        release = streams.slots_of().open(current_user.id, per_user=config["STREAMS_PER_USER"],
-                                          per_process=config["STREAMS_PER_PROCESS"],
-                                          gone=line.gone if line is not None else None)
-    except streams.StreamsFull as exc:
+        release = slots.slots_of().open(current_user.id, per_user=config["STREAMS_PER_USER"],
+                                        per_process=config["STREAMS_PER_PROCESS"],
+                                        gone=writer.gone if writer is not None else None)
+    except slots.StreamsFull as exc:
         return Response(f"{exc}\n", status=429, mimetype="text/plain",
                         headers={"Retry-After": "60", "Cache-Control": "no-store"})
-    body = _releasing(current_app._get_current_object(), release, streams.stream(
+    body = _releasing(current_app._get_current_object(), release, live.stream(
         viewer, after, runtime().broker,
         heartbeat=config["SSE_HEARTBEAT_SECONDS"],
-        lifetime=streams.lifetime(config["SSE_MAX_SECONDS"]),
-        line=line,
+        lifetime=live.lifetime(config["SSE_MAX_SECONDS"]),
+        conduit=writer,
     ))
     response = _StreamResponse(body, mimetype="text/event-stream", headers={
         "Cache-Control": "no-cache", "X-Accel-Buffering": "no",

@@ -30,17 +30,17 @@ class Subscription:
     empty, and memory per watcher counts (bench/fanout.py). The list stays short: a
     watcher who lets it grow past ``size`` catches up from the table instead.
 
-    ``line``, when the stream sets one (``streams.Line``), lets the fan-out write a live
+    ``conduit``, when the stream sets one (``conduit.Conduit``), lets the fan-out write a live
     message to the watcher's socket itself while the stream waits, instead of queueing it and
     waking the stream: one loop writes a frame to every watcher (bench/fanout.py).
     """
 
-    __slots__ = ("size", "overflowed", "line", "_items", "_ready")
+    __slots__ = ("size", "overflowed", "conduit", "_items", "_ready")
 
     def __init__(self, size: int):
         self.size = size
         self.overflowed = False
-        self.line = None
+        self.conduit = None
         self._items = []
         self._ready = threading.Event()
 
@@ -93,14 +93,14 @@ class LocalBroker:
         self.fan_out(message)
 
     def fan_out(self, message: Message | object, after: int | None = None) -> None:
-        """Give ``message`` to every watcher: written at once where the stream lets its line
+        """Give ``message`` to every watcher: written at once where the stream lets its conduit
         take it, queued for the stream otherwise. ``after``: the id of the message fanned out
         before this one when every id between them is known not to exist (see RedisBroker)."""
         with self._lock:
             subscribers = tuple(self._subscribers)
         for subscription in subscribers:
-            line = subscription.line
-            if line is None or not line.take(message, after):
+            conduit = subscription.conduit
+            if conduit is None or not conduit.take(message, after):
                 subscription.put(message)
 
     def close_all(self) -> None:
@@ -268,7 +268,7 @@ class RedisBroker(LocalBroker):
 
 def broker_for(config, read_between: ReadBetween | None = None) -> Broker:
     """``read_between(after_id, before_id)``: the messages of the events between two ids, from
-    the table (``streams.reader``)."""
+    the table (``replay.reader``)."""
     if config.get("REDIS_URL"):
         return RedisBroker(config["REDIS_URL"], prefix=config["REDIS_CHANNEL_PREFIX"],
                            read_between=read_between)

@@ -1,6 +1,6 @@
 """The dispatcher: claims due deliveries, sends them, and sweeps expired transactions.
 
-It runs as a thread of the web process by default (started by the first request) or as
+It runs as a thread of the web process by default (started with the process: ``serve``) or as
 ``flask --app wsgi worker`` (which gunicorn's master starts with SENDAUTH_DISPATCHER=process:
 dispatcher_process.py); several may run at once against PostgreSQL.
 """
@@ -159,16 +159,12 @@ class Dispatcher:
         return outcomes
 
 
-def dispatcher_of(app):
-    """The web process's dispatcher, started on first use when DISPATCHER is "thread"."""
-    state = runtime(app)
-    if state.dispatcher is None and app.config["DISPATCHER"] == "thread":
-        with _start_lock:
-            if state.dispatcher is None:
-                dispatcher = Dispatcher(app)
-                dispatcher.start()
-                state.dispatcher = dispatcher
-    return state.dispatcher
-
-
-_start_lock = threading.Lock()
+def start_thread(app):
+    """Start this web process's dispatcher thread when DISPATCHER is "thread", and keep it in
+    the Runtime; None otherwise. Called once, by what starts a serving process
+    (``sendauth_dashboard.serve``, a test's server), never by a request."""
+    if app.config["DISPATCHER"] != "thread":
+        return None
+    dispatcher = runtime(app).dispatcher = Dispatcher(app)
+    dispatcher.start()
+    return dispatcher

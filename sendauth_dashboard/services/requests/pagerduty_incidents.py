@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ...core import after_commit, event_log
 from ...core import event_kinds as kinds
@@ -167,6 +168,9 @@ def _apply(transaction, incident, event_type, details, agent, occurred_at):
         incident = PagerDutyIncident(transaction_id=transaction.id, state=state or "triggered",
                                      changed_at=occurred_at)
         db.session.add(incident)
+        # The transaction's (view-only) relationship was read as None: what is drawn of the
+        # event (its row, live) shows the incident.
+        set_committed_value(transaction, "pagerduty_incident", incident)
         newer = True
     else:
         newer = occurred_at >= incident.changed_at

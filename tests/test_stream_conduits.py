@@ -1,10 +1,10 @@
-"""Live frames written by the fan-out itself (``streams.Line``), as under gunicorn's gevent
+"""Live frames written by the fan-out itself (``conduit.Conduit``), as under gunicorn's gevent
 worker: here on a real socket pair, the stream driven by a thread as gunicorn's greenlet drives
 it (writing what the stream yields as HTTP/1.1 chunks), the events published by the app's own
 services. The frames on the wire are read back as a browser would: chunks, then events.
 
 Under gevent nothing runs between a fan-out's writes; here the publishing thread writes only
-while the stream's thread waits (``line.idle``), which the tests wait for before publishing.
+while the stream's thread waits (``conduit.idle``), which the tests wait for before publishing.
 """
 import json
 import socket
@@ -16,8 +16,13 @@ import pytest
 
 from sendauth_dashboard.core import event_log
 from sendauth_dashboard.runtime import runtime
-from sendauth_dashboard.services.live import streams
 from sendauth_dashboard.services.live.broker import LocalBroker, RedisBroker
+from sendauth_dashboard.services.live.conduit import Conduit
+from sendauth_dashboard.services.live.replay import reader
+from sendauth_dashboard.services.live.rights import Viewer
+from sendauth_dashboard.services.live.slots import StreamsFull, StreamSlots
+from sendauth_dashboard.services.live.stream import stream
+from sendauth_dashboard.services.live.wire import STREAM_RETRY_MS
 from tests.support import servers
 from tests.support.config import need
 from tests.support.helpers import send_request, wait_until
@@ -29,7 +34,7 @@ setup = test_stream.setup  # the people of the stream tests (a fixture)
 
 
 class Wire:
-    """A connection: the server's end for the stream and its line, the browser's end read."""
+    """A connection: the server's end for the stream and its conduit, the browser's end read."""
 
     def __init__(self, small=False):
         self.server, self.browser = socket.socketpair()
@@ -40,12 +45,12 @@ class Wire:
         self._bytes = b""
         self._text = ""
 
-    def line(self, viewer):
+    def conduit(self, viewer):
         # gevent's socket waits cooperatively in sendall; the one under it never waits.
         raw = types.SimpleNamespace(
             send=lambda data: self.server.send(data, socket.MSG_DONTWAIT),
             recv=lambda size, flags: self.server.recv(size, flags | socket.MSG_DONTWAIT))
-        return streams.Line(viewer, self.server, raw, chunked=True)
+        return Conduit(viewer, self.server, raw, chunked=True)
 
     def write_chunk(self, text):
         """What gunicorn does with each frame the stream yields."""
@@ -112,11 +117,11 @@ class Driven:
 def open_stream(app, viewer, wire, broker, heartbeat=60):
     with app.app_context():
         after = event_log.latest_event_id()
-    line = wire.line(viewer)
-    body = streams.stream(viewer, after, broker, heartbeat=heartbeat, lifetime=60, line=line)
+    conduit = wire.conduit(viewer)
+    body = stream(viewer, after, broker, heartbeat=heartbeat, lifetime=60, conduit=conduit)
     driven = Driven(app, body, wire)
-    wait_until(lambda: line.idle, timeout=15, message="the stream waits, its line idle")
-    return line, driven
+    wait_until(lambda: conduit.idle, timeout=15, message="the stream waits, its conduit idle")
+    return conduit, driven
 
 
 def created(events):
@@ -127,9 +132,9 @@ def test_the_fan_out_writes_each_event_in_order_to_the_watchers_who_may_see_it(a
     hana, otto, uma = setup
     broker = runtime(app).broker
     wires = {name: Wire() for name in ("hana", "reviewer")}
-    lines = {
-        "hana": open_stream(app, streams.Viewer(hana.id, sees_all=False), wires["hana"], broker),
-        "reviewer": open_stream(app, streams.Viewer(otto.id, sees_all=True), wires["reviewer"],
+    conduits = {
+        "hana": open_stream(app, Viewer(hana.id, sees_all=False), wires["hana"], broker),
+        "reviewer": open_stream(app, Viewer(otto.id, sees_all=True), wires["reviewer"],
                                 broker),
     }
     hanas, ottos = [], []
@@ -143,11 +148,11 @@ def test_the_fan_out_writes_each_event_in_order_to_the_watchers_who_may_see_it(a
     for wire in wires.values():
         ids = [e["id"] for e in wire.events]
         assert ids == sorted(set(ids)), "each event once, in id order"
-    for _, driven in lines.values():
-        # Every event went out through the line: the stream itself yielded only its opening.
+    for _, driven in conduits.values():
+        # Every event went out through the conduit: the stream itself yielded only its opening.
         assert [f.split("\n")[0] for f in driven.yielded] == [
-            f"retry: {streams.STREAM_RETRY_MS}"]
-    for _, driven in lines.values():
+            f"retry: {STREAM_RETRY_MS}"]
+    for _, driven in conduits.values():
         driven.stop(broker)
     for wire in wires.values():
         wire.close()
@@ -159,8 +164,8 @@ def test_a_watcher_slow_to_read_gets_every_event_whole_and_in_order(app, setup):
     hana, _, uma = setup
     broker = runtime(app).broker
     slow, quick = Wire(small=True), Wire()
-    viewer = streams.Viewer(hana.id, sees_all=False)
-    slow_line, slow_stream = open_stream(app, viewer, slow, broker)
+    viewer = Viewer(hana.id, sees_all=False)
+    slow_conduit, slow_stream = open_stream(app, viewer, slow, broker)
     _, quick_stream = open_stream(app, viewer, quick, broker)
 
     sent = [send_request(app, hana, uma, message=f"request {n} " + "x" * 300) for n in range(40)]
@@ -170,28 +175,28 @@ def test_a_watcher_slow_to_read_gets_every_event_whole_and_in_order(app, setup):
     ids = [e["id"] for e in slow.events]
     assert ids == sorted(set(ids)) == [e["id"] for e in quick.events]
     assert len(slow_stream.yielded) > 1, "the slow watcher's socket filled (else: not tested)"
-    wait_until(lambda: slow_line.idle, timeout=15, message="the slow stream waits again")
+    wait_until(lambda: slow_conduit.idle, timeout=15, message="the slow stream waits again")
     slow_stream.stop(broker)
     quick_stream.stop(broker)
     slow.close()
     quick.close()
 
 
-def test_events_published_out_of_order_reach_a_line_in_id_order(app, setup):
+def test_events_published_out_of_order_reach_a_conduit_in_id_order(app, setup):
     hana, _, uma = setup
     broker = runtime(app).broker
     wire = Wire()
-    line, driven = open_stream(app, streams.Viewer(hana.id, sees_all=False), wire, broker)
+    conduit, driven = open_stream(app, Viewer(hana.id, sees_all=False), wire, broker)
     runtime(app).broker = LocalBroker()  # committed now, published below, late
     first, second = (send_request(app, hana, uma, message=f"n{n}") for n in range(2))
     runtime(app).broker = broker
     with app.app_context():
-        late = streams.reader(app)(line.last_id, event_log.latest_event_id() + 1)
+        late = reader(app)(conduit.last_id, event_log.latest_event_id() + 1)
     broker.publish(late[-1])  # a gap: the stream wakes and reads the table
     wire.read_until(lambda events: created(events) == [first, second])
     # The ones heard late are sent already (published while the stream waits again: under
     # gevent nothing runs between a fan-out's writes, here another thread would).
-    wait_until(lambda: line.idle, timeout=15, message="the stream waits again")
+    wait_until(lambda: conduit.idle, timeout=15, message="the stream waits again")
     for message in reversed(late[:-1]):
         broker.publish(message)
     send_request(app, hana, uma, message="n2")
@@ -206,12 +211,12 @@ def test_a_watcher_who_hangs_up_ends_its_stream_at_the_next_event(app, setup):
     hana, _, uma = setup
     broker = runtime(app).broker
     wire = Wire()
-    line, driven = open_stream(app, streams.Viewer(hana.id, sees_all=False), wire, broker)
+    conduit, driven = open_stream(app, Viewer(hana.id, sees_all=False), wire, broker)
     wire.browser.close()
     send_request(app, hana, uma)
     wait_until(lambda: broker.subscriber_count == 0, timeout=15,
                message="the stream ended and unsubscribed")
-    assert line.broken
+    assert conduit.broken
     driven.stop(broker)
     wire.server.close()
 
@@ -225,7 +230,7 @@ def test_the_redis_listener_reads_an_event_it_has_not_heard_from_the_table_once(
 
     hana, _, uma = setup
     broker = RedisBroker(REDIS_URL, prefix=f"sendauth-test-{time.monotonic_ns()}",
-                         read_between=streams.reader(app))
+                         read_between=reader(app))
     publisher = redis.Redis.from_url(REDIS_URL)
     try:
         subscription = broker.subscribe()
@@ -234,7 +239,7 @@ def test_the_redis_listener_reads_an_event_it_has_not_heard_from_the_table_once(
         for n in range(3):
             send_request(app, hana, uma, message=f"n{n}")  # the app's own broker: not this one
         with app.app_context():
-            zero, one, two = streams.reader(app)(0, event_log.latest_event_id() + 1)[-3:]
+            zero, one, two = reader(app)(0, event_log.latest_event_id() + 1)[-3:]
         for message in (zero, two, one):
             publisher.publish(broker.events_channel, json.dumps(message))
         got = [subscription.get(timeout=15) for _ in range(4)]
@@ -245,24 +250,24 @@ def test_the_redis_listener_reads_an_event_it_has_not_heard_from_the_table_once(
         publisher.close()
 
 
-def test_a_line_tells_when_its_browser_has_hung_up(setup):
+def test_a_conduit_tells_when_its_browser_has_hung_up(setup):
     hana, _, _ = setup
     wire = Wire()
-    line = wire.line(streams.Viewer(hana.id, sees_all=False))
-    line.idle = True
-    assert not line.gone()
+    conduit = wire.conduit(Viewer(hana.id, sees_all=False))
+    conduit.idle = True
+    assert not conduit.gone()
     wire.browser.close()
-    assert line.gone() and line.broken and not line.idle
+    assert conduit.gone() and conduit.broken and not conduit.idle
     wire.server.close()
 
 
 def test_at_a_persons_cap_the_streams_whose_browser_has_gone_give_their_slots_back():
-    slots = streams.StreamSlots()
+    slots = StreamSlots()
     hung_up = {"first": False, "second": False}
     for name in hung_up:
         slots.open(7, per_user=2, per_process=100, gone=lambda name=name: hung_up[name])
     slots.open(8, per_user=2, per_process=100)  # someone else's, nothing to ask
-    with pytest.raises(streams.StreamsFull):
+    with pytest.raises(StreamsFull):
         slots.open(7, per_user=2, per_process=100)  # both still there: refused
     hung_up["second"] = True  # a reload
     release = slots.open(7, per_user=2, per_process=100)

@@ -1,0 +1,85 @@
+"""The stream: one watcher's server-sent events, replayed from the table, then live, then
+ended after its lifetime so the browser reconnects."""
+import random
+import time
+
+from .broker import CLOSE, RESYNC
+from .replay import catch_up
+from .rights import rights_of
+from .wire import KEEPALIVE, live_frames, opening
+
+# A stream ends somewhere between this share of SSE_MAX_SECONDS and all of it.
+LIFETIME_SPREAD = 0.25
+
+
+def lifetime(max_seconds, rng=random):
+    """How long one stream stays open before the browser reconnects: spread out, so the
+    watchers who connected together (after a restart, say) do not all reconnect together
+    again every few minutes, each costing a session load and a replay query at once."""
+    return max_seconds * rng.uniform(1 - LIFETIME_SPREAD, 1)
+
+
+def stream(viewer, after_id, broker, *, heartbeat, lifetime, clock=time.monotonic,
+           conduit=None):
+    """Server-sent events for one watcher: replay what they missed, then live, then end.
+
+    Ids reach the watcher in increasing order, none skipped. Event ids commit in the order
+    they were given (``record``), but processes publish after their commits in whatever order
+    they get to it: a live message that is not the next id makes the stream catch up from the
+    table instead. A message at or below the last id seen is already sent (or not the
+    watcher's). It subscribes before reading the table, so an event committed in between
+    arrives either way. It holds no database connection while it waits. A full queue (a slow
+    watcher) makes it catch up from the table instead of dropping events. With a ``conduit``
+    (``conduit_for``), the fan-out writes live messages in order itself while the stream waits.
+    """
+    subscription = broker.subscribe()
+    subscription.conduit = conduit
+    rights = rights_of()
+    try:
+        yield opening()
+        last_id = yield from catch_up(viewer, after_id)
+        deadline = clock() + lifetime
+        while (remaining := deadline - clock()) > 0:
+            if conduit is not None and subscription.empty:
+                conduit.last_id, conduit.idle = last_id, True
+            message = subscription.get(timeout=min(heartbeat, remaining))
+            if conduit is not None:
+                # Only an idle conduit is written to, so only now can a frame be left half sent.
+                conduit.idle = False
+                last_id = max(last_id, conduit.last_id)
+                if not conduit.flush():
+                    return
+            if message is CLOSE or not _still_allowed(viewer, rights, message, last_id,
+                                                      subscription):
+                return
+            if message is RESYNC or subscription.overflowed:
+                subscription.overflowed = False
+                subscription.drain()
+                last_id = yield from catch_up(viewer, last_id)
+            elif message is None:
+                yield KEEPALIVE
+            elif message["id"] == last_id + 1:
+                last_id = message["id"]
+                if viewer.may_see(message):
+                    yield live_frames(message)
+            elif message["id"] > last_id:
+                # Every id below this one has committed or rolled back (a rolled-back id is a
+                # gap for good on PostgreSQL): the table has all there is to send before it.
+                last_id = max(message["id"], (yield from catch_up(viewer, last_id)))
+    finally:
+        if conduit is not None:
+            conduit.idle = False
+        broker.unsubscribe(subscription)
+
+
+def _still_allowed(viewer, rights, message, last_id, subscription):
+    """Whether the viewer may still watch, asked when rights may have changed: on a heartbeat
+    (``message`` None), on a user event, and before reading the table, which has only
+    transaction events (a user event may be among what it fills in)."""
+    if message is None:
+        return viewer.still_allowed(rights)
+    if isinstance(message, dict) and str(message.get("kind", "")).startswith("user."):
+        return viewer.still_allowed(rights, after_event=message["id"])
+    if not isinstance(message, dict) or message["id"] > last_id + 1 or subscription.overflowed:
+        return viewer.still_allowed()
+    return True
