@@ -30,7 +30,6 @@ class SettingsError(ServiceError):
     """Settings cannot be saved as given; the message says why and what to do."""
 
 
-
 @dataclass(frozen=True)
 class Setting:
     """One setting of an integration: a column of its row and a field of its settings form.

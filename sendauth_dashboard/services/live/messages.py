@@ -149,9 +149,9 @@ class Told:
         """A delivery that resolves PagerDuty's incident rather than notifying the user."""
         return self["action"] == "resolve"
 
-    def but(self, error_key="error"):
+    def error_tail(self):
         """``: <the error>`` when there is one."""
-        return f": {self[error_key]}" if self[error_key] else ""
+        return f": {self['error']}" if self["error"] else ""
 
 
 PROOF_WORDS = {"passkey": "with a passkey", "password": "by entering their password again"}
@@ -261,7 +261,7 @@ def _settings_tested(label, did):
         line = f"{t.who} {did} through {label}: {t['outcome'] or 'sent'}"
         if t["http_status"]:
             line += f" (HTTP {t['http_status']})"
-        return line + t.but()
+        return line + t.error_tail()
 
     return words
 
@@ -298,7 +298,7 @@ WORDS = {
     kinds.PROFILE_MESSAGING_CHANGED: lambda t: (f"{t.who} changed their messaging "
                                                 f"preferences: {t.changes}"),
     kinds.PROFILE_CHANGE_ANNOUNCED: lambda t: (f"Telling {t.who} of the change through "
-                                               f"{t.channel}: {t['outcome']}{t.but()}"),
+                                               f"{t.channel}: {t['outcome']}{t.error_tail()}"),
     kinds.SETTINGS_ORGANISATION_CHANGED: lambda t: (f"{t.who} changed the organisation's "
                                                     f"rules: {t.changes}"),
     **{kind: words for name in channels.names() for kind, words in zip(

@@ -33,7 +33,6 @@ class AccountError(ServiceError):
     """A rule about accounts was broken; the message tells the person how to fix it."""
 
 
-
 def normalize_email(email):
     """The stored form of an email: trimmed, checked, lower-cased. Raises AccountError."""
     email = (email or "").strip()

@@ -32,7 +32,6 @@ class EnrolmentError(ServiceError):
     """The link cannot be used; the message says why and what to do next."""
 
 
-
 def url(token):
     return f"{current_app.config['BASE_URL']}/enrol/{token}"
 

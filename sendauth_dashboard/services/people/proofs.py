@@ -10,7 +10,6 @@ class ProofError(ServiceError):
     """The user did not prove it is them; ``field`` is the form field it is about."""
 
 
-
 def needed(user, *, answering=False):
     """How ``user`` proves it is them: ``passkey`` when they have one, else ``password``;
     but answering a request where the organisation requires a passkey, ``register`` (they

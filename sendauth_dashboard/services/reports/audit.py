@@ -37,7 +37,6 @@ class AuditFilterError(ServiceError):
     """A filter that cannot be applied, with what to type instead."""
 
 
-
 @dataclass(frozen=True)
 class Filters:
     kind: str = ""

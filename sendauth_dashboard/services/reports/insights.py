@@ -42,7 +42,6 @@ class RangeError(ServiceError):
     """A range that cannot be shown, with what to ask for instead."""
 
 
-
 @dataclass(frozen=True)
 class DayRange:
     """From the first to the last UTC day, both included."""

@@ -32,7 +32,6 @@ class TransactionError(ServiceError):
     """A request cannot be sent as asked; the message says why and what to do."""
 
 
-
 def answer_link(token):
     return f"{current_app.config['BASE_URL']}/authenticate/{token}"
 

@@ -21,7 +21,6 @@ class VerificationError(ServiceError):
     field it is about."""
 
 
-
 def verify(transaction, *, user, code, credential=None, password=None, now=None):
     """Check the code and the proof, then verify. Returns transactions.Outcome (denied after a
     wrong code); raises VerificationError (the transaction still pending) when the user must
