@@ -33,6 +33,32 @@ settings.register_profile("ci", derandomize=True, database=None)
 settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Long tests first in each xdist worker's share, short ones last.
+
+    With ``--dist worksteal`` (setup.cfg) each of the N workers starts with a contiguous
+    N-th of the collection, and a worker that runs out takes the tail of another's queue. The
+    tests that take seconds each (marked ``slow`` or ``browser``) are dealt round the workers
+    and put at the head of each share, so what is left to share out at the end is short tests
+    and no worker waits on one long test at the end of the run. Every worker collects the same
+    order, as xdist requires."""
+    workers = getattr(config, "workerinput", {}).get("workercount", 1)
+    long = [item for item in items
+            if item.get_closest_marker("slow") or item.get_closest_marker("browser")]
+    if workers < 2 or not long:
+        return
+    taken = set(map(id, long))
+    short = [item for item in items if id(item) not in taken]
+    ordered = []
+    for n in range(workers):
+        share = (n + 1) * len(items) // workers - n * len(items) // workers
+        heads = long[n::workers]
+        count = max(0, share - len(heads)) if n < workers - 1 else len(short)
+        ordered += heads + short[:count]
+        short = short[count:]
+    items[:] = ordered
+
+
 class _CompiledTemplates(BytecodeCache):
     """Templates compiled once per session, in memory, for every app the tests make: each test
     builds a fresh app, whose new Jinja environment would otherwise compile every template it
