@@ -154,11 +154,12 @@ def pytest_generate_tests(metafunc):
     ``pytestmark``). Mark what can behave differently there, and only that: queries beyond
     reading a row back (lists, search, filters, counts, insights, health), locking and races
     (the dispatcher's claim, concurrent answers, the last admin, the event order lock), upserts,
-    and the streams' replay. Views, forms, the role table, channels and rendering do not depend
-    on the database and run on SQLite only. Tests that exist for PostgreSQL ask for it by name
-    and are marked ``postgres``: tests/test_postgres.py (its ``database_url`` is PostgreSQL's),
-    the migration drift test there, and the scale-out, load and pool tests
-    (``served_database``, ``postgres_url``).
+    the streams' replay, and odd input (PostgreSQL refuses NUL in text: the fuzzed forms).
+    Views, pages, the role table, channels and rendering do not depend on the database and run
+    on SQLite only. Tests that exist for PostgreSQL ask for it by name and are marked
+    ``postgres``: tests/test_postgres.py (its ``database_url`` is PostgreSQL's, and the
+    migration drift test), the scale-out, load and pool tests (``served_database``,
+    ``postgres_url``).
     """
     if ("database_url" in metafunc.fixturenames
             and metafunc.definition.get_closest_marker("both_databases")):
