@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, text
 
 from sendauth_dashboard import create_app
 from sendauth_dashboard.extensions import db
-from sendauth_dashboard.services import accounts
+from sendauth_dashboard.services.people import accounts
 from tests.support import servers
 from tests.support.accounts import PASSWORD, register_passkey
 from tests.support.config import base_test_config

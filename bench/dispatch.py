@@ -22,7 +22,8 @@ from sqlalchemy import create_engine, func, select, text
 
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery
-from sendauth_dashboard.services import accounts, transactions
+from sendauth_dashboard.services.people import accounts
+from sendauth_dashboard.services.requests import transactions
 
 from . import common
 from .common import get

@@ -36,18 +36,20 @@ from pathlib import Path
 import requests
 from sqlalchemy import select
 
+from sendauth_dashboard.core import event_log
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Event, Transaction
-from sendauth_dashboard.services import accounts, transactions
-from sendauth_dashboard.services.live import event_log, messages, streams
+from sendauth_dashboard.services.live import messages, streams
+from sendauth_dashboard.services.people import accounts
+from sendauth_dashboard.services.requests import transactions
 from tests.support import servers
 
 from . import common
 from .common import get
 from .fakes import BenchPagerDuty
-from .fanout import STREAM_SETTINGS, Client, FlaskSse, cookie_header
 from .headers import COMMITTED_AT, EVENTS
 from .send import send_form
+from .watchers import STREAM_SETTINGS, Client, FlaskSse, cookie_header
 
 WARMUP_SENDS = 2  # with all N watchers open, before the measured sends
 EVENT_TIMEOUT = 60.0

@@ -18,7 +18,7 @@ from sqlalchemy import select, text
 
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Event, Transaction, utcnow
-from sendauth_dashboard.services import accounts
+from sendauth_dashboard.services.people import accounts
 
 from . import common
 from .common import get

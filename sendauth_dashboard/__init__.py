@@ -6,13 +6,13 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import DEFAULTS, ENV_PREFIX, derive
+from .core import after_commit
+from .core.secrets import secret_box_for
 from .extensions import csrf, db, limiter, login_manager, migrate
 from .runtime import Runtime
-from .services import after_commit
-from .services.live import streams
+from .services.live import messages, streams
 from .services.live.broker import broker_for
 from .services.outbox.send_window import window_for
-from .services.secrets import secret_box_for
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_DIR.parent
@@ -40,7 +40,7 @@ def create_app(test_config=None):
                                          viewer_rights=streams.Rights())
     _init_extensions(app)
     _register_views(app)
-    after_commit.install()
+    after_commit.install(messages.message_for)
     return app
 
 
@@ -64,23 +64,21 @@ def _init_extensions(app):
 
 
 def _register_views(app):
-    from . import (
+    from . import cli, errors, security
+    from .core.ids import RowIdConverter
+    from .pages import (
         auth,
-        cli,
         enrolment,
-        errors,
         formatting,
         insights,
         main,
         profile,
-        security,
         settings,
         transactions,
         webhooks,
     )
-    from .ids import RowIdConverter
+    from .pages.settings.channels import ChannelConverter
     from .services.outbox.dispatcher import dispatcher_of
-    from .settings.channels import ChannelConverter
 
     app.url_map.converters.update(int=RowIdConverter, channel=ChannelConverter)
     for blueprint in (auth.bp, main.bp, settings.bp, profile.bp, transactions.bp,

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from .extensions import db
 from .models import ROLES, User
-from .services import accounts, enrolment, passkeys
 from .services.outbox.dispatcher import Dispatcher
+from .services.people import accounts, enrolment, passkeys
 
 
 @click.command("create-user")

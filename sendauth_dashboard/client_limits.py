@@ -10,7 +10,7 @@ import hashlib
 from flask import current_app, request
 
 from .extensions import limiter
-from .services import accounts
+from .services.people import accounts
 
 
 def _configured(name):

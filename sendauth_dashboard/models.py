@@ -125,8 +125,8 @@ class User(UserMixin, db.Model):
     notify_slack: Mapped[bool] = mapped_column(default=False)
     phone: Mapped[str | None] = mapped_column(String(16))
     slack_member_id: Mapped[str | None] = mapped_column(String(32))
-    # What weakens the proof for a while (services.risks): an admin's passkey reset, and the
-    # last change to how the user is reached.
+    # What weakens the proof for a while (services.requests.risks): an admin's passkey reset,
+    # and the last change to how the user is reached.
     passkeys_reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     contacts_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -167,7 +167,8 @@ class Transaction(db.Model):
         # answered ones (status first: SQLite then never prefers the status index alone).
         Index("ix_transactions_created_at", "created_at"),
         Index("ix_transactions_status_created_at", "status", "created_at"),
-        # The list's text search (services/transaction_list.py): trigrams answer ILIKE '%word%'.
+        # The list's text search (services/requests/transaction_list.py): trigrams answer
+        # ILIKE '%word%'.
         *(Index(name, column, postgresql_using="gin", postgresql_ops={column: "gin_trgm_ops"})
           .ddl_if(dialect="postgresql") for name, column in POSTGRESQL_ONLY_INDEXES.items()),
     )
@@ -188,7 +189,8 @@ class Transaction(db.Model):
     # Call binding: the requestor reads the code to the user, who types it before verifying.
     # None on older requests.
     binding_code: Mapped[str | None] = mapped_column(String(3))
-    # What weakens the proof (services.risks), as of the last change: shown to the requestor.
+    # What weakens the proof (services.requests.risks), as of the last change: shown to the
+    # requestor.
     risks: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
 
     requestor: Mapped[User] = relationship(foreign_keys=[requestor_id], lazy="joined")

@@ -11,7 +11,7 @@ from flask import current_app
 
 @dataclass(eq=False)
 class Runtime:
-    # Encrypts stored secrets (services.secrets).
+    # Encrypts stored secrets (core.secrets).
     secret_box: object
     # Carries committed events to open streams and wake-ups to dispatchers (services.live).
     broker: object

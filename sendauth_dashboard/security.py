@@ -2,10 +2,11 @@
 size limit that holds for request bodies sent without a length, and no NUL characters in."""
 import io
 import logging
-import re
 
 from flask import current_app, request
 from werkzeug.exceptions import BadRequest
+
+from .core.tokens import redact_tokens
 
 CONTENT_SECURITY_POLICY = "; ".join((
     "default-src 'self'",
@@ -18,15 +19,6 @@ CONTENT_SECURITY_POLICY = "; ".join((
     "object-src 'none'",
     "frame-ancestors 'none'",
 ))
-
-# /authenticate/<token> and /enrol/<token>, also URL-encoded inside a ?next= parameter.
-_TOKEN_IN_PATH = re.compile(r"((?:authenticate|enrol)(?:/|%2F))[A-Za-z0-9_\-]+",
-                            re.IGNORECASE)
-
-
-def redact_tokens(text):
-    return _TOKEN_IN_PATH.sub(r"\1[token]", text)
-
 
 class RedactTokens(logging.Filter):
     """Replaces answer tokens in request lines: Werkzeug's and gunicorn's access logs, and

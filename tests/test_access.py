@@ -111,7 +111,7 @@ ROUTES = CHANNEL_ROUTES + [
 def enrolment_token(app, user):
     """A passkey enrolment link for ``user``, as an admin issues it."""
     from sendauth_dashboard.models import User
-    from sendauth_dashboard.services import enrolment
+    from sendauth_dashboard.services.people import enrolment
 
     with app.app_context():
         token = enrolment.issue(db.session.get(User, user.id), actor=None)

@@ -7,10 +7,10 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import update
 
-from sendauth_dashboard.csv_export import cell
+from sendauth_dashboard.core import event_log
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Event
-from sendauth_dashboard.services.live import event_log
+from sendauth_dashboard.pages.csv_export import cell
 from tests.support.helpers import OTHER_TEST_KEY, TEST_KEY, configure_pagerduty, send_request
 
 pytestmark = pytest.mark.both_databases

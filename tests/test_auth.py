@@ -39,7 +39,7 @@ def test_wrong_email_and_wrong_password_get_the_same_message(auth, make_user, em
 def test_an_unknown_email_costs_the_same_hashing_as_a_wrong_password(app, auth, make_user,
                                                                       monkeypatch, email):
     """Else the time a refusal takes tells which emails have an account."""
-    from sendauth_dashboard.services import accounts
+    from sendauth_dashboard.services.people import accounts
 
     make_user("member")
     methods = []

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Transaction
 from sendauth_dashboard.runtime import runtime
-from sendauth_dashboard.services import transactions
+from sendauth_dashboard.services.requests import transactions
 from tests.support.accounts import PASSWORD, create_user
 from tests.support.browser import LIVE, signed_in
 from tests.support.helpers import configure_pagerduty, send_request
@@ -50,7 +50,7 @@ def with_virtual_authenticator(page):
 def enrolment_link(app, person):
     """A passkey enrolment link for ``person``, as an admin issues it."""
     from sendauth_dashboard.models import User
-    from sendauth_dashboard.services import enrolment
+    from sendauth_dashboard.services.people import enrolment
 
     with app.app_context():
         link = enrolment.url(enrolment.issue(db.session.get(User, person.id), actor=None))

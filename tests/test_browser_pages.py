@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Transaction, utcnow
 from sendauth_dashboard.runtime import runtime
-from sendauth_dashboard.services import transactions
+from sendauth_dashboard.services.requests import transactions
 from tests.support.accounts import create_user
 from tests.support.browser import LIVE, signed_in
 from tests.support.helpers import answer_token, configure_pagerduty, send_request

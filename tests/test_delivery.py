@@ -9,14 +9,14 @@ from sqlalchemy import func, select, update
 from sendauth_dashboard.channels import integration
 from sendauth_dashboard.channels.http import SendResult
 from sendauth_dashboard.config import DEFAULTS
+from sendauth_dashboard.core.secrets import secret_box_for
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Event, Transaction, User, utcnow
 from sendauth_dashboard.runtime import runtime
-from sendauth_dashboard.services import transactions
 from sendauth_dashboard.services.outbox import deliveries
 from sendauth_dashboard.services.outbox.deliveries import backoff_seconds
 from sendauth_dashboard.services.outbox.dispatcher import Dispatcher, dispatcher_of
-from sendauth_dashboard.services.secrets import secret_box_for
+from sendauth_dashboard.services.requests import transactions
 from tests.support.helpers import (
     TEST_KEY,
     configure_email,
@@ -248,7 +248,7 @@ def test_the_dispatcher_thread_sends_as_soon_as_a_request_is_queued(app, people,
     app.config["DISPATCHER_IDLE_SECONDS"] = 30.0  # so only the wake-up can explain a quick send
     dispatcher = dispatcher_of(app)
     try:
-        send_request(app, *people)  # its commit wakes the dispatcher (services.after_commit)
+        send_request(app, *people)  # its commit wakes the dispatcher (core.after_commit)
         fake_pagerduty.wait_for(lambda fake: len(fake.incidents) == 1, timeout=15)
     finally:
         dispatcher.stop(timeout=5)

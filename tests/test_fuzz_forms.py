@@ -352,7 +352,7 @@ def test_an_invitation_never_fails_on_odd_input(app, data, token_path):
     answers, and odd tokens in the address. Nothing is registered without a real answer."""
     import uuid
 
-    from sendauth_dashboard.services import accounts, enrolment
+    from sendauth_dashboard.services.people import accounts, enrolment
 
     path = f"/enrol/{quote(token_path, safe='')}"
     if token_path == "real":

@@ -5,7 +5,7 @@ import pytest
 
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Transaction
-from sendauth_dashboard.services import insights
+from sendauth_dashboard.services.reports import insights
 
 pytestmark = pytest.mark.both_databases
 

@@ -12,8 +12,8 @@ from sqlalchemy import select, update
 
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Event, Passkey, PasskeyChallenge, Transaction, User, utcnow
-from sendauth_dashboard.services import passkeys
 from sendauth_dashboard.services.live import messages
+from sendauth_dashboard.services.people import passkeys
 from tests.support.authenticator import SoftAuthenticator
 from tests.support.helpers import (
     answer_token,
@@ -589,7 +589,7 @@ def test_the_code_may_be_typed_with_spaces_around_it(app, client, sent):
 # -- the organisation's setting: "Require a passkey to verify" --------------------------------
 
 def require_passkey(app, on):
-    from sendauth_dashboard.services import organisation
+    from sendauth_dashboard.services.reports import organisation
 
     with app.app_context():
         organisation.update(require_passkey=on, actor=None)

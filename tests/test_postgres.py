@@ -8,9 +8,9 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect
 
 from sendauth_dashboard import create_app
+from sendauth_dashboard.core import event_log
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import in_schema_of
-from sendauth_dashboard.services.live import event_log
 from tests.support.config import base_test_config
 
 pytestmark = pytest.mark.postgres

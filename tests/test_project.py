@@ -80,9 +80,34 @@ def test_a_wheel_built_from_the_repository_serves_pages(tmp_path):
     assert result.returncode == 0 and "served" in result.stdout, result.stderr[-2000:]
 
 
-def _module_imports(path, package_root):
-    """The package's modules that the module at ``path`` imports, anywhere in it."""
-    module = ".".join(path.relative_to(package_root.parent).with_suffix("").parts)
+# What imports what, by folder. The floor (core/) and what it stands on import nothing above
+# them; channels/ imports no service; services import no page, API or app plumbing. A module
+# may import its own layer and those below it, never one above.
+LAYERS = (
+    ("plumbing below everything", ("config", "extensions", "runtime")),
+    ("models", ("models",)),
+    ("the floor", ("core",)),
+    ("channels", ("channels",)),
+    ("services", ("services",)),
+)
+TOP_LAYER = "pages, the API, the CLI and the app's plumbing"
+PACKAGE = "sendauth_dashboard"
+IMPORT_ROOTS = (PACKAGE, "bench", "tests")
+
+
+def layer_of(module):
+    """The index and name of ``module``'s layer (a module of the package, by dotted name)."""
+    first = module.split(".")[1] if module.count(".") else ""
+    for index, (name, folders) in enumerate(LAYERS):
+        if first in folders:
+            return index, name
+    return len(LAYERS), TOP_LAYER
+
+
+def _module_imports(path, root):
+    """The dotted name of the module at ``path`` and the modules (of the package, bench and
+    tests) it imports, anywhere in it."""
+    module = ".".join(path.relative_to(root).with_suffix("").parts)
     if module.endswith(".__init__"):
         module = module[: -len(".__init__")]
         package = module
@@ -96,24 +121,26 @@ def _module_imports(path, package_root):
                 parts = package.split(".")
                 parts = parts[: len(parts) - node.level + 1]
                 base = ".".join(parts + ([base] if base else []))
-            if base.startswith("sendauth_dashboard"):
+            if base.split(".")[0] in IMPORT_ROOTS:
                 found.add(base)
                 found.update(f"{base}.{alias.name}" for alias in node.names)
         elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.startswith("sendauth_dashboard"))
+            found.update(a.name for a in node.names if a.name.split(".")[0] in IMPORT_ROOTS)
     return module, found
 
 
-def test_the_code_has_no_import_cycle():
-    """Layers point one way (views → services and channels → models). A package's own
-    ``__init__`` importing its modules (a blueprint's views registering themselves) is not a
-    cycle."""
-    package_root = ROOT / "sendauth_dashboard"
-    paths = [p for p in package_root.rglob("*.py") if "migrations" not in p.parts]
-    graph = dict(_module_imports(p, package_root) for p in paths)
-    graph = {m: {d for d in deps if d in graph and d != m and not d.startswith(m + ".")}
-             for m, deps in graph.items()}
+def import_graph(root=ROOT):
+    """{module: the modules it imports}, for every module of the package (migrations left
+    out), bench and tests. A package's own ``__init__`` importing its modules (a blueprint's
+    views registering themselves) is not an arrow."""
+    paths = [p for top in IMPORT_ROOTS for p in (root / top).rglob("*.py")
+             if "migrations" not in p.parts]
+    graph = dict(_module_imports(p, root) for p in paths)
+    return {m: {d for d in deps if d in graph and d != m and not d.startswith(m + ".")}
+            for m, deps in graph.items()}
 
+
+def cycles_in(graph):
     def reaches(start, goal, seen):
         for nxt in graph[start]:
             if nxt == goal:
@@ -124,8 +151,78 @@ def test_the_code_has_no_import_cycle():
                     return True
         return False
 
-    cycles = sorted(m for m in graph if reaches(m, m, set()))
-    assert cycles == [], f"modules in an import cycle: {cycles}"
+    return sorted(m for m in graph if reaches(m, m, set()))
+
+
+def arrows_up(graph):
+    """Imports of the package that point from a lower layer to a higher one."""
+    found = []
+    for module, deps in sorted(graph.items()):
+        if not module.startswith(PACKAGE + ".") or module == PACKAGE:
+            continue
+        here, here_name = layer_of(module)
+        for dep in sorted(deps):
+            there, there_name = layer_of(dep)
+            if dep.startswith(PACKAGE + ".") and there > here:
+                found.append(f"{module} ({here_name}) imports {dep} ({there_name})")
+    return found
+
+
+def test_the_code_has_no_import_cycle():
+    """No circle anywhere in the tree: the package, the benchmarks and the tests."""
+    assert cycles_in(import_graph()) == []
+
+
+def test_imports_point_down_the_layers():
+    """Pages → services → channels → the floor → models: no arrow runs back up."""
+    assert arrows_up(import_graph()) == []
+
+
+def test_the_layer_and_cycle_checks_catch_an_import_added_back(tmp_path):
+    """The checks above fail on the faults they are for: a copy of the tree where the floor
+    imports a service (an arrow up, and a circle)."""
+    for top in IMPORT_ROOTS:
+        shutil.copytree(ROOT / top, tmp_path / top,
+                        ignore=shutil.ignore_patterns("__pycache__", "results"))
+    event_log = tmp_path / PACKAGE / "core" / "event_log.py"
+    event_log.write_text(event_log.read_text() + "\nfrom ..services.people import accounts\n")
+    channel = tmp_path / PACKAGE / "channels" / "base.py"
+    channel.write_text(channel.read_text() + "\nfrom ..services.requests import risks\n")
+    graph = import_graph(tmp_path)
+    assert f"{PACKAGE}.core.event_log" in cycles_in(graph)
+    arrows = arrows_up(graph)
+    assert f"{PACKAGE}.channels.base (channels) imports {PACKAGE}.services.requests.risks " \
+        "(services)" in arrows
+    assert f"{PACKAGE}.core.event_log (the floor) imports {PACKAGE}.services.people.accounts " \
+        "(services)" in arrows
+    assert {arrow.partition(" (")[0] for arrow in arrows} == {
+        f"{PACKAGE}.channels.base", f"{PACKAGE}.core.event_log"}
+
+
+def _code_map():
+    """The README's map of the code: the block under "The code: where things are"."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## The code: where things are"):]
+    return section.split("```")[1]
+
+
+def test_the_readmes_code_map_matches_the_tree():
+    """Every module and folder of the package is on the map, and every file the map names is
+    in the tree: a newcomer reading it finds each rule where it says."""
+    code_map = _code_map()
+    words = set(code_map.replace("(", " ").replace(")", " ").replace(",", " ").split())
+    package = ROOT / PACKAGE
+    missing = []
+    for path in sorted(package.rglob("*")):
+        if "migrations" in path.parts or "__pycache__" in path.parts:
+            continue
+        if path.is_dir() and f"{path.name}/" not in words:
+            missing.append(f"{path.relative_to(ROOT)}/")
+        elif path.suffix == ".py" and path.name != "__init__.py" and path.name not in words:
+            missing.append(str(path.relative_to(ROOT)))
+    names = {p.name for p in ROOT.rglob("*.py") if ".venv" not in p.parts}
+    stale = sorted(w for w in words if w.endswith(".py") and w not in names)
+    assert (missing, stale) == ([], [])
 
 
 def test_the_channel_registry_is_what_the_database_accepts():

@@ -145,7 +145,7 @@ def test_a_streamed_body_without_a_length_is_held_to_the_same_limit(live_server)
     assert "What you sent is too large" in response.text
     with live_server.app.app_context():
         from sendauth_dashboard.extensions import db
-        from sendauth_dashboard.services import accounts
+        from sendauth_dashboard.services.people import accounts
 
         accounts.create_user(email="chunky@example.com", name="Chunky", role="member",
                              password=PASSWORD)

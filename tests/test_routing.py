@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from sendauth_dashboard import channels
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Event, Transaction, User
-from sendauth_dashboard.services import routing, transactions
+from sendauth_dashboard.services.requests import routing, transactions
 from tests.support.helpers import (
     configure_email,
     configure_pagerduty,

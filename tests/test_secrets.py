@@ -14,10 +14,10 @@ import pytest
 import requests
 from sqlalchemy import select, update
 
+from sendauth_dashboard.core.secrets import derive_key
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Event, Transaction, User, utcnow
 from sendauth_dashboard.services.outbox.dispatcher import Dispatcher, dispatcher_of
-from sendauth_dashboard.services.secrets import derive_key
 from tests.support import servers
 from tests.support.accounts import PASSWORD, create_user
 from tests.support.helpers import (
@@ -256,7 +256,7 @@ def test_gunicorns_access_log_has_the_token_masked(tmp_path):
 
 def test_a_crash_on_the_answer_page_logs_no_token(app, client, make_user, monkeypatch, caplog):
     """Flask logs the address of a request that failed: the token is masked there too."""
-    from sendauth_dashboard.services import transactions
+    from sendauth_dashboard.services.requests import transactions
 
     configure_pagerduty(app)
     requestor, user = make_user("requestor"), make_user("member", notify_pagerduty=True)

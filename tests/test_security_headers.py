@@ -110,7 +110,7 @@ def raising(exc):
 
 
 def test_every_error_page_has_the_headers(app, client, make_user, monkeypatch):
-    from sendauth_dashboard import main
+    from sendauth_dashboard.pages import main
 
     responses = [
         (404, client.get("/no/such/page")),

@@ -206,8 +206,8 @@ def test_other_roles_get_403_and_no_link(client, auth, make_user):
 
 
 def test_a_key_that_cannot_be_decrypted_is_reported_not_a_crash(app, client, as_admin):
+    from sendauth_dashboard.core.secrets import secret_box_for
     from sendauth_dashboard.runtime import runtime
-    from sendauth_dashboard.services.secrets import secret_box_for
 
     save(as_admin, enabled="y", integration_key=TEST_KEY)
     runtime(app).secret_box = secret_box_for({"SECRET_KEY": "a different secret key"})

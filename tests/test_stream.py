@@ -5,12 +5,13 @@ import threading
 import pytest
 from sqlalchemy import select
 
+from sendauth_dashboard.core import event_log
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Transaction, User
 from sendauth_dashboard.runtime import runtime
-from sendauth_dashboard.services import transactions
-from sendauth_dashboard.services.live import event_log, streams
+from sendauth_dashboard.services.live import streams
 from sendauth_dashboard.services.live.broker import LocalBroker
+from sendauth_dashboard.services.requests import transactions
 from tests.support.helpers import configure_pagerduty, send_request, wait_until
 from tests.support.sse import ClientStream, live_stream
 from tests.support.web import AuthActions
@@ -305,8 +306,9 @@ def test_streams_that_open_together_do_not_all_end_together():
 
 
 @pytest.mark.parametrize("change", ["demoted", "deactivated", "signed out everywhere"])
-def test_a_stream_ends_as_soon_as_its_viewer_loses_the_right(app, stream_people, make_user, change):
-    from sendauth_dashboard.services import accounts
+def test_a_stream_ends_as_soon_as_its_viewer_loses_the_right(app, stream_people, make_user,
+                                                              change):
+    from sendauth_dashboard.services.people import accounts
 
     _, otto, uma = stream_people
     reviewer = make_user("reviewer", name="Rita")

@@ -14,8 +14,9 @@ import types
 
 import pytest
 
+from sendauth_dashboard.core import event_log
 from sendauth_dashboard.runtime import runtime
-from sendauth_dashboard.services.live import event_log, streams
+from sendauth_dashboard.services.live import streams
 from sendauth_dashboard.services.live.broker import LocalBroker, RedisBroker
 from tests.support import servers
 from tests.support.config import REDIS_URL, need, redis_available

@@ -9,8 +9,8 @@ from sqlalchemy import event as sa_event
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import User
 from sendauth_dashboard.runtime import runtime
-from sendauth_dashboard.services import accounts
 from sendauth_dashboard.services.live import streams
+from sendauth_dashboard.services.people import accounts
 from tests.support.helpers import wait_until
 from tests.support.sse import live_stream
 

@@ -6,7 +6,7 @@ from sqlalchemy import select, update
 
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Transaction, User, utcnow
-from sendauth_dashboard.services import transaction_list
+from sendauth_dashboard.services.requests import transaction_list
 from tests.support.helpers import configure_pagerduty, send_request
 
 pytestmark = pytest.mark.both_databases

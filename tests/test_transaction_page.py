@@ -8,8 +8,8 @@ from sqlalchemy import update
 
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, utcnow
-from sendauth_dashboard.services import delivery_report
 from sendauth_dashboard.services.outbox.dispatcher import Dispatcher
+from sendauth_dashboard.services.requests import delivery_report
 from tests.support.helpers import configure_pagerduty, send_request
 
 from .fakes.pagerduty import Answer

@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Event, Transaction, User, utcnow
-from sendauth_dashboard.services import transaction_list, transactions
+from sendauth_dashboard.services.requests import transaction_list, transactions
 from tests.support.helpers import configure_pagerduty, send_request
 from tests.support.web import AuthActions
 

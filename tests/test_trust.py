@@ -210,7 +210,7 @@ def test_a_passkey_registered_after_sending_is_flagged_when_verifying(
 
 
 def test_verifying_with_the_password_is_flagged(app, client, auth, requestor, make_user):
-    from sendauth_dashboard.services import organisation
+    from sendauth_dashboard.services.reports import organisation
 
     with app.app_context():
         organisation.update(require_passkey=False, actor=None)

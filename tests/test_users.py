@@ -119,7 +119,7 @@ def test_an_admin_can_step_down_when_another_admin_remains(app, as_admin, admin,
 @pytest.mark.parametrize("change", ["demote", "deactivate"])
 def test_two_admins_removing_each_other_at_once_leave_one_admin(app, make_user, monkeypatch,
                                                                 change):
-    from sendauth_dashboard.services import accounts
+    from sendauth_dashboard.services.people import accounts
 
     first, second = make_user("admin"), make_user("admin")
     counted = accounts._other_active_admins
@@ -171,7 +171,7 @@ def test_the_last_active_admin_cannot_be_deactivated(app, client, as_admin, make
         assert db.session.get(User, other_admin.id).active is False
     # Now the signed-in admin is the last active one; a deactivated admin does not count.
     with app.app_context():
-        from sendauth_dashboard.services import accounts
+        from sendauth_dashboard.services.people import accounts
         me = db.session.scalar(select(User).where(User.email == "admin@example.com"))
         with pytest.raises(accounts.AccountError, match="last active admin"):
             accounts.set_active(me, False, actor=None)

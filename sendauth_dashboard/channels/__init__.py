@@ -10,10 +10,10 @@ import re
 
 from flask import current_app
 
+from ..core import event_log
+from ..core.secrets import SecretUnreadable, mask, redact
 from ..extensions import db
 from ..runtime import runtime
-from ..services.live import event_log
-from ..services.secrets import SecretUnreadable, mask, redact
 from . import integration
 from .base import Channel, ChannelUnavailable, Prepared
 from .email import Email

@@ -13,12 +13,12 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
+from ..core import event_log
+from ..core.rows import default_row, get_or_create
+from ..core.secrets import SecretUnreadable, decrypt, encrypt, mask
 from ..extensions import db
 from ..models import IntegrationStatus, utcnow
 from ..runtime import runtime
-from ..services.live import event_log
-from ..services.rows import default_row, get_or_create
-from ..services.secrets import SecretUnreadable, decrypt, encrypt, mask
 
 MAX_ERROR_LENGTH = 2000
 

@@ -2,7 +2,7 @@
 import json
 
 from sendauth_dashboard.extensions import db
-from sendauth_dashboard.services import accounts, passkeys
+from sendauth_dashboard.services.people import accounts, passkeys
 from tests.support.authenticator import SoftAuthenticator
 
 PASSWORD = "a test password, long enough"

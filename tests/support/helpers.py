@@ -3,9 +3,10 @@ product's way."""
 import time
 
 from sendauth_dashboard import channels
+from sendauth_dashboard.core.tokens import hash_token
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import User
-from sendauth_dashboard.services import transactions
+from sendauth_dashboard.services.requests import transactions
 
 # Made up for tests; not a key of any PagerDuty account.
 TEST_KEY = "a1B2c3D4e5F6g7H8i9J0k1L2m3N4AB12"
@@ -47,8 +48,8 @@ def send_request(app, requestor, user, message="Please confirm your password res
 
 def answer_token(app, public_id):
     """The token in the link the user was sent (read back from the outbox, as the channel would)."""
+    from sendauth_dashboard.core.secrets import decrypt
     from sendauth_dashboard.models import Delivery, Transaction
-    from sendauth_dashboard.services.secrets import decrypt
 
     with app.app_context():
         ciphertext = db.session.scalar(
@@ -63,7 +64,7 @@ def binding_code(app, token):
 
     with app.app_context():
         return db.session.scalar(db.select(Transaction.binding_code)
-                                 .where(Transaction.token_hash == transactions.hash_token(token)))
+                                 .where(Transaction.token_hash == hash_token(token)))
 
 
 def verify_form(app, client, token, user, code=None, **request_options):

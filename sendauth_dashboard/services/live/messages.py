@@ -1,6 +1,6 @@
 """Events in words and as the JSON a live stream sends: the same on a page and in a stream."""
 from ... import channels
-from .. import delivery_report, risks
+from ..requests import delivery_report, risks
 
 
 def message_for(event, transaction=None, actor=None):

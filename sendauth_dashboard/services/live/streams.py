@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import contains_eager, joinedload
 
+from ...core.event_log import latest_event_id
 from ...extensions import db
 from ...models import Event, Transaction, User
 from ...runtime import runtime
 from .broker import CLOSE, RESYNC
-from .event_log import latest_event_id
 from .messages import message_for
 
 REPLAY_BATCH = 500

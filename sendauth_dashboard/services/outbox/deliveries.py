@@ -23,12 +23,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ... import channels
 from ...channels import integration
+from ...core import event_log
+from ...core.secrets import SecretUnreadable, decrypt, encrypt
+from ...core.tokens import redact_tokens
 from ...extensions import db
 from ...models import Delivery, utcnow
 from ...runtime import runtime
-from ...security import redact_tokens
-from ..live import event_log
-from ..secrets import SecretUnreadable, decrypt, encrypt
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy.exc import SQLAlchemyError
 
 from ...runtime import runtime
-from .. import transactions
+from ..requests import transactions
 from .deliveries import attempt, claim, next_due_in
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,113 @@
+"""Signing in and out, and the role gate every other blueprint uses."""
+from functools import wraps
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, SubmitField
+from wtforms.validators import DataRequired, Length
+
+from .. import client_limits
+from ..extensions import db, login_manager
+from ..services.people import accounts, sign_ins
+
+bp = Blueprint("auth", __name__)
+
+login_manager.login_view = "auth.login"
+login_manager.login_message = "Sign in to continue."
+login_manager.login_message_category = "info"
+
+
+# The signed-in session's token (services.people.sign_ins), kept in the session cookie.
+SIGN_IN_KEY = "sign_in"
+
+
+@login_manager.user_loader
+def load_user(session_id):
+    """The session's user, unless deactivated since, their sessions were ended, or this one
+    was signed out (a copied cookie included)."""
+    user_id, _, version = session_id.partition(".")
+    try:
+        user = sign_ins.user_of(session.get(SIGN_IN_KEY), int(user_id))
+    except ValueError:
+        return None
+    if user is None or not user.active or str(user.session_version) != version:
+        return None
+    return user
+
+
+def sign_in(user):
+    """Start a signed-in session for ``user`` that the server can end; commits."""
+    session[SIGN_IN_KEY] = sign_ins.start(user)
+    db.session.commit()
+    login_user(user)
+
+
+def role_required(minimum):
+    """Sign-in required; then 403 unless the user's role is ``minimum`` or above."""
+
+    def decorator(view):
+        @wraps(view)
+        @login_required
+        def wrapped(*args, **kwargs):
+            if not current_user.has_role(minimum):
+                abort(403)
+            return view(*args, **kwargs)
+
+        wrapped.minimum_role = minimum
+        return wrapped
+
+    return decorator
+
+
+def safe_next(target):
+    """``target`` when it is a path on this site, else None (never another host)."""
+    if not target or "\\" in target or any(ord(c) < 32 for c in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired("Enter your email."), Length(max=254)])
+    password = PasswordField(
+        "Password", validators=[DataRequired("Enter your password."), Length(max=1024)]
+    )
+    submit = SubmitField("Sign in")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@client_limits.sign_in
+def login():
+    next_url = safe_next(request.args.get("next"))
+    if current_user.is_authenticated:
+        return redirect(next_url or url_for("main.home"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = accounts.authenticate(form.email.data, form.password.data)
+        if user is None or not user.active:
+            # One answer for every failure: a deactivated account must not tell a guesser
+            # that the password was right.
+            form.password.errors.append(
+                "Email or password is incorrect. If you are sure of both, your account may be "
+                "deactivated: ask an admin.")
+        else:
+            accounts.record_sign_in(user)
+            sign_in(user)  # commits both
+            return redirect(next_url or url_for("main.home"))
+    return render_template("auth/login.html", form=form, next_url=next_url)
+
+
+@bp.post("/logout")
+def logout():
+    """Sign out, for good: the session ends on the server too, so a copy of its cookie is
+    refused. With a ``next`` path, sign-in then returns there (e.g. an authentication link)."""
+    sign_ins.end(session.pop(SIGN_IN_KEY, None))
+    db.session.commit()
+    logout_user()
+    flash("You are signed out.", "info")
+    next_url = safe_next(request.form.get("next"))
+    return redirect(url_for("auth.login", next=next_url) if next_url else url_for("auth.login"))

@@ -1,0 +1,36 @@
+"""Template filters."""
+from datetime import timezone
+
+from ..services.live.messages import describe, incident_link_text
+from ..services.requests import risks
+from ..services.requests.pagerduty_incidents import state_words
+
+
+def format_datetime(value):
+    """UTC, to the second: everyone on an incident call reads the same clock."""
+    if value is None:
+        return ""
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def iso_utc(value):
+    """The ``datetime`` attribute of a ``<time>``: UTC, to the second, with a Z."""
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def describe_event(event):
+    return describe(event.kind, event.data or {}, event.actor.name if event.actor else None)
+
+
+def risk_words(transaction):
+    """What weakens this transaction's proof, in words (services.requests.risks)."""
+    return risks.words(transaction.risks, transaction.user.name)
+
+
+def register(app):
+    app.add_template_filter(format_datetime, "datetime")
+    app.add_template_filter(iso_utc, "iso_utc")
+    app.add_template_filter(describe_event, "describe_event")
+    app.add_template_filter(risk_words, "risk_words")
+    app.add_template_filter(incident_link_text, "incident_link_text")
+    app.add_template_filter(state_words, "incident_state")

@@ -1,0 +1,159 @@
+"""The home page (what to do next, by role) and the health check."""
+from flask import Blueprint, current_app, jsonify, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from .. import channels
+from ..channels import integration
+from ..core import event_log
+from ..errors import database_busy
+from ..extensions import db
+from ..models import Transaction, User
+from ..services.reports import health, organisation
+from .auth import role_required
+
+bp = Blueprint("main", __name__)
+
+RECENT_TRANSACTIONS = 5
+
+
+@bp.route("/")
+@login_required
+def home():
+    context = {}
+    if current_user.has_role("admin"):
+        context["checklist"] = admin_checklist()
+    if current_user.has_role("reviewer"):
+        # Read the latest event id first, so the live stream replays anything newer.
+        context["last_event_id"] = event_log.latest_event_id()
+        context["now"] = health.right_now()
+    if current_user.has_role("requestor"):
+        context["recent"] = db.session.scalars(
+            select(Transaction)
+            .where(Transaction.requestor_id == current_user.id)
+            .order_by(Transaction.id.desc())
+            .limit(RECENT_TRANSACTIONS)
+        ).all()
+    return render_template("home.html", **context)
+
+
+@bp.get("/right-now")
+@role_required("reviewer")
+def right_now():
+    """The home page's "right now" section alone: the page fetches it again as events arrive."""
+    return render_template("_right_now.html", now=health.right_now())
+
+
+def admin_checklist():
+    """A new admin's first steps, each ticked off once done."""
+    pagerduty = channels.channel("pagerduty")
+    settings = pagerduty.settings_row()
+    user_count = db.session.scalar(select(func.count(User.id)))
+    steps = [
+        {
+            "label": "Set up PagerDuty: paste the integration key and enable it",
+            "done": bool(settings.enabled and settings.integration_key_ciphertext),
+            "url": url_for("settings.channel", name="pagerduty"),
+        },
+        {
+            "label": "Send a test incident to check that PagerDuty accepts it",
+            "done": integration.has_been_invoked("pagerduty"),
+            "url": url_for("settings.channel", name="pagerduty"),
+        },
+        {
+            "label": "Add the people who send and answer authentication requests",
+            "done": user_count > 1,
+            "url": url_for("settings.users"),
+        },
+        {
+            "label": "Keep every channel that is on working: none may be in error",
+            "done": not health.channels_in_error(),
+            "url": url_for("settings.channels"),
+        },
+    ]
+    if organisation.requires_passkey():
+        steps.insert(3, {
+            "label": "Have the people who answer requests register a passkey: the "
+                     "organisation requires one to verify",
+            "done": not health.nobody_reachable_has_a_passkey(),
+            "url": url_for("settings.users"),
+        })
+    return steps
+
+
+@bp.route("/healthz")
+def healthz():
+    """200 when the database would take a write now; 503 when it is down or locked."""
+    try:
+        connection = db.session.connection()
+        if connection.dialect.name == "sqlite":
+            # Readers go on while another connection holds the write lock (WAL): only taking
+            # the lock shows it, within the busy timeout. Nothing is written.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        state = "busy" if database_busy(exc) else "not answering"
+        return jsonify(status="unavailable", database=state), 503
+    db.session.rollback()
+    return jsonify(status="ok", database="ok")
+
+
+# (label, endpoint, its URL's arguments): the item is marked current on every page of its
+# endpoint, so "Channels" is current on each channel's settings page.
+NAVIGATION = (
+    ("Home", "main.home", {}),
+    ("Transactions", "transactions.index", {}),
+    ("Send a request", "transactions.new", {}),
+    ("Insights", "insights.index", {}),
+    ("Messaging", "profile.messaging", {}),
+    ("Passkeys", "profile.passkeys", {}),
+    ("Password", "profile.password", {}),
+    ("Channels", "settings.channels", {}),
+    ("Users", "settings.users", {}),
+    ("Organisation", "settings.organisation", {}),
+    ("Audit log", "settings.audit_log", {}),
+)
+# Pages that belong to another item's section.
+SECTIONS = {"transactions.show": "transactions.index", "settings.channel": "settings.channels"}
+
+
+def navigation():
+    """The navigation for the signed-in user: only what their role may open.
+
+    Each view's ``role_required`` decorator records its minimum role, so the menu and the
+    access check cannot disagree.
+    """
+    if not current_user.is_authenticated:
+        return {"nav_items": (), "nav_groups": ()}
+    here = SECTIONS.get(request.endpoint, request.endpoint)
+    alerts = _nav_alerts()
+    own, admin = [], []
+    for label, endpoint, arguments in NAVIGATION:
+        minimum = getattr(current_app.view_functions[endpoint], "minimum_role", "member")
+        if current_user.has_role(minimum):
+            item = (label, url_for(endpoint, **arguments), here == endpoint, alerts.get(endpoint))
+            (admin if endpoint.startswith("settings.") else own).append(item)
+    groups = [(group, entries) for group, entries in (("", own), (ADMIN_GROUP, admin)) if entries]
+    return {"nav_items": own + admin, "nav_groups": groups}
+
+
+# A person's own pages come first; the admin settings (the ``settings.`` pages) follow under a
+# label of their own.
+ADMIN_GROUP = "Admin settings"
+
+
+def _nav_alerts():
+    """A mark beside a menu item that needs an admin now: {endpoint: what is wrong}."""
+    if not current_user.has_role("admin"):
+        return {}
+    try:
+        in_error = health.channels_in_error()
+    except SQLAlchemyError:
+        return {}  # an error page whose cause was the database still renders, unmarked
+    if not in_error:
+        return {}
+    names = ", ".join(channels.label(c) for c in in_error)
+    return {"settings.channels": f"{names}: the last send failed"}

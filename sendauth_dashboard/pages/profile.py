@@ -1,0 +1,216 @@
+"""Every user's own profile: messaging preferences (which channels notify them of a request),
+passkeys (what proves it is them when they verify one) and their password.
+
+Changing how one is reached or adding a passkey needs a fresh proof with an existing passkey
+(the password, for contacts, when there is none): a password alone never does either."""
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, HiddenField, PasswordField, StringField, SubmitField, TelField
+from wtforms.validators import Length
+
+from .. import channels
+from ..extensions import db
+from ..services.people import accounts, passkeys, preferences, proofs
+from ..services.reports import organisation
+from ..services.requests import routing
+from .auth import role_required, sign_in
+from .forms import apply_service_error
+
+bp = Blueprint("profile", __name__, url_prefix="/profile")
+
+
+CONTACT_FIELDS = {"text": StringField, "tel": TelField}
+
+
+def messaging_form():
+    """The messaging preferences form: each channel's checkbox, followed by the contact detail
+    it needs (if any). Only the fields: every rule, formats included, is checked at once by the
+    service."""
+    fields = {}
+    for cls in channels.REGISTRY.values():
+        fields[cls.name] = BooleanField(cls.label, description=cls.preference_description)
+        if cls.contact:
+            contact = cls.contact
+            fields[contact.attribute] = CONTACT_FIELDS[contact.kind](
+                contact.field_label, description=contact.description,
+                render_kw=dict(contact.render_kw) or None)
+    fields["proof"] = HiddenField()
+    fields["current_password"] = PasswordField(
+        "Your current password", description="Changing how you are reached needs it: with a "
+                                             "passkey, your browser asks for that instead.")
+    fields["submit"] = SubmitField("Save preferences")
+    return type("MessagingForm", (FlaskForm,), fields)
+
+
+MessagingForm = messaging_form()
+
+
+@bp.route("/messaging", methods=["GET", "POST"])
+@role_required("member")
+def messaging():
+    form = MessagingForm(data=preferences.current(current_user))
+    if form.validate_on_submit():
+        try:
+            changes = preferences.update_messaging(
+                current_user, wants={name: form[name].data for name in channels.names()},
+                contact={name: form[name].data for name in preferences.contact_details()},
+                credential=form.proof.data, password=form.current_password.data,
+            )
+            db.session.commit()
+        except preferences.PreferencesError as exc:
+            db.session.rollback()
+            for name, message in exc.problems.items():
+                (form[name].errors if name else form.form_errors).append(message)
+        except proofs.ProofError as exc:
+            db.session.commit()  # a passkey's challenge is used up; nothing else was written
+            (form.form_errors if exc.field == "proof" else form[exc.field].errors).append(
+                str(exc))
+        else:
+            flash("Your messaging preferences are saved: " + "; ".join(changes) + "."
+                  if changes else "Nothing changed.", "success" if changes else "info")
+            return redirect(url_for("profile.messaging"))
+    return render_template(
+        "profile/messaging.html", form=form,
+        unavailable={name: channels.problem(name) for name in channels.names()},
+        route=routing.route(current_user), registry=channels.REGISTRY,
+        proof=proofs.needed(current_user),
+    ), 400 if form.errors or form.form_errors else 200
+
+
+class PasskeyForm(FlaskForm):
+    name = StringField(
+        "Name", description="So you can tell your passkeys apart, e.g. \"Work laptop\" or "
+                            "\"Phone\".",
+        validators=[Length(max=passkeys.NAME_MAX_CHARS, message=(
+            f"The name must be at most {passkeys.NAME_MAX_CHARS} characters."))],
+        render_kw={"maxlength": passkeys.NAME_MAX_CHARS, "autocomplete": "off"})
+    credential = HiddenField()
+    # A fresh assertion with a passkey the user already has.
+    proof = HiddenField()
+    submit = SubmitField("Register a passkey")
+
+
+@bp.route("/passkeys", methods=["GET", "POST"], endpoint="passkeys")
+@role_required("member")
+def passkeys_page():
+    form = PasskeyForm()
+    if form.validate_on_submit():
+        try:
+            passkey = passkeys.add(current_user, form.credential.data, form.proof.data,
+                                   name=form.name.data)
+            db.session.commit()
+        except passkeys.PasskeyError as exc:
+            db.session.commit()  # the challenges are used up; nothing else was written
+            form.form_errors.append(str(exc))
+        else:
+            flash(f"Your passkey {passkey.name!r} is registered: use it to verify requests.",
+                  "success")
+            return redirect(url_for("profile.passkeys"))
+    return render_template(
+        "profile/passkeys.html", form=form, passkeys=passkeys.of_user(current_user),
+        required=organisation.requires_passkey(), origin_mismatch=_origin_mismatch(),
+        base_url=current_app.config["BASE_URL"],
+    ), 400 if form.errors or form.form_errors else 200
+
+
+@bp.post("/passkeys/options")
+@role_required("member")
+def passkey_registration_options():
+    """What the page's script hands to navigator.credentials.create: a challenge kept on the
+    server, single use."""
+    if not passkeys.has_passkey(current_user):
+        return jsonify(error="Your first passkey is registered through an enrolment link: "
+                             "ask an admin for one."), 400
+    options = passkeys.registration_options(current_user)
+    db.session.commit()
+    return current_app.response_class(options, mimetype="application/json")
+
+
+@bp.post("/proof-options")
+@role_required("member")
+def proof_options():
+    """What the page's script hands to navigator.credentials.get to prove it is the user
+    before a change (a passkey added, how they are reached)."""
+    try:
+        options = passkeys.proof_options(current_user)
+    except passkeys.PasskeyError as exc:
+        return jsonify(error=str(exc)), 400
+    db.session.commit()
+    return current_app.response_class(options, mimetype="application/json")
+
+
+class RemovePasskeyForm(FlaskForm):
+    proof = HiddenField()
+
+
+@bp.post("/passkeys/<int:passkey_id>/remove")
+@role_required("member")
+def remove_passkey(passkey_id):
+    form = RemovePasskeyForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        removed = passkeys.remove(current_user, passkey_id, form.proof.data)
+    except passkeys.PasskeyError as exc:
+        db.session.commit()  # the proof's challenge is used up; nothing else was written
+        flash(f"The passkey was not removed: {exc}", "error")
+        return redirect(url_for("profile.passkeys"))
+    if not removed:
+        abort(404)
+    db.session.commit()
+    flash("The passkey is removed: it can no longer verify requests.", "success")
+    return redirect(url_for("profile.passkeys"))
+
+
+class PasswordForm(FlaskForm):
+    current_password = PasswordField("Current password")
+    new_password = PasswordField(
+        "New password",
+        description=f"At least {accounts.MIN_PASSWORD_LENGTH} characters, not a common one: "
+                    "four or five unrelated words work well.")
+    confirm = PasswordField("The new password again")
+    submit = SubmitField("Change password")
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@role_required("member")
+def password():
+    """Change one's own password; every other session of this user ends."""
+    form = PasswordForm()
+    if form.validate_on_submit():
+        user = current_user._get_current_object()
+        try:
+            if form.new_password.data != form.confirm.data:
+                raise accounts.AccountError("The two new passwords differ: type the same one "
+                                            "twice.", "confirm")
+            accounts.change_password(user, current=form.current_password.data,
+                                     new=form.new_password.data)
+            db.session.commit()
+        except accounts.AccountError as exc:
+            db.session.rollback()
+            field = "new_password" if exc.field == "password" else exc.field
+            apply_service_error(form, accounts.AccountError(str(exc), field), "new_password")
+        else:
+            sign_in(user)
+            flash("Your password is changed. You are signed out everywhere else.", "success")
+            return redirect(url_for("profile.password"))
+    return render_template("profile/password.html", form=form), 400 if form.errors else 200
+
+
+def _origin_mismatch():
+    """Passkeys work only at BASE_URL's origin: True when this page was opened at another."""
+    expected = urlsplit(current_app.config["BASE_URL"])
+    return request.host.lower() != expected.netloc.lower()

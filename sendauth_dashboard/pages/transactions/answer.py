@@ -1,0 +1,89 @@
+"""``/authenticate/<token>``: the user the request is for verifies or denies it."""
+from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from ... import client_limits
+from ...extensions import db
+from ...models import utcnow
+from ...services.people import passkeys
+from ...services.requests import transactions, verification
+from . import answer_bp
+from .forms import AnswerForm
+
+
+def _answerable(token):
+    """(transaction, None) when the signed-in user may answer it now; else (None, response)."""
+    transaction = transactions.find_by_token(token)
+    if transaction is None:
+        abort(404)
+    if not current_user.is_authenticated:
+        flash("Sign in as yourself to answer this authentication request.", "info")
+        return None, redirect(url_for("auth.login", next=request.path))
+    if current_user.id != transaction.user_id:
+        return None, (render_template("answer/wrong_user.html", t=transaction), 403)
+    status = transactions.effective_status(transaction)
+    if status != "pending":
+        return None, (render_template("answer/finished.html", t=transaction, status=status), 410)
+    return transaction, None
+
+
+@answer_bp.route("/authenticate/<token>", methods=["GET", "POST"])
+@client_limits.authentication_page
+def authenticate(token):
+    transaction, refusal = _answerable(token)
+    if refusal is not None:
+        return refusal
+    form = AnswerForm()
+    if request.method == "POST":
+        decisions = request.form.getlist("decision")
+        if not form.validate_on_submit() or decisions not in (["verify"], ["deny"]):
+            abort(400)  # an ambiguous answer to "is this you?" is no answer
+        try:
+            if decisions == ["deny"]:
+                outcome = transactions.answer(transaction, "deny", user=current_user)
+            else:
+                outcome = verification.verify(
+                    transaction, user=current_user, code=request.form.get("code"),
+                    credential=request.form.get("credential"),
+                    password=request.form.get("password"))
+        except verification.VerificationError as exc:
+            db.session.commit()  # the used-up challenge and the refusal's event count
+            return _answer_page(transaction, form, error=exc), 400
+        db.session.commit()
+        if not outcome.changed:
+            return render_template("answer/finished.html", t=transaction,
+                                   status=outcome.status), 410
+        return render_template("answer/done.html", t=transaction, status=outcome.status,
+                               wrong_code=decisions == ["verify"] and outcome.status == "denied")
+    return _answer_page(transaction, form)
+
+
+def _answer_page(transaction, form, error=None):
+    seconds_left = int((transaction.expires_at - utcnow()).total_seconds())
+    return render_template(
+        "answer/answer.html", t=transaction, form=form, seconds_left=max(0, seconds_left),
+        proof=verification.proof_needed(current_user), error=error,
+    )
+
+
+@answer_bp.post("/authenticate/<token>/passkey-options")
+@client_limits.authentication_page
+def passkey_options(token):
+    """What the page's script hands to navigator.credentials.get: a challenge for this request."""
+    transaction, refusal = _answerable(token)
+    if refusal is not None:
+        return refusal
+    try:
+        options = passkeys.assertion_options(transaction, current_user)
+    except passkeys.PasskeyError as exc:
+        return jsonify(error=str(exc)), 400
+    db.session.commit()
+    return current_app.response_class(options, mimetype="application/json")
+
+
+@answer_bp.after_request
+def _no_referrer(response):
+    """The address holds the token: never send it on as a Referer, never cache the page."""
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,76 @@
+"""``GET /transactions/stream``: server-sent events for the pages that watch transactions."""
+from flask import Response, abort, current_app, request
+from flask_login import current_user
+from werkzeug.datastructures import Headers
+
+from ...core.ids import MAX_EVENT_ID, row_id
+from ...runtime import runtime
+from ...services.live import streams
+from . import bp
+
+
+@bp.get("/stream")
+def stream():
+    """Replays events after ``Last-Event-ID`` (a reconnecting browser) or ``?after=`` (a page
+    that has just rendered), then sends new ones live. 401, not a redirect, when signed out."""
+    if not current_user.is_authenticated:
+        abort(401)
+    if not current_user.has_role("requestor"):
+        abort(403)
+    after = _event_id(request.headers.get("Last-Event-ID")) or _event_id(request.args.get("after"))
+    viewer = streams.Viewer.of(current_user)
+    line = streams.line_for(request.environ, viewer)
+    config = current_app.config
+    try:
+        release = streams.slots_of().open(current_user.id, per_user=config["STREAMS_PER_USER"],
+                                          per_process=config["STREAMS_PER_PROCESS"],
+                                          gone=line.gone if line is not None else None)
+    except streams.StreamsFull as exc:
+        return Response(f"{exc}\n", status=429, mimetype="text/plain",
+                        headers={"Retry-After": "60", "Cache-Control": "no-store"})
+    body = _releasing(current_app._get_current_object(), release, streams.stream(
+        viewer, after, runtime().broker,
+        heartbeat=config["SSE_HEARTBEAT_SECONDS"],
+        lifetime=streams.lifetime(config["SSE_MAX_SECONDS"]),
+        line=line,
+    ))
+    response = _StreamResponse(body, mimetype="text/event-stream", headers={
+        "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+    })
+    # Also when the server is done with the response, in case the body never started.
+    response.call_on_close(release)
+    return response
+
+
+stream.minimum_role = "requestor"
+
+
+class _StreamResponse(Response):
+    """Forgets its headers once they are sent: thousands of streams stay open, and each kept
+    its own copy (the session's cookie among them) for nothing."""
+
+    def __call__(self, environ, start_response):
+        body = super().__call__(environ, start_response)
+        self.headers = Headers()
+        return body
+
+
+def _releasing(app, release, body):
+    """``body`` in an app context (for its database reads), giving its stream's slot back as
+    soon as it ends.
+
+    Not ``stream_with_context``: keeping the request's context for the stream's life kept its
+    request, session and signed-in user in memory for every watcher (bench/fanout.py); the
+    stream needs none of them once the viewer is captured."""
+    try:
+        with app.app_context():
+            yield from body
+    finally:
+        release()
+
+
+def _event_id(value):
+    try:
+        return row_id(value, MAX_EVENT_ID)
+    except (TypeError, ValueError):
+        return 0

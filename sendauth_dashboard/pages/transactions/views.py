@@ -1,0 +1,155 @@
+"""The transaction list, the send form, a transaction's page, cancelling, and resolving its
+PagerDuty incident."""
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from ... import channels
+from ...core import event_log
+from ...extensions import db
+from ...models import User, utcnow
+from ...services.requests import (
+    delivery_report,
+    pagerduty_incidents,
+    transaction_list,
+    transactions,
+)
+from ..auth import role_required
+from ..forms import apply_service_error
+from . import bp
+from .forms import FilterForm, NewTransactionForm
+
+USER_SUGGESTIONS = 500
+
+
+def page_number(value):
+    """A page number from the query string; anything else is the first page."""
+    number = int(value) if value.isascii() and value.isdigit() and len(value) < 7 else 1
+    return max(1, number)
+
+
+@bp.route("/")
+@role_required("requestor")
+def index():
+    form = FilterForm(request.args)
+    status = form.status.data if form.status.data in transactions.STATUS_FILTERS else ""
+    days = {name: getattr(form, name).data if getattr(form, name).validate(form) else None
+            for name in ("since", "until")}
+    filters = transaction_list.Filters(
+        q=(form.q.data or "")[:transaction_list.SEARCH_MAX_CHARS], status=status,
+        user=(form.user.data or "")[:254],
+        requestor=(form.requestor.data or "")[:254] if current_user.has_role("reviewer") else "",
+        **days,
+    )
+    # Read the latest event id before the rows, so the stream replays anything newer.
+    last_event_id = event_log.latest_event_id()
+    page = transaction_list.listing(current_user, filters,
+                                    page=request.args.get("page", 1, type=page_number))
+    return render_template(
+        "transactions/index.html", page=page, rows=page.rows, form=form, filters=filters,
+        last_event_id=last_event_id, effective_status=transactions.effective_status,
+        now=utcnow(),
+    ), 400 if form.errors else 200
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@role_required("requestor")
+def new():
+    form = NewTransactionForm()
+    if form.validate_on_submit():
+        try:
+            transaction = transactions.create(
+                requestor=current_user, user_email=form.user.data, message=form.message.data,
+                context=form.context.data,
+            )
+            # What the answer says is read before the commit: after it, each would be read
+            # again from the database while the event is fanned out to every watcher.
+            db.session.flush()
+            public_id, name = transaction.public_id, transaction.user.name
+            via = ", ".join(channels.label(d.channel) for d in transaction.deliveries)
+            db.session.commit()
+        except transactions.TransactionError as exc:
+            db.session.rollback()
+            apply_service_error(form, exc, "user")
+        else:
+            flash(f"Request sent to {name} through {via}.", "success")
+            return redirect(url_for("transactions.show", public_id=public_id))
+    suggestions = db.session.scalars(
+        select(User).where(User.active.is_(True), User.id != current_user.id)
+        .order_by(User.name).limit(USER_SUGGESTIONS)
+    ).all()
+    return render_template("transactions/new.html", form=form, suggestions=suggestions,
+                           message_max=transactions.MESSAGE_MAX_CHARS), 400 if form.errors else 200
+
+
+@bp.route("/<public_id>")
+@role_required("requestor")
+def show(public_id):
+    transaction = _visible_or_404(public_id)
+    status = transactions.effective_status(transaction)
+    return render_template(
+        "transactions/show.html", t=transaction,
+        status=status,
+        timeline=delivery_report.worth_a_line(transactions.timeline(transaction)),
+        deliveries=delivery_report.rows(transaction), now=utcnow(),
+        may_cancel=transactions.may_cancel(transaction, current_user),
+        last_event_id=event_log.latest_event_id(),
+        incident=_incident_view(transaction, status),
+    )
+
+
+def _incident_view(transaction, status):
+    """What the page says of the PagerDuty incident: None when PagerDuty was not asked to
+    open one; else its state, and whether the viewer may press Resolve (once final)."""
+    if not any(d.channel == "pagerduty" for d in transaction.deliveries):
+        return None
+    problem = pagerduty_incidents.incident_problem(transaction)
+    return {"state": pagerduty_incidents.state_words(transaction.pagerduty_incident),
+            "resolvable": current_user.has_role("reviewer") and problem is None,
+            "final": status != "pending"}
+
+
+@bp.post("/<public_id>/resolve-incident")
+@role_required("reviewer")
+def resolve_incident(public_id):
+    transaction = _visible_or_404(public_id)
+    problem = pagerduty_incidents.request_resolve(
+        transaction, transactions.effective_status(transaction), actor=current_user)
+    db.session.commit()
+    if problem:
+        flash(f"{problem}.", "error")
+    else:
+        flash("Resolving the PagerDuty incident: the timeline shows PagerDuty's answer.",
+              "success")
+    return redirect(url_for("transactions.show", public_id=public_id))
+
+
+@bp.post("/<public_id>/cancel")
+@role_required("requestor")
+def cancel(public_id):
+    transaction = _visible_or_404(public_id)
+    if not transactions.may_cancel(transaction, current_user):
+        abort(403)
+    outcome = transactions.cancel(transaction, actor=current_user)
+    db.session.commit()
+    if outcome.changed:
+        flash("The request is cancelled. The user can no longer answer it.", "success")
+    else:
+        flash(f"The request is already {outcome.status}; only a pending request can be cancelled.",
+              "error")
+    return redirect(url_for("transactions.show", public_id=public_id))
+
+
+def _visible_or_404(public_id):
+    transaction = transactions.find_visible(current_user, public_id)
+    if transaction is None:
+        abort(404)
+    return transaction
+
+
+@bp.after_request
+def _no_store(response):
+    """Transaction pages show the call-binding code: no cache (the browser's, a proxy's) keeps
+    them, so Back after signing out, or the next person at the computer, shows nothing."""
+    response.headers.setdefault("Cache-Control", "no-store")  # the stream says no-cache itself
+    return response

@@ -1,0 +1,245 @@
+"""Accounts and roles: creating users, signing in, and the rules that keep an admin in charge."""
+import functools
+import secrets
+
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+from sqlalchemy import false, func, select, update
+from werkzeug.security import check_password_hash, generate_password_hash
+from zxcvbn import zxcvbn
+
+from ...core import event_log
+from ...core.text import control_character
+from ...extensions import db
+from ...models import ROLES, User, utcnow
+
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 1024
+MAX_NAME_LENGTH = 100
+
+
+@functools.cache
+def _dummy_hash(method):
+    """Checked when the email is unknown, so a wrong email takes as long as a wrong password:
+    made with the configured method, or the time would tell which emails have accounts."""
+    return generate_password_hash("not a real password", method=method)
+
+
+class AccountError(ValueError):
+    """A rule about accounts was broken; the message tells the person how to fix it."""
+
+    def __init__(self, message, field=None):
+        super().__init__(message)
+        self.field = field
+
+
+def normalize_email(email):
+    """The stored form of an email: trimmed, checked, lower-cased. Raises AccountError."""
+    email = (email or "").strip()
+    if not email:
+        raise AccountError("Enter an email address.", "email")
+    try:
+        checked = validate_email(email, check_deliverability=False, globally_deliverable=False)
+    except EmailNotValidError as exc:
+        raise AccountError(f"That email address is not valid: {exc}", "email") from None
+    return checked.normalized.lower()
+
+
+# zxcvbn looks at this much of a password (it refuses more); the rest only adds strength.
+GUESSABILITY_CHARS = 72
+# zxcvbn's scores: 0 and 1 fall to an online attack, 2 to a throttled one; 3 and 4 hold.
+MIN_PASSWORD_SCORE = 3
+
+
+def check_password_rules(password, user=None):
+    """A minimum length, and not a common or easily guessed password: zxcvbn (a pinned
+    package with its lists of the most common passwords, words and names, read locally) must
+    rate it at least "safely unguessable" for an online attack."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(
+            f"The password must be at least {MIN_PASSWORD_LENGTH} characters; "
+            f"this one has {len(password)}.",
+            "password",
+        )
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise AccountError(
+            f"The password must be at most {MAX_PASSWORD_LENGTH} characters.", "password"
+        )
+    known = [user.email, user.name, *user.email.split("@")] if user is not None else []
+    rating = zxcvbn(password[:GUESSABILITY_CHARS], user_inputs=known)
+    if rating["score"] < MIN_PASSWORD_SCORE:
+        warning = rating["feedback"]["warning"] or "It follows a common pattern."
+        raise AccountError(
+            f"This password is too easy to guess: {warning.rstrip('.')}. Choose a longer one, "
+            "such as four or five unrelated words.", "password")
+
+
+def hash_password(password):
+    return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
+
+
+def find_by_email(email):
+    try:
+        email = normalize_email(email)
+    except AccountError:
+        return None
+    return db.session.scalar(select(User).where(User.email == email))
+
+
+def create_user(*, email, name, role, password, actor=None):
+    """Create an account and its audit event in the current database transaction."""
+    email = normalize_email(email)
+    name = (name or "").strip()
+    if not name:
+        raise AccountError("Enter a name: it is shown to the people this user sends requests to.",
+                           "name")
+    if len(name) > MAX_NAME_LENGTH:
+        raise AccountError(f"The name must be at most {MAX_NAME_LENGTH} characters.", "name")
+    bad = control_character(name)
+    if bad:
+        raise AccountError(f"The name contains {bad}: write it on one line, with no control "
+                           "characters (it is used in email headers and message lines).", "name")
+    if role not in ROLES:
+        raise AccountError(f"Unknown role {role!r}: choose one of {', '.join(ROLES)}.", "role")
+    if password is not None:
+        check_password_rules(password, user=User(email=email, name=name))
+    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise AccountError(f"There is already an account for {email}.", "email")
+    # Invited (no password given): one nobody knows, until the invitation sets theirs.
+    user = User(email=email, name=name, role=role,
+                password_hash=hash_password(password or secrets.token_urlsafe(32)))
+    db.session.add(user)
+    event_log.record("user.created", actor=actor, data={
+        "email": email, "role": role, **({"invited": True} if password is None else {})})
+    db.session.flush()
+    return user
+
+
+def authenticate(email, password):
+    """The active user with this email and password, else None (the same for either mistake)."""
+    user = find_by_email(email)
+    if user is None:
+        check_password_hash(_dummy_hash(current_app.config["PASSWORD_HASH_METHOD"]),
+                            password or "")
+        return None
+    if not check_password_hash(user.password_hash, password or ""):
+        return None
+    return user
+
+
+def record_sign_in(user, now=None):
+    """When the user last signed in: the users page shows it."""
+    user.last_sign_in_at = now or utcnow()
+
+
+def _other_active_admins(user):
+    return db.session.scalar(
+        select(func.count(User.id)).where(
+            User.role == "admin", User.active.is_(True), User.id != user.id
+        )
+    )
+
+
+def _lock_admins_table():
+    if db.session.get_bind().dialect.name == "sqlite":
+        db.session.execute(update(User).where(false()).values(role=User.role)
+                           .execution_options(synchronize_session=False))
+    db.session.execute(
+        select(User.id).where(User.role == "admin", User.active.is_(True)).with_for_update()
+    ).all()
+
+
+def _lock_admins(user):
+    """Lock the active admin rows, so two admins cannot demote each other at once, and read
+    ``user`` again under the lock. PostgreSQL locks the rows; SQLite ignores FOR UPDATE, so
+    there a write of nothing takes the database's write lock first: no other demotion can
+    commit between the count that follows and this transaction's commit."""
+    _lock_admins_table()
+    db.session.refresh(user)
+
+
+def has_active_admin():
+    return db.session.scalar(select(func.count(User.id)).where(
+        User.role == "admin", User.active.is_(True))) > 0
+
+
+def restore_admin(*, email, name, password):
+    """The operator's way back when no active admin is left: the account ``email`` becomes an
+    active admin (created with ``password`` if there is none; an existing one keeps its own
+    password unless ``password`` is given). Returns the user, or None when an active admin
+    exists already. Uncommitted, with its events."""
+    _lock_admins_table()
+    if has_active_admin():
+        return None
+    user = find_by_email(email)
+    if user is None:
+        return create_user(email=email, name=name, role="admin", password=password)
+    if user.role != "admin":
+        event_log.record("user.role_changed", actor=None,
+                         data={"email": user.email, "from": user.role, "to": "admin"})
+        user.role = "admin"
+    if not user.active:
+        user.active = True
+        event_log.record("user.reactivated", actor=None, data={"email": user.email})
+    if password:
+        check_password_rules(password, user=user)
+        user.password_hash = hash_password(password)
+        user.end_sessions()
+        event_log.record("user.password_set", actor=None, data={"email": user.email})
+    return user
+
+
+def change_role(user, role, *, actor):
+    if role not in ROLES:
+        raise AccountError(f"Unknown role {role!r}: choose one of {', '.join(ROLES)}.", "role")
+    if role == user.role:
+        return False
+    if user.role == "admin" and user.active:
+        _lock_admins(user)
+        if user.role == "admin" and user.active and _other_active_admins(user) == 0:
+            raise AccountError(
+                f"{user.name} is the last active admin; make another user an admin first.", "role"
+            )
+    event_log.record(
+        "user.role_changed", actor=actor,
+        data={"email": user.email, "from": user.role, "to": role},
+    )
+    user.role = role
+    return True
+
+
+def set_active(user, active, *, actor):
+    if active == user.active:
+        return False
+    if not active and actor is not None and actor.id == user.id:
+        raise AccountError("You cannot deactivate your own account; ask another admin.", "active")
+    if not active and user.role == "admin":
+        _lock_admins(user)
+        if user.role == "admin" and user.active and _other_active_admins(user) == 0:
+            raise AccountError(
+                f"{user.name} is the last active admin; make another user an admin first.",
+                "active",
+            )
+    user.active = active
+    user.end_sessions()
+    event_log.record(
+        "user.reactivated" if active else "user.deactivated", actor=actor,
+        data={"email": user.email},
+    )
+    return True
+
+
+def change_password(user, *, current, new):
+    """The user's own change: the current password first, then the rules for the new one.
+    Every session of theirs ends (the caller signs the current one in again)."""
+    if not current or len(current) > MAX_PASSWORD_LENGTH or \
+            not check_password_hash(user.password_hash, current):
+        raise AccountError("That is not your current password. Enter the password you sign in "
+                           "with now.", "current_password")
+    check_password_rules(new or "", user=user)
+    if check_password_hash(user.password_hash, new):
+        raise AccountError("The new password is the one you have now: choose another.",
+                           "new_password")
+    user.password_hash = hash_password(new)
+    user.end_sessions()
+    event_log.record("user.password_changed", actor=user, data={"email": user.email})

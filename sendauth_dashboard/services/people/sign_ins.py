@@ -1,0 +1,37 @@
+"""Signed-in sessions the server knows of: signing out ends one for good, so a copy of its
+cookie (taken before, from a shared machine or a proxy log) is refused afterwards.
+
+The cookie carries a random token; the table keeps only its hash. Ending every session of a
+user at once (deactivated, password changed) is ``User.end_sessions``.
+"""
+from sqlalchemy import select, update
+
+from ...core.tokens import hash_token, new_token
+from ...extensions import db
+from ...models import SignIn, User, utcnow
+
+
+def start(user, now=None):
+    """A new signed-in session for ``user`` (uncommitted); returns the token for the cookie."""
+    token, token_hash = new_token()
+    db.session.add(SignIn(user_id=user.id, token_hash=token_hash, created_at=now or utcnow()))
+    return token
+
+
+def user_of(token, user_id):
+    """The user with ``user_id`` while the session behind ``token`` is theirs and has not
+    ended, else None: one query, made on every request."""
+    if not isinstance(token, str) or not token or len(token) > 128:
+        return None
+    return db.session.scalar(
+        select(User).join(SignIn, SignIn.user_id == User.id)
+        .where(User.id == user_id, SignIn.token_hash == hash_token(token),
+               SignIn.ended_at.is_(None)))
+
+
+def end(token, now=None):
+    """End the session behind ``token`` (uncommitted); nothing if there is none."""
+    if isinstance(token, str) and token:
+        db.session.execute(update(SignIn).where(SignIn.token_hash == hash_token(token),
+                                                SignIn.ended_at.is_(None))
+                           .values(ended_at=now or utcnow()))

@@ -1,0 +1,260 @@
+"""Authentication requests: send, answer, cancel, expire.
+
+``pending`` → ``verified`` | ``denied`` | ``cancelled`` | ``expired``, nothing else. Every change
+is one conditional UPDATE (``WHERE status = 'pending'``) and one event in the same database
+transaction, so two answers racing each other cannot both win.
+"""
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import func, select, update
+
+from ...core import after_commit, event_log
+from ...core.text import control_character
+from ...core.tokens import hash_token, new_token
+from ...extensions import db
+from ...models import Event, Transaction, utcnow
+from ..outbox import deliveries
+from ..people import accounts, passkeys
+from ..reports import organisation
+from . import pagerduty_incidents, risks, routing
+
+MESSAGE_MAX_CHARS = 1024
+CONTEXT_MAX_CHARS = 1024
+SWEEP_BATCH = 500
+
+
+class TransactionError(ValueError):
+    """A request cannot be sent as asked; the message says why and what to do."""
+
+    def __init__(self, message, field=None):
+        super().__init__(message)
+        self.field = field
+
+
+def answer_link(token):
+    return f"{current_app.config['BASE_URL']}/authenticate/{token}"
+
+
+def _check_length(value, limit, field, label):
+    if len(value) > limit:
+        raise TransactionError(
+            f"The {label} must be at most {limit} characters; yours has {len(value)}.", field
+        )
+
+
+def _check_characters(value, field, label):
+    # Line breaks and tabs are the text's own; other control characters are not writing.
+    bad = control_character(value, allowed="\n\t")
+    if bad:
+        raise TransactionError(
+            f"The {label} contains {bad}. Remove it: only line breaks and tabs are allowed.",
+            field)
+
+
+def _next_allowed_at(column, value, limit, now):
+    """When one more request may go, if ``limit`` ([N, seconds]) is reached now, else None."""
+    allowed, seconds = limit
+    window = timedelta(seconds=seconds)
+    recent = db.session.scalars(
+        select(Transaction.created_at)
+        .where(column == value, Transaction.created_at > now - window)
+        .order_by(Transaction.created_at.desc()).limit(allowed)).all()
+    if len(recent) < allowed:
+        return None
+    return recent[-1] + window
+
+
+def _wait_words(seconds):
+    seconds = max(1, int(seconds + 0.999))
+    if seconds < 120:
+        return f"{seconds} seconds"
+    return f"{(seconds + 59) // 60} minutes"
+
+
+def _check_sending_limits(requestor, user, now):
+    """Requests cost the people they reach (a page, an SMS): so many per requestor and per
+    user in a window (SEND_LIMIT_PER_REQUESTOR, SEND_LIMIT_PER_USER)."""
+    config = current_app.config
+    checks = (
+        (Transaction.requestor_id, requestor.id, config["SEND_LIMIT_PER_REQUESTOR"],
+         "You have sent {n} requests in the last {window}, the most allowed"),
+        (Transaction.user_id, user.id, config["SEND_LIMIT_PER_USER"],
+         f"{user.name} has been sent {{n}} requests in the last {{window}}, the most allowed"),
+    )
+    for column, value, limit, said in checks:
+        next_at = _next_allowed_at(column, value, limit, now)
+        if next_at is not None:
+            raise TransactionError(
+                said.format(n=limit[0], window=_wait_words(limit[1])) +
+                f". The next one can go in {_wait_words((next_at - now).total_seconds())} "
+                f"(at {next_at:%H:%M:%S} UTC).", "user")
+
+
+def create(*, requestor, user_email, message, context="", now=None):
+    """The transaction, its deliveries and its ``transaction.created`` event, uncommitted."""
+    now = now or utcnow()
+    message = (message or "").strip()
+    context = (context or "").strip()
+    user = accounts.find_by_email(user_email)
+    if user is None or not user.active:
+        raise TransactionError(
+            f"There is no active user with the email {user_email.strip()!r}. "
+            "Check the address, or ask an admin to add or reactivate them.", "user")
+    if user.id == requestor.id:
+        raise TransactionError("You cannot send an authentication request to yourself.", "user")
+    if not message:
+        raise TransactionError("Enter a message: tell the user why you are asking.", "message")
+    _check_length(message, MESSAGE_MAX_CHARS, "message", "message")
+    _check_length(context, CONTEXT_MAX_CHARS, "context", "context")
+    message = message.replace("\r\n", "\n")
+    context = context.replace("\r\n", "\n")
+    _check_characters(message, "message", "message")
+    _check_characters(context, "context", "context")
+    _check_sending_limits(requestor, user, now)
+    route = routing.route(user)
+    if not route.channels:
+        raise TransactionError(route.explain(user), "user")
+    if organisation.requires_passkey() and not passkeys.has_passkey(user):
+        raise TransactionError(
+            f"{user.name} has no passkey yet, and your organisation requires one to verify a "
+            "request. Ask them to register one under Passkeys in their profile, then send the "
+            "request again.", "user")
+
+    token, token_hash = new_token()
+    transaction = Transaction(
+        requestor=requestor, user=user, message=message, context=context,
+        binding_code=new_binding_code(), risks=risks.of_user(user, now),
+        token_hash=token_hash, created_at=now,
+        expires_at=now + timedelta(seconds=current_app.config["TRANSACTION_TTL_SECONDS"]),
+    )
+    db.session.add(transaction)
+    db.session.add_all(deliveries.enqueue(transaction, route.channels, answer_link(token)))
+    after_commit.later(deliveries.wake)
+    event_log.record("transaction.created", transaction=transaction, actor=requestor,
+                  data={"status": "pending", "channels": list(route.channels),
+                        "risks": transaction.risks})
+    return transaction
+
+
+BINDING_CODE_DIGITS = 3
+
+
+def new_binding_code():
+    """The code the requestor reads to the user, who types it: three random digits."""
+    return f"{secrets.randbelow(10 ** BINDING_CODE_DIGITS):0{BINDING_CODE_DIGITS}d}"
+
+
+def effective_status(transaction, now=None):
+    """The status as anyone reading it should see it: overdue pending ones are expired."""
+    now = now or utcnow()
+    if transaction.status == "pending" and transaction.expires_at <= now:
+        return "expired"
+    return transaction.status
+
+
+def _transition(transaction, status, *, actor, now, completed_at=None, data=None):
+    """Move a pending transaction to ``status`` with its event; False if it was not pending."""
+    conditions = [Transaction.id == transaction.id, Transaction.status == "pending"]
+    if status != "expired":
+        conditions.append(Transaction.expires_at > now)
+    result = db.session.execute(
+        update(Transaction).where(*conditions)
+        .values(status=status, completed_at=completed_at or now)
+        .execution_options(synchronize_session="fetch")
+    )
+    if result.rowcount != 1:
+        return False
+    deliveries.cancel_open(transaction.id, f"The transaction was {status}.", now)
+    event_log.record(f"transaction.{status}", transaction=transaction, actor=actor,
+                  data={"status": status, **(data or {})})
+    pagerduty_incidents.resolve_when_final(transaction)
+    return True
+
+
+@dataclass(frozen=True)
+class Outcome:
+    changed: bool
+    status: str
+
+
+def find_by_token(token):
+    if not token or len(token) > 128:
+        return None
+    return db.session.scalar(select(Transaction).where(Transaction.token_hash == hash_token(token)))
+
+
+def answer(transaction, decision, *, user, now=None, data=None):
+    """The user verifies or denies; single use. The caller has checked it is their transaction,
+    and for ``verify`` that they proved it is them (services.requests.verification does both)."""
+    if decision not in ("verify", "deny"):
+        raise TransactionError("Choose verify or deny.", "decision")
+    if transaction.user_id != user.id:
+        raise PermissionError("only the transaction's user may answer it")
+    now = now or utcnow()
+    status = "verified" if decision == "verify" else "denied"
+    changed = _transition(transaction, status, actor=user, now=now, data=data)
+    return Outcome(changed, status if changed else _current_status(transaction, now))
+
+
+def may_cancel(transaction, user):
+    return user.id == transaction.requestor_id or user.has_role("admin")
+
+
+def cancel(transaction, *, actor, now=None):
+    if not may_cancel(transaction, actor):
+        raise PermissionError("only the requestor or an admin may cancel")
+    now = now or utcnow()
+    changed = _transition(transaction, "cancelled", actor=actor, now=now)
+    return Outcome(changed, "cancelled" if changed else _current_status(transaction, now))
+
+
+def _current_status(transaction, now):
+    db.session.refresh(transaction)
+    return effective_status(transaction, now)
+
+
+def expire_due(now=None):
+    """Expire pending transactions past their time, each with its event. Commits; returns
+    how many."""
+    now = now or utcnow()
+    overdue = db.session.scalars(
+        select(Transaction).where(Transaction.status == "pending", Transaction.expires_at <= now)
+        .order_by(Transaction.expires_at).limit(SWEEP_BATCH)
+    ).all()
+    expired = sum(
+        _transition(t, "expired", actor=None, now=now, completed_at=t.expires_at) for t in overdue
+    )
+    db.session.commit()
+    return expired
+
+
+STATUS_FILTERS = ("pending", "verified", "denied", "cancelled", "expired")
+
+
+def visible_to(viewer):
+    """Reviewers and admins see every transaction; requestors the ones they sent."""
+    query = select(Transaction)
+    if not viewer.has_role("reviewer"):
+        query = query.where(Transaction.requestor_id == viewer.id)
+    return query
+
+
+def find_visible(viewer, public_id):
+    return db.session.scalar(visible_to(viewer).where(Transaction.public_id == public_id))
+
+
+def timeline(transaction):
+    return db.session.scalars(
+        select(Event).where(Event.transaction_id == transaction.id).order_by(Event.id)
+    ).all()
+
+
+def next_expiry_in(now=None):
+    """Seconds until the next pending transaction expires, or None if none is pending."""
+    now = now or utcnow()
+    soonest = db.session.scalar(
+        select(func.min(Transaction.expires_at)).where(Transaction.status == "pending"))
+    return None if soonest is None else max(0.0, (soonest - now).total_seconds())

@@ -1,0 +1,88 @@
+"""Saying "yes, this is me": the call-binding code, then a passkey (or, where the organisation
+allows it and the user has none, their password again).
+
+The code is typed, not picked: the requestor reads it to the user, who types its digits. One
+wrong code denies the request: someone who only overheard part of it, or guesses, gets one try
+in a thousand. Everything here writes only what must last whatever the outcome (a used-up
+challenge, a refusal's event): the caller commits after a VerificationError too.
+"""
+import secrets
+
+from werkzeug.security import check_password_hash
+
+from ...core import event_log
+from ...models import utcnow
+from ..people import passkeys
+from ..reports import organisation
+from . import risks, transactions
+
+PASSWORD_MAX_CHARS = 1024
+
+
+class VerificationError(ValueError):
+    """The user did not prove it is them; the message says what to do. ``field`` is the form
+    field it is about."""
+
+    def __init__(self, message, field):
+        super().__init__(message)
+        self.field = field
+
+
+def proof_needed(user):
+    """How ``user`` proves it is them: ``passkey``, ``password``, or ``register`` (they cannot
+    until they register a passkey)."""
+    if passkeys.has_passkey(user):
+        return "passkey"
+    return "register" if organisation.requires_passkey() else "password"
+
+
+def verify(transaction, *, user, code, credential=None, password=None, now=None):
+    """Check the code and the proof, then verify. Returns transactions.Outcome (denied after a
+    wrong code); raises VerificationError (the transaction still pending) when the user must
+    try again."""
+    now = now or utcnow()
+    if transaction.user_id != user.id:
+        raise PermissionError("only the transaction's user may answer it")
+    if transaction.binding_code is not None and not _code_matches(transaction, code):
+        risks.note(transaction, user, now, "wrong_code")
+        return transactions.answer(transaction, "deny", user=user, now=now,
+                                   data={"reason": "wrong_code", "risks": transaction.risks})
+    proof = proof_needed(user)
+    if proof == "register":
+        raise VerificationError(
+            "You have no passkey, and your organisation requires one to verify. Ask an admin "
+            "for an enrolment link to register one, then come back to this page.", "credential")
+    try:
+        if proof == "passkey":
+            passkeys.check_assertion(transaction, user, credential, now=now)
+        else:
+            _check_password(user, password)
+    except (passkeys.PasskeyError, VerificationError) as exc:
+        event_log.record("verification.refused", transaction=transaction, actor=user,
+                      data={"status": "pending", "proof": proof, "reason": str(exc)})
+        raise VerificationError(str(exc), "credential" if proof == "passkey" else "password") \
+            from None
+    risks.note(transaction, user, now, *(["password"] if proof == "password" else []))
+    return transactions.answer(transaction, "verify", user=user, now=now,
+                               data={"proof": proof, "risks": transaction.risks})
+
+
+def _code_matches(transaction, code):
+    """True for the right code; VerificationError (nothing counted) when what was typed is not
+    a code at all, so a slip of the finger is not a wrong code."""
+    typed = "".join((code or "").split())
+    expected = transaction.binding_code
+    if not (typed.isascii() and typed.isdigit() and len(typed) == len(expected)):
+        raise VerificationError(
+            f"Type the {len(expected)}-digit code {transaction.requestor.name} reads to you, "
+            "digits only.", "code")
+    return secrets.compare_digest(typed, expected)
+
+
+def _check_password(user, password):
+    password = password or ""
+    if not password:
+        raise VerificationError("Enter your password to verify.", "password")
+    if len(password) > PASSWORD_MAX_CHARS or not check_password_hash(user.password_hash, password):
+        raise VerificationError("That is not your password. Enter the password you sign in "
+                                "with.", "password")
