@@ -114,12 +114,6 @@ def postgres_database(postgres_server, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def postgres_url(postgres_database):
-    """The URL of this session's PostgreSQL database (a test that uses it empties it first)."""
-    return postgres_database.url
-
-
-@pytest.fixture(scope="session")
 def migrated_postgres(postgres_server, tmp_path_factory):
     """A PostgreSQL database migrated by `flask --app wsgi db upgrade` once per session: the
     template of ``served_database``."""
@@ -159,7 +153,7 @@ def pytest_generate_tests(metafunc):
     on SQLite only. Tests that exist for PostgreSQL ask for it by name and are marked
     ``postgres``: tests/test_postgres.py (its ``database_url`` is PostgreSQL's, and the
     migration drift test), the scale-out, load and pool tests (``served_database``,
-    ``postgres_url``).
+    ``postgres_database``).
     """
     if ("database_url" in metafunc.fixturenames
             and metafunc.definition.get_closest_marker("both_databases")):
