@@ -425,7 +425,8 @@ def test_a_channels_retries_after_its_first_failure_carry_no_timeline_line(app, 
     assert [line is not None for line in lines] == [True, False, True]
 
 
-def test_an_event_read_again_from_the_table_is_drawn_once_per_process(app, stream_people, monkeypatch):
+def test_an_event_read_again_from_the_table_is_drawn_once_per_process(
+        app, stream_people, monkeypatch):
     """Thousands of streams replaying the same events after a restart draw each once."""
     from sendauth_dashboard.models import Event
     from sendauth_dashboard.services.live import messages
