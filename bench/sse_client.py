@@ -20,6 +20,9 @@ id at or below one the same watcher had read already (a repeat or a reordering).
 ``--headers-first`` waits for each response's headers before counting a watcher as connected
 (the dashboard answers at once); without it a watcher counts once its request is written
 (flask-sse sends nothing before the first event, so the caller checks Redis instead).
+
+Frames are parsed by the tests' one SSE parser (tests/support/sse.py); run from the repository's
+top (``python -m bench.sse_client``), as bench/fanout.py does.
 """
 import argparse
 import asyncio
@@ -28,6 +31,8 @@ import resource
 import sys
 import threading
 import time
+
+from tests.support.sse import Frames
 
 
 class Tracker:
@@ -82,7 +87,7 @@ class Watcher(asyncio.Protocol):
         self.tracker = tracker
         self.answered = answered
         self.head = b""
-        self.rest = b""
+        self.frames = Frames()
         self.streaming = False
         self.counted = False
         self.last_id = 0
@@ -105,14 +110,9 @@ class Watcher(asyncio.Protocol):
             if not ok:
                 self.transport.close()
                 return
-        if b"\n" not in data:
-            self.rest += data
-            return
-        lines = (self.rest + data).split(b"\n")
-        self.rest = lines.pop()
-        for line in lines:
-            if line.startswith(b"id:"):
-                self.tracker.read(self, int(line[3:]), now)
+        for frame in self.frames.feed(data):
+            if frame.id is not None:
+                self.tracker.read(self, int(frame.id), now)
 
     def connection_lost(self, exc):
         if not self.answered.done():

@@ -2,9 +2,14 @@
 
 A refusal (401, 403, 404, or a visitor sent to sign in) comes with a page that says so and
 changes nothing in the database."""
+import shutil
+
 import pytest
 
-from sendauth_dashboard import channels
+from sendauth_dashboard import channels, create_app
+from sendauth_dashboard.extensions import db
+from tests.support.accounts import create_user
+from tests.support.config import base_test_config
 from tests.support.helpers import (
     answer_token,
     configure_pagerduty,
@@ -105,7 +110,6 @@ ROUTES = CHANNEL_ROUTES + [
 
 def enrolment_token(app, user):
     """A passkey enrolment link for ``user``, as an admin issues it."""
-    from sendauth_dashboard.extensions import db
     from sendauth_dashboard.models import User
     from sendauth_dashboard.services.people import enrolment
 
@@ -131,21 +135,66 @@ def app_config():
     return {"SSE_MAX_SECONDS": 0.0}
 
 
+class World:
+    """What every row of the role table is tried against, made once per module (per worker)
+    through the product's services into a SQLite file: an admin (so no rule about the last
+    admin gets in the way), one person of each role, a request sent by its owner to its target
+    (who has a passkey and an enrolment link). Each test works on a copy of the file."""
+
+    def __init__(self, folder, sqlite_template):
+        self.path = folder / "world.db"
+        app = create_app(base_test_config(
+            folder, SQLALCHEMY_DATABASE_URI=sqlite_template.copy(self.path)))
+        configure_pagerduty(app)
+        self.people = {
+            "owner": create_user(app, "requestor", "owner@example.com", "Owen Owner"),
+            "target": create_user(app, "member", "target@example.com", "Tara Target",
+                                  notify_pagerduty=True),
+        }
+        create_user(app, "admin", "spare-admin@example.com", "Sam Spare")
+        for role in ROLES:
+            self.people[role] = create_user(app, role, f"{role}@example.com")
+        public_id = send_request(app, self.people["owner"], self.people["target"])
+        self.url_parts = {"member": self.people["target"].id, "transaction": public_id,
+                          "token": answer_token(app, public_id),
+                          "enrolment": enrolment_token(app, self.people["target"]),
+                          "passkey": passkey_ids(app, self.people["target"])[0]}
+        with app.app_context():
+            db.engine.dispose()
+
+    def copy(self, path):
+        shutil.copyfile(self.path, path)
+        return f"sqlite:///{path}"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, sqlite_template):
+    folder = tmp_path_factory.mktemp("access-world")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("SENDAUTH_INSTANCE_PATH", str(folder / "instance"))
+        return World(folder, sqlite_template)
+
+
+@pytest.fixture
+def world_app(world, tmp_path, monkeypatch, app_config):
+    monkeypatch.setenv("SENDAUTH_INSTANCE_PATH", str(tmp_path / "instance"))
+    app = create_app(base_test_config(
+        tmp_path, SQLALCHEMY_DATABASE_URI=world.copy(tmp_path / "test.db"), **app_config))
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
 @pytest.mark.parametrize("identity", IDENTITIES)
 @pytest.mark.parametrize("route", ROUTES, ids=[f"{method} {url}" for method, _, url, _ in ROUTES])
-def test_route_answers_each_visitor_as_its_rules_say(app, make_user, identity, route):
+def test_route_answers_each_visitor_as_its_rules_say(world, world_app, identity, route):
     method, _, url, expected = route
-    configure_pagerduty(app)
-    people = {"owner": make_user("requestor"), "target": make_user("member", notify_pagerduty=True)}
-    make_user("admin")  # so no rule about the last admin gets in the way
-    public_id = send_request(app, people["owner"], people["target"])
-    url = url.format(member=people["target"].id, transaction=public_id,
-                     token=answer_token(app, public_id),
-                     enrolment=enrolment_token(app, people["target"]),
-                     passkey=passkey_ids(app, people["target"])[0])
+    app = world_app
+    url = url.format(**world.url_parts)
     client = app.test_client()
     if identity != "anonymous":
-        AuthActions(client).login(people.get(identity) or make_user(identity))
+        AuthActions(client).login(world.people[identity])
     token = csrf_token_from(client.get("/login" if identity == "anonymous" else "/").text)
     before = database_rows(app)
     if method == "GET":

@@ -4,6 +4,7 @@ import io
 import re
 from datetime import datetime, timezone
 
+import pytest
 from sqlalchemy import update
 
 from sendauth_dashboard.core import event_log
@@ -11,6 +12,8 @@ from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Event
 from sendauth_dashboard.pages.csv_export import cell
 from tests.support.helpers import OTHER_TEST_KEY, TEST_KEY, configure_pagerduty, send_request
+
+pytestmark = pytest.mark.both_databases
 
 
 def rows_of(page):

@@ -8,6 +8,7 @@ from sendauth_dashboard.models import Transaction
 from sendauth_dashboard.runtime import runtime
 from sendauth_dashboard.services.requests import transactions
 from tests.support.accounts import PASSWORD, create_user
+from tests.support.browser import LIVE, signed_in
 from tests.support.helpers import configure_pagerduty, send_request
 
 pytestmark = pytest.mark.browser
@@ -17,7 +18,6 @@ pytestmark = pytest.mark.browser
 def live_server_host_name():
     """Passkeys need a name WebAuthn accepts as a relying party id: not an IP address."""
     return "localhost"
-LIVE = 15_000  # ms: a deadline for a live change to show, wide for a loaded machine
 
 
 @pytest.fixture
@@ -29,16 +29,6 @@ def people(live_server):
         "reviewer": create_user(app, "reviewer", "reviewer@example.com", "Rita Reviewer"),
         "user": create_user(app, "member", "uma@example.com", "Uma User", notify_pagerduty=True),
     }
-
-
-def signed_in(browser, live_server, person, path="/"):
-    context = browser.new_context()
-    page = context.new_page()
-    page.goto(f"{live_server.url}{path}")
-    page.get_by_label("Email").fill(person.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    return page
 
 
 def row(page, public_id):

@@ -7,10 +7,10 @@ from playwright.sync_api import expect
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Transaction, utcnow
 from tests.support.accounts import PASSWORD, create_user
+from tests.support.browser import LIVE
 from tests.support.helpers import configure_pagerduty, send_request
 
 pytestmark = pytest.mark.browser
-LIVE = 15_000  # ms: a deadline for a change to show, wide for a loaded machine
 
 WATCH_PROBLEMS = """
 window.__problems = [];

@@ -11,12 +11,12 @@ from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Transaction, utcnow
 from sendauth_dashboard.runtime import runtime
 from sendauth_dashboard.services.requests import transactions
-from tests.support.accounts import PASSWORD, create_user
+from tests.support.accounts import create_user
+from tests.support.browser import LIVE, signed_in
 from tests.support.helpers import answer_token, configure_pagerduty, send_request
 
 pytestmark = pytest.mark.browser
 
-LIVE = 15_000  # ms: a deadline for a live change to show, wide for a loaded machine
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 
 
@@ -31,17 +31,6 @@ def people(live_server):
         "reviewer": create_user(app, "reviewer", "rita@example.com", "Rita Reviewer"),
         "admin": create_user(app, "admin", "ada@example.com", "Ada Admin"),
     }
-
-
-def signed_in(browser, live_server, person, path="/", **context_options):
-    page = browser.new_context(**context_options).new_page()
-    page.goto(f"{live_server.url}{path}")
-    if person is not None:
-        page.get_by_label("Email").fill(person.email)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_load_state()
-    return page
 
 
 def cancel(app, public_id):

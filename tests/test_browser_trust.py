@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Passkey, Transaction, User
 from tests.support.accounts import create_user
+from tests.support.browser import LIVE, signed_in
 from tests.support.helpers import answer_token, configure_pagerduty, send_request
-from tests.test_browser import LIVE, signed_in
 
 pytestmark = pytest.mark.browser
 

@@ -7,10 +7,8 @@ import pytest
 from sendauth_dashboard import create_app
 from sendauth_dashboard.extensions import db
 from tests.support.accounts import PASSWORD
-from tests.support.config import base_test_config, need
+from tests.support.config import REDIS_URL, base_test_config, need, redis_available
 from tests.support.web import AuthActions, csrf_token_from
-
-from .test_redis import REDIS_URL, redis_available
 
 WRONG = "not the password at all"
 

@@ -22,11 +22,15 @@ from tests.support.helpers import (
     TEST_KEY,
     configure_email,
     configure_pagerduty,
+    dispatch,
     send_request,
+    time_passes,
     wait_until,
 )
 
 from .fakes.pagerduty import Answer
+
+pytestmark = pytest.mark.both_databases
 
 
 @pytest.fixture
@@ -51,18 +55,6 @@ def delivery_rows(app):
 def only_delivery(app):
     (d,) = delivery_rows(app)
     return d
-
-
-def dispatch(app):
-    return Dispatcher(app, name="test-dispatcher").run_until_idle()
-
-
-def time_passes(app):
-    """Everything scheduled for later is due now (what waiting out a backoff would do)."""
-    with app.app_context():
-        db.session.execute(update(Delivery).where(Delivery.status == "queued")
-                           .values(next_attempt_at=utcnow() - timedelta(seconds=1)))
-        db.session.commit()
 
 
 def event_kinds(app):

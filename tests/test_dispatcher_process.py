@@ -13,12 +13,10 @@ from sqlalchemy import select
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Transaction
 from tests.support import servers
-from tests.support.config import need
+from tests.support.config import REDIS_URL, need, redis_available
 from tests.support.helpers import wait_until
 
 from .fakes.pagerduty import Answer
-from .test_faults import Dashboard
-from .test_redis import REDIS_URL, redis_available
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -27,11 +25,9 @@ SETTINGS = {"PAGERDUTY_READ_TIMEOUT": 30, "DELIVERY_LEASE_SECONDS": 60}
 
 
 @pytest.fixture
-def site(tmp_path, fake_pagerduty):
+def site(dashboard):
     need(redis_available(REDIS_URL), f"Redis not reachable at {REDIS_URL}")
-    dashboard = Dashboard(tmp_path, fake_pagerduty, **SETTINGS)
-    yield dashboard
-    dashboard.close()
+    return dashboard(**SETTINGS)
 
 
 def serve(site, **settings):

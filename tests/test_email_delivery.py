@@ -6,10 +6,9 @@ from sqlalchemy import select
 from sendauth_dashboard.channels import integration
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Event, User
-from tests.support.helpers import configure_email, send_request
+from tests.support.helpers import configure_email, dispatch, send_request
 
 from .fakes.smtp import FakeSmtp
-from .test_delivery import dispatch
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """Faults, for real: the dashboard served by gunicorn, the PagerDuty fake misbehaving on real
 sockets, processes killed with SIGKILL, and the database locked or out of connections."""
-import json
 import signal
 import sqlite3
 import time
@@ -8,112 +7,20 @@ from collections import Counter, defaultdict
 
 import pytest
 import requests
-from sqlalchemy import func, select
 
 from sendauth_dashboard import create_app
 from sendauth_dashboard.extensions import db
-from sendauth_dashboard.models import Delivery, Event, Transaction
 from tests.support import servers
 from tests.support.accounts import create_user
 from tests.support.config import base_test_config
-from tests.support.helpers import configure_pagerduty, database_rows, send_request, wait_until
+from tests.support.dashboard import RETRY_SETTINGS
+from tests.support.helpers import configure_pagerduty, database_rows, wait_until
 
 from .fakes.pagerduty import Answer
 
 pytestmark = pytest.mark.slow
 
-BURST = 12
-# Short enough for a test to see several retries in seconds; the shape is the product's.
-RETRY_SETTINGS = {
-    "DELIVERY_BACKOFF_BASE_SECONDS": 0.2,
-    "DELIVERY_BACKOFF_CAP_SECONDS": 1.0,
-    "DELIVERY_RATE_LIMITED_FLOOR_SECONDS": 0.5,
-    "PAGERDUTY_CONNECT_TIMEOUT": 0.5,
-    "PAGERDUTY_READ_TIMEOUT": 0.5,
-    "DISPATCHER_IDLE_SECONDS": 0.5,
-    "DELIVERY_LEASE_SECONDS": 3,
-    "DELIVERY_RATE_LIMITS": json.dumps({"pagerduty": [1000, 1]}),
-    "RATELIMIT_ENABLED": "false",
-}
 PAGE_DEADLINE = 5  # seconds: a page that takes longer than this while PagerDuty misbehaves hangs
-
-
-class Dashboard:
-    """A SQLite database migrated the production way, people and PagerDuty set up through the
-    services, and gunicorn (without Redis, its workers run the dispatcher thread) or `flask
-    worker` processes serving it. ``app`` reads the same database from the test."""
-
-    def __init__(self, tmp_path, fake, **settings):
-        self.tmp_path = tmp_path
-        self.database = tmp_path / "sendauth.db"
-        self.env = servers.environment(
-            tmp_path, SQLALCHEMY_DATABASE_URI=f"sqlite:///{self.database}",
-            PAGERDUTY_EVENTS_URL=fake.url, BASE_URL="http://sendauth.test",
-            **{**RETRY_SETTINGS, **settings})
-        servers.flask(self.env, "db", "upgrade")
-        self.app = create_app(base_test_config(
-            tmp_path, SQLALCHEMY_DATABASE_URI=f"sqlite:///{self.database}",
-            SECRET_KEY=servers.SECRET_KEY))
-        self.requestor = create_user(self.app, "requestor", "hana@example.com")
-        self.reviewer = create_user(self.app, "reviewer", "rita@example.com")
-        self.member = create_user(self.app, "member", "uma@example.com", notify_pagerduty=True)
-        configure_pagerduty(self.app)
-        self.processes = []
-
-    def serve(self, name="gunicorn", **settings):
-        server = servers.gunicorn(dict(self.env, **_env(settings)), self.tmp_path, name=name)
-        self.processes.append(server)
-        return server
-
-    def dispatcher(self, name="worker"):
-        process = servers.worker(self.env, self.tmp_path, name=name)
-        self.processes.append(process)
-        return process
-
-    def send_burst(self, count=BURST):
-        return [send_request(self.app, self.requestor, self.member, message=f"Burst {n}")
-                for n in range(count)]
-
-    def deliveries(self):
-        with self.app.app_context():
-            rows = db.session.execute(
-                select(Transaction.public_id, Delivery.status, Delivery.attempts)
-                .join(Delivery.transaction)).all()
-            db.session.remove()
-        return rows
-
-    def sent_events(self):
-        """Per transaction, how many ``delivery.sent`` events it has."""
-        with self.app.app_context():
-            rows = db.session.execute(
-                select(Transaction.public_id, func.count(Event.id))
-                .join(Event.transaction).where(Event.kind == "delivery.sent")
-                .group_by(Transaction.public_id)).all()
-            db.session.remove()
-        return dict(rows)
-
-    def close(self):
-        for process in self.processes:
-            process.stop()
-        with self.app.app_context():
-            db.engine.dispose()
-
-
-def _env(settings):
-    return {f"SENDAUTH_{k}": str(v) for k, v in settings.items()}
-
-
-@pytest.fixture
-def dashboard(tmp_path, fake_pagerduty):
-    made = []
-
-    def make(**settings):
-        made.append(Dashboard(tmp_path, fake_pagerduty, **settings))
-        return made[-1]
-
-    yield make
-    for each in made:
-        each.close()
 
 
 def triggers_accepted(fake):
@@ -294,22 +201,17 @@ def test_a_write_locked_sqlite_database_gets_a_busy_page_and_writes_nothing(dash
 
 
 @pytest.mark.postgres
-def test_with_every_pooled_connection_busy_pages_say_so_with_a_503(tmp_path, postgres_url,
+def test_with_every_pooled_connection_busy_pages_say_so_with_a_503(tmp_path, postgres_database,
                                                                     monkeypatch):
     """SQLAlchemy raises its TimeoutError (not an OperationalError) when no pooled connection
     comes free in time: a 503 that says the database is busy, not a 500."""
     from tests.support.web import AuthActions
 
     monkeypatch.setenv("SENDAUTH_INSTANCE_PATH", str(tmp_path / "instance"))
-    app = create_app(base_test_config(tmp_path, SQLALCHEMY_DATABASE_URI=postgres_url,
+    app = create_app(base_test_config(tmp_path, SQLALCHEMY_DATABASE_URI=postgres_database.empty(),
                                       SQLALCHEMY_ENGINE_OPTIONS={
                                           "pool_size": 1, "max_overflow": 0,
                                           "pool_timeout": 0.3, "hide_parameters": True}))
-    with app.app_context():
-        db.create_all()
-        tables = ", ".join(t.name for t in db.metadata.sorted_tables)
-        db.session.execute(db.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        db.session.commit()
     requestor = create_user(app, "requestor", "hana@example.com")
     create_user(app, "member", "uma@example.com", notify_pagerduty=True)
     configure_pagerduty(app)

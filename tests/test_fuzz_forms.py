@@ -40,6 +40,9 @@ TEXT = st.one_of(
               st.integers(1_000, 30_000)),
 )
 
+# PostgreSQL refuses NUL in text where SQLite stores it: odd input can differ there.
+pytestmark = pytest.mark.both_databases
+
 
 def field(values=TEXT):
     """A form field: missing (None), sent once, or repeated."""

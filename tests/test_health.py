@@ -1,7 +1,10 @@
+import pytest
+
 from sendauth_dashboard import create_app
 from tests.support.config import base_test_config
 
 
+@pytest.mark.both_databases
 def test_healthz_answers_200_when_the_database_answers(client):
     response = client.get("/healthz")
     assert response.status_code == 200

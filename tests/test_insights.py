@@ -7,6 +7,8 @@ from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Transaction
 from sendauth_dashboard.services.reports import insights
 
+pytestmark = pytest.mark.both_databases
+
 UTC = timezone.utc
 PLUS_TWO = timezone(timedelta(hours=2))
 DAY = date(2026, 3, 31)

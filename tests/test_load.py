@@ -19,11 +19,11 @@ from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Event, Transaction
 from tests.support import servers
 from tests.support.accounts import PASSWORD, create_user
-from tests.support.config import base_test_config, need
+from tests.support.config import REDIS_URL, base_test_config, need, redis_available
 from tests.support.helpers import configure_pagerduty, wait_until
+from tests.support.sse import HttpStream
 
 from .fakes.pagerduty import FakePagerDuty
-from .test_redis import REDIS_URL, redis_available
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
@@ -167,10 +167,10 @@ def test_200_clients_for_a_minute_lose_nothing_and_get_no_server_error(tmp_path,
     watchers = {}
     try:
         for n in range(REQUESTOR_WATCHERS):
-            watchers[f"requestor{n}@example.com"] = servers.Watcher(
+            watchers[f"requestor{n}@example.com"] = HttpStream(
                 login(server.url, f"requestor{n}@example.com"), f"{server.url}/transactions/stream")
         for n in range(REVIEWER_WATCHERS):
-            watchers[f"reviewer {n}"] = servers.Watcher(
+            watchers[f"reviewer {n}"] = HttpStream(
                 login(server.url, "rita@example.com"), f"{server.url}/transactions/stream")
 
         tally, errors = Tally(), []
@@ -226,7 +226,7 @@ def test_200_clients_for_a_minute_lose_nothing_and_get_no_server_error(tmp_path,
         for who, watcher in watchers.items():
             requestor_id = emails.get(who)
             ids = [i for i, owner in visible if requestor_id is None or owner == requestor_id]
-            watcher.wait_for(lambda got, ids=ids: len(got) >= len(ids), timeout=30)
+            watcher.read_until(lambda w, ids=ids: len(w.events) >= len(ids), timeout=30)
             got = [event["id"] for event in watcher.events]
             assert got == ids, f"{who}: {len(got)} events, {len(ids)} in the table; in order?"
             watcher.close()

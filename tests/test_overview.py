@@ -2,12 +2,16 @@
 be reached, and a checklist that tells the truth."""
 from datetime import timedelta
 
+import pytest
+
 from sendauth_dashboard.channels import integration
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, User, utcnow
 from sendauth_dashboard.services.reports import health, organisation
 from tests.support.accounts import register_passkey
 from tests.support.helpers import configure_pagerduty, send_request
+
+pytestmark = pytest.mark.both_databases
 
 
 def checklist(html):

@@ -24,7 +24,7 @@ from tests.support.helpers import (
     send_request,
     verify_form,
 )
-from tests.support.web import csrf_token_from
+from tests.support.web import csrf_token_from, words_shown
 
 ORIGIN = "http://sendauth.test"  # BASE_URL in tests
 
@@ -523,7 +523,12 @@ def test_the_requestor_sees_a_three_digit_code_and_the_user_types_it(app, client
     code = binding_code(app, token)
     assert len(code) == 3 and code.isdigit()
     page = client.get(f"/authenticate/{token}").text
-    assert 'name="code"' in page and 'type="radio"' not in page and code not in page
+    assert 'name="code"' in page and 'type="radio"' not in page
+    # The user is not shown the code they must type: no element holds it, the field is empty,
+    # and it is no word of the page's text (its digits may well be part of a date).
+    assert "data-binding-code" not in page
+    assert re.search(r'<input[^>]*name="code"[^>]*\bvalue=', page) is None
+    assert code not in words_shown(page)
     auth.logout()
     auth.login(requestor)
     assert f"data-binding-code>{code}<" in client.get(f"/transactions/{public_id}").text

@@ -5,7 +5,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect
 
 from sendauth_dashboard import create_app
 from sendauth_dashboard.core import event_log
@@ -17,16 +17,10 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def empty_postgres(postgres_url):
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    name = admin.url.database + "_migrations"
-    with admin.connect() as connection:
-        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        connection.execute(text(f"CREATE DATABASE {name}"))
-    yield admin.url.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    admin.dispose()
+def empty_postgres(postgres_server):
+    url = postgres_server.create("_migrations")
+    yield url
+    postgres_server.drop(url)
 
 
 def test_migrations_build_the_models_schema_on_postgresql_and_go_back(tmp_path, empty_postgres):
@@ -43,9 +37,9 @@ def test_migrations_build_the_models_schema_on_postgresql_and_go_back(tmp_path, 
 
 
 @pytest.fixture
-def database_url(postgres_url):
+def database_url(postgres_database):
     """This module is about PostgreSQL only (SQLite has one writer at a time)."""
-    return postgres_url
+    return postgres_database.empty()
 
 
 def test_a_later_event_waits_for_an_earlier_one_to_commit(app):

@@ -1,5 +1,6 @@
 """The two commands stay true: the Makefile parses and CI runs what the README says."""
 import ast
+import functools
 import os
 import shutil
 import subprocess
@@ -129,6 +130,7 @@ def _module_imports(path, root):
     return module, found
 
 
+@functools.cache
 def import_graph(root=ROOT):
     """{module: the modules it imports}, for every module of the package (migrations left
     out), bench and tests. A package's own ``__init__`` importing its modules (a blueprint's

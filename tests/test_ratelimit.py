@@ -7,10 +7,8 @@ from sendauth_dashboard.models import Delivery
 from sendauth_dashboard.runtime import runtime
 from sendauth_dashboard.services.outbox.dispatcher import Dispatcher
 from sendauth_dashboard.services.outbox.send_window import LocalWindow, RedisWindow
-from tests.support.config import need
+from tests.support.config import REDIS_URL, need, redis_available
 from tests.support.helpers import configure_pagerduty, send_request
-
-from .test_redis import REDIS_URL, redis_available
 
 
 class Clock:

@@ -12,23 +12,12 @@ from sendauth_dashboard.extensions import db
 from sendauth_dashboard.runtime import runtime
 from sendauth_dashboard.services.live.broker import RESYNC, RedisBroker
 from tests.support.accounts import create_user
-from tests.support.config import base_test_config, need
+from tests.support.config import REDIS_URL, base_test_config, need, redis_available
 from tests.support.helpers import configure_pagerduty, send_request, wait_until
+from tests.support.sse import ClientStream
 from tests.support.web import AuthActions
 
-from .test_stream import Stream
-
 pytestmark = pytest.mark.redis
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def redis_available(url):
-    import redis
-
-    try:
-        return redis.Redis.from_url(url, socket_connect_timeout=1).ping()
-    except redis.RedisError:
-        return False
 
 
 @pytest.fixture
@@ -128,7 +117,7 @@ def test_when_redis_goes_away_streams_stay_up_and_miss_nothing(tmp_path, own_red
 
     client = watcher.test_client()
     AuthActions(client).login(hana)
-    stream = Stream(client, "/transactions/stream?after=0")
+    stream = ClientStream(client, "/transactions/stream?after=0")
     watcher_broker = runtime(watcher).broker
     assert watcher_broker.wait_until_listening(15)
     first = send_request(sender, hana, uma)

@@ -10,10 +10,8 @@ from sendauth_dashboard import create_app
 from sendauth_dashboard.extensions import db
 from tests.support import servers
 from tests.support.accounts import create_user
-from tests.support.config import base_test_config, need
+from tests.support.config import REDIS_URL, base_test_config, need, redis_available
 from tests.support.helpers import configure_pagerduty, send_request
-
-from .test_redis import REDIS_URL, redis_available
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
@@ -69,7 +67,7 @@ def test_watchers_on_two_gunicorn_workers_see_every_event(tmp_path, seeded, serv
 
         expected = {"transaction.created", "delivery.sent", "transaction.verified"}
         for watcher in watchers:
-            watcher.wait_for(lambda got: expected <= {e["kind"] for e in got
+            watcher.read_until(lambda w: expected <= {e["kind"] for e in w.events
                                                       if e["transaction"]["id"] == public_id})
         assert [e["id"] for e in watchers[0].events] == [e["id"] for e in watchers[1].events]
         for watcher in watchers:

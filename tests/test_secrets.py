@@ -29,10 +29,10 @@ from tests.support.helpers import (
     send_request,
     verify_form,
 )
+from tests.support.sse import ClientStream
 from tests.support.web import AuthActions, csrf_token_from
 
 from .fakes.pagerduty import Answer
-from .test_stream import Stream
 
 
 @pytest.fixture
@@ -147,7 +147,7 @@ def test_no_page_shows_a_credential(app, day):
 
 def test_no_live_message_or_event_row_holds_a_credential(app, day):
     people, run = day
-    stream = Stream(browser(app, people["reviewer"]), "/transactions/stream")
+    stream = ClientStream(browser(app, people["reviewer"]), "/transactions/stream")
     token = run()
     stream.read_until(lambda s: any(e["kind"] == "transaction.verified" for e in s.events))
     stream.close()

@@ -11,10 +11,8 @@ from sqlalchemy import select
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Transaction
 from sendauth_dashboard.services.requests import transactions
-from tests.support.helpers import TEST_KEY, send_request
+from tests.support.helpers import TEST_KEY, dispatch, send_request
 from tests.support.web import AuthActions
-
-from .test_delivery import dispatch
 
 
 @pytest.fixture

@@ -1,8 +1,6 @@
 """GET /transactions/stream: server-sent events, resumable, filtered by who is watching."""
 import json
-import queue
 import threading
-import time
 
 import pytest
 from sqlalchemy import select
@@ -19,7 +17,10 @@ from sendauth_dashboard.services.live.slots import slots_of
 from sendauth_dashboard.services.live.stream import lifetime, stream
 from sendauth_dashboard.services.requests import transactions
 from tests.support.helpers import configure_pagerduty, send_request, wait_until
+from tests.support.sse import ClientStream, live_stream
 from tests.support.web import AuthActions
+
+pytestmark = pytest.mark.both_databases
 
 
 @pytest.fixture
@@ -27,94 +28,8 @@ def app_config():
     return {"SSE_HEARTBEAT_SECONDS": 0.05, "SSE_MAX_SECONDS": 10.0}
 
 
-class Stream:
-    """Reads a streamed response frame by frame, with a deadline.
-
-    The request runs and is read in a thread of its own, as a browser's connection would be:
-    a streaming response keeps its request context pushed in the thread that reads it.
-    """
-
-    _END = object()
-
-    def __init__(self, client, url, **kwargs):
-        self.events, self.comments, self.ended = [], [], False
-        self._chunks = queue.Queue()
-        self._stop = threading.Event()
-        self._opened = threading.Event()
-        self._buffer = ""
-        self._thread = threading.Thread(target=self._read, args=(client, url, kwargs),
-                                        daemon=True)
-        self._thread.start()
-        assert self._opened.wait(30), "the stream did not answer"
-
-    def _read(self, client, url, kwargs):
-        response = client.get(url, **kwargs)
-        self.status_code, self.headers = response.status_code, response.headers
-        self._opened.set()
-        try:
-            for chunk in response.response:
-                self._chunks.put(chunk)
-                if self._stop.is_set():
-                    break
-        finally:
-            response.close()
-            self._chunks.put(self._END)
-
-    @property
-    def ids(self):
-        return [e["id"] for e in self.events]
-
-    def read_until(self, predicate, timeout=15.0):
-        deadline = time.monotonic() + timeout
-        while not predicate(self):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"stream: condition not met in {timeout} s; got {self.ids}")
-            if self.ended:
-                raise AssertionError(f"stream ended; got {self.ids}")
-            try:
-                chunk = self._chunks.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if chunk is self._END:
-                self.ended = True
-                continue
-            self._buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
-            while "\n\n" in self._buffer:
-                frame, self._buffer = self._buffer.split("\n\n", 1)
-                self._parse(frame)
-        return self
-
-    def _parse(self, frame):
-        fields = {}
-        for line in frame.split("\n"):
-            if line.startswith(":"):
-                self.comments.append(line[1:].strip())
-            elif ":" in line:
-                name, value = line.split(":", 1)
-                fields[name] = value.strip()
-        if "data" in fields:
-            message = json.loads(fields["data"])
-            assert int(fields["id"]) == message["id"]
-            self.events.append(message)
-
-    def close(self):
-        self._stop.set()
-        self._thread.join(30)
-        assert not self._thread.is_alive(), "the stream did not end"
-
-
-@pytest.fixture
-def setup(app, make_user):
-    configure_pagerduty(app)
-    hana = make_user("requestor", name="Hana")
-    otto = make_user("requestor", name="Otto")
-    uma = make_user("member", name="Uma", notify_pagerduty=True)
-    return hana, otto, uma
-
-
 def watch(client, url="/transactions/stream", **kwargs):
-    return Stream(client, url, **kwargs)
+    return ClientStream(client, url, **kwargs)
 
 
 def in_thread(work):
@@ -131,14 +46,6 @@ def answer(app, public_id, decision="verify"):
         db.session.commit()
 
 
-def live_stream(viewer, broker):
-    """A stream that has replayed the table and now waits for live events."""
-    body = stream(viewer, 0, broker, heartbeat=0.05, lifetime=30)
-    while not next(body).startswith(": keepalive"):
-        pass
-    return body
-
-
 def data_of(frame):
     return json.loads(frame.split("data: ", 1)[1])
 
@@ -147,13 +54,13 @@ def test_signed_out_is_a_401_not_a_redirect(client):
     assert client.get("/transactions/stream").status_code == 401
 
 
-def test_a_member_may_not_watch(client, auth, setup):
-    auth.login(setup[2])
+def test_a_member_may_not_watch(client, auth, stream_people):
+    auth.login(stream_people[2])
     assert client.get("/transactions/stream").status_code == 403
 
 
-def test_the_stream_has_the_headers_proxies_and_browsers_need(client, auth, setup):
-    auth.login(setup[0])
+def test_the_stream_has_the_headers_proxies_and_browsers_need(client, auth, stream_people):
+    auth.login(stream_people[0])
     stream = watch(client)
     headers = stream.headers
     assert headers["Content-Type"].startswith("text/event-stream")
@@ -162,8 +69,8 @@ def test_the_stream_has_the_headers_proxies_and_browsers_need(client, auth, setu
     stream.close()
 
 
-def test_it_replays_after_the_given_id_then_goes_live(app, client, auth, setup):
-    hana, _, uma = setup
+def test_it_replays_after_the_given_id_then_goes_live(app, client, auth, stream_people):
+    hana, _, uma = stream_people
     first = send_request(app, hana, uma)
     second = send_request(app, hana, uma)
     with app.app_context():
@@ -181,8 +88,8 @@ def test_it_replays_after_the_given_id_then_goes_live(app, client, auth, setup):
     stream.close()
 
 
-def test_a_reconnecting_browser_resumes_from_last_event_id(app, client, auth, setup):
-    hana, _, uma = setup
+def test_a_reconnecting_browser_resumes_from_last_event_id(app, client, auth, stream_people):
+    hana, _, uma = stream_people
     ids = [send_request(app, hana, uma) for _ in range(3)]
     auth.login(hana)
     stream = watch(client, "/transactions/stream?after=0")
@@ -195,8 +102,9 @@ def test_a_reconnecting_browser_resumes_from_last_event_id(app, client, auth, se
     resumed.close()
 
 
-def test_each_watcher_gets_only_what_their_role_may_see(app, client, auth, setup, make_user):
-    hana, otto, uma = setup
+def test_each_watcher_gets_only_what_their_role_may_see(app, client, auth, stream_people,
+                                                        make_user):
+    hana, otto, uma = stream_people
     auth.login(hana)
     stream = watch(client, "/transactions/stream?after=0")
     reviewer_client = app.test_client()
@@ -216,15 +124,15 @@ def test_each_watcher_gets_only_what_their_role_may_see(app, client, auth, setup
     reviewer.close()
 
 
-def test_a_heartbeat_keeps_quiet_streams_open(client, auth, setup):
-    auth.login(setup[0])
+def test_a_heartbeat_keeps_quiet_streams_open(client, auth, stream_people):
+    auth.login(stream_people[0])
     stream = watch(client)
     stream.read_until(lambda s: "keepalive" in s.comments)
     stream.close()
 
 
-def test_the_stream_holds_no_database_connection_while_it_waits(app, client, auth, setup):
-    hana, _, uma = setup
+def test_the_stream_holds_no_database_connection_while_it_waits(app, client, auth, stream_people):
+    hana, _, uma = stream_people
     send_request(app, hana, uma)
     auth.login(hana)
     stream = watch(client, "/transactions/stream?after=0")
@@ -234,16 +142,16 @@ def test_the_stream_holds_no_database_connection_while_it_waits(app, client, aut
     stream.close()
 
 
-def test_streams_end_after_their_lifetime(app, client, auth, setup):
+def test_streams_end_after_their_lifetime(app, client, auth, stream_people):
     app.config["SSE_MAX_SECONDS"] = 0.3
-    auth.login(setup[0])
+    auth.login(stream_people[0])
     stream = watch(client)
     stream.read_until(lambda s: s.ended, timeout=15)
     assert stream.comments[0] == "stream open"
 
 
-def test_a_slow_watcher_catches_up_from_the_table_and_misses_nothing(app, setup):
-    hana, _, uma = setup
+def test_a_slow_watcher_catches_up_from_the_table_and_misses_nothing(app, stream_people):
+    hana, _, uma = stream_people
     broker = runtime(app).broker
     broker.queue_size = 2
     viewer = Viewer(hana.id, sees_all=False)
@@ -260,9 +168,9 @@ def test_a_slow_watcher_catches_up_from_the_table_and_misses_nothing(app, setup)
     assert [f["transaction"]["id"] for f in frames] == sent
 
 
-def test_a_live_event_is_formatted_once_for_all_its_watchers(app, setup, monkeypatch):
+def test_a_live_event_is_formatted_once_for_all_its_watchers(app, stream_people, monkeypatch):
     """Serialising the same event again for every watcher was a large part of a fan-out's cost."""
-    hana, _, uma = setup
+    hana, _, uma = stream_people
     broker = runtime(app).broker
     formatted = []
     real_format = wire.sse_format
@@ -283,8 +191,8 @@ def test_a_live_event_is_formatted_once_for_all_its_watchers(app, setup, monkeyp
     assert formatted == [json.loads(frames[0].split("data: ", 1)[1])["id"]]
 
 
-def test_an_event_committed_while_the_stream_opens_arrives_once(app, setup):
-    hana, _, uma = setup
+def test_an_event_committed_while_the_stream_opens_arrives_once(app, stream_people):
+    hana, _, uma = stream_people
     broker = runtime(app).broker
     viewer = Viewer(hana.id, sees_all=False)
     with app.test_request_context():
@@ -297,8 +205,8 @@ def test_an_event_committed_while_the_stream_opens_arrives_once(app, setup):
     assert len(data) == 1, frames
 
 
-def test_closing_the_broker_ends_open_streams(app, client, auth, setup):
-    auth.login(setup[0])
+def test_closing_the_broker_ends_open_streams(app, client, auth, stream_people):
+    auth.login(stream_people[0])
     stream = watch(client)
     stream.read_until(lambda s: "stream open" in s.comments)
     runtime(app).broker.close_all()
@@ -306,8 +214,9 @@ def test_closing_the_broker_ends_open_streams(app, client, auth, setup):
     assert runtime(app).broker.subscriber_count == 0
 
 
-def test_deliveries_and_answers_reach_the_transactions_page_stream(app, client, auth, setup):
-    hana, _, uma = setup
+def test_deliveries_and_answers_reach_the_transactions_page_stream(app, client, auth,
+                                                                  stream_people):
+    hana, _, uma = stream_people
     public_id = send_request(app, hana, uma)
     with app.app_context():
         after = event_log.latest_event_id()
@@ -324,9 +233,9 @@ def test_deliveries_and_answers_reach_the_transactions_page_stream(app, client, 
     stream.close()
 
 
-def test_a_resync_makes_the_stream_catch_up_with_what_it_never_heard(app, setup):
+def test_a_resync_makes_the_stream_catch_up_with_what_it_never_heard(app, stream_people):
     """When live messages may have been lost (Redis was away), the table has them all."""
-    hana, _, uma = setup
+    hana, _, uma = stream_people
     broker = runtime(app).broker
     viewer = Viewer(hana.id, sees_all=False)
     with app.test_request_context():
@@ -340,9 +249,9 @@ def test_a_resync_makes_the_stream_catch_up_with_what_it_never_heard(app, setup)
     assert data_of(frame)["transaction"]["id"] == unheard
 
 
-def test_a_request_sent_while_watching_arrives_live(app, setup):
+def test_a_request_sent_while_watching_arrives_live(app, stream_people):
     """Not replayed from the table: published after its commit, to a stream already live."""
-    hana, _, uma = setup
+    hana, _, uma = stream_people
     viewer = Viewer(hana.id, sees_all=False)
     with app.test_request_context():
         body = live_stream(viewer, runtime(app).broker)
@@ -353,10 +262,10 @@ def test_a_request_sent_while_watching_arrives_live(app, setup):
     assert data_of(frame)["transaction"]["id"] == sent
 
 
-def test_events_published_out_of_order_reach_the_watcher_in_id_order(app, setup):
+def test_events_published_out_of_order_reach_the_watcher_in_id_order(app, stream_people):
     """Processes publish after their commits, each when it gets to it: a watcher may hear of
     event 410 before 409. It still gets 409 first, then 410, none skipped."""
-    hana, _, uma = setup
+    hana, _, uma = stream_people
     broker = runtime(app).broker
     viewer = Viewer(hana.id, sees_all=False)
     with app.test_request_context():
@@ -374,10 +283,10 @@ def test_events_published_out_of_order_reach_the_watcher_in_id_order(app, setup)
     assert frames[1]["id"] > frames[0]["id"]
 
 
-def test_a_rolled_back_event_id_does_not_hold_the_stream_back(app, setup):
+def test_a_rolled_back_event_id_does_not_hold_the_stream_back(app, stream_people):
     """On PostgreSQL an id taken by a transaction that rolled back never commits: the stream
     sends what the table has rather than wait for it."""
-    hana, _, uma = setup
+    hana, _, uma = stream_people
     viewer = Viewer(hana.id, sees_all=False)
     with app.test_request_context():
         body = live_stream(viewer, runtime(app).broker)
@@ -401,10 +310,11 @@ def test_streams_that_open_together_do_not_all_end_together():
 
 
 @pytest.mark.parametrize("change", ["demoted", "deactivated", "signed out everywhere"])
-def test_a_stream_ends_as_soon_as_its_viewer_loses_the_right(app, setup, make_user, change):
+def test_a_stream_ends_as_soon_as_its_viewer_loses_the_right(app, stream_people, make_user,
+                                                              change):
     from sendauth_dashboard.services.people import accounts
 
-    _, otto, uma = setup
+    _, otto, uma = stream_people
     reviewer = make_user("reviewer", name="Rita")
     with app.app_context():
         viewer = Viewer.of(db.session.get(User, reviewer.id))
@@ -425,8 +335,8 @@ def test_a_stream_ends_as_soon_as_its_viewer_loses_the_right(app, setup, make_us
     assert not any("Otto" in frame for frame in frames)
 
 
-def test_a_heartbeat_ends_the_stream_of_a_viewer_who_lost_the_right(app, setup):
-    hana, _, _ = setup
+def test_a_heartbeat_ends_the_stream_of_a_viewer_who_lost_the_right(app, stream_people):
+    hana, _, _ = stream_people
     with app.app_context():
         viewer = Viewer.of(db.session.get(User, hana.id))
         db.session.get(User, hana.id).active = False  # no event: only the heartbeat can tell
@@ -438,9 +348,9 @@ def test_a_heartbeat_ends_the_stream_of_a_viewer_who_lost_the_right(app, setup):
 
 
 def test_streams_are_capped_per_user_and_per_process_and_other_pages_still_answer(
-        app, client, auth, setup, make_user):
+        app, client, auth, stream_people, make_user):
     app.config.update(STREAMS_PER_USER=2, STREAMS_PER_PROCESS=3)
-    hana, otto, _ = setup
+    hana, otto, _ = stream_people
     auth.login(hana)
     mine = [watch(client) for _ in range(2)]
     assert [s.status_code for s in mine] == [200, 200]
@@ -466,18 +376,18 @@ def test_streams_are_capped_per_user_and_per_process_and_other_pages_still_answe
     wait_until(lambda: slots_of(app).total == 0, message="every slot back")
 
 
-def test_a_stream_that_ended_gives_its_slot_back_at_once(app, client, auth, setup):
+def test_a_stream_that_ended_gives_its_slot_back_at_once(app, client, auth, stream_people):
     app.config.update(STREAMS_PER_USER=1, SSE_MAX_SECONDS=0.0)
-    auth.login(setup[0])
+    auth.login(stream_people[0])
     for _ in range(3):  # read to the end, never closed: as a client that just stops reading
         response = client.get("/transactions/stream")
         assert response.status_code == 200
         assert response.get_data(as_text=True).startswith("retry:")
 
 
-def test_a_live_row_and_timeline_line_are_the_ones_the_pages_draw(app, client, auth, setup):
+def test_a_live_row_and_timeline_line_are_the_ones_the_pages_draw(app, client, auth, stream_people):
     """Drawn once: the markup an event carries is the page's own, from the same template."""
-    hana, _, uma = setup
+    hana, _, uma = stream_people
     auth.login(hana)
     stream = watch(client, "/transactions/stream?after=0")
     stream.read_until(lambda s: "stream open" in s.comments)
@@ -495,13 +405,13 @@ def test_a_live_row_and_timeline_line_are_the_ones_the_pages_draw(app, client, a
     assert all(e["html"]["line"] in page for e in stream.events)
 
 
-def test_a_channels_retries_after_its_first_failure_carry_no_timeline_line(app, setup):
+def test_a_channels_retries_after_its_first_failure_carry_no_timeline_line(app, stream_people):
     """The rule of delivery_report.worth_a_line, applied to each event as it is recorded."""
     from sendauth_dashboard.core import event_log as log
     from sendauth_dashboard.models import Event
     from sendauth_dashboard.services.live.messages import message_for
 
-    hana, _, uma = setup
+    hana, _, uma = stream_people
     public_id = send_request(app, hana, uma)
     with app.app_context():
         t = db.session.scalar(select(Transaction).where(Transaction.public_id == public_id))
@@ -515,12 +425,13 @@ def test_a_channels_retries_after_its_first_failure_carry_no_timeline_line(app, 
     assert [line is not None for line in lines] == [True, False, True]
 
 
-def test_an_event_read_again_from_the_table_is_drawn_once_per_process(app, setup, monkeypatch):
+def test_an_event_read_again_from_the_table_is_drawn_once_per_process(
+        app, stream_people, monkeypatch):
     """Thousands of streams replaying the same events after a restart draw each once."""
     from sendauth_dashboard.models import Event
     from sendauth_dashboard.services.live import messages
 
-    hana, _, uma = setup
+    hana, _, uma = stream_people
     send_request(app, hana, uma)
     drawn = []
     real_line = messages._worth_a_line

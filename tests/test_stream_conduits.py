@@ -24,26 +24,23 @@ from sendauth_dashboard.services.live.slots import StreamsFull, StreamSlots
 from sendauth_dashboard.services.live.stream import stream
 from sendauth_dashboard.services.live.wire import STREAM_RETRY_MS
 from tests.support import servers
-from tests.support.config import need
+from tests.support.config import REDIS_URL, need, redis_available
 from tests.support.helpers import send_request, wait_until
-
-from . import test_stream
-from .test_redis import REDIS_URL, redis_available
-
-setup = test_stream.setup  # the people of the stream tests (a fixture)
+from tests.support.sse import EventReader
 
 
-class Wire:
-    """A connection: the server's end for the stream and its conduit, the browser's end read."""
+class Wire(EventReader):
+    """A connection: the server's end for the stream and its conduit; the browser's end
+    read, only when the test reads (a watcher that is slow to read stays slow), chunk by
+    chunk."""
 
     def __init__(self, small=False):
         self.server, self.browser = socket.socketpair()
         if small:  # a watcher that is slow to read fills these at once
             self.server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
             self.browser.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        self.events = []
         self._bytes = b""
-        self._text = ""
+        super().__init__(self._next_chunks, name="wire")
 
     def conduit(self, viewer):
         # gevent's socket waits cooperatively in sendall; the one under it never waits.
@@ -57,34 +54,24 @@ class Wire:
         data = text.encode()
         self.server.sendall(b"%X\r\n%b\r\n" % (len(data), data))
 
-    def read_until(self, predicate, timeout=15):
-        deadline = time.monotonic() + timeout
-        while not predicate(self.events):
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, f"not met in {timeout} s; got {[e['id'] for e in self.events]}"
-            self.browser.settimeout(remaining)
-            self._bytes += self.browser.recv(65536)
-            self._parse()
-
-    def _parse(self):
+    def _next_chunks(self, timeout):
+        """The payload of the whole HTTP chunks received so far (maybe none yet)."""
+        self.browser.settimeout(timeout)
+        received = self.browser.recv(65536)
+        if not received:
+            return None
+        self._bytes += received
+        payload = b""
         while True:
             size_line, crlf, rest = self._bytes.partition(b"\r\n")
             if not crlf:
-                return
+                return payload
             size = int(size_line, 16)  # a frame cut or run together fails here or below
             if len(rest) < size + 2:
-                return
+                return payload
             assert rest[size:size + 2] == b"\r\n", "a chunk does not end where its size says"
-            self._text += rest[:size].decode()
+            payload += rest[:size]
             self._bytes = rest[size + 2:]
-            while "\n\n" in self._text:
-                frame, self._text = self._text.split("\n\n", 1)
-                fields = dict(f.split(": ", 1) for f in frame.split("\n")
-                              if not f.startswith(":") and ": " in f)
-                if "data" in fields:
-                    message = json.loads(fields["data"])
-                    assert int(fields["id"]) == message["id"]
-                    self.events.append(message)
 
     def close(self):
         self.server.close()
@@ -128,8 +115,8 @@ def created(events):
     return [e["transaction"]["id"] for e in events if e["kind"] == "transaction.created"]
 
 
-def test_the_fan_out_writes_each_event_in_order_to_the_watchers_who_may_see_it(app, setup):
-    hana, otto, uma = setup
+def test_the_fan_out_writes_each_event_in_order_to_the_watchers_who_may_see_it(app, stream_people):
+    hana, otto, uma = stream_people
     broker = runtime(app).broker
     wires = {name: Wire() for name in ("hana", "reviewer")}
     conduits = {
@@ -143,8 +130,8 @@ def test_the_fan_out_writes_each_event_in_order_to_the_watchers_who_may_see_it(a
         ottos.append(send_request(app, otto, uma, message=f"otto {n}"))
     everyone = [t for pair in zip(hanas, ottos, strict=True) for t in pair]
 
-    wires["reviewer"].read_until(lambda events: created(events) == everyone)
-    wires["hana"].read_until(lambda events: created(events) == hanas)
+    wires["reviewer"].read_until(lambda wire: created(wire.events) == everyone)
+    wires["hana"].read_until(lambda wire: created(wire.events) == hanas)
     for wire in wires.values():
         ids = [e["id"] for e in wire.events]
         assert ids == sorted(set(ids)), "each event once, in id order"
@@ -158,10 +145,10 @@ def test_the_fan_out_writes_each_event_in_order_to_the_watchers_who_may_see_it(a
         wire.close()
 
 
-def test_a_watcher_slow_to_read_gets_every_event_whole_and_in_order(app, setup):
+def test_a_watcher_slow_to_read_gets_every_event_whole_and_in_order(app, stream_people):
     """The socket takes part of a frame: the stream writes the rest, then what was queued
     meanwhile, and the fan-out goes on writing to everyone else."""
-    hana, _, uma = setup
+    hana, _, uma = stream_people
     broker = runtime(app).broker
     slow, quick = Wire(small=True), Wire()
     viewer = Viewer(hana.id, sees_all=False)
@@ -170,8 +157,8 @@ def test_a_watcher_slow_to_read_gets_every_event_whole_and_in_order(app, setup):
 
     sent = [send_request(app, hana, uma, message=f"request {n} " + "x" * 300) for n in range(40)]
 
-    quick.read_until(lambda events: created(events) == sent)  # not held back by the slow one
-    slow.read_until(lambda events: created(events) == sent)
+    quick.read_until(lambda wire: created(wire.events) == sent)  # not held back by the slow one
+    slow.read_until(lambda wire: created(wire.events) == sent)
     ids = [e["id"] for e in slow.events]
     assert ids == sorted(set(ids)) == [e["id"] for e in quick.events]
     assert len(slow_stream.yielded) > 1, "the slow watcher's socket filled (else: not tested)"
@@ -182,8 +169,8 @@ def test_a_watcher_slow_to_read_gets_every_event_whole_and_in_order(app, setup):
     quick.close()
 
 
-def test_events_published_out_of_order_reach_a_conduit_in_id_order(app, setup):
-    hana, _, uma = setup
+def test_events_published_out_of_order_reach_a_conduit_in_id_order(app, stream_people):
+    hana, _, uma = stream_people
     broker = runtime(app).broker
     wire = Wire()
     conduit, driven = open_stream(app, Viewer(hana.id, sees_all=False), wire, broker)
@@ -193,22 +180,22 @@ def test_events_published_out_of_order_reach_a_conduit_in_id_order(app, setup):
     with app.app_context():
         late = reader(app)(conduit.last_id, event_log.latest_event_id() + 1)
     broker.publish(late[-1])  # a gap: the stream wakes and reads the table
-    wire.read_until(lambda events: created(events) == [first, second])
+    wire.read_until(lambda wire: created(wire.events) == [first, second])
     # The ones heard late are sent already (published while the stream waits again: under
     # gevent nothing runs between a fan-out's writes, here another thread would).
     wait_until(lambda: conduit.idle, timeout=15, message="the stream waits again")
     for message in reversed(late[:-1]):
         broker.publish(message)
     send_request(app, hana, uma, message="n2")
-    wire.read_until(lambda events: len(created(events)) == 3)
+    wire.read_until(lambda wire: len(created(wire.events)) == 3)
     ids = [e["id"] for e in wire.events]
     assert ids == sorted(set(ids))
     driven.stop(broker)
     wire.close()
 
 
-def test_a_watcher_who_hangs_up_ends_its_stream_at_the_next_event(app, setup):
-    hana, _, uma = setup
+def test_a_watcher_who_hangs_up_ends_its_stream_at_the_next_event(app, stream_people):
+    hana, _, uma = stream_people
     broker = runtime(app).broker
     wire = Wire()
     conduit, driven = open_stream(app, Viewer(hana.id, sees_all=False), wire, broker)
@@ -222,13 +209,13 @@ def test_a_watcher_who_hangs_up_ends_its_stream_at_the_next_event(app, setup):
 
 
 @pytest.mark.redis
-def test_the_redis_listener_reads_an_event_it_has_not_heard_from_the_table_once(app, setup):
+def test_the_redis_listener_reads_an_event_it_has_not_heard_from_the_table_once(app, stream_people):
     """A later event heard first: every id below it has settled, so the listener reads the
     missing ones itself and fans out in order, rather than each stream reading on its own."""
     need(redis_available(REDIS_URL), f"Redis not reachable at {REDIS_URL}")
     import redis
 
-    hana, _, uma = setup
+    hana, _, uma = stream_people
     broker = RedisBroker(REDIS_URL, prefix=f"sendauth-test-{time.monotonic_ns()}",
                          read_between=reader(app))
     publisher = redis.Redis.from_url(REDIS_URL)
@@ -250,8 +237,8 @@ def test_the_redis_listener_reads_an_event_it_has_not_heard_from_the_table_once(
         publisher.close()
 
 
-def test_a_conduit_tells_when_its_browser_has_hung_up(setup):
-    hana, _, _ = setup
+def test_a_conduit_tells_when_its_browser_has_hung_up(stream_people):
+    hana, _, _ = stream_people
     wire = Wire()
     conduit = wire.conduit(Viewer(hana.id, sees_all=False))
     conduit.idle = True
@@ -288,12 +275,10 @@ def open_stream_socket(url, session):
 
 
 @pytest.mark.slow
-def test_under_gunicorn_reloading_a_page_past_the_cap_keeps_it_live(tmp_path, fake_pagerduty):
+def test_under_gunicorn_reloading_a_page_past_the_cap_keeps_it_live(dashboard):
     """Each reload hangs up one stream and opens another; the heartbeat that would notice is a
     minute away, so only asking the hung-up ones frees their slots."""
-    from .test_faults import Dashboard
-
-    site = Dashboard(tmp_path, fake_pagerduty, STREAMS_PER_USER=2, SSE_HEARTBEAT_SECONDS=60)
+    site = dashboard(STREAMS_PER_USER=2, SSE_HEARTBEAT_SECONDS=60)
     server = site.serve()
     try:
         reviewer = servers.Browser(server.url)
@@ -309,7 +294,6 @@ def test_under_gunicorn_reloading_a_page_past_the_cap_keeps_it_live(tmp_path, fa
         refused.close()
         send_request(site.app, site.requestor, site.member)
         for watcher in kept:  # live; they end with the server (a close would wait for a read)
-            watcher.wait_for(lambda got: any(e["kind"] == "transaction.created" for e in got))
+            watcher.read_until(lambda w: any(e["kind"] == "transaction.created" for e in w.events))
     finally:
         assert server.stop() == 0, server.log()[-2000:]
-        site.close()

@@ -12,11 +12,7 @@ from sendauth_dashboard.runtime import runtime
 from sendauth_dashboard.services.live import rights as live_rights
 from sendauth_dashboard.services.people import accounts
 from tests.support.helpers import wait_until
-
-from . import test_stream
-from .test_stream import live_stream
-
-setup = test_stream.setup  # the people of the stream tests (a fixture)
+from tests.support.sse import live_stream
 
 ALLOWED = (True, True, False, 1)
 
@@ -109,8 +105,8 @@ def test_streams_wait_for_a_reading_under_way_rather_than_ask_too(monkeypatch):
     assert answers == [ALLOWED] * 5 and made == [7]
 
 
-def test_a_user_event_makes_one_query_for_all_of_a_persons_streams(app, setup, make_user):
-    _, otto, uma = setup
+def test_a_user_event_makes_one_query_for_all_of_a_persons_streams(app, stream_people, make_user):
+    _, otto, uma = stream_people
     rita = make_user("reviewer", name="Rita")
     with app.app_context():
         viewer = live_rights.Viewer.of(db.session.get(User, rita.id))

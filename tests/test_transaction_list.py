@@ -9,6 +9,8 @@ from sendauth_dashboard.models import Transaction, User, utcnow
 from sendauth_dashboard.services.requests import transaction_list
 from tests.support.helpers import configure_pagerduty, send_request
 
+pytestmark = pytest.mark.both_databases
+
 
 @pytest.fixture
 def people(app, make_user):

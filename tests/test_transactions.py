@@ -155,6 +155,7 @@ def test_a_user_no_channel_reaches_is_refused_saying_which_channels_are_off(app,
     assert counts(app) == before
 
 
+@pytest.mark.both_databases
 # -- watching ------------------------------------------------------------------------------
 
 def test_requestors_see_the_ones_they_sent_and_reviewers_see_all(app, client, auth, people,
@@ -173,6 +174,7 @@ def test_requestors_see_the_ones_they_sent_and_reviewers_see_all(app, client, au
     assert page.index(theirs) < page.index(mine), "newest first"
 
 
+@pytest.mark.both_databases
 def test_the_list_filters_by_status_user_and_requestor_kept_in_the_url(app, client, auth, people,
                                                                        make_user):
     requestor, user = people
@@ -194,6 +196,7 @@ def test_the_list_filters_by_status_user_and_requestor_kept_in_the_url(app, clie
         assert "field-errors" not in response.text
 
 
+@pytest.mark.both_databases
 def test_the_list_is_paged_newest_first(app, client, auth, people):
     ids = [send_request(app, *people, message=f"n{n}")
            for n in range(transaction_list.PAGE_SIZE + 3)]
@@ -207,6 +210,7 @@ def test_the_list_is_paged_newest_first(app, client, auth, people):
     assert "← Newer" in second and "Page 2 of 2." in second
 
 
+@pytest.mark.both_databases
 def test_an_overdue_request_reads_as_expired_everywhere_before_the_sweep(app, client, auth,
                                                                          people):
     public_id = send_request(app, *people)
@@ -293,6 +297,7 @@ def test_a_finished_or_overdue_request_cannot_be_cancelled(app, client, as_reque
     assert "already expired" in client.get(f"/transactions/{public_id}").text
 
 
+@pytest.mark.both_databases
 # -- lifecycle ------------------------------------------------------------------------------
 
 def test_the_sweep_expires_overdue_requests_with_one_event_each(app, people):
@@ -313,6 +318,7 @@ def test_the_sweep_expires_overdue_requests_with_one_event_each(app, people):
     assert get(app, fresh).status == "pending"
 
 
+@pytest.mark.both_databases
 def test_only_the_first_of_two_racing_answers_wins(app, people):
     public_id = send_request(app, *people)
     results, barrier = [], threading.Barrier(2)
@@ -337,6 +343,7 @@ def test_only_the_first_of_two_racing_answers_wins(app, people):
             Event.kind.in_(("transaction.verified", "transaction.denied")))) == 1
 
 
+@pytest.mark.both_databases
 def test_states_only_move_from_pending(app, people):
     public_id = send_request(app, *people)
     with app.app_context():
@@ -364,6 +371,7 @@ def test_a_second_client_sees_the_same_rules(app, people):
     assert other.client.get("/transactions/").status_code == 403
 
 
+@pytest.mark.both_databases
 def test_a_user_can_be_sent_only_so_many_requests_per_window(app, as_requestor, make_user):
     app.config["SEND_LIMIT_PER_USER"] = [3, 600]
     for _ in range(3):
@@ -382,6 +390,7 @@ def test_a_user_can_be_sent_only_so_many_requests_per_window(app, as_requestor, 
                              ).status_code == 302
 
 
+@pytest.mark.both_databases
 def test_a_requestor_can_send_only_so_many_requests_per_window(app, people, make_user):
     app.config["SEND_LIMIT_PER_REQUESTOR"] = [2, 60]
     requestor = people[0]

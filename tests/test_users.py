@@ -27,6 +27,7 @@ def new_user_form(**overrides):
     return form
 
 
+@pytest.mark.both_databases
 def test_admin_sees_every_user(client, as_admin, make_user):
     make_user("member", name="Mona Member")
     page = client.get("/settings/users")
@@ -97,6 +98,7 @@ def test_a_made_up_role_is_refused(app, client, as_admin, make_user):
         assert db.session.get(User, user.id).role == "member"
 
 
+@pytest.mark.both_databases
 def test_the_last_active_admin_cannot_be_demoted(app, client, as_admin, admin):
     as_admin.post(f"/settings/users/{admin.id}/role", {"role": "member"})
     assert "is the last active admin" in client.get("/settings/users").text
@@ -105,6 +107,7 @@ def test_the_last_active_admin_cannot_be_demoted(app, client, as_admin, admin):
     assert events_of(app, "user.role_changed") == []
 
 
+@pytest.mark.both_databases
 def test_an_admin_can_step_down_when_another_admin_remains(app, as_admin, admin, make_user):
     make_user("admin")
     as_admin.post(f"/settings/users/{admin.id}/role", {"role": "reviewer"})
@@ -112,6 +115,7 @@ def test_an_admin_can_step_down_when_another_admin_remains(app, as_admin, admin,
         assert db.session.get(User, admin.id).role == "reviewer"
 
 
+@pytest.mark.both_databases
 @pytest.mark.parametrize("change", ["demote", "deactivate"])
 def test_two_admins_removing_each_other_at_once_leave_one_admin(app, make_user, monkeypatch,
                                                                 change):
@@ -159,6 +163,7 @@ def test_two_admins_removing_each_other_at_once_leave_one_admin(app, make_user, 
         assert accounts.has_active_admin()
 
 
+@pytest.mark.both_databases
 def test_the_last_active_admin_cannot_be_deactivated(app, client, as_admin, make_user):
     other_admin = make_user("admin")
     as_admin.post(f"/settings/users/{other_admin.id}/active", {"active": "0"})

@@ -41,3 +41,13 @@ def base_test_config(tmp_path, **overrides):
 
 POSTGRES_URL = os.environ.get("SENDAUTH_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("SENDAUTH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def redis_available(url=REDIS_URL):
+    import redis
+
+    try:
+        return redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        return False

@@ -215,3 +215,29 @@ def enrol(client, link, password=None, authenticator=None, name="Work laptop"):
     if password is not None:
         form.update(password=password, confirm=password)
     return client.post(path, data=form), authenticator
+
+
+def dispatch(app):
+    """Send every delivery that is due, as the dispatcher would, until none is left."""
+    from sendauth_dashboard.services.outbox.dispatcher import Dispatcher
+
+    return Dispatcher(app, name="test-dispatcher").run_until_idle()
+
+
+def time_passes(app):
+    """Everything scheduled for later is due now (what waiting out a backoff would do)."""
+    from datetime import timedelta
+
+    from sendauth_dashboard.models import Delivery, utcnow
+
+    with app.app_context():
+        db.session.execute(db.update(Delivery).where(Delivery.status == "queued")
+                           .values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+
+
+def masked(secret, visible=4):
+    """How a page shows a stored secret: a bullet for each hidden character, then its last
+    ``visible`` ones (``••••…AB12``). Look for this, not for the last four characters alone,
+    which could be anywhere in a page."""
+    return "•" * (len(secret) - visible) + secret[-visible:]

@@ -17,6 +17,7 @@ from sendauth_dashboard.services.outbox.dispatcher import start_thread
 from tests.support.helpers import wait_until
 
 from .accounts import PASSWORD
+from .sse import HttpStream
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -130,45 +131,7 @@ class Browser:
         return BINDING_CODE.search(page).group(1)
 
     def watch(self):
-        return Watcher(self.session, f"{self.url}/transactions/stream")
-
-
-class Watcher:
-    """An open event stream, read in a thread of its own."""
-
-    def __init__(self, session, url):
-        self.url = url
-        self.events = []
-        self._changed = threading.Condition()
-        self._response = session.get(url, stream=True, timeout=(5, 60))
-        assert self._response.status_code == 200
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self):
-        fields = {}
-        try:
-            for line in self._response.iter_lines(decode_unicode=True):
-                if line == "":
-                    if "data" in fields:
-                        with self._changed:
-                            self.events.append(json.loads(fields["data"]))
-                            self._changed.notify_all()
-                    fields = {}
-                elif not line.startswith(":") and ":" in line:
-                    name, value = line.split(":", 1)
-                    fields[name] = value.strip()
-        except (requests.RequestException, AttributeError, ValueError):
-            pass
-
-    def wait_for(self, predicate, timeout=15):
-        with self._changed:
-            if not self._changed.wait_for(lambda: predicate(self.events), timeout):
-                raise AssertionError(f"watcher of {self.url}: not met in {timeout} s; got "
-                                     f"{[(e['id'], e['kind']) for e in self.events]}")
-
-    def close(self):
-        self._response.close()
+        return HttpStream(self.session, f"{self.url}/transactions/stream")
 
 
 class LiveServer:

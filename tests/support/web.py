@@ -1,5 +1,6 @@
 """A test client used the way a browser is: forms posted with their CSRF token."""
 import re
+from html.parser import HTMLParser
 
 from .accounts import PASSWORD
 
@@ -36,3 +37,28 @@ class AuthActions:
         form = {"csrf_token": self.csrf_token(token_page)}
         form.update(data or {})
         return self.client.post(url, data=form, **kwargs)
+
+
+class _Text(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.pieces, self._skipping = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        self._skipping += tag in ("script", "style")
+
+    def handle_endtag(self, tag):
+        self._skipping -= tag in ("script", "style")
+
+    def handle_data(self, data):
+        if not self._skipping:
+            self.pieces.append(data)
+
+
+def words_shown(html):
+    """The words (runs of letters and digits) of a page's text as a reader sees it: no markup,
+    scripts or attributes. To say a short value (a three-digit code) is not shown, look for it
+    among these, not in the page's source, where it may be part of a date or an id."""
+    parser = _Text()
+    parser.feed(html)
+    return set(re.findall(r"\w+", " ".join(parser.pieces)))
