@@ -221,6 +221,7 @@ def test_an_overdue_request_reads_as_expired_everywhere_before_the_sweep(app, cl
     assert 'data-field="status">expired<' in client.get(f"/transactions/{public_id}").text
 
 
+@pytest.mark.both_databases
 def test_still_pending_is_one_rule_on_a_row_and_in_a_query(app, people):
     """``pending_at``, ``overdue_at`` and ``status_at`` answer the same in Python and in SQL,
     on both sides of the expiry and for a finished request."""
