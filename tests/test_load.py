@@ -1,7 +1,8 @@
-"""Load, for real: 200 clients sending requests and answering them for a minute against the
+"""Load, for real: 200 clients sending requests and answering them for 20 seconds against the
 served dashboard (gunicorn, PostgreSQL, Redis, a `flask worker` dispatcher, the PagerDuty
 fake), with watchers on the live stream. Nothing may fail, be lost, or reach a watcher out of
-order. SENDAUTH_TEST_LOAD_SECONDS shortens the minute on a person's machine; CI runs it all."""
+order. SENDAUTH_TEST_LOAD_SECONDS sets how long (60 for the README's measured minute): the
+suite's five minutes hold 20 s of it, some 200 requests sent and answered."""
 import json
 import os
 import statistics
@@ -28,7 +29,7 @@ from .fakes.pagerduty import FakePagerDuty
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
 CLIENTS = 200
-SECONDS = float(os.environ.get("SENDAUTH_TEST_LOAD_SECONDS", "60"))
+SECONDS = float(os.environ.get("SENDAUTH_TEST_LOAD_SECONDS", "20"))
 REQUESTOR_WATCHERS = 3
 REVIEWER_WATCHERS = 2
 ANSWER_DEADLINE = 60  # seconds for any one request or incident: beyond it, something hangs
