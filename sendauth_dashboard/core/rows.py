@@ -1,4 +1,6 @@
-"""Single-row settings tables (an integration's, the organisation's): read and change them."""
+"""Single-row settings tables (an integration's, the organisation's): read and change them;
+and single-use rows (an enrolment link, a passkey challenge): spend one once."""
+from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -27,3 +29,14 @@ def default_row(model, **key):
     defaults = {c.key: c.default.arg for c in model.__table__.columns
                 if c.default is not None and c.default.is_scalar}
     return model(**{**defaults, **key})
+
+
+def use_once(model, row_id, now):
+    """Mark the single-use row ``row_id`` used at ``now``, in the caller's database transaction;
+    False when it was used already or has expired. One UPDATE that tests and sets, so of two
+    requests racing to use it, one wins."""
+    used = db.session.execute(
+        update(model)
+        .where(model.id == row_id, model.used_at.is_(None), model.expires_at > now)
+        .values(used_at=now).execution_options(synchronize_session="fetch"))
+    return used.rowcount == 1

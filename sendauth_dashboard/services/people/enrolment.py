@@ -14,13 +14,14 @@ invitation, whose user has no password yet, sets it on the same page.
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 
 from ... import channels
 from ...channels.base import Notice
 from ...core import event_kinds as kinds
 from ...core import event_log
 from ...core.errors import ServiceError
+from ...core.rows import use_once
 from ...core.secrets import SecretUnreadable
 from ...core.tokens import new_token, stored_hash_of
 from ...extensions import db
@@ -93,12 +94,7 @@ def complete(token, credential_text, *, name="", password=None, now=None):
         passkey = passkeys.register(user, credential_text, name=name, now=now)
     except passkeys.PasskeyError as exc:
         raise EnrolmentError(str(exc)) from None
-    used = db.session.execute(
-        update(EnrolmentLink)
-        .where(EnrolmentLink.id == link.id, EnrolmentLink.used_at.is_(None),
-               EnrolmentLink.expires_at > now)
-        .values(used_at=now).execution_options(synchronize_session="fetch"))
-    if used.rowcount != 1:
+    if not use_once(EnrolmentLink, link.id, now):
         raise EnrolmentError("This enrolment link was already used: each works once. Ask an "
                              "admin for a new one if you need it.")
     if link.kind == "invitation":

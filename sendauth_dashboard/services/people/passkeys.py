@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import webauthn
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
     AuthenticatorSelectionCriteria,
@@ -26,6 +26,7 @@ from webauthn.helpers.structs import (
 from ...core import event_kinds as kinds
 from ...core import event_log
 from ...core.errors import ServiceError
+from ...core.rows import use_once
 from ...extensions import db
 from ...models import Passkey, PasskeyChallenge, utcnow
 
@@ -265,12 +266,7 @@ def _consume_challenge(challenge, *, user, purpose, now, transaction=None):
     if transaction is not None and row.transaction_id != transaction.id:
         raise PasskeyError("This passkey answer was made for a different request. "
                            "Reload this page and try again.")
-    used = db.session.execute(
-        update(PasskeyChallenge)
-        .where(PasskeyChallenge.id == row.id, PasskeyChallenge.used_at.is_(None),
-               PasskeyChallenge.expires_at > now)
-        .values(used_at=now).execution_options(synchronize_session="fetch"))
-    if used.rowcount != 1:
+    if not use_once(PasskeyChallenge, row.id, now):
         raise PasskeyError(USED_UP[purpose])
 
 
