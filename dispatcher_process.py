@@ -44,7 +44,7 @@ def start(arbiter, woken):
     sends can wake it (the app's REDIS_URL is set)."""
     global _running
     if not woken:
-        arbiter.log.warning("SENDAUTH_DISPATCHER=process without SENDAUTH_REDIS_URL: no send "
+        arbiter.log.warning("SENDAUTH_DISPATCHER=process without REDIS_URL: no send "
                             "wakes the dispatcher process (it looks every "
                             "SENDAUTH_DISPATCHER_IDLE_SECONDS), and live pages get its events late")
     _running = DispatcherProcess(arbiter.log, arbiter.cfg.graceful_timeout)

@@ -2,14 +2,14 @@
 
 A refusal (401, 403, 404, or a visitor sent to sign in) comes with a page that says so and
 changes nothing in the database."""
-import shutil
 
 import pytest
 
 from sendauth_dashboard import channels, create_app
 from sendauth_dashboard.extensions import db
 from tests.support.accounts import create_user
-from tests.support.config import base_test_config
+from tests.support.config import base_test_config, make_app
+from tests.support.databases import SqliteTemplate
 from tests.support.helpers import (
     answer_token,
     configure_pagerduty,
@@ -143,8 +143,8 @@ class World:
 
     def __init__(self, folder, sqlite_template):
         self.path = folder / "world.db"
-        app = create_app(base_test_config(
-            folder, SQLALCHEMY_DATABASE_URI=sqlite_template.copy(self.path)))
+        self.template = SqliteTemplate(self.path)
+        app = make_app(folder, SQLALCHEMY_DATABASE_URI=sqlite_template.copy(self.path))
         configure_pagerduty(app)
         self.people = {
             "owner": create_user(app, "requestor", "owner@example.com", "Owen Owner"),
@@ -163,16 +163,12 @@ class World:
             db.engine.dispose()
 
     def copy(self, path):
-        shutil.copyfile(self.path, path)
-        return f"sqlite:///{path}"
+        return self.template.copy(path)
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, sqlite_template):
-    folder = tmp_path_factory.mktemp("access-world")
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setenv("SENDAUTH_INSTANCE_PATH", str(folder / "instance"))
-        return World(folder, sqlite_template)
+    return World(tmp_path_factory.mktemp("access-world"), sqlite_template)
 
 
 @pytest.fixture

@@ -30,8 +30,6 @@ from tests.support.helpers import (
 
 from .fakes.pagerduty import Answer
 
-pytestmark = pytest.mark.both_databases
-
 
 @pytest.fixture
 def app_config(fake_pagerduty):
@@ -63,6 +61,7 @@ def event_kinds(app):
             Event.transaction_id.is_not(None)).order_by(Event.id))]
 
 
+@pytest.mark.both_databases
 def test_sending_queues_one_delivery_with_the_transaction_and_its_event(app, people):
     send_request(app, *people)
     d = only_delivery(app)
@@ -93,6 +92,7 @@ def test_pagerduty_disabled_means_no_route(app, make_user):
         send_request(app, make_user("requestor"), make_user("member", notify_pagerduty=True))
 
 
+@pytest.mark.both_databases
 def test_one_incident_with_every_field_and_the_link(app, people, fake_pagerduty):
     public_id = send_request(app, *people, message="Confirm the laptop swap", context="INC-1")
     assert dispatch(app) == ["sent"]
@@ -116,6 +116,7 @@ def test_one_incident_with_every_field_and_the_link(app, people, fake_pagerduty)
         assert integration.status_view("pagerduty").state == "success"
 
 
+@pytest.mark.both_databases
 def test_a_400_fails_at_once_with_pagerdutys_text(app, people, fake_pagerduty):
     send_request(app, *people)
     fake_pagerduty.answer_next(Answer.invalid_routing_key())
@@ -129,6 +130,7 @@ def test_a_400_fails_at_once_with_pagerdutys_text(app, people, fake_pagerduty):
         assert (status.state, status.error) == ("error", "HTTP 400: Invalid routing key")
 
 
+@pytest.mark.both_databases
 def test_500s_are_retried_until_pagerduty_recovers_then_one_incident(app, people, fake_pagerduty):
     send_request(app, *people)
     fake_pagerduty.answer_always(Answer.server_error())
@@ -150,6 +152,7 @@ def test_500s_are_retried_until_pagerduty_recovers_then_one_incident(app, people
                                 "delivery.sent"]
 
 
+@pytest.mark.both_databases
 def test_a_lost_answer_is_sent_again_and_pagerduty_keeps_one_incident(app, people, fake_pagerduty):
     send_request(app, *people)
     fake_pagerduty.answer_next(Answer.slow(4.0))  # accepted, but after our read timeout
@@ -160,6 +163,7 @@ def test_a_lost_answer_is_sent_again_and_pagerduty_keeps_one_incident(app, peopl
     assert len(fake_pagerduty.incidents) == 1
 
 
+@pytest.mark.both_databases
 def test_connection_refused_then_recovered(app, people, fake_pagerduty):
     send_request(app, *people)
     fake_pagerduty.stop()
@@ -171,6 +175,7 @@ def test_connection_refused_then_recovered(app, people, fake_pagerduty):
     assert len(fake_pagerduty.incidents) == 1
 
 
+@pytest.mark.both_databases
 def test_retries_give_up_after_the_configured_attempts(app, people, fake_pagerduty):
     app.config["DELIVERY_MAX_ATTEMPTS"] = 2
     send_request(app, *people)
@@ -183,6 +188,7 @@ def test_retries_give_up_after_the_configured_attempts(app, people, fake_pagerdu
     assert d.last_error.startswith("Gave up after 2 attempts. Last error: HTTP 429:")
 
 
+@pytest.mark.both_databases
 def test_retries_stop_once_the_transaction_is_no_longer_pending(app, people, fake_pagerduty):
     public_id = send_request(app, *people)
     fake_pagerduty.answer_next(Answer.server_error())
@@ -198,6 +204,7 @@ def test_retries_stop_once_the_transaction_is_no_longer_pending(app, people, fak
     assert len(fake_pagerduty.received) == 1
 
 
+@pytest.mark.both_databases
 def test_disabling_pagerduty_stops_queued_incidents(app, people, fake_pagerduty):
     send_request(app, *people)
     configure_pagerduty(app, key=None, enabled=False)
@@ -206,6 +213,7 @@ def test_disabling_pagerduty_stops_queued_incidents(app, people, fake_pagerduty)
     assert only_delivery(app).last_error == "Not sent: the PagerDuty integration is disabled."
 
 
+@pytest.mark.both_databases
 def test_a_claim_whose_dispatcher_died_is_reclaimed_after_its_lease(app, people, fake_pagerduty):
     send_request(app, *people)
     now = utcnow()
@@ -221,6 +229,7 @@ def test_a_claim_whose_dispatcher_died_is_reclaimed_after_its_lease(app, people,
     assert len(fake_pagerduty.incidents) == 1
 
 
+@pytest.mark.both_databases
 def test_concurrent_dispatchers_claim_each_delivery_once(app, make_user):
     configure_pagerduty(app)
     requestor = make_user("requestor")
@@ -244,6 +253,7 @@ def test_concurrent_dispatchers_claim_each_delivery_once(app, make_user):
     assert max(batches) <= 3, "never more than asked for"
 
 
+@pytest.mark.both_databases
 def test_the_dispatcher_thread_sends_as_soon_as_a_request_is_queued(app, people, fake_pagerduty):
     app.config["DISPATCHER"] = "thread"
     app.config["DISPATCHER_IDLE_SECONDS"] = 30.0  # so only the wake-up can explain a quick send
@@ -324,6 +334,7 @@ def test_backoff_honours_retry_after_and_waits_longer_on_429():
     assert 0.5 <= backoff_seconds(1, SendResult("retryable", 429), quicker, random.Random(1)) < 10
 
 
+@pytest.mark.both_databases
 def test_a_key_that_cannot_be_decrypted_fails_visibly_instead_of_retrying(app, people,
                                                                          fake_pagerduty):
     send_request(app, *people)
@@ -336,6 +347,7 @@ def test_a_key_that_cannot_be_decrypted_fails_visibly_instead_of_retrying(app, p
     assert status.state == "error" and "Enter it again" in status.error
 
 
+@pytest.mark.both_databases
 def test_a_name_that_breaks_the_email_fails_the_delivery_with_an_event(app, make_user,
                                                                        fake_smtp):
     # Written before names were checked (or straight into the database): the email cannot be
@@ -360,6 +372,7 @@ def test_a_name_that_breaks_the_email_fails_the_delivery_with_an_event(app, make
     assert dispatch(app) == []
 
 
+@pytest.mark.both_databases
 def test_an_unexpected_error_in_the_dispatcher_thread_is_recorded_too(app, people,
                                                                       monkeypatch):
     send_request(app, *people)
@@ -379,6 +392,7 @@ def test_an_unexpected_error_in_the_dispatcher_thread_is_recorded_too(app, peopl
     assert "delivery.failed" in event_kinds(app)
 
 
+@pytest.mark.both_databases
 def test_a_send_slower_than_its_lease_is_not_claimed_again_by_its_own_dispatcher(
         app, people, fake_pagerduty, monkeypatch):
     # The flaky fault test's double trigger: a delivery still being sent when its lease ran
@@ -410,6 +424,7 @@ def test_a_send_slower_than_its_lease_is_not_claimed_again_by_its_own_dispatcher
     assert len(fake_pagerduty.received) == 1
 
 
+@pytest.mark.both_databases
 def test_the_lease_counts_from_the_send_not_from_the_claim(app, people, fake_pagerduty,
                                                             monkeypatch):
     send_request(app, *people)

@@ -20,8 +20,6 @@ from tests.support.helpers import configure_pagerduty, send_request, wait_until
 from tests.support.sse import ClientStream, live_stream
 from tests.support.web import AuthActions
 
-pytestmark = pytest.mark.both_databases
-
 
 @pytest.fixture
 def app_config():
@@ -69,6 +67,7 @@ def test_the_stream_has_the_headers_proxies_and_browsers_need(client, auth, stre
     stream.close()
 
 
+@pytest.mark.both_databases
 def test_it_replays_after_the_given_id_then_goes_live(app, client, auth, stream_people):
     hana, _, uma = stream_people
     first = send_request(app, hana, uma)
@@ -88,6 +87,7 @@ def test_it_replays_after_the_given_id_then_goes_live(app, client, auth, stream_
     stream.close()
 
 
+@pytest.mark.both_databases
 def test_a_reconnecting_browser_resumes_from_last_event_id(app, client, auth, stream_people):
     hana, _, uma = stream_people
     ids = [send_request(app, hana, uma) for _ in range(3)]
@@ -102,6 +102,7 @@ def test_a_reconnecting_browser_resumes_from_last_event_id(app, client, auth, st
     resumed.close()
 
 
+@pytest.mark.both_databases
 def test_each_watcher_gets_only_what_their_role_may_see(app, client, auth, stream_people,
                                                         make_user):
     hana, otto, uma = stream_people
@@ -131,6 +132,7 @@ def test_a_heartbeat_keeps_quiet_streams_open(client, auth, stream_people):
     stream.close()
 
 
+@pytest.mark.both_databases
 def test_the_stream_holds_no_database_connection_while_it_waits(app, client, auth, stream_people):
     hana, _, uma = stream_people
     send_request(app, hana, uma)
@@ -150,6 +152,7 @@ def test_streams_end_after_their_lifetime(app, client, auth, stream_people):
     assert stream.comments[0] == "stream open"
 
 
+@pytest.mark.both_databases
 def test_a_slow_watcher_catches_up_from_the_table_and_misses_nothing(app, stream_people):
     hana, _, uma = stream_people
     broker = runtime(app).broker
@@ -191,6 +194,7 @@ def test_a_live_event_is_formatted_once_for_all_its_watchers(app, stream_people,
     assert formatted == [json.loads(frames[0].split("data: ", 1)[1])["id"]]
 
 
+@pytest.mark.both_databases
 def test_an_event_committed_while_the_stream_opens_arrives_once(app, stream_people):
     hana, _, uma = stream_people
     broker = runtime(app).broker
@@ -214,6 +218,7 @@ def test_closing_the_broker_ends_open_streams(app, client, auth, stream_people):
     assert runtime(app).broker.subscriber_count == 0
 
 
+@pytest.mark.both_databases
 def test_deliveries_and_answers_reach_the_transactions_page_stream(app, client, auth,
                                                                   stream_people):
     hana, _, uma = stream_people
@@ -233,6 +238,7 @@ def test_deliveries_and_answers_reach_the_transactions_page_stream(app, client, 
     stream.close()
 
 
+@pytest.mark.both_databases
 def test_a_resync_makes_the_stream_catch_up_with_what_it_never_heard(app, stream_people):
     """When live messages may have been lost (Redis was away), the table has them all."""
     hana, _, uma = stream_people
@@ -249,6 +255,7 @@ def test_a_resync_makes_the_stream_catch_up_with_what_it_never_heard(app, stream
     assert data_of(frame)["transaction"]["id"] == unheard
 
 
+@pytest.mark.both_databases
 def test_a_request_sent_while_watching_arrives_live(app, stream_people):
     """Not replayed from the table: published after its commit, to a stream already live."""
     hana, _, uma = stream_people
@@ -262,6 +269,7 @@ def test_a_request_sent_while_watching_arrives_live(app, stream_people):
     assert data_of(frame)["transaction"]["id"] == sent
 
 
+@pytest.mark.both_databases
 def test_events_published_out_of_order_reach_the_watcher_in_id_order(app, stream_people):
     """Processes publish after their commits, each when it gets to it: a watcher may hear of
     event 410 before 409. It still gets 409 first, then 410, none skipped."""
@@ -283,6 +291,7 @@ def test_events_published_out_of_order_reach_the_watcher_in_id_order(app, stream
     assert frames[1]["id"] > frames[0]["id"]
 
 
+@pytest.mark.both_databases
 def test_a_rolled_back_event_id_does_not_hold_the_stream_back(app, stream_people):
     """On PostgreSQL an id taken by a transaction that rolled back never commits: the stream
     sends what the table has rather than wait for it."""
@@ -309,6 +318,7 @@ def test_streams_that_open_together_do_not_all_end_together():
     assert max(lifetimes) - min(lifetimes) > 30.0
 
 
+@pytest.mark.both_databases
 @pytest.mark.parametrize("change", ["demoted", "deactivated", "signed out everywhere"])
 def test_a_stream_ends_as_soon_as_its_viewer_loses_the_right(app, stream_people, make_user,
                                                               change):
@@ -335,6 +345,7 @@ def test_a_stream_ends_as_soon_as_its_viewer_loses_the_right(app, stream_people,
     assert not any("Otto" in frame for frame in frames)
 
 
+@pytest.mark.both_databases
 def test_a_heartbeat_ends_the_stream_of_a_viewer_who_lost_the_right(app, stream_people):
     hana, _, _ = stream_people
     with app.app_context():

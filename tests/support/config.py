@@ -51,3 +51,14 @@ def redis_available(url=REDIS_URL):
         return redis.Redis.from_url(url, socket_connect_timeout=1).ping()
     except redis.RedisError:
         return False
+
+
+def make_app(folder, **overrides):
+    """An app on the tests' settings whose instance folder is ``folder / "instance"``, never
+    the repository's own ``instance/`` (a person's config.py there, a REDIS_URL say, must not
+    reach a test)."""
+    from sendauth_dashboard import create_app
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("SENDAUTH_INSTANCE_PATH", str(folder / "instance"))
+        return create_app(base_test_config(folder, **overrides))

@@ -4,13 +4,12 @@ import json
 
 from sqlalchemy import func, select
 
-from sendauth_dashboard import create_app
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Event, Transaction
 
 from . import servers
 from .accounts import create_user
-from .config import base_test_config
+from .config import make_app
 from .helpers import configure_pagerduty, send_request
 
 BURST = 12
@@ -42,9 +41,8 @@ class Dashboard:
             tmp_path, SQLALCHEMY_DATABASE_URI=f"sqlite:///{self.database}",
             PAGERDUTY_EVENTS_URL=fake.url, BASE_URL="http://sendauth.test",
             **{**RETRY_SETTINGS, **settings})
-        self.app = create_app(base_test_config(
-            tmp_path, SQLALCHEMY_DATABASE_URI=f"sqlite:///{self.database}",
-            SECRET_KEY=servers.SECRET_KEY))
+        self.app = make_app(tmp_path, SQLALCHEMY_DATABASE_URI=f"sqlite:///{self.database}",
+                            SECRET_KEY=servers.SECRET_KEY)
         self.requestor = create_user(self.app, "requestor", "hana@example.com")
         self.reviewer = create_user(self.app, "reviewer", "rita@example.com")
         self.member = create_user(self.app, "member", "uma@example.com", notify_pagerduty=True)
@@ -88,10 +86,6 @@ class Dashboard:
             process.stop()
         with self.app.app_context():
             db.engine.dispose()
-
-
-def _env(settings):
-    return {f"SENDAUTH_{k}": str(v) for k, v in settings.items()}
 
 
 def _env(settings):

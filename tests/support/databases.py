@@ -17,17 +17,16 @@ import os
 import shutil
 import uuid
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
-from sendauth_dashboard import create_app
 from sendauth_dashboard.extensions import db
 
-from .config import POSTGRES_URL, base_test_config, need
+from .config import POSTGRES_URL, make_app, need
 
 
 def build_schema(url, folder):
     """``create_all`` on the database at ``url`` (as the tests' apps see it)."""
-    app = create_app(base_test_config(folder, SQLALCHEMY_DATABASE_URI=url))
+    app = make_app(folder, SQLALCHEMY_DATABASE_URI=url)
     with app.app_context():
         db.create_all()
         tables = [table.name for table in db.metadata.sorted_tables]
@@ -95,7 +94,7 @@ class PostgresServer:
         return self.url(name)
 
     def drop(self, url):
-        name = create_engine(url).url.database
+        name = make_url(url).database
         with self.admin.connect() as connection:
             connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         if name in self.names:

@@ -6,7 +6,7 @@ parses them, read until a condition holds or a deadline passes.
 - ``EventReader``: the events (``data`` decoded from JSON) and comments of one stream, pulled
   from a source of chunks; ``read_until(predicate)`` with ``predicate(reader)``.
 - Sources: ``ClientStream`` (Flask's test client), ``HttpStream`` (a real HTTP response,
-  through requests); tests/test_stream_lines.py reads raw chunked bytes off a socket.
+  through requests); tests/test_stream_conduits.py reads raw chunked bytes off a socket.
 """
 import codecs
 import json

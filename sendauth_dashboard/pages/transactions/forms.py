@@ -10,7 +10,8 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Optional
 
-from ...services.requests.transaction_list import SEARCH_MAX_CHARS, STATUS_FILTERS
+from ...models import TRANSACTION_STATES
+from ...services.requests.transaction_list import SEARCH_MAX_CHARS
 from ...services.requests.transactions import CONTEXT_MAX_CHARS, MESSAGE_MAX_CHARS
 from ..forms import choices
 
@@ -41,7 +42,7 @@ class FilterForm(FlaskForm):
                     description="Part of a name or email, or words of the message or context, "
                                 "such as a ticket number.")
     status = SelectField("Status", choices=choices({"": "Any status",
-                                                    **{s: s.title() for s in STATUS_FILTERS}}))
+                                                    **{s: s.title() for s in TRANSACTION_STATES}}))
     user = StringField("User's email")
     requestor = StringField("Requestor's email")
     since = DateField("Sent from", validators=[Optional()], invalid_value_message=DAY_FORMAT)

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from ... import channels
 from ...core import event_log
 from ...extensions import db
-from ...models import User, utcnow
+from ...models import TRANSACTION_STATES, User, utcnow
 from ...services.requests import (
     delivery_report,
     pagerduty_incidents,
@@ -32,7 +32,7 @@ def page_number(value):
 @role_required("requestor")
 def index():
     form = FilterForm(request.args)
-    status = form.status.data if form.status.data in transaction_list.STATUS_FILTERS else ""
+    status = form.status.data if form.status.data in TRANSACTION_STATES else ""
     days = {name: getattr(form, name).data if getattr(form, name).validate(form) else None
             for name in ("since", "until")}
     filters = transaction_list.Filters(

@@ -125,10 +125,12 @@ def create_user(*, email, name, role, password, actor=None):
 
 def authenticate(email, password):
     """The active user with this email and password, else None (the same for either mistake)."""
+    if len(password or "") > MAX_PASSWORD_LENGTH:
+        return None  # never hashed, whether or not the email is someone's
     user = find_by_email(email)
     if user is None:
         check_password_hash(_dummy_hash(current_app.config["PASSWORD_HASH_METHOD"]),
-                            (password or "")[:MAX_PASSWORD_LENGTH])
+                            password or "")
         return None
     return user if password_matches(user, password) else None
 

@@ -18,7 +18,6 @@ from ...models import TRANSACTION_STATES, Transaction, User, utcnow
 from .transactions import visible_to
 
 # The list narrows to any state a transaction can be seen in.
-STATUS_FILTERS = TRANSACTION_STATES
 
 PAGE_SIZE = 50
 SEARCH_MAX_CHARS = 200
@@ -106,7 +105,7 @@ def matching(viewer, filters, now=None):
     """The query for what the viewer may see and the filters match (no order, no limit)."""
     now = now or utcnow()
     query = visible_to(viewer)
-    if filters.status in STATUS_FILTERS:
+    if filters.status in TRANSACTION_STATES:
         query = query.where(_status_condition(filters.status, now))
     for field, column in (("user", Transaction.user_id), ("requestor", Transaction.requestor_id)):
         email = getattr(filters, field).strip().lower()
