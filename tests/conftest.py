@@ -14,6 +14,7 @@ from jinja2 import BytecodeCache
 from sendauth_dashboard import create_app
 from sendauth_dashboard.extensions import db
 from tests.support.accounts import PASSWORD, create_user  # noqa: F401 (fixtures use them)
+from tests.support.compiled import share_url_builders
 from tests.support.config import CHROMIUM, base_test_config, need
 from tests.support.databases import (
     PostgresDatabase,
@@ -78,6 +79,8 @@ class _CompiledTemplates(BytecodeCache):
 
 
 Flask.jinja_options = {**Flask.jinja_options, "bytecode_cache": _CompiledTemplates()}
+# And the URL builders and SQL statements, once per session for every app (support/compiled.py).
+share_url_builders()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from sendauth_dashboard import create_app
 from sendauth_dashboard.extensions import db
 from tests.support import servers
 from tests.support.accounts import create_user
-from tests.support.config import base_test_config
+from tests.support.config import base_test_config, engine_options
 from tests.support.dashboard import RETRY_SETTINGS
 from tests.support.helpers import configure_pagerduty, database_rows, wait_until
 
@@ -209,9 +209,8 @@ def test_with_every_pooled_connection_busy_pages_say_so_with_a_503(tmp_path, pos
 
     monkeypatch.setenv("SENDAUTH_INSTANCE_PATH", str(tmp_path / "instance"))
     app = create_app(base_test_config(tmp_path, SQLALCHEMY_DATABASE_URI=postgres_database.empty(),
-                                      SQLALCHEMY_ENGINE_OPTIONS={
-                                          "pool_size": 1, "max_overflow": 0,
-                                          "pool_timeout": 0.3, "hide_parameters": True}))
+                                      SQLALCHEMY_ENGINE_OPTIONS=engine_options(
+                                          pool_size=1, max_overflow=0, pool_timeout=0.3)))
     requestor = create_user(app, "requestor", "hana@example.com")
     create_user(app, "member", "uma@example.com", notify_pagerduty=True)
     configure_pagerduty(app)

@@ -24,6 +24,7 @@ from sendauth_dashboard.services.live.messages import message_for
 from sendauth_dashboard.services.reports import organisation
 from sendauth_dashboard.services.requests import pagerduty_incidents, transactions
 from tests.support.browser import LIVE, signed_in
+from tests.support.config import engine_options
 from tests.support.helpers import (
     configure_pagerduty,
     database_rows,
@@ -243,11 +244,8 @@ def busy_timeout(app_config, database_url):
     """A write waits at most 0.1 s for another's lock before the database counts as busy."""
     app_config["SQLITE_BUSY_TIMEOUT_SECONDS"] = 0.1
     if database_url.startswith("postgresql"):
-        from sendauth_dashboard.config import DEFAULTS
-
-        app_config["SQLALCHEMY_ENGINE_OPTIONS"] = {
-            **DEFAULTS["SQLALCHEMY_ENGINE_OPTIONS"],
-            "connect_args": {"options": "-c lock_timeout=100"}}
+        app_config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
+            connect_args={"options": "-c lock_timeout=100"})
 
 
 class LockHolder:

@@ -17,6 +17,16 @@ def need(available, why):
     pytest.skip(why)
 
 
+def engine_options(**options):
+    """The product's engine options, with ``options`` on top and the session's shared cache of
+    compiled SQL (tests/support/compiled.py)."""
+    from sendauth_dashboard.config import DEFAULTS
+    from tests.support.compiled import COMPILED_SQL
+
+    return {**DEFAULTS["SQLALCHEMY_ENGINE_OPTIONS"], **options,
+            "execution_options": {"compiled_cache": COMPILED_SQL}}
+
+
 def base_test_config(tmp_path, **overrides):
     config = {
         "TESTING": True,
@@ -34,6 +44,7 @@ def base_test_config(tmp_path, **overrides):
         # Tests send many requests quickly; tests/test_transactions.py sets the limits it tests.
         "SEND_LIMIT_PER_REQUESTOR": [1_000_000, 1],
         "SEND_LIMIT_PER_USER": [1_000_000, 1],
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(),
     }
     config.update(overrides)
     return config
