@@ -297,3 +297,6 @@ def test_under_gunicorn_reloading_a_page_past_the_cap_keeps_it_live(dashboard):
             watcher.read_until(lambda w: any(e["kind"] == "transaction.created" for e in w.events))
     finally:
         assert server.stop() == 0, server.log()[-2000:]
+    # Told to stop, the worker ended its two open streams at once (gunicorn.conf.py) and left
+    # by itself, rather than waiting out graceful_timeout for the master to kill it.
+    assert "Worker exiting" in server.log()
