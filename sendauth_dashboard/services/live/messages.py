@@ -287,6 +287,11 @@ WORDS = {
     kinds.USER_ROLE_CHANGED: lambda t: (f"{t.who} changed the role of {t['email']} from "
                                         f"{t['from']} to {t['to']}"),
     kinds.USER_DEACTIVATED: lambda t: f"{t.who} deactivated {t['email']}",
+    kinds.API_KEY_CREATED: lambda t: (f"{t.who} created the API key {t['name']} "
+                                      f"({t['prefix']}…) of {t['email']} with "
+                                      f"{', '.join(t['scopes'] or [])}, until {t['expires_at']}"),
+    kinds.API_KEY_REVOKED: lambda t: (f"{t.who} revoked the API key {t['name']} "
+                                      f"({t['prefix']}…) of {t['email']}"),
     kinds.USER_REACTIVATED: lambda t: f"{t.who} reactivated {t['email']}",
     kinds.USER_PASSWORD_CHANGED: lambda t: f"{t.who} set a new password for {t['email']}",
     kinds.USER_PASSWORD_SET: lambda t: (f"An operator set a new password for {t['email']} "

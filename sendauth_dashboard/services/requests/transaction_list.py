@@ -37,12 +37,13 @@ class Filters:
     status: str = ""
     user: str = ""
     requestor: str = ""
+    ticket: str = ""
     since: date | None = None
     until: date | None = None
 
     def as_args(self):
         values = (("q", self.q), ("status", self.status), ("user", self.user),
-                  ("requestor", self.requestor),
+                  ("requestor", self.requestor), ("ticket", self.ticket),
                   ("since", self.since.isoformat() if self.since else ""),
                   ("until", self.until.isoformat() if self.until else ""))
         return {k: v for k, v in values if v}
@@ -86,7 +87,8 @@ def _term_condition(term):
     # The cheap comparisons first: SQLite tries the arms in order.
     arms = [Transaction.user_id.in_(people), Transaction.requestor_id.in_(people)] if people \
         else []
-    return or_(*arms, _like(Transaction.message, pattern), _like(Transaction.context, pattern))
+    return or_(*arms, _like(Transaction.message, pattern), _like(Transaction.context, pattern),
+               _like(Transaction.ticket_id, pattern))
 
 
 def _status_condition(status, now):
@@ -112,6 +114,8 @@ def matching(viewer, filters, now=None):
         if email:
             person = select(User.id).where(User.email == email).scalar_subquery()
             query = query.where(column == person)
+    if filters.ticket.strip():
+        query = query.where(Transaction.ticket_id == filters.ticket.strip())
     if filters.since:
         query = query.where(Transaction.created_at >= _start_of(filters.since))
     if filters.until and filters.until < date.max:
