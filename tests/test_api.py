@@ -268,3 +268,15 @@ def test_transactions_service_stores_the_ticket(app, people):
                                 ticket=TICKET)
         assert (t.ticket_system, t.ticket_id, t.ticket_url) == tuple(TICKET.values())
         db.session.rollback()
+
+
+def test_the_ticket_shows_on_the_page_in_the_list_its_filter_and_search(
+        app, client, auth, api, people):
+    public_id = send(api).json["id"]
+    send(api, ticket={"id": "OTHER-1"})
+    auth.login(people["agent"])
+    page = client.get(f"/transactions/{public_id}").text
+    assert 'href="https://jira.example/browse/HELP-1234"' in page and "jira HELP-1234" in page
+    for query in ("ticket=HELP-1234", "q=HELP-1234"):
+        listed = client.get(f"/transactions/?{query}").text
+        assert public_id in listed and "OTHER-1" not in listed, query

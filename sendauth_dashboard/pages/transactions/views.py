@@ -39,6 +39,7 @@ def index():
         q=(form.q.data or "")[:transaction_list.SEARCH_MAX_CHARS], status=status,
         user=(form.user.data or "")[:254],
         requestor=(form.requestor.data or "")[:254] if current_user.has_role("reviewer") else "",
+        ticket=(form.ticket.data or "")[:128],
         **days,
     )
     # Read the latest event id before the rows, so the stream replays anything newer.
