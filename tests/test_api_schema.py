@@ -36,6 +36,7 @@ def admin_key(app, make_user):
     return make_key(app, admin)
 
 
+@pytest.mark.both_databases
 def test_no_input_breaks_the_api_or_its_document(app, admin_key):
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
     assert schema.raw_schema["openapi"] == "3.1.0"

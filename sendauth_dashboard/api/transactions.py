@@ -4,8 +4,9 @@ from flask import current_app, url_for
 from sqlalchemy import select
 
 from ..core import event_kinds as kinds
+from ..core.ids import MAX_ROW_ID
 from ..extensions import db
-from ..models import Event, User, utcnow
+from ..models import Event, Transaction, User, utcnow
 from ..services.live.messages import describe
 from ..services.requests import (
     delivery_report,
@@ -29,7 +30,7 @@ def transaction_out(t, key, proofs=None):
     page = current_app.config["BASE_URL"] + url_for("transactions.show", public_id=t.public_id)
     return schemas.Transaction(
         id=t.public_id, status=t.status_at(utcnow()),
-        code=t.binding_code if key.id is not None and t.api_key_id == key.id else None,
+        code=t.binding_code if t.api_key_id == key.id else None,
         message=t.message, context=t.context or "",
         user=_person(t.user), requestor=_person(t.requestor),
         created_at=t.created_at, expires_at=t.expires_at, completed_at=t.completed_at,
@@ -125,8 +126,9 @@ def list_transactions(key, query):
         since=query.since, until=query.until)
     statement = transaction_list.matching(key.user, filters)
     if query.cursor:
-        statement = statement.where(transactions.Transaction.id < int(query.cursor))
-    rows = db.session.scalars(statement.order_by(transactions.Transaction.id.desc())
+        # A cursor past any row id reads from the newest (PostgreSQL's ids are 32 bits).
+        statement = statement.where(Transaction.id < min(int(query.cursor), MAX_ROW_ID))
+    rows = db.session.scalars(statement.order_by(Transaction.id.desc())
                               .limit(query.limit + 1)).unique().all()
     more = len(rows) > query.limit
     rows = rows[:query.limit]

@@ -4,6 +4,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ..core.ids import MAX_ROW_ID
 from ..extensions import db
 from ..models import User
 from ..services.people import accounts, enrolment
@@ -36,7 +37,7 @@ def _user(user_id):
 def list_users(key, query):
     statement = select(User).order_by(User.id).limit(query.limit + 1)
     if query.cursor:
-        statement = statement.where(User.id > int(query.cursor))
+        statement = statement.where(User.id > min(int(query.cursor), MAX_ROW_ID))
     rows = db.session.scalars(statement).all()
     shown = rows[:query.limit]
     reach = health.reach_of(shown)
