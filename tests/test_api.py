@@ -4,6 +4,7 @@ import threading
 
 import pytest
 import requests
+from sqlalchemy.exc import OperationalError
 
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import ApiKey, Transaction, User
@@ -284,3 +285,21 @@ def test_the_ticket_shows_on_the_page_in_the_list_its_filter_and_search(
     for query in ("ticket=HELP-1234", "q=HELP-1234"):
         listed = client.get(f"/transactions/?{query}").text
         assert public_id in listed and "OTHER-1" not in listed, query
+
+
+@pytest.mark.parametrize("failure, status", [
+    (RuntimeError("a bug"), 500),
+    (OperationalError("SELECT 1", {}, Exception("database is locked")), 503),
+], ids=["bug", "database busy"])
+def test_a_failure_on_our_side_is_a_problem_document_too(app, api, monkeypatch, failure,
+                                                          status):
+    from sendauth_dashboard.api import transactions as api_transactions
+
+    def fail(*args, **kwargs):
+        raise failure
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    monkeypatch.setattr(api_transactions.transaction_list, "matching", fail)
+    answer = api.get("/api/v1/transactions")
+    assert (answer.status_code, answer.mimetype) == (status, "application/problem+json")
+    assert answer.json["status"] == status and "Traceback" not in answer.text
