@@ -1,5 +1,7 @@
 """The JSON API: a help-desk script sends a request, waits for the answer, reads it with its
 ticket, cancels; every error is a problem document."""
+import csv
+import io
 import threading
 
 import pytest
@@ -285,6 +287,10 @@ def test_the_ticket_shows_on_the_page_in_the_list_its_filter_and_search(
     for query in ("ticket=HELP-1234", "q=HELP-1234"):
         listed = client.get(f"/transactions/?{query}").text
         assert public_id in listed and "OTHER-1" not in listed, query
+    rows = list(csv.DictReader(io.StringIO(
+        client.get("/transactions/?ticket=HELP-1234&format=csv").text)))
+    assert [(r["id"], r["ticket_system"], r["ticket_id"], r["ticket_url"]) for r in rows] == \
+        [(public_id, *TICKET.values())]
 
 
 @pytest.mark.parametrize("failure, status", [

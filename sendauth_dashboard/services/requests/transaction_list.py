@@ -191,3 +191,31 @@ def listing(viewer, filters, page=1, page_size=PAGE_SIZE, now=None):
         .order_by(Transaction.id.desc())
     ).unique().all()
     return Page(rows, page, page_size, shown.total, shown.total_is_floor)
+
+
+EXPORT_BATCH = 1000
+EXPORT_HEADER = ("id", "status", "user_email", "user_name", "requestor_email", "message",
+                 "context", "ticket_system", "ticket_id", "ticket_url", "sent_utc",
+                 "completed_utc")
+
+
+def export_rows(viewer, filters, now=None):
+    """Every transaction the viewer may see that the filters match, newest first, as CSV-ready
+    rows (the header first), read a batch at a time."""
+    now = now or utcnow()
+    yield EXPORT_HEADER
+    before = None
+    while True:
+        query = matching(viewer, filters, now).order_by(Transaction.id.desc()).limit(EXPORT_BATCH)
+        if before is not None:
+            query = query.where(Transaction.id < before)
+        batch = db.session.scalars(query).unique().all()
+        for t in batch:
+            yield (t.public_id, t.status_at(now), t.user.email, t.user.name, t.requestor.email,
+                   t.message, t.context, t.ticket_system, t.ticket_id, t.ticket_url,
+                   t.created_at.isoformat(), t.completed_at.isoformat() if t.completed_at
+                   else "")
+        if len(batch) < EXPORT_BATCH:
+            return
+        before = batch[-1].id
+        db.session.expunge_all()
