@@ -40,7 +40,8 @@ INCIDENT_STATES = ("triggered", "acknowledged", "resolved")
 # Indexes that exist on PostgreSQL only (name: column); migrations/env.py and the schema
 # tests leave them out of the comparison on other databases.
 POSTGRESQL_ONLY_INDEXES = {"ix_transactions_message_trgm": "message",
-                           "ix_transactions_context_trgm": "context"}
+                           "ix_transactions_context_trgm": "context",
+                           "ix_transactions_ticket_id_trgm": "ticket_id"}
 
 
 def in_schema_of(dialect_name):
