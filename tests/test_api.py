@@ -103,6 +103,9 @@ def test_cancel_then_cancel_again_is_a_conflict(api):
     assert again.status_code == 409 and again.mimetype == "application/problem+json"
     events = api.get(f"/api/v1/transactions/{public_id}/events").json["items"]
     assert [e["kind"] for e in events][:1] == ["transaction.created"]
+    said = events[0]["text"]
+    assert said.startswith("Agnes Agent sent the request through PagerDuty (with the API key "
+                           "Test key (sa_") and said.endswith("…), for ticket HELP-1234)"), said
     assert "transaction.cancelled" in [e["kind"] for e in events]
 
 

@@ -159,7 +159,10 @@ PROOF_WORDS = {"passkey": "with a passkey", "password": "by entering their passw
 
 def _created(t):
     via = ", ".join(channels.label(c) for c in t["channels"] or [])
-    return f"{t.who} sent the request" + (f" through {via}" if via else "")
+    how = [f"with the API key {t['api_key']}"] if t["api_key"] else []
+    how += [f"for ticket {t['ticket']}"] if t["ticket"] else []
+    return f"{t.who} sent the request" + (f" through {via}" if via else "") + \
+        (f" ({', '.join(how)})" if how else "")
 
 
 def _verified(t):

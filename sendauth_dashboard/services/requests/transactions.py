@@ -152,9 +152,12 @@ def create(*, requestor, user_email, message, context="", ticket=None, api_key=N
     db.session.add(transaction)
     db.session.add_all(deliveries.enqueue(transaction, route.channels, answer_link(token)))
     after_commit.later(deliveries.wake)
+    sent_through = {"api_key": f"{api_key.name} ({api_key.prefix}…)"} if api_key else {}
     event_log.record(kinds.TRANSACTION_CREATED, transaction=transaction, actor=requestor,
-                  data={"status": "pending", "channels": list(route.channels),
-                        "risks": transaction.risks})
+                     data={"status": "pending", "channels": list(route.channels),
+                           "risks": transaction.risks, **sent_through,
+                           **({"ticket": transaction.ticket_id} if transaction.ticket_id
+                              else {})})
     return transaction
 
 
