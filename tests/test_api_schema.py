@@ -1,6 +1,7 @@
 """schemathesis against the served OpenAPI document, in process: for every operation, inputs
 made from the document (a fixed seed, a few examples each) never give a server error, a
 status the document does not list, or an answer that breaks the document."""
+import jsonschema
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -57,3 +58,12 @@ def test_no_input_breaks_the_api_or_its_document(app, admin_key):
         conforms()
     assert len(tried) == len(spec.OPERATIONS), tried
     print(f"schemathesis: {sum(tried.values())} requests over {len(tried)} operations")
+
+
+def test_the_document_is_valid_openapi_3_1(client):
+    from schemathesis.specs.openapi.definitions import OPENAPI_31
+
+    document = client.get("/api/v1/openapi.json").json
+    validator = jsonschema.validators.validator_for(OPENAPI_31)(OPENAPI_31)
+    assert [error.message for error in validator.iter_errors(document)] == []
+    assert document["openapi"] == "3.1.0" and document["components"]["securitySchemes"]
