@@ -269,8 +269,12 @@ def test_users_and_audit_for_an_admin_key(app, client, make_user, people):
     assert changed.status_code == 200 and changed.json["role"] == "member"
     last_admin = api.patch(f"/api/v1/users/{admin.id}", json={"role": "member"})
     assert last_admin.status_code == 409
-    link = api.post(f"/api/v1/users/{people['user'].id}/enrolment-link", json={})
+    link = api.post(f"/api/v1/users/{people['user'].id}/enrolment-link",
+                    json={"send_email": True})
     assert link.status_code == 201 and link.json["kind"] == "passkey"
+    # Email is not set up here: the link comes back instead, with why.
+    assert "/enrol/" in link.json["url"] and not link.json["emailed"]
+    assert link.json["email_error"]
     kinds = [e["kind"] for e in api.get("/api/v1/audit?limit=100").json["items"]]
     assert "user.role_changed" in kinds and "api_key.created" in kinds
 

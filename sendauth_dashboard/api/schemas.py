@@ -169,5 +169,8 @@ class Link(BaseModel):
     kind: Literal["invitation", "passkey"]
     url: str | None = Field(description="The link, this once; null when it was emailed.")
     emailed: bool
+    email_error: str | None = Field(
+        None, description="Why the email was not sent, when it was asked for: the link is "
+                          "returned instead.")
     expires_in_seconds: int
 

@@ -112,6 +112,7 @@ def _link(user, token, kind, send_email):
     emailed = send_email and error is None
     return schemas.Link(user=user_out(user), kind=kind,
                         url=None if emailed else enrolment.url(token), emailed=emailed,
+                        email_error=error,
                         expires_in_seconds=current_app.config["ENROLMENT_TTL_SECONDS"])
 
 
