@@ -3,13 +3,14 @@ ticket, cancels; every error is a problem document."""
 import csv
 import io
 import threading
+from datetime import timedelta
 
 import pytest
 import requests
 from sqlalchemy.exc import OperationalError
 
 from sendauth_dashboard.extensions import db
-from sendauth_dashboard.models import ApiKey, Transaction, User
+from sendauth_dashboard.models import ApiKey, IdempotentRequest, Transaction, User, utcnow
 from sendauth_dashboard.services.people import api_keys
 from sendauth_dashboard.services.requests import transactions
 from tests.support.api import Api, make_key
@@ -172,6 +173,21 @@ def test_idempotency_key_replays_refuses_another_body_and_frees_after_a_refusal(
     other = api.post("/api/v1/transactions", json={"user": "uma@example.com", "message": "b"},
                      headers=headers)
     assert other.status_code == 422
+
+
+def test_an_idempotency_key_left_unanswered_by_a_dead_process_frees_after_minutes(app, api):
+    with app.app_context():
+        key = db.session.scalar(db.select(ApiKey))
+        db.session.add(IdempotentRequest(api_key_id=key.id, key="k", fingerprint="?",
+                                         created_at=utcnow() - timedelta(minutes=1)))
+        db.session.commit()
+    body, headers = {"user": "uma@example.com", "message": "a"}, {"Idempotency-Key": "k"}
+    assert api.post("/api/v1/transactions", json=body, headers=headers).status_code == 409
+    with app.app_context():
+        db.session.execute(db.update(IdempotentRequest).values(
+            created_at=utcnow() - timedelta(minutes=6)))
+        db.session.commit()
+    assert api.post("/api/v1/transactions", json=body, headers=headers).status_code == 201
 
 
 @pytest.mark.both_databases

@@ -6,7 +6,9 @@ Per API key: the first request claims the key with a row of its own, committed b
 (a unique constraint decides between requests that arrive together). While it runs, the same
 key is 409; once it has answered, the same key and body within 24 hours are given that answer
 (status and body) again; the same key with another request is 422. A request that failed on
-our side (5xx), or was refused for now (409, 429), frees its key to be tried again.
+our side (5xx), or was refused for now (409, 429), frees its key to be tried again, and so
+does a claim left unanswered for 5 minutes (its process died). Answers older than a day are
+deleted as new keys are claimed.
 """
 import hashlib
 from datetime import timedelta
@@ -23,6 +25,9 @@ from .problems import Problem
 HEADER = "Idempotency-Key"
 MAX_KEY_CHARS = 255
 KEPT_FOR = timedelta(hours=24)
+# A claim still unanswered after this was left by a process that died mid-request: the key is
+# free again (no request runs for minutes: a ?wait= is a GET).
+ABANDONED_AFTER = timedelta(minutes=5)
 PARAMETER = {
     "name": HEADER, "in": "header", "required": False,
     "description": "Any unique string (a UUID, say): the same key and body within 24 hours "
@@ -63,11 +68,11 @@ def once(api_key, run):
     return response
 
 
-def _claim(api_key, key, fingerprint, now=None):
+def _claim(api_key, key, fingerprint, now=None, retried=False):
     """The id of this request's claim on ``key``; a problem when another has it."""
     now = now or utcnow()
     db.session.execute(delete(IdempotentRequest).where(
-        IdempotentRequest.api_key_id == api_key.id, IdempotentRequest.created_at < now - KEPT_FOR))
+        IdempotentRequest.created_at < now - KEPT_FOR))
     row = IdempotentRequest(api_key_id=api_key.id, key=key, fingerprint=fingerprint,
                             created_at=now)
     db.session.add(row)
@@ -78,6 +83,10 @@ def _claim(api_key, key, fingerprint, now=None):
         db.session.rollback()
     earlier = db.session.scalar(select(IdempotentRequest).where(
         IdempotentRequest.api_key_id == api_key.id, IdempotentRequest.key == key))
+    if earlier is not None and earlier.status_code is None and not retried and \
+            earlier.created_at < now - ABANDONED_AFTER:
+        _forget(earlier.id)
+        return _claim(api_key, key, fingerprint, now, retried=True)
     if earlier is None or earlier.status_code is None:
         raise Problem(409, f"A request with this {HEADER} is still running. Wait for its "
                            "answer, then send it again to read it.", headers={"Retry-After": "1"})
