@@ -118,3 +118,17 @@ def test_a_requestor_key_sees_only_the_requests_its_owner_sent(app, client, worl
     assert api.get(f"/api/v1/transactions/{world['transaction']}").status_code == 404
     assert api.get("/api/v1/transactions").json["items"] == []
     assert api.post(f"/api/v1/transactions/{world['transaction']}/cancel").status_code == 404
+
+
+def test_a_key_that_ends_while_it_waits_is_refused_its_answer(app, client, world, monkeypatch):
+    """Deprovisioning ends waiting requests too: a ?wait= that outlives its key gets 401."""
+    from sendauth_dashboard.api import transactions as api_transactions
+
+    api = Api(client, make_key(app, world["holder"]))
+
+    def deactivated_meanwhile(transaction, seconds):
+        set_owner(app, world["holder"].id, active=False)
+
+    monkeypatch.setattr(api_transactions.waiting, "until_answered", deactivated_meanwhile)
+    answer = api.get(f"/api/v1/transactions/{world['transaction']}?wait=5")
+    assert answer.status_code == 401 and "message" not in answer.json

@@ -12,6 +12,7 @@ from flask import current_app, g, request
 from limits import parse
 
 from ..extensions import db, limiter
+from ..models import utcnow
 from ..services.people import api_keys
 from .problems import Problem
 
@@ -33,11 +34,19 @@ def authorize(scope):
                            "deactivated.", headers=CHALLENGE)
     g.api_key = key
     _count(key)
-    if scope is not None and (why := api_keys.refusal(key, scope)):
-        raise Problem(403, why)
+    still_allowed(key, scope)
     if api_keys.note_use(key, request.remote_addr):
         db.session.commit()
     return key
+
+
+def still_allowed(key, scope):
+    """A problem unless ``key`` (as its row and its owner read now) may act with ``scope``."""
+    if not key.usable_at(utcnow()):
+        raise Problem(401, "This API key was revoked or has expired, or its owner was "
+                           "deactivated.", headers=CHALLENGE)
+    if scope is not None and (why := api_keys.refusal(key, scope)):
+        raise Problem(403, why)
 
 
 def _count(key):

@@ -16,7 +16,7 @@ from ..services.requests import (
     transactions,
     waiting,
 )
-from . import bp, schemas
+from . import auth, bp, schemas
 from .problems import Problem
 from .spec import field_problem, operation
 
@@ -111,6 +111,10 @@ def get_transaction(key, public_id, query):
     seconds = min(query.wait, current_app.config["API_MAX_WAIT_SECONDS"])
     if seconds > 0:
         waiting.until_answered(transaction, seconds)
+        # The key may have ended, or its owner been demoted, while it waited.
+        db.session.refresh(key.user)
+        db.session.refresh(key)
+        auth.still_allowed(key, "transactions:read")
     return 200, transaction_out(transaction, key), None
 
 
