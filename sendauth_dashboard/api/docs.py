@@ -44,5 +44,5 @@ def reference():
                            problems=PROBLEMS.items())
 
 
-def _as_json(value):
-    return json.dumps(value, indent=2, ensure_ascii=False)
+def _as_json(value, compact=False):
+    return json.dumps(value, indent=None if compact else 2, ensure_ascii=False)

@@ -148,7 +148,7 @@ def _operation_object(op, refs):
     if op.query is not None:
         schema = op.query.model_json_schema()
         for name, prop in schema["properties"].items():
-            prop = {k: v for k, v in prop.items() if k != "title"}
+            prop = _one_query_value(prop)
             parameters.append({"name": name, "in": "query", "required": False,
                                "description": prop.pop("description", ""), "schema": prop})
     if op.method == "POST":
@@ -167,6 +167,17 @@ def _operation_object(op, refs):
         result["requestBody"] = {"required": True, "content": {"application/json": {
             "schema": refs[(op.body, "validation")]}}}
     return result
+
+
+def _one_query_value(prop):
+    """A query parameter's schema: without its title, and an optional one (``X | None``) as
+    just X, since a query string cannot carry a null."""
+    prop = {k: v for k, v in prop.items() if k != "title" and not (k == "default" and v is None)}
+    options = prop.pop("anyOf", None)
+    if options:
+        kept = [option for option in options if option != {"type": "null"}]
+        prop.update(kept[0] if len(kept) == 1 else {"anyOf": kept})
+    return prop
 
 
 def _response(model, words, refs):
