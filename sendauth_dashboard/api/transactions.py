@@ -2,6 +2,7 @@
 and its timeline. Thin: the rules are the send form's and the list's own services."""
 from flask import current_app, url_for
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from ..core import event_kinds as kinds
 from ..core.ids import MAX_ROW_ID
@@ -133,6 +134,7 @@ def list_transactions(key, query):
         # A cursor past any row id reads from the newest (PostgreSQL's ids are 32 bits).
         statement = statement.where(Transaction.id < min(int(query.cursor), MAX_ROW_ID))
     rows = db.session.scalars(statement.order_by(Transaction.id.desc())
+                              .options(selectinload(Transaction.deliveries))
                               .limit(query.limit + 1)).unique().all()
     more = len(rows) > query.limit
     rows = rows[:query.limit]
