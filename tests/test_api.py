@@ -336,3 +336,21 @@ def test_a_failure_on_our_side_is_a_problem_document_too(app, api, monkeypatch, 
     answer = api.get("/api/v1/transactions")
     assert (answer.status_code, answer.mimetype) == (status, "application/problem+json")
     assert answer.json["status"] == status and "Traceback" not in answer.text
+
+
+def test_making_and_revoking_a_key_are_announced_to_its_owner(app, make_user, fake_smtp):
+    from tests.support.helpers import configure_email
+
+    configure_email(app, fake_smtp.port)
+    owner = make_user("requestor", email="rae@example.com")  # email on, by default
+    secret = make_key(app, owner, name="Zendesk macro")
+    fake_smtp.wait_for(lambda fake: len(fake.received) == 1)
+    made = fake_smtp.received[0]
+    assert made.rcpt_tos == ["rae@example.com"] and "Zendesk macro" in made.body()
+    assert secret not in made.message.as_string()
+    with app.app_context():
+        key = db.session.scalar(db.select(ApiKey))
+        api_keys.revoke(key, actor=key.user)
+        db.session.commit()
+    fake_smtp.wait_for(lambda fake: len(fake.received) == 2)
+    assert "revoked" in fake_smtp.received[1].body()
