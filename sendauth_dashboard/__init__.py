@@ -66,7 +66,7 @@ def _init_extensions(app):
 
 
 def _register_views(app):
-    from . import cli, errors, security
+    from . import api, cli, errors, security
     from .core.ids import RowIdConverter
     from .pages import (
         auth,
@@ -85,6 +85,7 @@ def _register_views(app):
     for blueprint in (auth.bp, main.bp, settings.bp, profile.bp, transactions.bp,
                       transactions.answer_bp, insights.bp, enrolment.bp, webhooks.bp):
         app.register_blueprint(blueprint)
+    api.register(app)
     for module in (errors, security, cli, formatting):
         module.register(app)
     app.context_processor(main.navigation)

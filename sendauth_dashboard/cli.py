@@ -8,9 +8,9 @@ from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
 from .extensions import db
-from .models import ROLES, User
+from .models import API_SCOPES, ROLES, User
 from .services.outbox.dispatcher import Dispatcher
-from .services.people import accounts, enrolment, passkeys
+from .services.people import accounts, api_keys, enrolment, passkeys
 
 
 @click.command("create-user")
@@ -98,6 +98,31 @@ def enrolment_link_command(email):
                f"hours; they open it signed in with their password):\n  {enrolment.url(token)}")
 
 
+@click.command("create-api-key")
+@click.option("--email", required=True, help="The key's owner: it acts as them, with at most "
+                                             "their role.")
+@click.option("--name", required=True, help="What uses the key, such as \"Jira button\".")
+@click.option("--scopes", required=True,
+              help=f"Comma-separated, from: {', '.join(API_SCOPES)}.")
+@click.option("--days", type=int, required=True,
+              help=f"Days until it expires (1 to {api_keys.MAX_DAYS}).")
+@with_appcontext
+def create_api_key_command(email, name, scopes, days):
+    """Print a new API key once: it is stored only as a hash."""
+    user = accounts.find_by_email(email)
+    if user is None or not user.active:
+        raise click.ClickException(f"There is no active user with the email {email!r}.")
+    try:
+        key, secret = api_keys.create(user, name=name, days=days,
+                                      scopes=[s.strip() for s in scopes.split(",") if s.strip()])
+        db.session.commit()
+    except api_keys.ApiKeyError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"API key {key.name!r} for {user.name} <{user.email}>, {', '.join(key.scopes)}, "
+               f"until {key.expires_at:%Y-%m-%d %H:%M} UTC (shown only this once):\n  {secret}")
+
+
 @click.command("worker")
 @click.option("--concurrency", default=8, show_default=True,
               help="How many deliveries are sent at once.")
@@ -125,3 +150,4 @@ def register(app):
     app.cli.add_command(ensure_admin_command)
     app.cli.add_command(enrolment_link_command)
     app.cli.add_command(worker_command)
+    app.cli.add_command(create_api_key_command)

@@ -98,6 +98,10 @@ DEFAULTS = {
     # PagerDuty's webhooks: a few per request (triggered, acknowledged, resolved, ...), from
     # PagerDuty's addresses, so far more than a person's page.
     "WEBHOOK_RATE_LIMIT": "600 per minute",
+    # Requests per API key (Flask-Limiter's notation), and the longest ?wait= an API client
+    # gets on a transaction (the document says 60 s; tests shorten it).
+    "API_RATE_LIMIT": "600 per minute",
+    "API_MAX_WAIT_SECONDS": 60,
     # Behind a reverse proxy: how many proxies' X-Forwarded-For entries to trust (0: none).
     "PROXY_FIX_X_FOR": 0,
 }

@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
+from .api.problems import API_ADVICE, Problem, from_http_error, is_api_request, problem_response
 from .extensions import db, limiter, login_manager
 
 log = logging.getLogger(__name__)
@@ -39,13 +40,20 @@ def database_busy(exc):
 
 
 def render_error(code, title, message):
+    """The error page; under /api/ a problem document (RFC 9457), never a page."""
+    if is_api_request():
+        return problem_response(code, message, title=title), code
     if request.accept_mimetypes.best == "application/json" or request.path.startswith("/healthz"):
         return {"error": title, "message": message}, code
     return render_template("errors/error.html", code=code, title=title, message=message), code
 
 
 def handle_http_error(exc):
+    if isinstance(exc, Problem):
+        return exc.get_response()
     advice = getattr(exc, "advice", None) or ADVICE.get(exc.code, exc.description)
+    if is_api_request():
+        return from_http_error(exc, API_ADVICE.get(exc.code, advice))
     return render_error(exc.code, exc.name, advice)
 
 
@@ -80,12 +88,12 @@ def handle_database_unavailable(exc):
     g._login_user = login_manager.anonymous_user()
     if busy:
         return render_error(503, "Database busy", DATABASE_BUSY)
-    return render_error(503, ServiceUnavailable.name, ADVICE[503])
+    return render_error(503, ServiceUnavailable().name, ADVICE[503])
 
 
 def handle_unexpected(exc):
     """Flask has logged the original exception already; the person gets a page, not a trace."""
-    return render_error(500, InternalServerError.name, ADVICE[500])
+    return render_error(500, InternalServerError().name, ADVICE[500])
 
 
 def register(app):

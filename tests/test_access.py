@@ -8,6 +8,7 @@ import pytest
 from sendauth_dashboard import channels, create_app
 from sendauth_dashboard.extensions import db
 from tests.support.accounts import create_user
+from tests.support.api import make_key
 from tests.support.config import base_test_config, make_app
 from tests.support.databases import SqliteTemplate
 from tests.support.helpers import (
@@ -105,6 +106,27 @@ ROUTES = CHANNEL_ROUTES + [
      everyone(403, anonymous=302, target=400)),
     ("POST", "/authenticate/<token>/passkey-options", "/authenticate/{token}/passkey-options",
      everyone(403, anonymous=302, target=200)),
+    ("GET", "/profile/api-keys", "/profile/api-keys", gate("member", 200)),
+    ("POST", "/profile/api-keys", "/profile/api-keys", gate("member", 400)),
+    ("POST", "/profile/api-keys/<int:key_id>/revoke", "/profile/api-keys/{api_key}/revoke",
+     gate("member", 404, owner=302)),
+    ("GET", "/settings/api-keys", "/settings/api-keys", gate("admin", 200)),
+    ("POST", "/settings/api-keys/<int:key_id>/revoke", "/settings/api-keys/{api_key}/revoke",
+     gate("admin", 302)),
+    # The API's reference is public; the API itself never takes the session cookie: every
+    # operation is 401 for everyone signed in to the pages (tests/test_api_access.py has the
+    # table of keys).
+    ("GET", "/api/v1/openapi.json", "/api/v1/openapi.json", everyone(200)),
+    ("GET", "/api/docs", "/api/docs", everyone(200)),
+    *((method, rule, rule.replace("<public_id>", "{transaction}")
+       .replace("<int:user_id>", "{member}"), everyone(401)) for method, rule in (
+        ("GET", "/api/v1/transactions"), ("POST", "/api/v1/transactions"),
+        ("GET", "/api/v1/transactions/<public_id>"),
+        ("POST", "/api/v1/transactions/<public_id>/cancel"),
+        ("GET", "/api/v1/transactions/<public_id>/events"),
+        ("GET", "/api/v1/users"), ("POST", "/api/v1/users"),
+        ("GET", "/api/v1/users/<int:user_id>"), ("PATCH", "/api/v1/users/<int:user_id>"),
+        ("POST", "/api/v1/users/<int:user_id>/enrolment-link"), ("GET", "/api/v1/audit"))),
 ]
 
 
@@ -117,6 +139,15 @@ def enrolment_token(app, user):
         token = enrolment.issue(db.session.get(User, user.id), actor=None)
         db.session.commit()
         return token
+
+
+def api_key_id(app, user):
+    """The id of an API key ``user`` made."""
+    from sendauth_dashboard.models import ApiKey
+
+    make_key(app, user)
+    with app.app_context():
+        return db.session.scalar(db.select(ApiKey.id).where(ApiKey.user_id == user.id))
 
 
 def app_routes(app):
@@ -158,7 +189,8 @@ class World:
         self.url_parts = {"member": self.people["target"].id, "transaction": public_id,
                           "token": answer_token(app, public_id),
                           "enrolment": enrolment_token(app, self.people["target"]),
-                          "passkey": passkey_ids(app, self.people["target"])[0]}
+                          "passkey": passkey_ids(app, self.people["target"])[0],
+                          "api_key": api_key_id(app, self.people["owner"])}
         with app.app_context():
             db.engine.dispose()
 
@@ -196,7 +228,7 @@ def test_route_answers_each_visitor_as_its_rules_say(world, world_app, identity,
     if method == "GET":
         response = client.get(url)
     else:
-        response = client.post(url, data={"csrf_token": token})
+        response = client.open(url, method=method, data={"csrf_token": token})
     response.close()
     assert response.status_code == expected[identity]
     sent_to_sign_in = response.status_code == 302 and identity == "anonymous"
@@ -206,6 +238,7 @@ def test_route_answers_each_visitor_as_its_rules_say(world, world_app, identity,
         assert database_rows(app) == before, "a refused request changed the database"
     if response.status_code in (401, 403, 404):
         assert ('<p class="error-code">' in response.text
+                or response.mimetype == "application/problem+json"
                 or "This request is for someone else" in response.text
                 or "data-enrol-refused" in response.text)
 

@@ -259,10 +259,10 @@ PAGES = {
     "anonymous": ["/login"],
     "member": ["/", "/profile/messaging", "/profile/passkeys", "{answer}"],
     "requestor": ["/transactions/", "/transactions/?q=no+such+words", "/transactions/new",
-                  "/transactions/{transaction}"],
+                  "/transactions/{transaction}", "/profile/api-keys"],
     "reviewer": ["/transactions/", "/transactions/{transaction}"],
     "admin": ["/", "/settings/users", "/settings/pagerduty", "/settings/email", "/settings/sms",
-              "/settings/slack", "/settings/organisation"],
+              "/settings/slack", "/settings/organisation", "/settings/api-keys", "/api/docs"],
 }
 SERIOUS = ("serious", "critical")
 # Dark mode changes colours and nothing else (app.css's prefers-color-scheme block only sets

@@ -310,13 +310,14 @@ def test_answering_never_fails_on_odd_input(app, people, token_path, data):
 
 @fuzz
 @given(status=field(), user=field(), requestor=field(), q=field(), since=field(),
-       until=field(), page=st.one_of(st.none(), TEXT, st.integers(min_value=-2**70,
-                                                                   max_value=2**70)))
+       until=field(), ticket=field(), page=st.one_of(st.none(), TEXT, st.integers(
+           min_value=-2**70, max_value=2**70)))
 def test_the_transaction_filters_never_fail_on_odd_input(people, status, user, requestor, q,
-                                                         since, until, page):
+                                                         since, until, ticket, page):
     client, _ = people.reviewer_browser
     query = {k: v for k, v in (("status", status), ("user", user), ("requestor", requestor),
-                               ("q", q), ("since", since), ("until", until), ("page", page))
+                               ("q", q), ("since", since), ("until", until),
+                               ("ticket", ticket), ("page", page))
              if v is not None}
     response = client.get("/transactions/", query_string=query)
     assert_answered_well(response, {200, 400})

@@ -34,7 +34,8 @@ def world(app, make_user):
     return {
         "arguments": {"user_id": member.id, "public_id": public_id,
                       "token": answer_token(app, public_id),
-                      "passkey_id": passkey_ids(app, member)[0]},
+                      "passkey_id": passkey_ids(app, member)[0],
+                      "key_id": api_key_id(app, requestor)},
         # Every field any form has, with values that would be accepted: only the missing
         # token (or the size) may stop them.
         "form": {"email": "new.person@example.com", "name": "New Person", "password": PASSWORD,
@@ -68,6 +69,19 @@ def post_urls(app, arguments):
 # Posted by a provider, not a browser: a signature stands in for the CSRF token
 # (tests/test_pagerduty_webhooks.py).
 SIGNED_NOT_FORMS = ("/webhooks/pagerduty",)
+# The API takes no form and no session, only an API key: a browser's form is refused 401
+# whatever its token (tests/test_api.py).
+API = "/api/"
+
+
+def api_key_id(app, user):
+    from sendauth_dashboard.extensions import db
+    from sendauth_dashboard.models import ApiKey
+    from tests.support.api import make_key
+
+    make_key(app, user)
+    with app.app_context():
+        return db.session.scalar(db.select(ApiKey.id).where(ApiKey.user_id == user.id))
 
 
 def test_every_post_route_refuses_a_missing_or_foreign_csrf_token_with_400(app, world):
@@ -78,6 +92,10 @@ def test_every_post_route_refuses_a_missing_or_foreign_csrf_token_with_400(app, 
     }
     for url in post_urls(app, world["arguments"]):
         if url in SIGNED_NOT_FORMS:
+            continue
+        if url.startswith(API):
+            assert admin.post(url, data={**world["form"], "csrf_token": tokens["admin"]}) \
+                .status_code == 401, url
             continue
         for who, client in (("admin", admin), ("anonymous", anonymous)):
             foreign = tokens["anonymous" if who == "admin" else "admin"]
@@ -111,8 +129,11 @@ def test_every_post_route_refuses_a_body_over_64_kib_with_413(app, world):
             response = admin.post(url, data=body)
             where = f"POST {url} with a {kind} body over 64 KiB"
             assert response.status_code == 413, where
-            assert "What you sent is too large" in response.text, where
-            assert '<p class="error-code">413</p>' in response.text, where
+            if url.startswith(API):
+                assert response.json["status"] == 413, where
+            else:
+                assert "What you sent is too large" in response.text, where
+                assert '<p class="error-code">413</p>' in response.text, where
             assert database_rows(app) == before, where
 
 

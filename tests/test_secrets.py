@@ -128,7 +128,7 @@ def test_no_page_shows_a_credential(app, day):
     found = credentials(app, token)
     with app.app_context():
         public_id = db.session.scalar(select(Transaction.public_id))
-    urls = every_get_url(app, public_id=public_id, token=token)
+    urls = every_get_url(app, public_id=public_id, token=token, user_id=people["user"].id)
     app.config["SSE_MAX_SECONDS"] = 0.0  # the stream's replay, then its end
     for who in ("admin", "requestor", "reviewer", "user", None):
         client = browser(app, people[who]) if who else app.test_client()

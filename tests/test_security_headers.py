@@ -90,7 +90,8 @@ def test_every_page_has_the_headers_and_no_inline_code(app, make_user, world, wh
         AuthActions(client).login(make_user("admin"))
     elif who == "target":
         AuthActions(client).login(world["user"])
-    urls = every_get_url(app, public_id=world["public_id"], token=world["token"])
+    urls = every_get_url(app, public_id=world["public_id"], token=world["token"],
+                         user_id=world["user"].id)
     assert "/transactions/stream" in urls and "/healthz" in urls and "/static/css/app.css" in urls
     for url in urls:
         response = client.get(url)

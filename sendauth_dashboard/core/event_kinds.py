@@ -67,6 +67,9 @@ PASSKEY_REGISTERED = "passkey.registered"
 PASSKEY_REMOVED = "passkey.removed"
 PROFILE_MESSAGING_CHANGED = "profile.messaging_changed"
 PROFILE_CHANGE_ANNOUNCED = "profile.change_announced"
+# API keys (services.people.api_keys): made and revoked, each announced to the key's owner.
+API_KEY_CREATED = "api_key.created"
+API_KEY_REVOKED = "api_key.revoked"
 
 # Settings (the audit log): the organisation's rules, and each channel's settings and tests.
 SETTINGS_ORGANISATION_CHANGED = "settings.organisation_changed"

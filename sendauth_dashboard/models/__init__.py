@@ -2,6 +2,7 @@
 requests (transactions, their deliveries, the event log, PagerDuty's incidents) and settings
 rows. Every name is here, so ``from ..models import X`` works wherever X lives, and importing
 this package defines every table (what Alembic's autogenerate compares)."""
+from .api import API_SCOPES, ApiKey, IdempotentRequest
 from .columns import EventId, UTCDateTime, in_list, utcnow
 from .people import (
     CHALLENGE_PURPOSES,
@@ -44,6 +45,7 @@ from .settings import (
 )
 
 __all__ = [
+    "API_SCOPES", "ApiKey", "IdempotentRequest",
     "CHALLENGE_PURPOSES", "DELIVERY_ACTIONS", "DELIVERY_CHANNELS", "DELIVERY_STATES",
     "ENROLMENT_KINDS", "FINAL_TRANSACTION_STATES", "INCIDENT_STATES", "POSTGRESQL_ONLY_INDEXES",
     "ROLES", "ROLE_LABELS", "SEVERITIES", "TLS_MODES", "TRANSACTION_STATES",

@@ -40,7 +40,8 @@ INCIDENT_STATES = ("triggered", "acknowledged", "resolved")
 # Indexes that exist on PostgreSQL only (name: column); migrations/env.py and the schema
 # tests leave them out of the comparison on other databases.
 POSTGRESQL_ONLY_INDEXES = {"ix_transactions_message_trgm": "message",
-                           "ix_transactions_context_trgm": "context"}
+                           "ix_transactions_context_trgm": "context",
+                           "ix_transactions_ticket_id_trgm": "ticket_id"}
 
 
 def in_schema_of(dialect_name):
@@ -95,6 +96,12 @@ class Transaction(db.Model):
     # What weakens the proof (services.requests.risks), as of the last change: shown to the
     # requestor.
     risks: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
+    # The help desk's ticket it was sent for (the API's ``ticket``): its system, id and address.
+    ticket_system: Mapped[str | None] = mapped_column(String(64))
+    ticket_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    ticket_url: Mapped[str | None] = mapped_column(String(2048))
+    # The API key that sent it, if one did: only that key is given its call-binding code.
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
 
     requestor: Mapped[User] = relationship(foreign_keys=[requestor_id], lazy="joined")
     user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="joined")

@@ -111,10 +111,12 @@ NAVIGATION = (
     ("Messaging", "profile.messaging", {}),
     ("Passkeys", "profile.passkeys", {}),
     ("Password", "profile.password", {}),
+    ("API keys", "profile.api_keys_page", {}),
     ("Channels", "settings.channels", {}),
     ("Users", "settings.users", {}),
     ("Organisation", "settings.organisation", {}),
     ("Audit log", "settings.audit_log", {}),
+    ("All API keys", "settings.api_keys_page", {}),
 )
 # Pages that belong to another item's section.
 SECTIONS = {"transactions.show": "transactions.index", "settings.channel": "settings.channels"}

@@ -18,16 +18,26 @@ from flask import (
 )
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, PasswordField, StringField, SubmitField, TelField
-from wtforms.validators import Length
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+    TelField,
+)
+from wtforms.validators import InputRequired, Length
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from .. import channels
 from ..extensions import db
-from ..services.people import accounts, passkeys, preferences, proofs
+from ..services.people import accounts, api_keys, passkeys, preferences, proofs
 from ..services.reports import organisation
 from ..services.requests import routing
 from .auth import role_required, sign_in
-from .forms import apply_service_error, new_password_field
+from .forms import apply_service_error, choices, new_password_field
 
 bp = Blueprint("profile", __name__, url_prefix="/profile")
 
@@ -209,3 +219,69 @@ def _origin_mismatch():
     """Passkeys work only at BASE_URL's origin: True when this page was opened at another."""
     expected = urlsplit(current_app.config["BASE_URL"])
     return request.host.lower() != expected.netloc.lower()
+
+
+class ApiKeyForm(FlaskForm):
+    name = StringField("Name", description="What uses it, such as \"Jira button\".",
+                       render_kw={"maxlength": api_keys.MAX_NAME_LENGTH, "autocomplete": "off"})
+    scopes = SelectMultipleField(
+        "Scopes", choices=choices(api_keys.SCOPE_LABELS), validate_choice=False,
+        widget=ListWidget(prefix_label=False), option_widget=CheckboxInput(),
+        description="What the key may do; never more than your role allows.")
+    expires_in_days = IntegerField(
+        "Expires in (days)", default=90,
+        validators=[InputRequired(f"Enter 1 to {api_keys.MAX_DAYS} days.")],
+        description=f"Required: at most {api_keys.MAX_DAYS} days.",
+        render_kw={"min": 1, "max": api_keys.MAX_DAYS})
+    submit = SubmitField("Create the key")
+
+
+@bp.route("/api-keys", methods=["GET", "POST"])
+@role_required("member")
+def api_keys_page():
+    """The user's own keys; a new one is shown this once."""
+    form = ApiKeyForm()
+    form.scopes.choices = _scope_choices()
+    secret = None
+    if form.validate_on_submit():
+        try:
+            key, secret = api_keys.create(current_user, name=form.name.data,
+                                          scopes=form.scopes.data,
+                                          days=form.expires_in_days.data)
+            db.session.commit()
+        except api_keys.ApiKeyError as exc:
+            db.session.rollback()
+            apply_service_error(form, exc, "name")
+        else:
+            form = ApiKeyForm(formdata=None)
+            form.scopes.choices = _scope_choices()
+    response = current_app.make_response((render_template(
+        "profile/api_keys.html", form=form, keys=api_keys.keys_of(current_user), secret=secret,
+        may_create=bool(form.scopes.choices)), 400 if form.errors or form.form_errors else 200))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _scope_choices():
+    """The scopes the signed-in user's role lets them give a key."""
+    return choices({s: api_keys.SCOPE_LABELS[s] for s in api_keys.scopes_for(current_user)})
+
+
+@bp.post("/api-keys/<int:key_id>/revoke")
+@role_required("member")
+def revoke_api_key(key_id):
+    key = api_keys.find_by_id(key_id)
+    if key is None or key.user_id != current_user.id:
+        abort(404)
+    revoke_and_say(key)
+    return redirect(url_for("profile.api_keys_page"))
+
+
+def revoke_and_say(key):
+    """Revoke ``key`` as the signed-in user and say so (the settings page does the same)."""
+    if api_keys.revoke(key, actor=current_user):
+        db.session.commit()
+        flash(f"The API key {key.name} ({key.prefix}…) is revoked: it no longer works.",
+              "success")
+    else:
+        flash(f"The API key {key.name} was revoked already.", "info")

@@ -4,4 +4,4 @@ from flask import Blueprint
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
 # The views register themselves on bp.
-from . import audit, channels, organisation, users  # noqa: E402,F401
+from . import api_keys, audit, channels, organisation, users  # noqa: E402,F401

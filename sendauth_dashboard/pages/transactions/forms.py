@@ -45,6 +45,7 @@ class FilterForm(FlaskForm):
                                                     **{s: s.title() for s in TRANSACTION_STATES}}))
     user = StringField("User's email")
     requestor = StringField("Requestor's email")
+    ticket = StringField("Ticket", description="A ticket's id, exactly, as sent through the API.")
     since = DateField("Sent from", validators=[Optional()], invalid_value_message=DAY_FORMAT)
     until = DateField("Sent until", validators=[Optional()], invalid_value_message=DAY_FORMAT,
                       description="That day included. Days are in UTC.")

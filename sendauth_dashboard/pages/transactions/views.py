@@ -15,6 +15,7 @@ from ...services.requests import (
     transactions,
 )
 from ..auth import role_required
+from ..csv_export import csv_response
 from ..forms import apply_service_error
 from . import bp
 from .forms import FilterForm, NewTransactionForm
@@ -39,8 +40,12 @@ def index():
         q=(form.q.data or "")[:transaction_list.SEARCH_MAX_CHARS], status=status,
         user=(form.user.data or "")[:254],
         requestor=(form.requestor.data or "")[:254] if current_user.has_role("reviewer") else "",
+        ticket=(form.ticket.data or "")[:128],
         **days,
     )
+    if request.args.get("format") == "csv" and not form.errors:
+        return csv_response("sendauth-transactions.csv",
+                            transaction_list.export_rows(current_user, filters))
     # Read the latest event id before the rows, so the stream replays anything newer.
     last_event_id = event_log.latest_event_id()
     page = transaction_list.listing(current_user, filters,

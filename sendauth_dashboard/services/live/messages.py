@@ -159,7 +159,10 @@ PROOF_WORDS = {"passkey": "with a passkey", "password": "by entering their passw
 
 def _created(t):
     via = ", ".join(channels.label(c) for c in t["channels"] or [])
-    return f"{t.who} sent the request" + (f" through {via}" if via else "")
+    how = [f"with the API key {t['api_key']}"] if t["api_key"] else []
+    how += [f"for ticket {t['ticket']}"] if t["ticket"] else []
+    return f"{t.who} sent the request" + (f" through {via}" if via else "") + \
+        (f" ({', '.join(how)})" if how else "")
 
 
 def _verified(t):
@@ -287,6 +290,11 @@ WORDS = {
     kinds.USER_ROLE_CHANGED: lambda t: (f"{t.who} changed the role of {t['email']} from "
                                         f"{t['from']} to {t['to']}"),
     kinds.USER_DEACTIVATED: lambda t: f"{t.who} deactivated {t['email']}",
+    kinds.API_KEY_CREATED: lambda t: (f"{t.who} created the API key {t['name']} "
+                                      f"({t['prefix']}…) of {t['email']} with "
+                                      f"{', '.join(t['scopes'] or [])}, until {t['expires_at']}"),
+    kinds.API_KEY_REVOKED: lambda t: (f"{t.who} revoked the API key {t['name']} "
+                                      f"({t['prefix']}…) of {t['email']}"),
     kinds.USER_REACTIVATED: lambda t: f"{t.who} reactivated {t['email']}",
     kinds.USER_PASSWORD_CHANGED: lambda t: f"{t.who} set a new password for {t['email']}",
     kinds.USER_PASSWORD_SET: lambda t: (f"An operator set a new password for {t['email']} "

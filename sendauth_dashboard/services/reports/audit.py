@@ -29,6 +29,7 @@ KIND_GROUPS = (
     ("users", "Users and roles", ("user.",)),
     ("passkeys", "Passkeys", ("passkey.",)),
     ("messaging", "Messaging preferences", ("profile.",)),
+    ("api_keys", "API keys", ("api_key.",)),
 )
 KIND_GROUP_LABELS = {value: label for value, label, _ in KIND_GROUPS}
 

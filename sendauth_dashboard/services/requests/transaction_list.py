@@ -37,12 +37,13 @@ class Filters:
     status: str = ""
     user: str = ""
     requestor: str = ""
+    ticket: str = ""
     since: date | None = None
     until: date | None = None
 
     def as_args(self):
         values = (("q", self.q), ("status", self.status), ("user", self.user),
-                  ("requestor", self.requestor),
+                  ("requestor", self.requestor), ("ticket", self.ticket),
                   ("since", self.since.isoformat() if self.since else ""),
                   ("until", self.until.isoformat() if self.until else ""))
         return {k: v for k, v in values if v}
@@ -86,7 +87,8 @@ def _term_condition(term):
     # The cheap comparisons first: SQLite tries the arms in order.
     arms = [Transaction.user_id.in_(people), Transaction.requestor_id.in_(people)] if people \
         else []
-    return or_(*arms, _like(Transaction.message, pattern), _like(Transaction.context, pattern))
+    return or_(*arms, _like(Transaction.message, pattern), _like(Transaction.context, pattern),
+               _like(Transaction.ticket_id, pattern))
 
 
 def _status_condition(status, now):
@@ -112,6 +114,8 @@ def matching(viewer, filters, now=None):
         if email:
             person = select(User.id).where(User.email == email).scalar_subquery()
             query = query.where(column == person)
+    if filters.ticket.strip():
+        query = query.where(Transaction.ticket_id == filters.ticket.strip())
     if filters.since:
         query = query.where(Transaction.created_at >= _start_of(filters.since))
     if filters.until and filters.until < date.max:
@@ -187,3 +191,31 @@ def listing(viewer, filters, page=1, page_size=PAGE_SIZE, now=None):
         .order_by(Transaction.id.desc())
     ).unique().all()
     return Page(rows, page, page_size, shown.total, shown.total_is_floor)
+
+
+EXPORT_BATCH = 1000
+EXPORT_HEADER = ("id", "status", "user_email", "user_name", "requestor_email", "message",
+                 "context", "ticket_system", "ticket_id", "ticket_url", "sent_utc",
+                 "completed_utc")
+
+
+def export_rows(viewer, filters, now=None):
+    """Every transaction the viewer may see that the filters match, newest first, as CSV-ready
+    rows (the header first), read a batch at a time."""
+    now = now or utcnow()
+    yield EXPORT_HEADER
+    before = None
+    while True:
+        query = matching(viewer, filters, now).order_by(Transaction.id.desc()).limit(EXPORT_BATCH)
+        if before is not None:
+            query = query.where(Transaction.id < before)
+        batch = db.session.scalars(query).unique().all()
+        for t in batch:
+            yield (t.public_id, t.status_at(now), t.user.email, t.user.name, t.requestor.email,
+                   t.message, t.context, t.ticket_system, t.ticket_id, t.ticket_url,
+                   t.created_at.isoformat(), t.completed_at.isoformat() if t.completed_at
+                   else "")
+        if len(batch) < EXPORT_BATCH:
+            return
+        before = batch[-1].id
+        db.session.expunge_all()

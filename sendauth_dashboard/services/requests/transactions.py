@@ -32,6 +32,22 @@ class TransactionError(ServiceError):
     """A request cannot be sent as asked; the message says why and what to do."""
 
 
+class SendLimitReached(TransactionError):
+    """Too many requests in the window; ``retry_after``: seconds until the next may go."""
+
+    def __init__(self, message, field, retry_after):
+        super().__init__(message, field)
+        self.retry_after = retry_after
+
+
+class Unreachable(TransactionError):
+    """No channel can reach the user; ``reasons``: each channel's, in words."""
+
+    def __init__(self, message, field, reasons):
+        super().__init__(message, field)
+        self.reasons = reasons
+
+
 def answer_link(token):
     return f"{current_app.config['BASE_URL']}/authenticate/{token}"
 
@@ -85,14 +101,17 @@ def _check_sending_limits(requestor, user, now):
     for column, value, limit, said in checks:
         next_at = _next_allowed_at(column, value, limit, now)
         if next_at is not None:
-            raise TransactionError(
+            raise SendLimitReached(
                 said.format(n=limit[0], window=_wait_words(limit[1])) +
                 f". The next one can go in {_wait_words((next_at - now).total_seconds())} "
-                f"(at {next_at:%H:%M:%S} UTC).", "user")
+                f"(at {next_at:%H:%M:%S} UTC).", "user",
+                retry_after=max(1, int((next_at - now).total_seconds() + 0.999)))
 
 
-def create(*, requestor, user_email, message, context="", now=None):
-    """The transaction, its deliveries and its ``transaction.created`` event, uncommitted."""
+def create(*, requestor, user_email, message, context="", ticket=None, api_key=None, now=None):
+    """The transaction, its deliveries and its ``transaction.created`` event, uncommitted.
+    ``ticket``: the help desk's ticket it is for ({"system", "id", "url"}, each optional);
+    ``api_key``: the key that sent it (the API), the one that is given its code."""
     now = now or utcnow()
     message = (message or "").strip()
     context = (context or "").strip()
@@ -114,7 +133,8 @@ def create(*, requestor, user_email, message, context="", now=None):
     _check_sending_limits(requestor, user, now)
     route = routing.route(user)
     if not route.channels:
-        raise TransactionError(route.explain(user), "user")
+        raise Unreachable(route.explain(user), "user", {
+            name: why for name, why in route.skipped.items()})
     if organisation.requires_passkey() and not passkeys.has_passkey(user):
         raise TransactionError(
             f"{user.name} has no passkey yet, and your organisation requires one to verify a "
@@ -125,16 +145,36 @@ def create(*, requestor, user_email, message, context="", now=None):
     transaction = Transaction(
         requestor=requestor, user=user, message=message, context=context,
         binding_code=new_binding_code(), risks=risks.of_user(user, now),
-        token_hash=token_hash, created_at=now,
+        token_hash=token_hash, created_at=now, api_key_id=api_key.id if api_key else None,
+        **_ticket_columns(ticket),
         expires_at=now + timedelta(seconds=current_app.config["TRANSACTION_TTL_SECONDS"]),
     )
     db.session.add(transaction)
     db.session.add_all(deliveries.enqueue(transaction, route.channels, answer_link(token)))
     after_commit.later(deliveries.wake)
+    sent_through = {"api_key": f"{api_key.name} ({api_key.prefix}…)"} if api_key else {}
     event_log.record(kinds.TRANSACTION_CREATED, transaction=transaction, actor=requestor,
-                  data={"status": "pending", "channels": list(route.channels),
-                        "risks": transaction.risks})
+                     data={"status": "pending", "channels": list(route.channels),
+                           "risks": transaction.risks, **sent_through,
+                           **({"ticket": transaction.ticket_id} if transaction.ticket_id
+                              else {})})
     return transaction
+
+
+TICKET_LIMITS = {"system": 64, "id": 128, "url": 2048}
+
+
+def _ticket_columns(ticket):
+    """The ticket reference's columns; each part at most its length, on one line."""
+    columns = {}
+    for part, limit in TICKET_LIMITS.items():
+        value = ((ticket or {}).get(part) or "").strip()
+        _check_length(value, limit, "ticket", f"ticket's {part}")
+        if bad := control_character(value):
+            raise TransactionError(f"The ticket's {part} contains {bad}: write it on one line.",
+                                   "ticket")
+        columns[f"ticket_{part}"] = value or None
+    return columns
 
 
 BINDING_CODE_DIGITS = 3
