@@ -94,6 +94,9 @@ DEFAULTS = {
     # None: Redis when REDIS_URL is set (shared by every process), else this process's memory.
     "RATELIMIT_STORAGE_URI": None,
     "LOGIN_RATE_LIMIT": "10 per minute",
+    # Wrong passwords typed by one signed-in user or answer (a proof, a password change, a
+    # password verifying a request), counted per user whoever types them.
+    "PASSWORD_CHECK_RATE_LIMIT": "10 per 15 minutes",
     "AUTHENTICATE_RATE_LIMIT": "30 per minute",
     # PagerDuty's webhooks: a few per request (triggered, acknowledged, resolved, ...), from
     # PagerDuty's addresses, so far more than a person's page.

@@ -79,13 +79,13 @@ class LoginForm(FlaskForm):
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@client_limits.sign_in
 def login():
     next_url = safe_next(request.args.get("next"))
     if current_user.is_authenticated:
         return redirect(next_url or url_for("main.home"))
     form = LoginForm()
     if form.validate_on_submit():
+        attempt = client_limits.sign_in_attempt(form.email.data)
         user = accounts.authenticate(form.email.data, form.password.data)
         if user is None or not user.active:
             # One answer for every failure: a deactivated account must not tell a guesser
@@ -94,6 +94,7 @@ def login():
                 "Email or password is incorrect. If you are sure of both, your account may be "
                 "deactivated: ask an admin.")
         else:
+            attempt.give_back()
             accounts.record_sign_in(user)
             sign_in(user)  # commits both
             return redirect(next_url or url_for("main.home"))

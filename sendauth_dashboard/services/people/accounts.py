@@ -14,6 +14,7 @@ from ...core.errors import ServiceError
 from ...core.text import control_character
 from ...extensions import db
 from ...models import ROLES, User, utcnow
+from . import attempts
 
 # The password rule: new ones at least this long; none longer, new or typed to sign in or
 # prove (hashing a megabyte of "password" would keep scrypt busy).
@@ -84,6 +85,16 @@ def password_matches(user, password):
     password = password or ""
     return len(password) <= MAX_PASSWORD_LENGTH and \
         check_password_hash(user.password_hash, password)
+
+
+def password_proves(user, password):
+    """``password_matches``, counted per user before it is checked (attempts.of_user:
+    TooManyAttempts past the limit); a right password gives its count back."""
+    attempt = attempts.of_user(user)
+    if password_matches(user, password):
+        attempt.give_back()
+        return True
+    return False
 
 
 def find_by_email(email):
@@ -240,7 +251,7 @@ def set_active(user, active, *, actor):
 def change_password(user, *, current, new):
     """The user's own change: the current password first, then the rules for the new one.
     Every session of theirs ends (the caller signs the current one in again)."""
-    if not current or not password_matches(user, current):
+    if not current or not password_proves(user, current):
         raise AccountError("That is not your current password. Enter the password you sign in "
                            "with now.", "current_password")
     check_password_rules(new or "", user=user)
