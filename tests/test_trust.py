@@ -257,9 +257,10 @@ def test_signing_out_ends_only_that_session(app, client, make_user):
     assert other.get("/").status_code == 200
 
 
-def change_password(auth, current, new, confirm=None):
+def change_password(auth, current, new, confirm=None, proof=None):
     return auth.post("/profile/password", {"current_password": current, "new_password": new,
-                                           "confirm": new if confirm is None else confirm},
+                                           "confirm": new if confirm is None else confirm,
+                                           **({"proof": proof} if proof else {})},
                      token_page="/profile/password")
 
 
@@ -283,10 +284,63 @@ def test_a_password_change_that_breaks_a_rule_is_refused(app, client, auth, uma,
 def test_a_password_change_ends_every_other_session(app, client, auth, uma):
     elsewhere = app.test_client()
     AuthActions(elsewhere).login(uma)
-    response = change_password(auth, PASSWORD, "plum kettle orbit sand")
+    response = change_password(auth, PASSWORD, "plum kettle orbit sand", proof=proof(client, uma))
     assert response.status_code == 302
     assert client.get("/").status_code == 200, "this session stays"
     assert elsewhere.get("/").status_code == 302, "the other one ended"
     auth.logout()
     assert auth.login(uma, "plum kettle orbit sand").status_code == 302
-    assert kinds(app, "user.password_changed") == [{"email": "uma@example.com"}]
+    assert kinds(app, "user.password_changed") == [
+        {"email": "uma@example.com", "proof": "passkey", "announced_through": []}]
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({}, "Prove it is you with one of your passkeys first"),
+    ({"proof": "{"}, "not readable"),
+])
+def test_the_password_alone_cannot_change_the_password_of_someone_with_a_passkey(
+        app, client, auth, uma, extra, message):
+    elsewhere = app.test_client()
+    AuthActions(elsewhere).login(uma)
+    page = client.get("/profile/password").text
+    assert "data-proof-options-url" in page and "data-passkey-proof" in page
+    before = database_rows(app)
+    response = auth.post("/profile/password", {
+        "current_password": PASSWORD, "new_password": "plum kettle orbit sand",
+        "confirm": "plum kettle orbit sand", **extra}, token_page="/profile/password")
+    assert response.status_code == 400
+    assert message in response.text
+    assert database_rows(app) == before
+    assert elsewhere.get("/").status_code == 200, "the owner is not signed out"
+
+
+def test_a_password_change_is_announced_and_flagged_to_requestors_for_a_day(
+        app, client, auth, uma, requestor, fake_smtp):
+    configure_email(app, fake_smtp.port)
+    age_passkeys(app, 2)
+    response = change_password(auth, PASSWORD, "plum kettle orbit sand", proof=proof(client, uma))
+    assert response.status_code == 302
+    fake_smtp.wait_for(lambda fake: len(fake.received) == 1)
+    (mail,) = fake_smtp.received
+    assert mail.rcpt_tos == ["uma@example.com"]
+    assert mail.message["Subject"] == "Your SendAuth password changed"
+    assert "If this was not you, tell your help desk" in mail.body()
+    assert kinds(app, "user.password_changed")[-1]["announced_through"] == ["email"]
+    public_id = send_request(app, requestor, uma)
+    assert risks_of(app, public_id) == ["password_changed"]
+    helpdesk = AuthActions(app.test_client())
+    helpdesk.login(requestor)
+    assert "Uma User changed their password less than 24 hours ago" in \
+        helpdesk.client.get(f"/transactions/{public_id}").text
+    with app.app_context():
+        db.session.execute(update(User).where(User.id == uma.id)
+                           .values(password_changed_at=utcnow() - timedelta(hours=25)))
+        db.session.commit()
+    assert risks_of(app, send_request(app, requestor, uma)) == []
+
+
+def test_without_a_passkey_the_current_password_changes_the_password(app, auth, make_user):
+    noel = make_user("member", name="Noel Nopass", passkey=False)
+    auth.login(noel)
+    assert change_password(auth, PASSWORD, "plum kettle orbit sand").status_code == 302
+    assert kinds(app, "user.password_changed")[-1]["proof"] == "password"

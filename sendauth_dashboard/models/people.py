@@ -59,9 +59,10 @@ class User(UserMixin, db.Model):
     phone: Mapped[str | None] = mapped_column(String(16))
     slack_member_id: Mapped[str | None] = mapped_column(String(32))
     # What weakens the proof for a while (services.requests.risks): an admin's passkey reset,
-    # and the last change to how the user is reached.
+    # the last change to how the user is reached, and to their password.
     passkeys_reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     contacts_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @property
     def is_active(self):

@@ -248,9 +248,9 @@ def set_active(user, active, *, actor):
     return True
 
 
-def change_password(user, *, current, new):
-    """The user's own change: the current password first, then the rules for the new one.
-    Every session of theirs ends (the caller signs the current one in again)."""
+def check_password_change(user, *, current, new):
+    """The user's own change: the current password first, then the rules for the new one;
+    AccountError when either fails (services.people.passwords makes the change)."""
     if not current or not password_proves(user, current):
         raise AccountError("That is not your current password. Enter the password you sign in "
                            "with now.", "current_password")
@@ -258,6 +258,3 @@ def change_password(user, *, current, new):
     if check_password_hash(user.password_hash, new):
         raise AccountError("The new password is the one you have now: choose another.",
                            "new_password")
-    user.password_hash = hash_password(new)
-    user.end_sessions()
-    event_log.record(kinds.USER_PASSWORD_CHANGED, actor=user, data={"email": user.email})

@@ -36,6 +36,16 @@ def contact_change(user, changes, at):
               "for you."))
 
 
+def password_change(at):
+    """The notice of a change to the user's password."""
+    when = at.strftime("%Y-%m-%d %H:%M UTC")
+    return Notice(
+        subject="Your SendAuth password changed",
+        text=(f"Your SendAuth password was changed at {when}, and every other session of yours "
+              "was signed out. If this was not you, tell your help desk now: someone may be "
+              "trying to pass for you."))
+
+
 def announce(user, notice):
     """Prepare ``notice`` for every channel that reaches ``user`` now, and send it once the
     current database transaction commits. Call it before changing how they are reached."""
