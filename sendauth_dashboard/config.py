@@ -67,9 +67,11 @@ DEFAULTS = {
     "SSE_HEARTBEAT_SECONDS": 15.0,
     "SSE_MAX_SECONDS": 300.0,
     "STREAMS_PER_USER": 6,
-    # [how many, per seconds]: authentication requests a requestor may send, and a user be sent.
+    # [how many, per seconds]: authentication requests a requestor may send, one requestor may
+    # send one user, and a user be sent by everyone together.
     "SEND_LIMIT_PER_REQUESTOR": [30, 600],
-    "SEND_LIMIT_PER_USER": [5, 600],
+    "SEND_LIMIT_PER_REQUESTOR_AND_USER": [5, 600],
+    "SEND_LIMIT_PER_USER": [15, 600],
     # 5,000 per gevent worker: measured by bench/fanout.py within its targets (README).
     "STREAMS_PER_PROCESS": 5000,
     "SESSION_COOKIE_HTTPONLY": True,

@@ -34,6 +34,7 @@ def base_test_config(tmp_path, **overrides):
         # Tests send many requests quickly; tests/test_transactions.py sets the limits it tests.
         "SEND_LIMIT_PER_REQUESTOR": [1_000_000, 1],
         "SEND_LIMIT_PER_USER": [1_000_000, 1],
+        "SEND_LIMIT_PER_REQUESTOR_AND_USER": [1_000_000, 1],
     }
     config.update(overrides)
     return config

@@ -4,12 +4,12 @@ import secrets
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from sqlalchemy import false, func, select, update
+from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 from zxcvbn import zxcvbn
 
 from ...core import event_kinds as kinds
-from ...core import event_log
+from ...core import event_log, rows
 from ...core.errors import ServiceError
 from ...core.text import control_character
 from ...extensions import db
@@ -160,19 +160,13 @@ def _other_active_admins(user):
 
 
 def _lock_admins_table():
-    if db.session.get_bind().dialect.name == "sqlite":
-        db.session.execute(update(User).where(false()).values(role=User.role)
-                           .execution_options(synchronize_session=False))
-    db.session.execute(
-        select(User.id).where(User.role == "admin", User.active.is_(True)).with_for_update()
-    ).all()
+    rows.lock(User, User.role == "admin", User.active.is_(True))
 
 
 def _lock_admins(user):
-    """Lock the active admin rows, so two admins cannot demote each other at once, and read
-    ``user`` again under the lock. PostgreSQL locks the rows; SQLite ignores FOR UPDATE, so
-    there a write of nothing takes the database's write lock first: no other demotion can
-    commit between the count that follows and this transaction's commit."""
+    """Lock the active admin rows (core.rows.lock), so two admins cannot demote each other at
+    once, and read ``user`` again under the lock: no other demotion can commit between the
+    count that follows and this transaction's commit."""
     _lock_admins_table()
     db.session.refresh(user)
 
