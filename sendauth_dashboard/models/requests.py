@@ -229,8 +229,9 @@ class PagerDutyIncident(db.Model):
 
 
 class WebhookReceipt(db.Model):
-    """A webhook already taken in (its X-Webhook-Id), so a retry of it is ignored; kept for a
-    few days, longer than PagerDuty retries."""
+    """A webhook already taken in (its signed body's ``event.id``: the X-Webhook-Id header is
+    not signed), so a retry or a replay of it is ignored; kept for a few days, longer than
+    PagerDuty retries."""
 
     __tablename__ = "webhook_receipts"
     __table_args__ = (Index("ix_webhook_receipts_received_at", "received_at"),)

@@ -59,7 +59,9 @@ class WebhookError(ServiceError):
 
 
 def parse(raw):
-    """The ``event`` object of a V3 webhook body (bytes); WebhookError if it is not one."""
+    """The ``event`` object of a V3 webhook body (bytes); WebhookError if it is not one. Its
+    ``id`` is required: it is what a replay is known by (the signature covers the body, not
+    the X-Webhook-Id header)."""
     try:
         body = json.loads(raw)
     except ValueError:
@@ -67,6 +69,10 @@ def parse(raw):
     event = body.get("event") if isinstance(body, dict) else None
     if not isinstance(event, dict) or not isinstance(event.get("event_type"), str):
         raise WebhookError("The body has no event with an event_type (a V3 webhook has).")
+    event_id = event.get("id")
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= WEBHOOK_ID_MAX_CHARS:
+        raise WebhookError(f"The event has no id of 1 to {WEBHOOK_ID_MAX_CHARS} characters "
+                           "(a V3 webhook's event has one).")
     return event
 
 
@@ -78,16 +84,18 @@ class Received:
     reason: str
 
 
-def receive(webhook_id, event, now=None):
-    """Take in one verified webhook, in the current database transaction (uncommitted).
+def receive(event, now=None):
+    """Take in one verified webhook's ``event`` (from ``parse``), in the current database
+    transaction (uncommitted).
 
-    A webhook id seen before is ignored; so are events SendAuth does not show and incidents
-    that are not a request's (another service's, or a test incident).
+    An event id seen before is ignored, whatever X-Webhook-Id came with it; so are events
+    SendAuth does not show and incidents that are not a request's (another service's, or a
+    test incident).
     """
     now = now or utcnow()
     db.session.execute(delete(WebhookReceipt).where(WebhookReceipt.received_at
                                                     < now - RECEIPTS_KEPT))
-    if webhook_id and not _first_receipt(webhook_id[:WEBHOOK_ID_MAX_CHARS], now):
+    if not _first_receipt(event["id"], now):
         return Received(False, "already received")
     event_type = event["event_type"]
     if event_type not in EVENT_TYPES:
