@@ -18,6 +18,11 @@ def start(user, now=None):
     return token
 
 
+def _still_open():
+    """What a session that has not ended satisfies, as SQL conditions on SignIn."""
+    return (SignIn.ended_at.is_(None),)
+
+
 def user_of(token, user_id):
     """The user with ``user_id`` while the session behind ``token`` is theirs and has not
     ended, else None: one query, made on every request."""
@@ -26,7 +31,14 @@ def user_of(token, user_id):
         return None
     return db.session.scalar(
         select(User).join(SignIn, SignIn.user_id == User.id)
-        .where(User.id == user_id, SignIn.token_hash == digest, SignIn.ended_at.is_(None)))
+        .where(User.id == user_id, SignIn.token_hash == digest, *_still_open()))
+
+
+def open_sessions(user_id):
+    """The hashes of ``user_id``'s sessions that have not ended: an open stream checks its
+    own is still among them (services.live.rights)."""
+    return frozenset(db.session.scalars(
+        select(SignIn.token_hash).where(SignIn.user_id == user_id, *_still_open())))
 
 
 def end(token, now=None):
