@@ -5,7 +5,6 @@ port the only origin accepted. User verification (a PIN or a fingerprint on the 
 is required both when registering and when verifying a request.
 """
 import base64
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,7 +23,7 @@ from webauthn.helpers.structs import (
 )
 
 from ...core import event_kinds as kinds
-from ...core import event_log
+from ...core import event_log, json_input
 from ...core.errors import ServiceError
 from ...core.rows import use_once
 from ...extensions import db
@@ -119,8 +118,8 @@ def parse_credential(text):
     if not text or len(text) > CREDENTIAL_MAX_CHARS:
         raise PasskeyError("No passkey answer arrived from your browser. Try again.")
     try:
-        credential = json.loads(text)
-    except ValueError:
+        credential = json_input.parse(text, max_chars=CREDENTIAL_MAX_CHARS)
+    except json_input.JsonError:
         credential = None
     if not isinstance(credential, dict) or not isinstance(credential.get("id"), str) \
             or not isinstance(credential.get("response"), dict):
@@ -236,7 +235,8 @@ def proof_options(user, now=None):
 def _signed_challenge(credential):
     """The challenge the browser says it signed, read from its client data."""
     try:
-        client_data = json.loads(from_b64url(credential["response"]["clientDataJSON"]))
+        client_data = json_input.parse(from_b64url(credential["response"]["clientDataJSON"]),
+                                       max_chars=CREDENTIAL_MAX_CHARS)
         challenge = client_data["challenge"]
     except (KeyError, TypeError, ValueError):
         raise PasskeyError("Your browser's passkey answer was not readable. Try again.") from None

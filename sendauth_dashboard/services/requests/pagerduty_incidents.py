@@ -10,7 +10,6 @@ Resolving is a PagerDuty delivery with the action "resolve" (services.outbox): a
 for it on a finished request, or the organisation's setting asks for it when the request
 becomes final.
 """
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ...core import after_commit, event_log
+from ...core import after_commit, event_log, json_input
 from ...core import event_kinds as kinds
 from ...core.errors import ServiceError
 from ...extensions import db
@@ -50,6 +49,8 @@ EVENT_TYPES = {
 # PagerDuty retries a webhook for up to 48 hours; ids are kept a day longer than that.
 RECEIPTS_KEPT = timedelta(hours=72)
 WEBHOOK_ID_MAX_CHARS = 128
+# PagerDuty's webhooks are a few KiB; the request body limit (MAX_CONTENT_LENGTH) is 64 KiB.
+WEBHOOK_MAX_CHARS = 64 * 1024
 NAME_MAX_CHARS = 200
 NOTE_MAX_CHARS = 500
 
@@ -63,9 +64,9 @@ def parse(raw):
     ``id`` is required: it is what a replay is known by (the signature covers the body, not
     the X-Webhook-Id header)."""
     try:
-        body = json.loads(raw)
-    except ValueError:
-        raise WebhookError("The body is not JSON.") from None
+        body = json_input.parse(raw, max_chars=WEBHOOK_MAX_CHARS, what="The body")
+    except json_input.JsonError as exc:
+        raise WebhookError(str(exc)) from None
     event = body.get("event") if isinstance(body, dict) else None
     if not isinstance(event, dict) or not isinstance(event.get("event_type"), str):
         raise WebhookError("The body has no event with an event_type (a V3 webhook has).")
