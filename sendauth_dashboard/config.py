@@ -99,6 +99,8 @@ DEFAULTS = {
     # Wrong passwords typed by one signed-in user or answer (a proof, a password change, a
     # password verifying a request), counted per user whoever types them.
     "PASSWORD_CHECK_RATE_LIMIT": "10 per 15 minutes",
+    # WebAuthn challenges made for one user (each options request makes one).
+    "PASSKEY_OPTIONS_RATE_LIMIT": "20 per minute",
     "AUTHENTICATE_RATE_LIMIT": "30 per minute",
     # PagerDuty's webhooks: a few per request (triggered, acknowledged, resolved, ...), from
     # PagerDuty's addresses, so far more than a person's page.

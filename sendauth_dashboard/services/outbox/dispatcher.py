@@ -1,4 +1,5 @@
-"""The dispatcher: claims due deliveries, sends them, and sweeps expired transactions.
+"""The dispatcher: claims due deliveries, sends them, sweeps expired transactions, and prunes
+rows that would otherwise grow for ever.
 
 It runs as a thread of the web process by default (started with the process: ``serve``) or as
 ``flask --app wsgi worker`` (which gunicorn's master starts with SENDAUTH_DISPATCHER=process:
@@ -13,14 +14,31 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from ...extensions import db
+from ...models import utcnow
 from ...runtime import runtime
-from ..requests import transactions
+from ..people import passkeys, sign_ins
+from ..requests import pagerduty_incidents, transactions
 from .deliveries import attempt, claim, next_due_in
 
 log = logging.getLogger(__name__)
 
 # Expiring overdue transactions at most this often: a wake per delivery need not sweep too.
 SWEEP_INTERVAL = 0.5
+# Pruning expired challenges, ended sign-ins and old webhook ids at most this often.
+PRUNE_INTERVAL = 60.0
+
+
+def prune(now=None):
+    """Delete what has expired and is never read again: WebAuthn challenges past their expiry,
+    signed-in sessions ended a while ago, webhook ids older than PagerDuty retries. Commits;
+    returns how many rows of each went."""
+    now = now or utcnow()
+    pruned = {"passkey_challenges": passkeys.prune_challenges(now),
+              "sign_ins": sign_ins.prune(now),
+              "webhook_receipts": pagerduty_incidents.prune_receipts(now)}
+    db.session.commit()
+    return pruned
 
 
 class Dispatcher:
@@ -44,6 +62,7 @@ class Dispatcher:
         self._thread = None
         self._pool = None
         self._next_sweep = 0.0
+        self._next_prune = 0.0
 
     def wake(self):
         self._wake.set()
@@ -122,11 +141,14 @@ class Dispatcher:
         return ids
 
     def tick(self):
-        """Expire what is overdue (at most every SWEEP_INTERVAL), then claim as many due
-        deliveries as there are free slots."""
+        """Expire what is overdue (at most every SWEEP_INTERVAL), prune (at most every
+        PRUNE_INTERVAL), then claim as many due deliveries as there are free slots."""
         if time.monotonic() >= self._next_sweep:
             transactions.expire_due()
             self._next_sweep = time.monotonic() + SWEEP_INTERVAL
+        if time.monotonic() >= self._next_prune:
+            prune()
+            self._next_prune = time.monotonic() + PRUNE_INTERVAL
         free = self.concurrency - len(self._sending)
         if free <= 0:
             return 0
@@ -154,6 +176,7 @@ class Dispatcher:
         outcomes = []
         with self.app.app_context():
             transactions.expire_due()
+            prune()
             while ids := self.claim_within_limits(self.concurrency):
                 outcomes.extend(attempt(i, self.name) for i in ids)
         return outcomes

@@ -1,4 +1,5 @@
-"""Password attempts, counted before the password is checked.
+"""Password attempts, counted before the password is checked (and passkey ceremonies begun,
+counted per user: services.people.passkeys).
 
 Each attempt takes one from every count it belongs to (per client address and per email at
 sign-in; per user wherever a signed-in user or an answer types a password) in one atomic

@@ -4,7 +4,9 @@ cookie (taken before, from a shared machine or a proxy log) is refused afterward
 The cookie carries a random token; the table keeps only its hash. Ending every session of a
 user at once (deactivated, password changed) is ``User.end_sessions``.
 """
-from sqlalchemy import select, update
+from datetime import timedelta
+
+from sqlalchemy import delete, select, update
 
 from ...core.tokens import new_token, stored_hash_of
 from ...extensions import db
@@ -48,3 +50,12 @@ def end(token, now=None):
         db.session.execute(update(SignIn).where(SignIn.token_hash == digest,
                                                 SignIn.ended_at.is_(None))
                            .values(ended_at=now or utcnow()))
+
+
+# An ended session's row is kept this long (its cookie is refused just as well without it).
+ENDED_KEPT = timedelta(days=1)
+
+
+def prune(now):
+    """Delete sessions ended more than ENDED_KEPT ago (uncommitted); returns how many."""
+    return db.session.execute(delete(SignIn).where(SignIn.ended_at < now - ENDED_KEPT)).rowcount

@@ -94,8 +94,7 @@ def receive(event, now=None):
     test incident).
     """
     now = now or utcnow()
-    db.session.execute(delete(WebhookReceipt).where(WebhookReceipt.received_at
-                                                    < now - RECEIPTS_KEPT))
+    prune_receipts(now)
     if not _first_receipt(event["id"], now):
         return Received(False, "already received")
     event_type = event["event_type"]
@@ -123,6 +122,12 @@ def receive(event, now=None):
         record["note"] = data["content"][:NOTE_MAX_CHARS]
     event_log.record(kinds.PAGERDUTY_WEBHOOK[event_type], transaction=transaction, data=record)
     return Received(True, "recorded")
+
+
+def prune_receipts(now):
+    """Forget webhook ids older than RECEIPTS_KEPT (uncommitted); returns how many."""
+    return db.session.execute(delete(WebhookReceipt).where(
+        WebhookReceipt.received_at < now - RECEIPTS_KEPT)).rowcount
 
 
 def _first_receipt(webhook_id, now):
