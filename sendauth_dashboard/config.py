@@ -74,6 +74,9 @@ DEFAULTS = {
     "SEND_LIMIT_PER_USER": [15, 600],
     # 5,000 per gevent worker: measured by bench/fanout.py within its targets (README).
     "STREAMS_PER_PROCESS": 5000,
+    # A signed-in session ends after this long unused, and this long after signing in.
+    "SESSION_IDLE_SECONDS": 12 * 3600,
+    "SESSION_MAX_SECONDS": 30 * 86400,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_SECURE": None,

@@ -2,13 +2,14 @@
 import json
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from sendauth_dashboard.core import event_log
 from sendauth_dashboard.extensions import db
-from sendauth_dashboard.models import Transaction, User
+from sendauth_dashboard.models import SignIn, Transaction, User, utcnow
 from sendauth_dashboard.runtime import runtime
 from sendauth_dashboard.services.live import wire
 from sendauth_dashboard.services.live.broker import LocalBroker
@@ -359,7 +360,7 @@ def test_a_heartbeat_ends_the_stream_of_a_viewer_who_lost_the_right(app, stream_
     assert "keepalive" not in "".join(frames)
 
 
-@pytest.mark.parametrize("ending", ["signed out", "password changed"])
+@pytest.mark.parametrize("ending", ["signed out", "password changed", "expired"])
 def test_a_copied_sessions_open_stream_ends_within_a_heartbeat_of_the_session_ending(
         app, stream_people, ending):
     """The owner signs out (or changes the password): a copy of their cookie, with a stream
@@ -373,6 +374,10 @@ def test_a_copied_sessions_open_stream_ends_within_a_heartbeat_of_the_session_en
     stream.read_until(lambda s: "stream open" in s.comments)
     if ending == "signed out":
         owner.logout()
+    elif ending == "expired":
+        with app.app_context():
+            db.session.query(SignIn).update({"created_at": utcnow() - timedelta(days=31)})
+            db.session.commit()
     else:
         with app.app_context():
             db.session.get(User, hana.id).end_sessions()  # as services.people.passwords does

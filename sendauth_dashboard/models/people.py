@@ -165,4 +165,7 @@ class SignIn(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When the session was last used, to the minute (services.people.sign_ins): past
+    # SESSION_IDLE_SECONDS without use, or SESSION_MAX_SECONDS after created_at, it has ended.
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

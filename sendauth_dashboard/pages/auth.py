@@ -2,7 +2,18 @@
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SubmitField
@@ -38,7 +49,11 @@ def load_user(session_id):
 
 
 def sign_in(user):
-    """Start a signed-in session for ``user`` that the server can end; commits."""
+    """Start a signed-in session for ``user`` that the server can end; commits. The cookie's
+    session starts afresh, with a new CSRF secret: a token seen before signing in (on a
+    shared machine, say) does not work after."""
+    session.clear()
+    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
     session[SIGN_IN_KEY] = sign_ins.start(user)
     db.session.commit()
     login_user(user)

@@ -1,4 +1,5 @@
-"""Hardening, round three: when a user last changed their password (a risk signal for a day)
+"""Hardening, round three: when a user last changed their password (a risk signal for a day),
+when a signed-in session was last used (sessions end after an idle time)
 
 Revision ID: 0008
 Revises: 0007
@@ -19,8 +20,13 @@ depends_on = None
 def upgrade():
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.add_column(sa.Column('password_changed_at', sa.DateTime(), nullable=True))
+    with op.batch_alter_table('sign_ins', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('last_seen_at', sa.DateTime(), nullable=True))
+    op.execute("UPDATE sign_ins SET last_seen_at = created_at")
 
 
 def downgrade():
+    with op.batch_alter_table('sign_ins', schema=None) as batch_op:
+        batch_op.drop_column('last_seen_at')
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.drop_column('password_changed_at')
