@@ -45,6 +45,9 @@ DEFAULTS = {
     "SLACK_CONNECT_TIMEOUT": 3.05,
     "SLACK_READ_TIMEOUT": 10.0,
     "PASSWORD_HASH_METHOD": "scrypt",
+    # The organisation's names (e.g. ["Acme", "Acme Corp"]): a password mostly made of them
+    # is refused, as one made of the person's own name is.
+    "ORGANISATION_NAMES": [],
     "TRANSACTION_TTL_SECONDS": 300,
     # An enrolment link or invitation works once, for this long.
     "ENROLMENT_TTL_SECONDS": 86400,

@@ -1,6 +1,8 @@
 """Accounts and roles: creating users, signing in, and the rules that keep an admin in charge."""
 import functools
+import re
 import secrets
+from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
@@ -53,9 +55,11 @@ MIN_PASSWORD_SCORE = 3
 
 
 def check_password_rules(password, user=None):
-    """A minimum length, and not a common or easily guessed password: zxcvbn (a pinned
-    package with its lists of the most common passwords, words and names, read locally) must
-    rate it at least "safely unguessable" for an online attack."""
+    """A minimum length, not a common or easily guessed password (zxcvbn, a pinned package
+    with its lists of the most common passwords, words and names, read locally, must rate it
+    at least "safely unguessable" for an online attack), and not mostly made of what an
+    attacker tries first for this person: their name, their email, the product's name and the
+    organisation's (``known_words``)."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError(
             f"The password must be at least {MIN_PASSWORD_LENGTH} characters; "
@@ -66,13 +70,56 @@ def check_password_rules(password, user=None):
         raise AccountError(
             f"The password must be at most {MAX_PASSWORD_LENGTH} characters.", "password"
         )
-    known = [user.email, user.name, *user.email.split("@")] if user is not None else []
+    known = known_words(user)
+    used = _made_of(password, known)
+    if used:
+        raise AccountError(
+            f"This password is mostly made of {', '.join(used)}: your name, your email address "
+            "or the name of the product or organisation, which is what a guesser tries first. "
+            "Choose one of four or five unrelated words.", "password")
     rating = zxcvbn(password[:GUESSABILITY_CHARS], user_inputs=known)
     if rating["score"] < MIN_PASSWORD_SCORE:
         warning = rating["feedback"]["warning"] or "It follows a common pattern."
         raise AccountError(
             f"This password is too easy to guess: {warning.rstrip('.')}. Choose a longer one, "
             "such as four or five unrelated words.", "password")
+
+
+PRODUCT_NAMES = ("SendAuth",)
+# Parts of addresses that say nothing about whose they are.
+_NOT_NAMES = {"com", "org", "net", "www", "http", "https", "mail"}
+
+
+def known_words(user=None):
+    """The words a guesser tries first, lower-cased, longest first: the parts of ``user``'s
+    name and email address (and each run together: "ivyinvited"), the product's name, the
+    organisation's (ORGANISATION_NAMES, and the parts of BASE_URL's host name)."""
+    texts = [*PRODUCT_NAMES, *current_app.config["ORGANISATION_NAMES"],
+             urlsplit(current_app.config["BASE_URL"]).hostname or ""]
+    if user is not None:
+        texts += [user.name or "", user.email or "", (user.email or "").partition("@")[0]]
+    words = set()
+    for text in texts:
+        parts = [p for p in re.split(r"[^0-9a-z]+", text.lower()) if p]
+        words.update(parts)
+        words.add("".join(parts))
+    return sorted((w for w in words if len(w) >= 3 and w not in _NOT_NAMES),
+                  key=lambda w: (-len(w), w))
+
+
+def _made_of(password, known):
+    """The known words that make up at least half of ``password`` (ignoring case), or []."""
+    lowered = password.lower()
+    covered, used = [False] * len(lowered), []
+    for word in known:
+        start = lowered.find(word)
+        while start != -1:
+            if not all(covered[start:start + len(word)]):
+                covered[start:start + len(word)] = [True] * len(word)
+                if word not in used:
+                    used.append(word)
+            start = lowered.find(word, start + 1)
+    return used if 2 * sum(covered) >= len(lowered) else []
 
 
 def hash_password(password):
