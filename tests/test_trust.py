@@ -16,9 +16,9 @@ from tests.support.helpers import (
     configure_email,
     configure_pagerduty,
     database_rows,
+    dispatch,
     send_request,
     verify_form,
-    wait_until,
 )
 from tests.support.web import AuthActions, csrf_token_from
 
@@ -108,6 +108,7 @@ def test_a_change_is_announced_through_the_channels_that_reached_the_user_before
     configure_email(app, fake_smtp.port)
     response = auth.post("/profile/messaging", {**REDIRECT, "proof": proof(client, uma)})
     assert response.status_code == 302
+    assert dispatch(app) == ["sent"], "through the outbox"
     fake_smtp.wait_for(lambda fake: len(fake.received) == 1)
     (mail,) = fake_smtp.received
     assert mail.rcpt_tos == ["uma@example.com"]
@@ -116,8 +117,9 @@ def test_a_change_is_announced_through_the_channels_that_reached_the_user_before
     assert "Email off; Slack on; Slack member id added" in body
     assert "If this was not you, tell your help desk" in body
     assert kinds(app, "profile.messaging_changed")[-1]["announced_through"] == ["email"]
-    announced = wait_until(lambda: kinds(app, "profile.change_announced"))
-    assert announced == [{"channel": "email", "outcome": "accepted", "error": None}]
+    announced = kinds(app, "profile.change_announced")
+    assert announced == [{"channel": "email", "attempt": 1, "http_status": None,
+                          "outcome": "sent", "error": None}]
 
 
 def test_nothing_changed_needs_no_proof_and_announces_nothing(app, client, auth, uma):
@@ -320,6 +322,7 @@ def test_a_password_change_is_announced_and_flagged_to_requestors_for_a_day(
     age_passkeys(app, 2)
     response = change_password(auth, PASSWORD, "plum kettle orbit sand", proof=proof(client, uma))
     assert response.status_code == 302
+    assert dispatch(app) == ["sent"]
     fake_smtp.wait_for(lambda fake: len(fake.received) == 1)
     (mail,) = fake_smtp.received
     assert mail.rcpt_tos == ["uma@example.com"]
@@ -376,3 +379,44 @@ def test_the_password_page_refuses_ones_own_name(app, auth, make_user):
     response = change_password(auth, PASSWORD, "ivyinvited12")
     assert response.status_code == 400
     assert "This password is mostly made of ivyinvited" in response.text
+
+
+# -- notices go through the outbox ----------------------------------------------------------
+
+@pytest.fixture
+def sms_app(app, fake_twilio):
+    app.config["TWILIO_API_URL"] = fake_twilio.base_url
+    from tests.support.helpers import configure_sms
+
+    configure_sms(app)
+    return app
+
+
+def test_a_notice_is_durable_retried_and_goes_where_the_user_was_reached_before(
+        sms_app, auth, make_user, fake_twilio):
+    from sendauth_dashboard.models import Delivery
+    from tests.fakes.http import Answer
+    from tests.support.helpers import time_passes
+
+    app = sms_app
+    noel = make_user("member", name="Noel Nopass", passkey=False, notify_email=False,
+                     notify_sms=True, phone="+14155550100")
+    auth.login(noel)
+    response = auth.post("/profile/messaging", {"sms": "y", "phone": "+14155550199",
+                                                "current_password": PASSWORD})
+    assert response.status_code == 302
+    with app.app_context():
+        (notice,) = db.session.scalars(select(Delivery)).all()
+        assert (notice.action, notice.status, notice.user_id, notice.transaction_id) == (
+            "notice", "queued", noel.id, None), "in the outbox with the change, not in memory"
+        assert "+14155550100" not in (notice.notice_ciphertext or ""), "encrypted at rest"
+    fake_twilio.answer_next(Answer(500, {"code": 20500, "message": "Internal Server Error",
+                                         "status": 500}))
+    assert dispatch(app) == ["retrying"], "a provider's 500 is retried, not lost"
+    time_passes(app)
+    assert dispatch(app) == ["sent"]
+    (sms,) = fake_twilio.messages
+    assert sms["To"] == "+14155550100", "the number that reached Noel before the change"
+    assert "messaging preferences changed" in sms["Body"]
+    assert [(e["outcome"], e["channel"]) for e in kinds(app, "profile.change_announced")] == [
+        ("retrying", "sms"), ("sent", "sms")]
