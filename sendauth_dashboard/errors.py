@@ -91,12 +91,12 @@ def handle_database_unavailable(exc):
     g._login_user = login_manager.anonymous_user()
     if busy:
         return render_error(503, "Database busy", DATABASE_BUSY)
-    return render_error(503, ServiceUnavailable.name, ADVICE[503])
+    return render_error(503, ServiceUnavailable().name, ADVICE[503])
 
 
 def handle_unexpected(exc):
     """Flask has logged the original exception already; the person gets a page, not a trace."""
-    return render_error(500, InternalServerError.name, ADVICE[500])
+    return render_error(500, InternalServerError().name, ADVICE[500])
 
 
 def register(app):

@@ -85,3 +85,26 @@ def test_healthz_says_busy_within_a_second_while_sqlite_is_write_locked(tmp_path
         assert timeout == 5000
         db.session.rollback()
         db.engine.dispose()
+
+
+def test_the_503_and_500_pages_are_titled_in_words(tmp_path):
+    """Their titles read "<property object at 0x...>": the class's name property, not a name."""
+    missing = tmp_path / "no-such-dir" / "x.db"
+    app = create_app(base_test_config(tmp_path, SQLALCHEMY_DATABASE_URI=f"sqlite:///{missing}",
+                                      PROPAGATE_EXCEPTIONS=False))
+
+    @app.get("/a-bug")
+    def a_bug():
+        raise RuntimeError("a bug")
+
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["_user_id"] = "1"
+        session["sign_in"] = "a signed-in session's token"
+    unavailable = client.get("/")
+    assert unavailable.status_code == 503
+    assert "<h1>Service Unavailable</h1>" in unavailable.text
+    assert "property object" not in unavailable.text
+    failed = app.test_client().get("/a-bug")
+    assert failed.status_code == 500
+    assert "Internal Server Error" in failed.text and "property object" not in failed.text
