@@ -443,3 +443,32 @@ def test_the_lease_counts_from_the_send_not_from_the_claim(app, people, fake_pag
         assert deliveries.attempt(delivery_id, "d") == "sent"
     assert seen[0] > timedelta(seconds=30), "a fresh lease for the send, not 5 s left"
 
+
+
+@pytest.mark.both_databases
+def test_an_outcome_the_database_cannot_take_now_is_written_later_never_sent_again(
+        app, people, fake_pagerduty, monkeypatch):
+    """The provider accepted the message, then the database failed for a moment (restarting,
+    say): the dispatcher writes the outcome again instead of sending again once the lease runs
+    out (which sent SMS and Slack messages twice after PostgreSQL crashed)."""
+    from sqlalchemy.exc import OperationalError
+
+    send_request(app, *people)
+    real, failures = deliveries.record_result, []
+
+    def record_result(*args):
+        if len(failures) < 2:
+            failures.append("down")
+            raise OperationalError("UPDATE deliveries", {}, Exception("server closed the "
+                                                                      "connection unexpectedly"))
+        return real(*args)
+
+    monkeypatch.setattr(deliveries, "record_result", record_result)
+    assert dispatch(app) == ["sent"]
+    assert failures == ["down", "down"]
+    time_passes(app)  # past the lease: a delivery left "sending" would be claimed again
+    assert dispatch(app) == []
+    assert len(fake_pagerduty.accepted) == 1, "sent once"
+    d = only_delivery(app)
+    assert (d.status, d.attempts) == ("sent", 1)
+    assert event_kinds(app).count("delivery.sent") == 1

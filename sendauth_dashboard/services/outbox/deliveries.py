@@ -16,6 +16,7 @@ a user of a change to their own account (``enqueue_notice``; its events are the 
 import json
 import logging
 import random
+import time
 import traceback
 from datetime import timedelta
 
@@ -284,7 +285,32 @@ def _attempt(delivery_id, owner):
         return "lost"
     db.session.commit()  # no connection or lock is held while the provider answers
     result = channels.send(channel, prepared)
-    return record_result(delivery_id, owner, result, config)
+    return _record_until_written(delivery_id, owner, result, config)
+
+
+def _record_until_written(delivery_id, owner, result, config, clock=time.monotonic):
+    """The provider has answered: its answer is kept until it is written. A database failing
+    now (restarting, say) is asked again, with backoff, while the lease lasts; never the
+    provider, which would send the message twice when the lease ran out."""
+    deadline, delay = clock() + config["DELIVERY_LEASE_SECONDS"], 0.25
+    while True:
+        try:
+            return record_result(delivery_id, owner, result, config)
+        except SQLAlchemyError as exc:
+            _rollback_quietly()
+            if clock() + delay > deadline:
+                raise
+            log.warning("delivery %s: recording its outcome failed (%s); trying again in "
+                        "%.2f s", delivery_id, type(exc).__name__, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _rollback_quietly():
+    try:
+        db.session.rollback()
+    except SQLAlchemyError:
+        db.session.remove()
 
 
 def record_result(delivery_id, owner, result, config):
