@@ -71,7 +71,7 @@ def _prepare_notice(channel, delivery):
                                   Notice(queued["subject"], queued["text"]))
 
 
-def _record(delivery, outcome, data):
+def record_event(delivery, outcome, data):
     """A delivery's event: on its transaction's timeline, or for a notice among its user's
     account events (``profile.change_announced``)."""
     if delivery.action != "notice":
@@ -223,7 +223,7 @@ def record_unexpected(delivery_id, owner, exc):
              f"message ({type(exc).__name__}); it is not tried again. The server log has the "
              "details; send the request again, or another way.")
     _finish(delivery, "failed", now, error)
-    _record(delivery, "failed", {"channel": delivery.channel, "attempt": delivery.attempts,
+    record_event(delivery, "failed", {"channel": delivery.channel, "attempt": delivery.attempts,
                                  "error": error})
     db.session.commit()
     return "failed"
@@ -259,13 +259,13 @@ def _attempt(delivery_id, owner):
             prepared = channel.prepare(transaction, decrypt(delivery.link_ciphertext))
     except channels.ChannelUnavailable as exc:
         _finish(delivery, "cancelled", now, f"Not sent: {exc}.")
-        _record(delivery, "cancelled", {**about, "reason": str(exc)})
+        record_event(delivery, "cancelled", {**about, "reason": str(exc)})
         db.session.commit()
         return "cancelled"
     except SecretUnreadable as exc:
         # No retry can help until an admin enters the secret again; say so where they look.
         _finish(delivery, "failed", now, str(exc))
-        _record(delivery, "failed", {**about, "error": str(exc)})
+        record_event(delivery, "failed", {**about, "error": str(exc)})
         integration.record_outcome(delivery.channel, success=False, error=str(exc), at=now)
         db.session.commit()
         return "failed"
@@ -346,7 +346,7 @@ def record_result(delivery_id, owner, result, config):
         data["error"] = error
     integration.record_outcome(delivery.channel, success=result.accepted, error=error, at=now)
     # The event last: on PostgreSQL it takes the event-order lock, held until the commit.
-    _record(delivery, outcome, data)
+    record_event(delivery, outcome, data)
     db.session.commit()
     return outcome
 

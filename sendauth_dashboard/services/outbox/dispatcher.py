@@ -12,13 +12,15 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from ...extensions import db
-from ...models import utcnow
+from ...models import Delivery, utcnow
 from ...runtime import runtime
 from ..people import passkeys, sign_ins
 from ..requests import pagerduty_incidents, transactions
+from . import deliveries
 from .deliveries import attempt, claim, next_due_in
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,49 @@ log = logging.getLogger(__name__)
 SWEEP_INTERVAL = 0.5
 # Pruning expired challenges, ended sign-ins and old webhook ids at most this often.
 PRUNE_INTERVAL = 60.0
+
+
+# What a delivery taken back from a dead dispatcher says.
+OUTCOME_UNKNOWN = ("The dispatcher sending this ended (its process stopped) before it recorded "
+                   "the outcome: whether the provider got it is unknown, so it is sent again.")
+
+
+def take_back_from_the_dead(host=None, alive=None, now=None):
+    """Deliveries that a dispatcher of this host held when its process ended (killed, crashed):
+    queued again at once as "outcome unknown", instead of waiting out their lease (a minute in
+    which nothing was sent). PagerDuty's dedup_key makes a second send harmless; another
+    channel may deliver twice, as it would after the lease. Commits; returns how many."""
+    host, alive, now = host or socket.gethostname(), alive or _process_alive, now or utcnow()
+    held = db.session.execute(select(Delivery.id, Delivery.claimed_by).where(
+        Delivery.status == "sending",
+        Delivery.claimed_by.startswith(f"{host}:", autoescape=True))).all()
+    taken = 0
+    for delivery_id, owner in held:
+        pid = owner.split(":")[1] if owner.count(":") >= 2 else ""
+        if not pid.isdigit() or alive(int(pid)):
+            continue
+        if db.session.execute(update(Delivery).where(
+                Delivery.id == delivery_id, Delivery.claimed_by == owner,
+                Delivery.status == "sending").values(
+                status="queued", next_attempt_at=now, claimed_by=None, lease_expires_at=None,
+                last_error=OUTCOME_UNKNOWN)).rowcount:
+            delivery = db.session.get(Delivery, delivery_id)
+            deliveries.record_event(delivery, "retrying", {
+                "channel": delivery.channel, "error": OUTCOME_UNKNOWN,
+                "next_attempt_at": now.isoformat()})
+            taken += 1
+    db.session.commit()
+    return taken
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def prune(now=None):
@@ -91,6 +136,7 @@ class Dispatcher:
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="sendauth-send")
         idle = self.app.config["DISPATCHER_IDLE_SECONDS"]
         try:
+            self._take_back()
             while not self._stop.is_set():
                 self._wake.clear()
                 try:
@@ -104,6 +150,18 @@ class Dispatcher:
                     self._wake.wait(wait)
         finally:
             self._pool.shutdown(wait=True)
+
+    def _take_back(self):
+        try:
+            with self.app.app_context():
+                taken = take_back_from_the_dead()
+        except SQLAlchemyError:
+            log.exception("dispatcher: could not take back a dead dispatcher's deliveries; "
+                          "their leases bring them back")
+            return
+        if taken:
+            log.warning("dispatcher: took back %d deliveries from a dispatcher that died",
+                        taken)
 
     def _idle_wait(self, idle):
         """Until the next delivery is due (and its channel's send window has room) or the
@@ -175,6 +233,7 @@ class Dispatcher:
         """For tests and the CLI: send everything due now, in this thread; returns outcomes."""
         outcomes = []
         with self.app.app_context():
+            take_back_from_the_dead()
             transactions.expire_due()
             prune()
             while ids := self.claim_within_limits(self.concurrency):
