@@ -180,3 +180,26 @@ def test_a_hung_redis_costs_one_short_timeout_not_every_send_its_five_seconds(si
     assert [watcher.get(timeout=1)["id"] for _ in range(5)] == [1, 2, 3, 4, 5], \
         "this process's watchers still get every event, at once"
     broker.stop()
+
+
+def test_with_redis_away_local_events_reach_watchers_in_order_read_once_for_the_process():
+    """Redis down: what this process publishes reaches its watchers at once, and the events
+    other processes committed in between are read from the table once for the process, not
+    by each of the streams on its own (which emptied the database pool)."""
+    from tests.support.servers import free_port
+
+    reads = []
+
+    def read_between(after_id, before_id):
+        reads.append((after_id, before_id))
+        return [{"id": n, "kind": "transaction.created"} for n in range(after_id + 1, before_id)]
+
+    broker = RedisBroker(f"redis://127.0.0.1:{free_port()}/0", prefix="sendauth-test-away",
+                         read_between=read_between)
+    watchers = [super(RedisBroker, broker).subscribe() for _ in range(50)]
+    broker.publish({"id": 1, "kind": "transaction.created"})
+    broker.publish({"id": 5, "kind": "transaction.created"})  # 2 to 4: other processes'
+    for watcher in watchers:
+        assert [watcher.get(timeout=1)["id"] for _ in range(5)] == [1, 2, 3, 4, 5]
+    assert reads == [(1, 5)], "one read for the process"
+    broker.stop()

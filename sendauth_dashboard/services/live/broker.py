@@ -156,6 +156,7 @@ class RedisBroker(LocalBroker):
         self._publisher = redis.Redis.from_url(url, socket_connect_timeout=PUBLISH_TIMEOUT_SECONDS,
                                                socket_timeout=PUBLISH_TIMEOUT_SECONDS)
         self._paused_until = 0.0
+        self._order_lock = threading.Lock()
         self.events_channel = f"{prefix}:events"
         self.wake_channel = f"{prefix}:wake"
         self._retry_min, self._retry_max = retry_seconds
@@ -166,9 +167,11 @@ class RedisBroker(LocalBroker):
 
     def publish(self, message):
         if not self._publish(self.events_channel, json.dumps(message)):
-            # This process's watchers still see it now; the others catch up from the table
-            # when their subscriber reconnects.
-            self.fan_out(message)
+            # This process's watchers still see it now, in id order with what other processes
+            # committed meanwhile (read from the table once for the process, not by each
+            # stream on its own: thousands of them at once emptied the database pool); the
+            # other processes catch up from the table when their subscriber reconnects.
+            self._in_order(message)
 
     def publish_wake(self):
         # When it fails, dispatchers find the work when they next look.
@@ -255,6 +258,12 @@ class RedisBroker(LocalBroker):
             self._in_order(json.loads(item["data"]))
 
     def _in_order(self, message):
+        """Fan ``message`` out after whatever this process has not heard below it. From the
+        listener, and from ``publish`` while Redis is away: one at a time."""
+        with self._order_lock:
+            self._in_order_locked(message)
+
+    def _in_order_locked(self, message):
         event_id = message.get("id")
         heard = self._heard
         if not self._subscribers:  # a process with no stream (a dispatcher) reads nothing
