@@ -45,6 +45,9 @@ DEFAULTS = {
     "SLACK_CONNECT_TIMEOUT": 3.05,
     "SLACK_READ_TIMEOUT": 10.0,
     "PASSWORD_HASH_METHOD": "scrypt",
+    # The organisation's names (e.g. ["Acme", "Acme Corp"]): a password mostly made of them
+    # is refused, as one made of the person's own name is.
+    "ORGANISATION_NAMES": [],
     "TRANSACTION_TTL_SECONDS": 300,
     # An enrolment link or invitation works once, for this long.
     "ENROLMENT_TTL_SECONDS": 86400,
@@ -67,11 +70,16 @@ DEFAULTS = {
     "SSE_HEARTBEAT_SECONDS": 15.0,
     "SSE_MAX_SECONDS": 300.0,
     "STREAMS_PER_USER": 6,
-    # [how many, per seconds]: authentication requests a requestor may send, and a user be sent.
+    # [how many, per seconds]: authentication requests a requestor may send, one requestor may
+    # send one user, and a user be sent by everyone together.
     "SEND_LIMIT_PER_REQUESTOR": [30, 600],
-    "SEND_LIMIT_PER_USER": [5, 600],
+    "SEND_LIMIT_PER_REQUESTOR_AND_USER": [5, 600],
+    "SEND_LIMIT_PER_USER": [15, 600],
     # 5,000 per gevent worker: measured by bench/fanout.py within its targets (README).
     "STREAMS_PER_PROCESS": 5000,
+    # A signed-in session ends after this long unused, and this long after signing in.
+    "SESSION_IDLE_SECONDS": 12 * 3600,
+    "SESSION_MAX_SECONDS": 30 * 86400,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_SECURE": None,
@@ -94,6 +102,11 @@ DEFAULTS = {
     # None: Redis when REDIS_URL is set (shared by every process), else this process's memory.
     "RATELIMIT_STORAGE_URI": None,
     "LOGIN_RATE_LIMIT": "10 per minute",
+    # Wrong passwords typed by one signed-in user or answer (a proof, a password change, a
+    # password verifying a request), counted per user whoever types them.
+    "PASSWORD_CHECK_RATE_LIMIT": "10 per 15 minutes",
+    # WebAuthn challenges made for one user (each options request makes one).
+    "PASSKEY_OPTIONS_RATE_LIMIT": "20 per minute",
     "AUTHENTICATE_RATE_LIMIT": "30 per minute",
     # PagerDuty's webhooks: a few per request (triggered, acknowledged, resolved, ...), from
     # PagerDuty's addresses, so far more than a person's page.

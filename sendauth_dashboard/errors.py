@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnava
 
 from .api.problems import API_ADVICE, Problem, from_http_error, is_api_request, problem_response
 from .extensions import db, limiter, login_manager
+from .services.people import attempts
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +66,25 @@ def handle_csrf_error(exc):
     )
 
 
-def handle_rate_limited(exc):
+def too_many(description, seconds):
     """429 with the wait in words and in Retry-After, so people and scripts both know when."""
-    current = limiter.current_limit
-    seconds = max(1, math.ceil(current.reset_at - time.time())) if current else 60
     wait = f"{seconds} second{'s' if seconds != 1 else ''}"
     response, code = render_error(
         429, "Too many attempts",
-        f"{exc.description} Wait {wait}, then try again. Nothing you sent was used.")
+        f"{description} Wait {wait}, then try again. Nothing you sent was used.")
     return response, code, {"Retry-After": str(seconds)}
+
+
+def handle_rate_limited(exc):
+    current = limiter.current_limit
+    seconds = max(1, math.ceil(current.reset_at - time.time())) if current else 60
+    return too_many(exc.description, seconds)
+
+
+def handle_too_many_attempts(exc):
+    """A password typed too often (services.people.attempts): counted before it was checked."""
+    db.session.rollback()
+    return too_many(str(exc), exc.seconds)
 
 
 def handle_database_unavailable(exc):
@@ -99,6 +110,7 @@ def handle_unexpected(exc):
 def register(app):
     app.register_error_handler(CSRFError, handle_csrf_error)
     app.register_error_handler(RateLimitExceeded, handle_rate_limited)
+    app.register_error_handler(attempts.TooManyAttempts, handle_too_many_attempts)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(OperationalError, handle_database_unavailable)
     app.register_error_handler(PoolTimeoutError, handle_database_unavailable)

@@ -138,3 +138,55 @@ def test_the_session_cookie_is_httponly_and_samesite_lax(client, auth, make_user
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie
+
+
+def _age_session(app, user, **ago):
+    from datetime import timedelta
+
+    from sendauth_dashboard.models import SignIn, utcnow
+
+    with app.app_context():
+        db.session.query(SignIn).filter(SignIn.user_id == user.id).update(
+            {column: utcnow() - timedelta(**delta) for column, delta in ago.items()})
+        db.session.commit()
+
+
+@pytest.mark.both_databases
+@pytest.mark.parametrize("ago, signed_in", [
+    ({"last_seen_at": {"hours": 13}}, False),  # idle past 12 hours
+    ({"last_seen_at": {"hours": 11}}, True),
+    ({"created_at": {"days": 31}}, False),  # past 30 days, however busy
+    ({"created_at": {"days": 365}}, False),
+    ({"created_at": {"days": 29}}, True),
+])
+def test_a_session_ends_on_the_server_when_idle_or_too_old(app, client, auth, make_user, ago,
+                                                            signed_in):
+    user = make_user("member")
+    auth.login(user)
+    _age_session(app, user, **ago)
+    response = client.get("/")
+    assert (response.status_code == 200) is signed_in
+    if not signed_in:
+        assert response.headers["Location"].startswith("/login")
+
+
+def test_a_sessions_use_is_noted_so_a_busy_one_stays(app, client, auth, make_user):
+    from sendauth_dashboard.models import SignIn, utcnow
+
+    user = make_user("member")
+    auth.login(user)
+    _age_session(app, user, last_seen_at={"hours": 11})
+    assert client.get("/").status_code == 200
+    with app.app_context():
+        (seen,) = db.session.scalars(db.select(SignIn.last_seen_at)).all()
+    assert (utcnow() - seen).total_seconds() < 60, "used now: 12 more hours"
+
+
+def test_signing_in_starts_a_fresh_csrf_secret(client, auth, make_user):
+    user = make_user("member")
+    before = csrf_token_from(client.get("/login").text)
+    auth.login(user)
+    response = client.post("/logout", data={"csrf_token": before})
+    assert response.status_code == 400, "a token from before signing in no longer works"
+    assert client.get("/").status_code == 200
+    assert auth.logout().status_code == 302

@@ -1,14 +1,14 @@
 """The trust story in a real browser (the system Chromium, passkeys from its virtual
 authenticator): someone with only the user's password can neither add nor remove a passkey,
-nor redirect the user's requests, nor verify one; the real user is invited, enrols, adds a
-second passkey with the first and changes their phone."""
+nor redirect the user's requests, nor change the password, nor verify one; the real user is
+invited, enrols, adds a second passkey with the first and changes their phone and password."""
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Passkey, Transaction, User
-from tests.support.accounts import create_user
+from tests.support.accounts import PASSWORD, create_user
 from tests.support.browser import LIVE, signed_in
 from tests.support.helpers import answer_token, configure_pagerduty, send_request
 
@@ -48,6 +48,14 @@ def virtual_authenticator(page):
     cdp = page.context.new_cdp_session(page)
     cdp.send("WebAuthn.enable", {"enableUI": False})
     return cdp, add_authenticator(cdp)
+
+
+def change_password(page, live_server, current):
+    page.goto(f"{live_server.url}/profile/password")
+    page.get_by_label("Current password").fill(current)
+    page.get_by_label("New password", exact=True).fill("violet harbour lantern moss")
+    page.get_by_label("The new password again").fill("violet harbour lantern moss")
+    page.get_by_role("button", name="Change password").click()
 
 
 def test_the_real_user_is_invited_enrols_adds_a_passkey_and_changes_their_phone(
@@ -96,6 +104,10 @@ def test_the_real_user_is_invited_enrols_adds_a_passkey_and_changes_their_phone(
                                                            timeout=LIVE)
     assert user_row(app, "nora@example.com")[3] == "+14155550123"
 
+    change_password(nora, live_server, NEW_PASSWORD)  # the security key proves it
+    expect(nora.locator(".flash-success")).to_contain_text("Your password is changed",
+                                                           timeout=LIVE)
+
 
 def test_with_only_the_password_nothing_can_be_added_redirected_or_verified(
         browser, live_server, fake_pagerduty):
@@ -128,6 +140,12 @@ def test_with_only_the_password_nothing_can_be_added_redirected_or_verified(
     expect(attacker.locator(".field-errors")).to_contain_text(
         "Prove it is you with one of your passkeys first", timeout=LIVE)
     assert user_row(app, "uma@example.com")[:3] == (True, False, None)
+
+    change_password(attacker, live_server, PASSWORD)  # knows it, but has none of her passkeys
+    expect(attacker.locator("[data-passkey-error]")).to_be_visible(timeout=LIVE)
+    with app.app_context():
+        assert db.session.scalar(select(User.password_changed_at)
+                                 .where(User.email == "uma@example.com")) is None
 
     public_id = send_request(app, requestor, uma)
     with app.app_context():

@@ -1,4 +1,5 @@
 """The durable outbox: every incident arrives, exactly once, whatever PagerDuty does meanwhile."""
+import os
 import random
 import threading
 from datetime import timedelta
@@ -443,3 +444,62 @@ def test_the_lease_counts_from_the_send_not_from_the_claim(app, people, fake_pag
         assert deliveries.attempt(delivery_id, "d") == "sent"
     assert seen[0] > timedelta(seconds=30), "a fresh lease for the send, not 5 s left"
 
+
+
+@pytest.mark.both_databases
+def test_an_outcome_the_database_cannot_take_now_is_written_later_never_sent_again(
+        app, people, fake_pagerduty, monkeypatch):
+    """The provider accepted the message, then the database failed for a moment (restarting,
+    say): the dispatcher writes the outcome again instead of sending again once the lease runs
+    out (which sent SMS and Slack messages twice after PostgreSQL crashed)."""
+    from sqlalchemy.exc import OperationalError
+
+    send_request(app, *people)
+    real, failures = deliveries.record_result, []
+
+    def record_result(*args):
+        if len(failures) < 2:
+            failures.append("down")
+            raise OperationalError("UPDATE deliveries", {}, Exception("server closed the "
+                                                                      "connection unexpectedly"))
+        return real(*args)
+
+    monkeypatch.setattr(deliveries, "record_result", record_result)
+    assert dispatch(app) == ["sent"]
+    assert failures == ["down", "down"]
+    time_passes(app)  # past the lease: a delivery left "sending" would be claimed again
+    assert dispatch(app) == []
+    assert len(fake_pagerduty.accepted) == 1, "sent once"
+    d = only_delivery(app)
+    assert (d.status, d.attempts) == ("sent", 1)
+    assert event_kinds(app).count("delivery.sent") == 1
+
+
+@pytest.mark.both_databases
+def test_a_dispatcher_starting_takes_back_at_once_what_a_dead_one_held(app, people,
+                                                                       fake_pagerduty):
+    """A dispatcher killed mid-send held its deliveries until their lease ran out (a minute
+    in which nothing was sent). One that starts takes back at once what a dispatcher of this
+    host held whose process has ended, saying the outcome is unknown; a live one's it leaves."""
+    import socket
+    import subprocess
+    import sys
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    dead = f"{socket.gethostname()}:{int(ended.stdout)}:7f00"
+    alive = f"{socket.gethostname()}:{os.getpid()}:7f01"
+    for owner in (dead, alive):
+        send_request(app, *people)
+        with app.app_context():
+            db.session.execute(update(Delivery).where(Delivery.status == "queued").values(
+                status="sending", claimed_by=owner,
+                lease_expires_at=utcnow() + timedelta(seconds=60)))
+            db.session.commit()
+    assert dispatch(app) == ["sent"], "the dead dispatcher's, at once; not the live one's"
+    rows = delivery_rows(app)
+    assert [(d.status, d.claimed_by) for d in rows] == [("sent", None), ("sending", alive)]
+    with app.app_context():
+        retried = db.session.scalar(select(Event).where(Event.kind == "delivery.retrying"))
+        assert "whether the provider got it is unknown" in retried.data["error"]
+    assert len(fake_pagerduty.accepted) == 1

@@ -195,13 +195,34 @@ def test_one_good_signature_among_several_is_enough_while_the_secret_is_rotated(
 
 
 @pytest.mark.both_databases
-def test_a_replayed_webhook_id_is_taken_in_once_and_ignored_after(app, sent, pagerduty):
+def test_a_replayed_body_is_taken_in_once_whatever_its_webhook_id(app, client, sent, pagerduty):
     body = pagerduty.webhook_body("incident.acknowledged", sent)
-    assert pagerduty.post_webhook(body=body, webhook_id="wh-1") == 202
-    assert pagerduty.post_webhook(body=body, webhook_id="wh-1") == 202
-    assert len(incident_events(app, sent)) == 1
-    assert pagerduty.post_webhook(body=body, webhook_id="wh-2") == 202
-    assert len(incident_events(app, sent)) == 2
+    for webhook_id in ("wh-1", "wh-1", "wh-2"):
+        assert pagerduty.post_webhook(body=body, webhook_id=webhook_id) == 202
+    raw = json.dumps(body).encode()
+    without_id = client.post("/webhooks/pagerduty", data=raw, headers={
+        "Content-Type": "application/json",
+        "X-PagerDuty-Signature": signature(WEBHOOK_SECRET, raw)})
+    assert without_id.status_code == 202
+    assert len(incident_events(app, sent)) == 1, "taken in once, however often replayed"
+    assert pagerduty.acknowledge(sent) == 202
+    assert len(incident_events(app, sent)) == 2, "another event (its own id) is taken in"
+
+
+@pytest.mark.parametrize("event_id", [None, "", 7, "x" * 129])
+def test_a_webhook_whose_event_has_no_id_is_a_400(app, sent, pagerduty, event_id):
+    body = pagerduty.webhook_body("incident.annotated", sent)
+    if event_id is None:
+        del body["event"]["id"]
+    else:
+        body["event"]["id"] = event_id
+    raw = json.dumps(body).encode()
+    response = app.test_client().post("/webhooks/pagerduty", data=raw, headers={
+        "Content-Type": "application/json",
+        "X-PagerDuty-Signature": signature(WEBHOOK_SECRET, raw), "X-Webhook-Id": "wh-9"})
+    assert response.status_code == 400
+    assert "The event has no id" in response.text
+    assert incident_events(app, sent) == []
 
 
 @pytest.mark.both_databases

@@ -135,3 +135,71 @@ def test_when_redis_goes_away_streams_stay_up_and_miss_nothing(tmp_path, own_red
         runtime(app).broker.stop()
         with app.app_context():
             db.engine.dispose()
+
+
+@pytest.fixture
+def silent_redis():
+    """A Redis that hangs: it takes connections and never answers (not refusing, just
+    silent)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    accepted, stop = [], threading.Event()
+
+    def accept():
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    stop.set()
+    thread.join(5)
+    for connection in accepted:
+        connection.close()
+    listener.close()
+
+
+def test_a_hung_redis_costs_one_short_timeout_not_every_send_its_five_seconds(silent_redis):
+    import time
+
+    broker = RedisBroker(silent_redis, prefix="sendauth-test-hung")
+    watcher = super(RedisBroker, broker).subscribe()  # a local watcher, no listener thread
+    took = []
+    for n in range(1, 6):
+        started = time.monotonic()
+        broker.publish({"id": n, "kind": "transaction.created"})
+        broker.publish_wake()
+        took.append(time.monotonic() - started)
+    assert took[0] < 1.5, f"the first publish and wake took {took[0]:.2f} s"
+    assert sum(took[1:]) < 0.1, f"the next four took {sum(took[1:]):.2f} s in all"
+    assert [watcher.get(timeout=1)["id"] for _ in range(5)] == [1, 2, 3, 4, 5], \
+        "this process's watchers still get every event, at once"
+    broker.stop()
+
+
+def test_with_redis_away_local_events_reach_watchers_in_order_read_once_for_the_process():
+    """Redis down: what this process publishes reaches its watchers at once, and the events
+    other processes committed in between are read from the table once for the process, not
+    by each of the streams on its own (which emptied the database pool)."""
+    from tests.support.servers import free_port
+
+    reads = []
+
+    def read_between(after_id, before_id):
+        reads.append((after_id, before_id))
+        return [{"id": n, "kind": "transaction.created"} for n in range(after_id + 1, before_id)]
+
+    broker = RedisBroker(f"redis://127.0.0.1:{free_port()}/0", prefix="sendauth-test-away",
+                         read_between=read_between)
+    watchers = [super(RedisBroker, broker).subscribe() for _ in range(50)]
+    broker.publish({"id": 1, "kind": "transaction.created"})
+    broker.publish({"id": 5, "kind": "transaction.created"})  # 2 to 4: other processes'
+    for watcher in watchers:
+        assert [watcher.get(timeout=1)["id"] for _ in range(5)] == [1, 2, 3, 4, 5]
+    assert reads == [(1, 5)], "one read for the process"
+    broker.stop()

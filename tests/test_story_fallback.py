@@ -56,7 +56,8 @@ def test_email_keeps_reaching_a_pagerduty_user_when_the_admin_turns_pagerduty_of
     assert user.post("/profile/messaging", {
         "pagerduty": "y", "email": "y", "phone": "", "slack_member_id": "",
         "proof": passkey_proof(user, uma)}).status_code == 302
-    # The change is announced by email, the channel that reached Uma before it.
+    # The change is announced by email, the channel that reached Uma before it (the outbox).
+    assert dispatch(app) == ["sent"]
     fake_smtp.wait_for(lambda fake: len(fake.received) == 1)
     notice = fake_smtp.received.pop()
     assert notice.message["Subject"] == "Your SendAuth messaging preferences changed"

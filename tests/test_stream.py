@@ -1,13 +1,15 @@
 """GET /transactions/stream: server-sent events, resumable, filtered by who is watching."""
 import json
 import threading
+import time
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from sendauth_dashboard.core import event_log
 from sendauth_dashboard.extensions import db
-from sendauth_dashboard.models import Transaction, User
+from sendauth_dashboard.models import SignIn, Transaction, User, utcnow
 from sendauth_dashboard.runtime import runtime
 from sendauth_dashboard.services.live import wire
 from sendauth_dashboard.services.live.broker import LocalBroker
@@ -356,6 +358,35 @@ def test_a_heartbeat_ends_the_stream_of_a_viewer_who_lost_the_right(app, stream_
         frames = list(stream(viewer, 0, runtime(app).broker, heartbeat=0.05,
                                      lifetime=3600))
     assert "keepalive" not in "".join(frames)
+
+
+@pytest.mark.parametrize("ending", ["signed out", "password changed", "expired"])
+def test_a_copied_sessions_open_stream_ends_within_a_heartbeat_of_the_session_ending(
+        app, stream_people, ending):
+    """The owner signs out (or changes the password): a copy of their cookie, with a stream
+    already open, hears nothing more. Heartbeats every 0.05 s; readings of rights last 1 s."""
+    hana, otto, uma = stream_people
+    owner = AuthActions(app.test_client())
+    owner.login(hana)
+    thief = app.test_client()
+    thief.set_cookie("session", owner.client.get_cookie("session").value)
+    stream = watch(thief)
+    stream.read_until(lambda s: "stream open" in s.comments)
+    if ending == "signed out":
+        owner.logout()
+    elif ending == "expired":
+        with app.app_context():
+            db.session.query(SignIn).update({"created_at": utcnow() - timedelta(days=31)})
+            db.session.commit()
+    else:
+        with app.app_context():
+            db.session.get(User, hana.id).end_sessions()  # as services.people.passwords does
+            db.session.commit()
+    ended_by = time.monotonic() + 3  # a heartbeat, and the 1 s a reading of rights is kept
+    with pytest.raises(AssertionError, match="ended"):
+        stream.read_until(lambda s: False, timeout=10)
+    assert time.monotonic() < ended_by
+    assert thief.get("/transactions/stream").status_code == 401, "nor may it open another"
 
 
 def test_streams_are_capped_per_user_and_per_process_and_other_pages_still_answer(

@@ -14,7 +14,7 @@ from sendauth_dashboard.services.people import accounts
 from tests.support.helpers import wait_until
 from tests.support.sse import live_stream
 
-ALLOWED = (True, True, False, 1)
+ALLOWED = (True, True, False, 1, frozenset())
 
 
 class Clock:

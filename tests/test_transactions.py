@@ -405,6 +405,57 @@ def test_a_requestor_can_send_only_so_many_requests_per_window(app, people, make
     send_request(app, make_user("requestor"), users[2])  # others still can
 
 
+@pytest.mark.both_databases
+def test_one_requestor_cannot_use_up_a_users_limit_for_the_whole_help_desk(app, people,
+                                                                         make_user):
+    app.config.update(SEND_LIMIT_PER_REQUESTOR_AND_USER=[2, 600], SEND_LIMIT_PER_USER=[3, 600])
+    hana, uma = people
+    send_request(app, hana, uma)
+    send_request(app, hana, uma)
+    with pytest.raises(transactions.TransactionError,
+                       match=r"You have sent Uma User 2 requests in the last 10 minutes, the "
+                             r"most one person may \(others on the help desk still can\)\."):
+        send_request(app, hana, uma)
+    otto = make_user("requestor")
+    send_request(app, otto, uma)
+    with pytest.raises(transactions.TransactionError, match="Uma User has been sent 3 requests"):
+        send_request(app, make_user("requestor"), uma)
+
+
+@pytest.mark.both_databases
+def test_sends_released_together_never_pass_the_limits(app, people, make_user):
+    """20 sends to one user from two requestors at once: the counts and the insert are one
+    step, so each requestor gets at most their share and the user at most their ceiling."""
+    app.config.update(SEND_LIMIT_PER_REQUESTOR_AND_USER=[5, 600], SEND_LIMIT_PER_USER=[8, 600])
+    hana, uma = people
+    otto = make_user("requestor")
+    barrier, accepted, refused = threading.Barrier(20), [], []
+
+    def send(requestor_id):
+        with app.app_context():
+            barrier.wait(timeout=30)  # before any connection is taken: the pool holds 15
+            try:
+                transactions.create(requestor=db.session.get(User, requestor_id),
+                                    user_email=uma.email, message="Hi")
+                db.session.commit()
+                accepted.append(requestor_id)
+            except transactions.TransactionError:
+                db.session.rollback()
+                refused.append(requestor_id)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=send, args=(r.id,)) for r in (hana, otto) * 10]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(accepted) + len(refused) == 20
+    assert max(accepted.count(hana.id), accepted.count(otto.id)) <= 5
+    assert len(accepted) == 8, f"{len(accepted)} accepted against a ceiling of 8"
+    assert counts(app)[0] == 8
+
+
 def test_transaction_pages_are_never_cached(app, client, as_requestor, people):
     public_id = send_request(app, *people)
     for path in (f"/transactions/{public_id}", "/transactions/", "/transactions/new"):

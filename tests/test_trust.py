@@ -16,9 +16,9 @@ from tests.support.helpers import (
     configure_email,
     configure_pagerduty,
     database_rows,
+    dispatch,
     send_request,
     verify_form,
-    wait_until,
 )
 from tests.support.web import AuthActions, csrf_token_from
 
@@ -108,6 +108,7 @@ def test_a_change_is_announced_through_the_channels_that_reached_the_user_before
     configure_email(app, fake_smtp.port)
     response = auth.post("/profile/messaging", {**REDIRECT, "proof": proof(client, uma)})
     assert response.status_code == 302
+    assert dispatch(app) == ["sent"], "through the outbox"
     fake_smtp.wait_for(lambda fake: len(fake.received) == 1)
     (mail,) = fake_smtp.received
     assert mail.rcpt_tos == ["uma@example.com"]
@@ -116,8 +117,9 @@ def test_a_change_is_announced_through_the_channels_that_reached_the_user_before
     assert "Email off; Slack on; Slack member id added" in body
     assert "If this was not you, tell your help desk" in body
     assert kinds(app, "profile.messaging_changed")[-1]["announced_through"] == ["email"]
-    announced = wait_until(lambda: kinds(app, "profile.change_announced"))
-    assert announced == [{"channel": "email", "outcome": "accepted", "error": None}]
+    announced = kinds(app, "profile.change_announced")
+    assert announced == [{"channel": "email", "attempt": 1, "http_status": None,
+                          "outcome": "sent", "error": None}]
 
 
 def test_nothing_changed_needs_no_proof_and_announces_nothing(app, client, auth, uma):
@@ -257,16 +259,17 @@ def test_signing_out_ends_only_that_session(app, client, make_user):
     assert other.get("/").status_code == 200
 
 
-def change_password(auth, current, new, confirm=None):
+def change_password(auth, current, new, confirm=None, proof=None):
     return auth.post("/profile/password", {"current_password": current, "new_password": new,
-                                           "confirm": new if confirm is None else confirm},
+                                           "confirm": new if confirm is None else confirm,
+                                           **({"proof": proof} if proof else {})},
                      token_page="/profile/password")
 
 
 @pytest.mark.parametrize("current, new, confirm, message", [
     ("not my password", "plum kettle orbit sand", None, "That is not your current password"),
     (PASSWORD, "password1234", None, "too easy to guess"),
-    (PASSWORD, "uma@example.com1", None, "too easy to guess"),
+    (PASSWORD, "uma@example.com1", None, "mostly made of"),
     (PASSWORD, "short", None, "at least 12 characters"),
     (PASSWORD, "plum kettle orbit sand", "plum kettle orbit", "The two new passwords differ"),
     (PASSWORD, PASSWORD, None, "is the one you have now"),
@@ -283,10 +286,137 @@ def test_a_password_change_that_breaks_a_rule_is_refused(app, client, auth, uma,
 def test_a_password_change_ends_every_other_session(app, client, auth, uma):
     elsewhere = app.test_client()
     AuthActions(elsewhere).login(uma)
-    response = change_password(auth, PASSWORD, "plum kettle orbit sand")
+    response = change_password(auth, PASSWORD, "plum kettle orbit sand", proof=proof(client, uma))
     assert response.status_code == 302
     assert client.get("/").status_code == 200, "this session stays"
     assert elsewhere.get("/").status_code == 302, "the other one ended"
     auth.logout()
     assert auth.login(uma, "plum kettle orbit sand").status_code == 302
-    assert kinds(app, "user.password_changed") == [{"email": "uma@example.com"}]
+    assert kinds(app, "user.password_changed") == [
+        {"email": "uma@example.com", "proof": "passkey", "announced_through": []}]
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({}, "Prove it is you with one of your passkeys first"),
+    ({"proof": "{"}, "not readable"),
+])
+def test_the_password_alone_cannot_change_the_password_of_someone_with_a_passkey(
+        app, client, auth, uma, extra, message):
+    elsewhere = app.test_client()
+    AuthActions(elsewhere).login(uma)
+    page = client.get("/profile/password").text
+    assert "data-proof-options-url" in page and "data-passkey-proof" in page
+    before = database_rows(app)
+    response = auth.post("/profile/password", {
+        "current_password": PASSWORD, "new_password": "plum kettle orbit sand",
+        "confirm": "plum kettle orbit sand", **extra}, token_page="/profile/password")
+    assert response.status_code == 400
+    assert message in response.text
+    assert database_rows(app) == before
+    assert elsewhere.get("/").status_code == 200, "the owner is not signed out"
+
+
+def test_a_password_change_is_announced_and_flagged_to_requestors_for_a_day(
+        app, client, auth, uma, requestor, fake_smtp):
+    configure_email(app, fake_smtp.port)
+    age_passkeys(app, 2)
+    response = change_password(auth, PASSWORD, "plum kettle orbit sand", proof=proof(client, uma))
+    assert response.status_code == 302
+    assert dispatch(app) == ["sent"]
+    fake_smtp.wait_for(lambda fake: len(fake.received) == 1)
+    (mail,) = fake_smtp.received
+    assert mail.rcpt_tos == ["uma@example.com"]
+    assert mail.message["Subject"] == "Your SendAuth password changed"
+    assert "If this was not you, tell your help desk" in mail.body()
+    assert kinds(app, "user.password_changed")[-1]["announced_through"] == ["email"]
+    public_id = send_request(app, requestor, uma)
+    assert risks_of(app, public_id) == ["password_changed"]
+    helpdesk = AuthActions(app.test_client())
+    helpdesk.login(requestor)
+    assert "Uma User changed their password less than 24 hours ago" in \
+        helpdesk.client.get(f"/transactions/{public_id}").text
+    with app.app_context():
+        db.session.execute(update(User).where(User.id == uma.id)
+                           .values(password_changed_at=utcnow() - timedelta(hours=25)))
+        db.session.commit()
+    assert risks_of(app, send_request(app, requestor, uma)) == []
+
+
+def test_without_a_passkey_the_current_password_changes_the_password(app, auth, make_user):
+    noel = make_user("member", name="Noel Nopass", passkey=False)
+    auth.login(noel)
+    assert change_password(auth, PASSWORD, "plum kettle orbit sand").status_code == 302
+    assert kinds(app, "user.password_changed")[-1]["proof"] == "password"
+
+
+# -- passwords made of what a guesser tries first ---------------------------------------------
+
+@pytest.mark.parametrize("password", [
+    "ivyinvited12", "IvyInvited!!", "invited.ivy.1", "ivy.invited@example.com",
+    "sendauth2026!", "SendAuth-SendAuth", "acme-acme-2026", "Acme Sendauth!",
+])
+def test_a_password_mostly_made_of_names_a_guesser_knows_is_refused(app, password):
+    from sendauth_dashboard.services.people import accounts
+
+    app.config["ORGANISATION_NAMES"] = ["Acme Corp"]
+    with app.app_context(), pytest.raises(accounts.AccountError, match="mostly made of"):
+        accounts.create_user(email="ivy.invited@example.com", name="Ivy Invited",
+                             role="member", password=password)
+
+
+@pytest.mark.parametrize("password", ["plum kettle orbit sand", "ivy plum kettle orbit"])
+def test_a_password_with_a_name_among_other_words_is_accepted(app, password):
+    from sendauth_dashboard.services.people import accounts
+
+    with app.app_context():
+        accounts.create_user(email="ivy.invited@example.com", name="Ivy Invited",
+                             role="member", password=password)
+
+
+def test_the_password_page_refuses_ones_own_name(app, auth, make_user):
+    ivy = make_user("member", email="ivy@example.com", name="Ivy Invited", passkey=False)
+    auth.login(ivy)
+    response = change_password(auth, PASSWORD, "ivyinvited12")
+    assert response.status_code == 400
+    assert "This password is mostly made of ivyinvited" in response.text
+
+
+# -- notices go through the outbox ----------------------------------------------------------
+
+@pytest.fixture
+def sms_app(app, fake_twilio):
+    app.config["TWILIO_API_URL"] = fake_twilio.base_url
+    from tests.support.helpers import configure_sms
+
+    configure_sms(app)
+    return app
+
+
+def test_a_notice_is_durable_retried_and_goes_where_the_user_was_reached_before(
+        sms_app, auth, make_user, fake_twilio):
+    from sendauth_dashboard.models import Delivery
+    from tests.fakes.http import Answer
+    from tests.support.helpers import time_passes
+
+    app = sms_app
+    noel = make_user("member", name="Noel Nopass", passkey=False, notify_email=False,
+                     notify_sms=True, phone="+14155550100")
+    auth.login(noel)
+    response = auth.post("/profile/messaging", {"sms": "y", "phone": "+14155550199",
+                                                "current_password": PASSWORD})
+    assert response.status_code == 302
+    with app.app_context():
+        (notice,) = db.session.scalars(select(Delivery)).all()
+        assert (notice.action, notice.status, notice.user_id, notice.transaction_id) == (
+            "notice", "queued", noel.id, None), "in the outbox with the change, not in memory"
+        assert "+14155550100" not in (notice.notice_ciphertext or ""), "encrypted at rest"
+    fake_twilio.answer_next(Answer(500, {"code": 20500, "message": "Internal Server Error",
+                                         "status": 500}))
+    assert dispatch(app) == ["retrying"], "a provider's 500 is retried, not lost"
+    time_passes(app)
+    assert dispatch(app) == ["sent"]
+    (sms,) = fake_twilio.messages
+    assert sms["To"] == "+14155550100", "the number that reached Noel before the change"
+    assert "messaging preferences changed" in sms["Body"]
+    assert [(e["outcome"], e["channel"]) for e in kinds(app, "profile.change_announced")] == [
+        ("retrying", "sms"), ("sent", "sms")]

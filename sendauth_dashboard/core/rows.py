@@ -1,6 +1,7 @@
 """Single-row settings tables (an integration's, the organisation's): read and change them;
-and single-use rows (an enrolment link, a passkey challenge): spend one once."""
-from sqlalchemy import update
+single-use rows (an enrolment link, a passkey challenge): spend one once; and rows locked
+while a count read under the lock decides a write (the last admin, the send limits)."""
+from sqlalchemy import false, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -40,3 +41,17 @@ def use_once(model, row_id, now):
         .where(model.id == row_id, model.used_at.is_(None), model.expires_at > now)
         .values(used_at=now).execution_options(synchronize_session="fetch"))
     return used.rowcount == 1
+
+
+def lock(model, *where):
+    """Lock the rows of ``model`` that match ``where`` until the caller's database transaction
+    ends: a count read next cannot change under it before this transaction commits, so two
+    requests cannot both pass a limit that has room for one.
+
+    PostgreSQL locks the rows (FOR UPDATE, in id order, so two lockers never deadlock);
+    SQLite ignores FOR UPDATE, so there a write of nothing first takes the database's write
+    lock (waiting up to SQLITE_BUSY_TIMEOUT_SECONDS for another writer)."""
+    if db.session.get_bind().dialect.name == "sqlite":
+        db.session.execute(update(model).where(false()).values({model.id: model.id})
+                           .execution_options(synchronize_session=False))
+    db.session.execute(select(model.id).where(*where).order_by(model.id).with_for_update()).all()

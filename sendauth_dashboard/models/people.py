@@ -59,9 +59,10 @@ class User(UserMixin, db.Model):
     phone: Mapped[str | None] = mapped_column(String(16))
     slack_member_id: Mapped[str | None] = mapped_column(String(32))
     # What weakens the proof for a while (services.requests.risks): an admin's passkey reset,
-    # and the last change to how the user is reached.
+    # the last change to how the user is reached, and to their password.
     passkeys_reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     contacts_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @property
     def is_active(self):
@@ -164,4 +165,7 @@ class SignIn(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When the session was last used, to the minute (services.people.sign_ins): past
+    # SESSION_IDLE_SECONDS without use, or SESSION_MAX_SECONDS after created_at, it has ended.
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

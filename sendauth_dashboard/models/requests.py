@@ -33,7 +33,7 @@ DELIVERY_CHANNELS = ("pagerduty", "email", "sms", "slack")
 
 DELIVERY_STATES = ("queued", "sending", "sent", "failed", "cancelled")
 # What a delivery does: notify the user of the request, or (PagerDuty) resolve its incident.
-DELIVERY_ACTIONS = ("notify", "resolve")
+DELIVERY_ACTIONS = ("notify", "resolve", "notice")
 # PagerDuty's states of an incident, as its webhooks tell them.
 INCIDENT_STATES = ("triggered", "acknowledged", "resolved")
 
@@ -156,13 +156,18 @@ sa_event.listen(Transaction.__table__, "before_create", DDL(
 
 
 class Delivery(db.Model):
-    """One channel's notification of one transaction: a row of the durable outbox."""
+    """One channel's notification of one transaction, or (``action`` "notice") a notice to a
+    user about their own account, which belongs to no transaction: a row of the durable
+    outbox."""
 
     __tablename__ = "deliveries"
     __table_args__ = (
         CheckConstraint(f"status {in_list(DELIVERY_STATES)}", name="status"),
         CheckConstraint(f"channel {in_list(DELIVERY_CHANNELS)}", name="channel"),
         CheckConstraint(f"action {in_list(DELIVERY_ACTIONS)}", name="action"),
+        CheckConstraint("(action = 'notice' AND transaction_id IS NULL AND user_id IS NOT NULL)"
+                        " OR (action <> 'notice' AND transaction_id IS NOT NULL)",
+                        name="about"),
         UniqueConstraint("transaction_id", "channel", "action",
                          name="uq_deliveries_transaction_id_channel_action"),
         Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
@@ -173,7 +178,11 @@ class Delivery(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id"))
+    transaction_id: Mapped[int | None] = mapped_column(ForeignKey("transactions.id"))
+    # A notice's user, and what it says and where it goes (as they were when the change was
+    # made), encrypted, kept only until the delivery is final.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    notice_ciphertext: Mapped[str | None] = mapped_column(Text)
     channel: Mapped[str] = mapped_column(String(16))
     action: Mapped[str] = mapped_column(String(16), default="notify", server_default="notify")
     status: Mapped[str] = mapped_column(String(16), default="queued")
@@ -191,7 +200,7 @@ class Delivery(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    transaction: Mapped[Transaction] = relationship(back_populates="deliveries")
+    transaction: Mapped[Transaction | None] = relationship(back_populates="deliveries")
 
     def __repr__(self):
         return f"<Delivery {self.id} {self.channel} {self.action} {self.status}>"
@@ -236,8 +245,9 @@ class PagerDutyIncident(db.Model):
 
 
 class WebhookReceipt(db.Model):
-    """A webhook already taken in (its X-Webhook-Id), so a retry of it is ignored; kept for a
-    few days, longer than PagerDuty retries."""
+    """A webhook already taken in (its signed body's ``event.id``: the X-Webhook-Id header is
+    not signed), so a retry or a replay of it is ignored; kept for a few days, longer than
+    PagerDuty retries."""
 
     __tablename__ = "webhook_receipts"
     __table_args__ = (Index("ix_webhook_receipts_received_at", "received_at"),)

@@ -2,7 +2,18 @@
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SubmitField
@@ -38,7 +49,11 @@ def load_user(session_id):
 
 
 def sign_in(user):
-    """Start a signed-in session for ``user`` that the server can end; commits."""
+    """Start a signed-in session for ``user`` that the server can end; commits. The cookie's
+    session starts afresh, with a new CSRF secret: a token seen before signing in (on a
+    shared machine, say) does not work after."""
+    session.clear()
+    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
     session[SIGN_IN_KEY] = sign_ins.start(user)
     db.session.commit()
     login_user(user)
@@ -79,13 +94,13 @@ class LoginForm(FlaskForm):
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@client_limits.sign_in
 def login():
     next_url = safe_next(request.args.get("next"))
     if current_user.is_authenticated:
         return redirect(next_url or url_for("main.home"))
     form = LoginForm()
     if form.validate_on_submit():
+        attempt = client_limits.sign_in_attempt(form.email.data)
         user = accounts.authenticate(form.email.data, form.password.data)
         if user is None or not user.active:
             # One answer for every failure: a deactivated account must not tell a guesser
@@ -94,6 +109,7 @@ def login():
                 "Email or password is incorrect. If you are sure of both, your account may be "
                 "deactivated: ask an admin.")
         else:
+            attempt.give_back()
             accounts.record_sign_in(user)
             sign_in(user)  # commits both
             return redirect(next_url or url_for("main.home"))

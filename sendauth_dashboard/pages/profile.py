@@ -2,7 +2,8 @@
 passkeys (what proves it is them when they verify one) and their password.
 
 Changing how one is reached or adding a passkey needs a fresh proof with an existing passkey
-(the password, for contacts, when there is none): a password alone never does either."""
+(the password, for contacts, when there is none): a password alone never does either. A new
+password needs the current one and, with a passkey, the passkey too."""
 from urllib.parse import urlsplit
 
 from flask import (
@@ -33,7 +34,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from .. import channels
 from ..extensions import db
-from ..services.people import accounts, api_keys, passkeys, preferences, proofs
+from ..services.people import accounts, api_keys, passkeys, passwords, preferences, proofs
 from ..services.reports import organisation
 from ..services.requests import routing
 from .auth import role_required, sign_in
@@ -188,6 +189,8 @@ class PasswordForm(FlaskForm):
     current_password = PasswordField("Current password")
     new_password = new_password_field("New password")
     confirm = PasswordField("The new password again")
+    # With a passkey: a fresh assertion with it (services.people.passwords).
+    proof = HiddenField()
     submit = SubmitField("Change password")
 
 
@@ -202,17 +205,22 @@ def password():
             if form.new_password.data != form.confirm.data:
                 raise accounts.AccountError("The two new passwords differ: type the same one "
                                             "twice.", "confirm")
-            accounts.change_password(user, current=form.current_password.data,
-                                     new=form.new_password.data)
+            passwords.change(user, current=form.current_password.data,
+                             new=form.new_password.data, credential=form.proof.data)
             db.session.commit()
         except accounts.AccountError as exc:
             db.session.rollback()
             apply_service_error(form, exc, "new_password", renamed={"password": "new_password"})
+        except proofs.ProofError as exc:
+            db.session.commit()  # a passkey's challenge is used up; nothing else was written
+            apply_service_error(form, exc, renamed={"proof": None})
         else:
             sign_in(user)
             flash("Your password is changed. You are signed out everywhere else.", "success")
             return redirect(url_for("profile.password"))
-    return render_template("profile/password.html", form=form), 400 if form.errors else 200
+    return render_template("profile/password.html", form=form,
+                           proof=proofs.needed(current_user)), \
+        400 if form.errors or form.form_errors else 200
 
 
 def _origin_mismatch():

@@ -61,7 +61,7 @@ def pagerduty():
         error = BadRequest()
         error.advice = str(exc)
         raise error from None
-    received = pagerduty_incidents.receive(request.headers.get("X-Webhook-Id"), event)
+    received = pagerduty_incidents.receive(event)
     try:
         db.session.commit()
     except IntegrityError:

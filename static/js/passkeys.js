@@ -121,7 +121,8 @@
     });
   }
 
-  // Forms whose change needs proof (messaging preferences, removing a passkey): the proof first.
+  // Forms whose change needs proof (messaging preferences, a new password, removing a passkey):
+  // the proof first.
   document.querySelectorAll("form[data-prove-first][data-proof-options-url]").forEach(function (form) {
     form.addEventListener("submit", function (event) {
       var field = form.querySelector("[data-passkey-proof]");

@@ -44,6 +44,7 @@ def base_test_config(tmp_path, **overrides):
         # Tests send many requests quickly; tests/test_transactions.py sets the limits it tests.
         "SEND_LIMIT_PER_REQUESTOR": [1_000_000, 1],
         "SEND_LIMIT_PER_USER": [1_000_000, 1],
+        "SEND_LIMIT_PER_REQUESTOR_AND_USER": [1_000_000, 1],
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(),
     }
     config.update(overrides)

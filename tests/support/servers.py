@@ -42,6 +42,7 @@ def environment(tmp_path, **settings):
         "SENDAUTH_PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         "SENDAUTH_SEND_LIMIT_PER_REQUESTOR": "[1000000, 1]",
         "SENDAUTH_SEND_LIMIT_PER_USER": "[1000000, 1]",
+        "SENDAUTH_SEND_LIMIT_PER_REQUESTOR_AND_USER": "[1000000, 1]",
     })
     env.update({f"SENDAUTH_{k}": str(v) for k, v in settings.items()})
     return env

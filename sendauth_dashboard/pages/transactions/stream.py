@@ -1,25 +1,29 @@
 """``GET /transactions/stream``: server-sent events for the pages that watch transactions."""
-from flask import Response, abort, current_app, request
+from flask import Response, abort, current_app, request, session
 from flask_login import current_user
 from werkzeug.datastructures import Headers
 
 from ...core.ids import MAX_EVENT_ID, row_id
+from ...core.tokens import stored_hash_of
 from ...runtime import runtime
 from ...services.live import conduit, rights, slots
 from ...services.live import stream as live
+from ..auth import SIGN_IN_KEY
 from . import bp
 
 
 @bp.get("/stream")
 def stream():
     """Replays events after ``Last-Event-ID`` (a reconnecting browser) or ``?after=`` (a page
-    that has just rendered), then sends new ones live. 401, not a redirect, when signed out."""
+    that has just rendered), then sends new ones live. 401, not a redirect, when signed out.
+    It ends within a heartbeat of its signed-in session ending (signed out, the password
+    changed, expired): services.live.rights."""
     if not current_user.is_authenticated:
         abort(401)
     if not current_user.has_role("requestor"):
         abort(403)
     after = _event_id(request.headers.get("Last-Event-ID")) or _event_id(request.args.get("after"))
-    viewer = rights.Viewer.of(current_user)
+    viewer = rights.Viewer.of(current_user, sign_in=stored_hash_of(session.get(SIGN_IN_KEY)))
     writer = conduit.conduit_for(request.environ, viewer)
     config = current_app.config
     try:

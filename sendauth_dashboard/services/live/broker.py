@@ -9,6 +9,7 @@ notes to dispatchers in other processes.
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 
 from ...runtime import Broker, Message
@@ -125,6 +126,12 @@ class LocalBroker:
         """Call ``callback`` when another process queues deliveries: never, for one process."""
 
 
+# A PUBLISH answers in well under a millisecond: one that has not within this long finds a
+# Redis that is down or hung; publishing then waits this long before it tries Redis again.
+PUBLISH_TIMEOUT_SECONDS = 0.5
+PUBLISH_PAUSE_SECONDS = 5.0
+
+
 class RedisBroker(LocalBroker):
     """Fans out what any process publishes, in id order.
 
@@ -146,6 +153,10 @@ class RedisBroker(LocalBroker):
         self._heard = None  # the last id fanned out in order; None when not known
         self._errors = redis.RedisError
         self._redis = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        self._publisher = redis.Redis.from_url(url, socket_connect_timeout=PUBLISH_TIMEOUT_SECONDS,
+                                               socket_timeout=PUBLISH_TIMEOUT_SECONDS)
+        self._paused_until = 0.0
+        self._order_lock = threading.Lock()
         self.events_channel = f"{prefix}:events"
         self.wake_channel = f"{prefix}:wake"
         self._retry_min, self._retry_max = retry_seconds
@@ -155,21 +166,32 @@ class RedisBroker(LocalBroker):
         self._stop = threading.Event()
 
     def publish(self, message):
-        try:
-            self._redis.publish(self.events_channel, json.dumps(message))
-        except self._errors as exc:
-            # This process's watchers still see it now; the others catch up from the table
-            # when their subscriber reconnects.
-            log.warning("broker: Redis publish failed (%s); delivering locally",
-                        exc.__class__.__name__)
-            self.fan_out(message)
+        if not self._publish(self.events_channel, json.dumps(message)):
+            # This process's watchers still see it now, in id order with what other processes
+            # committed meanwhile (read from the table once for the process, not by each
+            # stream on its own: thousands of them at once emptied the database pool); the
+            # other processes catch up from the table when their subscriber reconnects.
+            self._in_order(message)
 
     def publish_wake(self):
+        # When it fails, dispatchers find the work when they next look.
+        self._publish(self.wake_channel, "1")
+
+    def _publish(self, channel, data):
+        """Publish through Redis; False when Redis failed now or lately. A publish comes after
+        a commit, in the request that made it: a Redis that is down or hangs costs one
+        PUBLISH_TIMEOUT_SECONDS, then PUBLISH_PAUSE_SECONDS of local delivery only, not every
+        send its 5 s socket timeout."""
+        if time.monotonic() < self._paused_until:
+            return False
         try:
-            self._redis.publish(self.wake_channel, "1")
+            self._publisher.publish(channel, data)
+            return True
         except self._errors as exc:
-            log.warning("broker: Redis wake failed (%s); dispatchers find the work when they "
-                        "next look", exc.__class__.__name__)
+            self._paused_until = time.monotonic() + PUBLISH_PAUSE_SECONDS
+            log.warning("broker: Redis publish failed (%s); delivering locally for %.0f s",
+                        exc.__class__.__name__, PUBLISH_PAUSE_SECONDS)
+            return False
 
     def subscribe(self):
         subscription = super().subscribe()
@@ -236,6 +258,12 @@ class RedisBroker(LocalBroker):
             self._in_order(json.loads(item["data"]))
 
     def _in_order(self, message):
+        """Fan ``message`` out after whatever this process has not heard below it. From the
+        listener, and from ``publish`` while Redis is away: one at a time."""
+        with self._order_lock:
+            self._in_order_locked(message)
+
+    def _in_order_locked(self, message):
         event_id = message.get("id")
         heard = self._heard
         if not self._subscribers:  # a process with no stream (a dispatcher) reads nothing

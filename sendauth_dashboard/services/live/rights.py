@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ...extensions import db
 from ...models import User
 from ...runtime import runtime
+from ..people import sign_ins
 
 
 @dataclass(frozen=True)
@@ -15,16 +16,19 @@ class Viewer:
 
     ``still_allowed`` asks whether that is still so (the stream asks on each heartbeat, whenever
     a user event goes by, and before reading the table); ``session_version`` None skips the
-    check of the sign-in itself.
+    check of the user's sessions, ``sign_in`` None (the hash of the stream's own signed-in
+    session, services.people.sign_ins) the check that this session has not ended: signed
+    out, or expired.
     """
 
     user_id: int
     sees_all: bool
     session_version: int | None = None
+    sign_in: str | None = None
 
     @classmethod
-    def of(cls, user):
-        return cls(user.id, user.has_role("reviewer"), user.session_version)
+    def of(cls, user, sign_in=None):
+        return cls(user.id, user.has_role("reviewer"), user.session_version, sign_in)
 
     def still_allowed(self, rights=None, after_event=None):
         """True while the viewer is active, signed in, and may see what they saw when the
@@ -38,9 +42,10 @@ class Viewer:
                     else read_standing(self.user_id))
         if standing is None:
             return False
-        active, requestor, reviewer, session_version = standing
+        active, requestor, reviewer, session_version, open_sessions = standing
         return (active and requestor and reviewer == self.sees_all
-                and self.session_version in (None, session_version))
+                and self.session_version in (None, session_version)
+                and (self.sign_in is None or self.sign_in in open_sessions))
 
     def may_see(self, message):
         transaction = message.get("transaction")
@@ -50,14 +55,15 @@ class Viewer:
 
 
 def read_standing(user_id):
-    """(active, requestor, reviewer, session version) of a user, from the database; None when
-    there is no such user. The session is closed before the stream waits again."""
+    """(active, requestor, reviewer, session version, the hashes of their open signed-in
+    sessions) of a user, from the database; None when there is no such user. The session is
+    closed before the stream waits again."""
     try:
         user = db.session.get(User, user_id)
         if user is None:
             return None
         return (user.active, user.has_role("requestor"), user.has_role("reviewer"),
-                user.session_version)
+                user.session_version, sign_ins.open_sessions(user_id))
     finally:
         db.session.remove()
 

@@ -9,11 +9,14 @@ jitter; a claim whose dispatcher died is taken again once its lease runs out. Se
 harmless for PagerDuty: the dedup_key is the transaction id.
 
 Most deliveries notify the user (``action`` "notify"); a PagerDuty delivery may instead resolve
-the transaction's incident once the request is final (``enqueue_resolve``): the same outbox,
-retries, send window, status indicator and events.
+the transaction's incident once the request is final (``enqueue_resolve``), and a notice tells
+a user of a change to their own account (``enqueue_notice``; its events are the user's
+``profile.change_announced``): the same outbox, retries, send window, status indicator.
 """
+import json
 import logging
 import random
+import time
 import traceback
 from datetime import timedelta
 
@@ -23,12 +26,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ... import channels
 from ...channels import integration
+from ...channels.base import Notice
 from ...core import event_kinds as kinds
 from ...core import event_log
 from ...core.secrets import SecretUnreadable, decrypt, encrypt
 from ...core.tokens import redact_tokens
 from ...extensions import db
-from ...models import Delivery, utcnow
+from ...models import Delivery, User, utcnow
 from ...runtime import runtime
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,40 @@ def enqueue(transaction, channel_names, link):
         Delivery(transaction=transaction, channel=name, link_ciphertext=ciphertext)
         for name in channel_names
     ]
+
+
+def enqueue_notice(user, channel_name, notice):
+    """Queue ``notice`` to ``user`` through ``channel_name``, in the caller's database
+    transaction, addressed as the user is reached now (a change about to be made to where they
+    are reached does not redirect it). ChannelUnavailable when the channel cannot build it."""
+    channels.channel(channel_name).prepare_notice(user, notice)
+    contacts = {cls.contact.attribute: getattr(user, cls.contact.attribute)
+                for cls in channels.REGISTRY.values() if cls.contact}
+    delivery = Delivery(user_id=user.id, channel=channel_name, action="notice",
+                        notice_ciphertext=encrypt(json.dumps({
+                            "subject": notice.subject, "text": notice.text,
+                            "to": {"name": user.name, "email": user.email, **contacts}})))
+    db.session.add(delivery)
+    return delivery
+
+
+def _prepare_notice(channel, delivery):
+    """The notice as queued, built for its addressee as they were reached when it was."""
+    queued = json.loads(decrypt(delivery.notice_ciphertext))
+    return channel.prepare_notice(User(id=delivery.user_id, **queued["to"]),
+                                  Notice(queued["subject"], queued["text"]))
+
+
+def record_event(delivery, outcome, data):
+    """A delivery's event: on its transaction's timeline, or for a notice among its user's
+    account events (``profile.change_announced``)."""
+    if delivery.action != "notice":
+        event_log.record(kinds.DELIVERY_OUTCOME[outcome], transaction=delivery.transaction,
+                         data=data)
+        return
+    data = {key: value for key, value in data.items() if key != "action"}
+    event_log.record(kinds.PROFILE_CHANGE_ANNOUNCED, actor=db.session.get(User, delivery.user_id),
+                     data={**data, "outcome": outcome, "error": data.get("error")})
 
 
 def enqueue_resolve(transaction, channel_name):
@@ -185,9 +223,8 @@ def record_unexpected(delivery_id, owner, exc):
              f"message ({type(exc).__name__}); it is not tried again. The server log has the "
              "details; send the request again, or another way.")
     _finish(delivery, "failed", now, error)
-    event_log.record(kinds.DELIVERY_FAILED, transaction=delivery.transaction,
-                     data={"channel": delivery.channel, "attempt": delivery.attempts,
-                           "error": error})
+    record_event(delivery, "failed", {"channel": delivery.channel, "attempt": delivery.attempts,
+                                 "error": error})
     db.session.commit()
     return "failed"
 
@@ -201,7 +238,7 @@ def _attempt(delivery_id, owner):
     transaction = delivery.transaction
     now = utcnow()
     resolving = delivery.action == "resolve"
-    if not resolving and not transaction.pending_at(now):
+    if delivery.action == "notify" and not transaction.pending_at(now):
         _finish(delivery, "cancelled", now, "The transaction is no longer pending.")
         db.session.commit()
         return "cancelled"
@@ -216,19 +253,19 @@ def _attempt(delivery_id, owner):
     try:
         if resolving:
             prepared = channel.prepare_resolve(transaction.public_id)
+        elif delivery.action == "notice":
+            prepared = _prepare_notice(channel, delivery)
         else:
             prepared = channel.prepare(transaction, decrypt(delivery.link_ciphertext))
     except channels.ChannelUnavailable as exc:
         _finish(delivery, "cancelled", now, f"Not sent: {exc}.")
-        event_log.record(kinds.DELIVERY_CANCELLED, transaction=transaction,
-                      data={**about, "reason": str(exc)})
+        record_event(delivery, "cancelled", {**about, "reason": str(exc)})
         db.session.commit()
         return "cancelled"
     except SecretUnreadable as exc:
         # No retry can help until an admin enters the secret again; say so where they look.
         _finish(delivery, "failed", now, str(exc))
-        event_log.record(kinds.DELIVERY_FAILED, transaction=transaction,
-                      data={**about, "error": str(exc)})
+        record_event(delivery, "failed", {**about, "error": str(exc)})
         integration.record_outcome(delivery.channel, success=False, error=str(exc), at=now)
         db.session.commit()
         return "failed"
@@ -248,7 +285,32 @@ def _attempt(delivery_id, owner):
         return "lost"
     db.session.commit()  # no connection or lock is held while the provider answers
     result = channels.send(channel, prepared)
-    return record_result(delivery_id, owner, result, config)
+    return _record_until_written(delivery_id, owner, result, config)
+
+
+def _record_until_written(delivery_id, owner, result, config, clock=time.monotonic):
+    """The provider has answered: its answer is kept until it is written. A database failing
+    now (restarting, say) is asked again, with backoff, while the lease lasts; never the
+    provider, which would send the message twice when the lease ran out."""
+    deadline, delay = clock() + config["DELIVERY_LEASE_SECONDS"], 0.25
+    while True:
+        try:
+            return record_result(delivery_id, owner, result, config)
+        except SQLAlchemyError as exc:
+            _rollback_quietly()
+            if clock() + delay > deadline:
+                raise
+            log.warning("delivery %s: recording its outcome failed (%s); trying again in "
+                        "%.2f s", delivery_id, type(exc).__name__, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _rollback_quietly():
+    try:
+        db.session.rollback()
+    except SQLAlchemyError:
+        db.session.remove()
 
 
 def record_result(delivery_id, owner, result, config):
@@ -284,7 +346,7 @@ def record_result(delivery_id, owner, result, config):
         data["error"] = error
     integration.record_outcome(delivery.channel, success=result.accepted, error=error, at=now)
     # The event last: on PostgreSQL it takes the event-order lock, held until the commit.
-    event_log.record(kinds.DELIVERY_OUTCOME[outcome], transaction=delivery.transaction, data=data)
+    record_event(delivery, outcome, data)
     db.session.commit()
     return outcome
 
@@ -316,6 +378,7 @@ def _finish(delivery, status, now, reason=None):
     delivery.status = status
     delivery.completed_at = now
     delivery.link_ciphertext = None
+    delivery.notice_ciphertext = None
     delivery.claimed_by = None
     delivery.lease_expires_at = None
     if reason:

@@ -1,4 +1,5 @@
-"""The dispatcher: claims due deliveries, sends them, and sweeps expired transactions.
+"""The dispatcher: claims due deliveries, sends them, sweeps expired transactions, and prunes
+rows that would otherwise grow for ever.
 
 It runs as a thread of the web process by default (started with the process: ``serve``) or as
 ``flask --app wsgi worker`` (which gunicorn's master starts with SENDAUTH_DISPATCHER=process:
@@ -11,16 +12,78 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from ...extensions import db
+from ...models import Delivery, utcnow
 from ...runtime import runtime
-from ..requests import transactions
+from ..people import passkeys, sign_ins
+from ..requests import pagerduty_incidents, transactions
+from . import deliveries
 from .deliveries import attempt, claim, next_due_in
 
 log = logging.getLogger(__name__)
 
 # Expiring overdue transactions at most this often: a wake per delivery need not sweep too.
 SWEEP_INTERVAL = 0.5
+# Pruning expired challenges, ended sign-ins and old webhook ids at most this often.
+PRUNE_INTERVAL = 60.0
+
+
+# What a delivery taken back from a dead dispatcher says.
+OUTCOME_UNKNOWN = ("The dispatcher sending this ended (its process stopped) before it recorded "
+                   "the outcome: whether the provider got it is unknown, so it is sent again.")
+
+
+def take_back_from_the_dead(host=None, alive=None, now=None):
+    """Deliveries that a dispatcher of this host held when its process ended (killed, crashed):
+    queued again at once as "outcome unknown", instead of waiting out their lease (a minute in
+    which nothing was sent). PagerDuty's dedup_key makes a second send harmless; another
+    channel may deliver twice, as it would after the lease. Commits; returns how many."""
+    host, alive, now = host or socket.gethostname(), alive or _process_alive, now or utcnow()
+    held = db.session.execute(select(Delivery.id, Delivery.claimed_by).where(
+        Delivery.status == "sending",
+        Delivery.claimed_by.startswith(f"{host}:", autoescape=True))).all()
+    taken = 0
+    for delivery_id, owner in held:
+        pid = owner.split(":")[1] if owner.count(":") >= 2 else ""
+        if not pid.isdigit() or alive(int(pid)):
+            continue
+        if db.session.execute(update(Delivery).where(
+                Delivery.id == delivery_id, Delivery.claimed_by == owner,
+                Delivery.status == "sending").values(
+                status="queued", next_attempt_at=now, claimed_by=None, lease_expires_at=None,
+                last_error=OUTCOME_UNKNOWN)).rowcount:
+            delivery = db.session.get(Delivery, delivery_id)
+            deliveries.record_event(delivery, "retrying", {
+                "channel": delivery.channel, "error": OUTCOME_UNKNOWN,
+                "next_attempt_at": now.isoformat()})
+            taken += 1
+    db.session.commit()
+    return taken
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def prune(now=None):
+    """Delete what has expired and is never read again: WebAuthn challenges past their expiry,
+    signed-in sessions ended a while ago, webhook ids older than PagerDuty retries. Commits;
+    returns how many rows of each went."""
+    now = now or utcnow()
+    pruned = {"passkey_challenges": passkeys.prune_challenges(now),
+              "sign_ins": sign_ins.prune(now),
+              "webhook_receipts": pagerduty_incidents.prune_receipts(now)}
+    db.session.commit()
+    return pruned
 
 
 class Dispatcher:
@@ -44,6 +107,7 @@ class Dispatcher:
         self._thread = None
         self._pool = None
         self._next_sweep = 0.0
+        self._next_prune = 0.0
 
     def wake(self):
         self._wake.set()
@@ -72,6 +136,7 @@ class Dispatcher:
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="sendauth-send")
         idle = self.app.config["DISPATCHER_IDLE_SECONDS"]
         try:
+            self._take_back()
             while not self._stop.is_set():
                 self._wake.clear()
                 try:
@@ -85,6 +150,18 @@ class Dispatcher:
                     self._wake.wait(wait)
         finally:
             self._pool.shutdown(wait=True)
+
+    def _take_back(self):
+        try:
+            with self.app.app_context():
+                taken = take_back_from_the_dead()
+        except SQLAlchemyError:
+            log.exception("dispatcher: could not take back a dead dispatcher's deliveries; "
+                          "their leases bring them back")
+            return
+        if taken:
+            log.warning("dispatcher: took back %d deliveries from a dispatcher that died",
+                        taken)
 
     def _idle_wait(self, idle):
         """Until the next delivery is due (and its channel's send window has room) or the
@@ -122,11 +199,14 @@ class Dispatcher:
         return ids
 
     def tick(self):
-        """Expire what is overdue (at most every SWEEP_INTERVAL), then claim as many due
-        deliveries as there are free slots."""
+        """Expire what is overdue (at most every SWEEP_INTERVAL), prune (at most every
+        PRUNE_INTERVAL), then claim as many due deliveries as there are free slots."""
         if time.monotonic() >= self._next_sweep:
             transactions.expire_due()
             self._next_sweep = time.monotonic() + SWEEP_INTERVAL
+        if time.monotonic() >= self._next_prune:
+            prune()
+            self._next_prune = time.monotonic() + PRUNE_INTERVAL
         free = self.concurrency - len(self._sending)
         if free <= 0:
             return 0
@@ -153,7 +233,9 @@ class Dispatcher:
         """For tests and the CLI: send everything due now, in this thread; returns outcomes."""
         outcomes = []
         with self.app.app_context():
+            take_back_from_the_dead()
             transactions.expire_due()
+            prune()
             while ids := self.claim_within_limits(self.concurrency):
                 outcomes.extend(attempt(i, self.name) for i in ids)
         return outcomes

@@ -1,19 +1,22 @@
 """Accounts and roles: creating users, signing in, and the rules that keep an admin in charge."""
 import functools
+import re
 import secrets
+from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from sqlalchemy import false, func, select, update
+from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 from zxcvbn import zxcvbn
 
 from ...core import event_kinds as kinds
-from ...core import event_log
+from ...core import event_log, rows
 from ...core.errors import ServiceError
 from ...core.text import control_character
 from ...extensions import db
 from ...models import ROLES, User, utcnow
+from . import attempts
 
 # The password rule: new ones at least this long; none longer, new or typed to sign in or
 # prove (hashing a megabyte of "password" would keep scrypt busy).
@@ -52,9 +55,11 @@ MIN_PASSWORD_SCORE = 3
 
 
 def check_password_rules(password, user=None):
-    """A minimum length, and not a common or easily guessed password: zxcvbn (a pinned
-    package with its lists of the most common passwords, words and names, read locally) must
-    rate it at least "safely unguessable" for an online attack."""
+    """A minimum length, not a common or easily guessed password (zxcvbn, a pinned package
+    with its lists of the most common passwords, words and names, read locally, must rate it
+    at least "safely unguessable" for an online attack), and not mostly made of what an
+    attacker tries first for this person: their name, their email, the product's name and the
+    organisation's (``known_words``)."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError(
             f"The password must be at least {MIN_PASSWORD_LENGTH} characters; "
@@ -65,13 +70,56 @@ def check_password_rules(password, user=None):
         raise AccountError(
             f"The password must be at most {MAX_PASSWORD_LENGTH} characters.", "password"
         )
-    known = [user.email, user.name, *user.email.split("@")] if user is not None else []
+    known = known_words(user)
+    used = _made_of(password, known)
+    if used:
+        raise AccountError(
+            f"This password is mostly made of {', '.join(used)}: your name, your email address "
+            "or the name of the product or organisation, which is what a guesser tries first. "
+            "Choose one of four or five unrelated words.", "password")
     rating = zxcvbn(password[:GUESSABILITY_CHARS], user_inputs=known)
     if rating["score"] < MIN_PASSWORD_SCORE:
         warning = rating["feedback"]["warning"] or "It follows a common pattern."
         raise AccountError(
             f"This password is too easy to guess: {warning.rstrip('.')}. Choose a longer one, "
             "such as four or five unrelated words.", "password")
+
+
+PRODUCT_NAMES = ("SendAuth",)
+# Parts of addresses that say nothing about whose they are.
+_NOT_NAMES = {"com", "org", "net", "www", "http", "https", "mail"}
+
+
+def known_words(user=None):
+    """The words a guesser tries first, lower-cased, longest first: the parts of ``user``'s
+    name and email address (and each run together: "ivyinvited"), the product's name, the
+    organisation's (ORGANISATION_NAMES, and the parts of BASE_URL's host name)."""
+    texts = [*PRODUCT_NAMES, *current_app.config["ORGANISATION_NAMES"],
+             urlsplit(current_app.config["BASE_URL"]).hostname or ""]
+    if user is not None:
+        texts += [user.name or "", user.email or "", (user.email or "").partition("@")[0]]
+    words = set()
+    for text in texts:
+        parts = [p for p in re.split(r"[^0-9a-z]+", text.lower()) if p]
+        words.update(parts)
+        words.add("".join(parts))
+    return sorted((w for w in words if len(w) >= 3 and w not in _NOT_NAMES),
+                  key=lambda w: (-len(w), w))
+
+
+def _made_of(password, known):
+    """The known words that make up at least half of ``password`` (ignoring case), or []."""
+    lowered = password.lower()
+    covered, used = [False] * len(lowered), []
+    for word in known:
+        start = lowered.find(word)
+        while start != -1:
+            if not all(covered[start:start + len(word)]):
+                covered[start:start + len(word)] = [True] * len(word)
+                if word not in used:
+                    used.append(word)
+            start = lowered.find(word, start + 1)
+    return used if 2 * sum(covered) >= len(lowered) else []
 
 
 def hash_password(password):
@@ -84,6 +132,16 @@ def password_matches(user, password):
     password = password or ""
     return len(password) <= MAX_PASSWORD_LENGTH and \
         check_password_hash(user.password_hash, password)
+
+
+def password_proves(user, password):
+    """``password_matches``, counted per user before it is checked (attempts.of_user:
+    TooManyAttempts past the limit); a right password gives its count back."""
+    attempt = attempts.of_user(user)
+    if password_matches(user, password):
+        attempt.give_back()
+        return True
+    return False
 
 
 def find_by_email(email):
@@ -149,19 +207,13 @@ def _other_active_admins(user):
 
 
 def _lock_admins_table():
-    if db.session.get_bind().dialect.name == "sqlite":
-        db.session.execute(update(User).where(false()).values(role=User.role)
-                           .execution_options(synchronize_session=False))
-    db.session.execute(
-        select(User.id).where(User.role == "admin", User.active.is_(True)).with_for_update()
-    ).all()
+    rows.lock(User, User.role == "admin", User.active.is_(True))
 
 
 def _lock_admins(user):
-    """Lock the active admin rows, so two admins cannot demote each other at once, and read
-    ``user`` again under the lock. PostgreSQL locks the rows; SQLite ignores FOR UPDATE, so
-    there a write of nothing takes the database's write lock first: no other demotion can
-    commit between the count that follows and this transaction's commit."""
+    """Lock the active admin rows (core.rows.lock), so two admins cannot demote each other at
+    once, and read ``user`` again under the lock: no other demotion can commit between the
+    count that follows and this transaction's commit."""
     _lock_admins_table()
     db.session.refresh(user)
 
@@ -237,16 +289,13 @@ def set_active(user, active, *, actor):
     return True
 
 
-def change_password(user, *, current, new):
-    """The user's own change: the current password first, then the rules for the new one.
-    Every session of theirs ends (the caller signs the current one in again)."""
-    if not current or not password_matches(user, current):
+def check_password_change(user, *, current, new):
+    """The user's own change: the current password first, then the rules for the new one;
+    AccountError when either fails (services.people.passwords makes the change)."""
+    if not current or not password_proves(user, current):
         raise AccountError("That is not your current password. Enter the password you sign in "
                            "with now.", "current_password")
     check_password_rules(new or "", user=user)
     if check_password_hash(user.password_hash, new):
         raise AccountError("The new password is the one you have now: choose another.",
                            "new_password")
-    user.password_hash = hash_password(new)
-    user.end_sessions()
-    event_log.record(kinds.USER_PASSWORD_CHANGED, actor=user, data={"email": user.email})

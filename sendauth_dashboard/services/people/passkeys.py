@@ -5,7 +5,6 @@ port the only origin accepted. User verification (a PIN or a fingerprint on the 
 is required both when registering and when verifying a request.
 """
 import base64
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,7 +12,7 @@ from urllib.parse import urlsplit
 
 import webauthn
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
     AuthenticatorSelectionCriteria,
@@ -24,11 +23,12 @@ from webauthn.helpers.structs import (
 )
 
 from ...core import event_kinds as kinds
-from ...core import event_log
+from ...core import event_log, json_input
 from ...core.errors import ServiceError
 from ...core.rows import use_once
 from ...extensions import db
 from ...models import Passkey, PasskeyChallenge, utcnow
+from . import attempts
 
 RP_NAME = "SendAuth"
 CHALLENGE_BYTES = 32
@@ -86,7 +86,15 @@ def _user_handle(user):
 
 def _new_challenge(user, purpose, now, transaction=None):
     """Random bytes for the authenticator to sign, kept on the server for ``user`` and
-    ``purpose`` (and ``transaction``): single use, expiring. Uncommitted."""
+    ``purpose`` (and ``transaction``): single use, expiring. Uncommitted.
+
+    Each one is counted per user (PASSKEY_OPTIONS_RATE_LIMIT: attempts.TooManyAttempts past
+    it), and the user's expired ones go as it is made (the dispatcher prunes everyone's)."""
+    attempts.take("PASSKEY_OPTIONS_RATE_LIMIT", {
+        f"passkey-options:{user.id}": "Too many passkey requests for your account in a short "
+                                      "time."})
+    db.session.execute(delete(PasskeyChallenge).where(PasskeyChallenge.user_id == user.id,
+                                                      PasskeyChallenge.expires_at < now))
     challenge = secrets.token_bytes(CHALLENGE_BYTES)
     expires_at = now + timedelta(seconds=CHALLENGE_TTL_SECONDS)
     if transaction is not None:
@@ -95,6 +103,12 @@ def _new_challenge(user, purpose, now, transaction=None):
         purpose=purpose, transaction_id=transaction.id if transaction is not None else None,
         user_id=user.id, challenge=b64url(challenge), created_at=now, expires_at=expires_at))
     return challenge
+
+
+def prune_challenges(now):
+    """Delete every challenge past its expiry, used or not (uncommitted); returns how many."""
+    return db.session.execute(delete(PasskeyChallenge).where(
+        PasskeyChallenge.expires_at < now)).rowcount
 
 
 def registration_options(user, now=None):
@@ -119,8 +133,8 @@ def parse_credential(text):
     if not text or len(text) > CREDENTIAL_MAX_CHARS:
         raise PasskeyError("No passkey answer arrived from your browser. Try again.")
     try:
-        credential = json.loads(text)
-    except ValueError:
+        credential = json_input.parse(text, max_chars=CREDENTIAL_MAX_CHARS)
+    except json_input.JsonError:
         credential = None
     if not isinstance(credential, dict) or not isinstance(credential.get("id"), str) \
             or not isinstance(credential.get("response"), dict):
@@ -236,7 +250,8 @@ def proof_options(user, now=None):
 def _signed_challenge(credential):
     """The challenge the browser says it signed, read from its client data."""
     try:
-        client_data = json.loads(from_b64url(credential["response"]["clientDataJSON"]))
+        client_data = json_input.parse(from_b64url(credential["response"]["clientDataJSON"]),
+                                       max_chars=CREDENTIAL_MAX_CHARS)
         challenge = client_data["challenge"]
     except (KeyError, TypeError, ValueError):
         raise PasskeyError("Your browser's passkey answer was not readable. Try again.") from None

@@ -35,6 +35,6 @@ def check_password(user, password, field):
     password = password or ""
     if not password:
         raise ProofError("Enter your current password to save this change.", field)
-    if not accounts.password_matches(user, password):
+    if not accounts.password_proves(user, password):
         raise ProofError("That is not your current password. Enter the password you sign in "
                          "with.", field)

@@ -10,7 +10,6 @@ Resolving is a PagerDuty delivery with the action "resolve" (services.outbox): a
 for it on a finished request, or the organisation's setting asks for it when the request
 becomes final.
 """
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ...core import after_commit, event_log
+from ...core import after_commit, event_log, json_input
 from ...core import event_kinds as kinds
 from ...core.errors import ServiceError
 from ...extensions import db
@@ -50,6 +49,8 @@ EVENT_TYPES = {
 # PagerDuty retries a webhook for up to 48 hours; ids are kept a day longer than that.
 RECEIPTS_KEPT = timedelta(hours=72)
 WEBHOOK_ID_MAX_CHARS = 128
+# PagerDuty's webhooks are a few KiB; the request body limit (MAX_CONTENT_LENGTH) is 64 KiB.
+WEBHOOK_MAX_CHARS = 64 * 1024
 NAME_MAX_CHARS = 200
 NOTE_MAX_CHARS = 500
 
@@ -59,14 +60,20 @@ class WebhookError(ServiceError):
 
 
 def parse(raw):
-    """The ``event`` object of a V3 webhook body (bytes); WebhookError if it is not one."""
+    """The ``event`` object of a V3 webhook body (bytes); WebhookError if it is not one. Its
+    ``id`` is required: it is what a replay is known by (the signature covers the body, not
+    the X-Webhook-Id header)."""
     try:
-        body = json.loads(raw)
-    except ValueError:
-        raise WebhookError("The body is not JSON.") from None
+        body = json_input.parse(raw, max_chars=WEBHOOK_MAX_CHARS, what="The body")
+    except json_input.JsonError as exc:
+        raise WebhookError(str(exc)) from None
     event = body.get("event") if isinstance(body, dict) else None
     if not isinstance(event, dict) or not isinstance(event.get("event_type"), str):
         raise WebhookError("The body has no event with an event_type (a V3 webhook has).")
+    event_id = event.get("id")
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= WEBHOOK_ID_MAX_CHARS:
+        raise WebhookError(f"The event has no id of 1 to {WEBHOOK_ID_MAX_CHARS} characters "
+                           "(a V3 webhook's event has one).")
     return event
 
 
@@ -78,16 +85,17 @@ class Received:
     reason: str
 
 
-def receive(webhook_id, event, now=None):
-    """Take in one verified webhook, in the current database transaction (uncommitted).
+def receive(event, now=None):
+    """Take in one verified webhook's ``event`` (from ``parse``), in the current database
+    transaction (uncommitted).
 
-    A webhook id seen before is ignored; so are events SendAuth does not show and incidents
-    that are not a request's (another service's, or a test incident).
+    An event id seen before is ignored, whatever X-Webhook-Id came with it; so are events
+    SendAuth does not show and incidents that are not a request's (another service's, or a
+    test incident).
     """
     now = now or utcnow()
-    db.session.execute(delete(WebhookReceipt).where(WebhookReceipt.received_at
-                                                    < now - RECEIPTS_KEPT))
-    if webhook_id and not _first_receipt(webhook_id[:WEBHOOK_ID_MAX_CHARS], now):
+    prune_receipts(now)
+    if not _first_receipt(event["id"], now):
         return Received(False, "already received")
     event_type = event["event_type"]
     if event_type not in EVENT_TYPES:
@@ -114,6 +122,12 @@ def receive(webhook_id, event, now=None):
         record["note"] = data["content"][:NOTE_MAX_CHARS]
     event_log.record(kinds.PAGERDUTY_WEBHOOK[event_type], transaction=transaction, data=record)
     return Received(True, "recorded")
+
+
+def prune_receipts(now):
+    """Forget webhook ids older than RECEIPTS_KEPT (uncommitted); returns how many."""
+    return db.session.execute(delete(WebhookReceipt).where(
+        WebhookReceipt.received_at < now - RECEIPTS_KEPT)).rowcount
 
 
 def _first_receipt(webhook_id, now):

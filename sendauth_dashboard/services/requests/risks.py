@@ -3,7 +3,8 @@
 Anyone who knows a user's password may try to pass for them. These signals say when the
 proof behind "verified" is weaker than usual, for the help-desk agent to ask the caller about:
 a passkey registered lately, an admin's passkey reset lately, a change to how the user is
-reached lately, a password used instead of a passkey, a wrong call-binding code.
+reached or of their password lately, a password used instead of a passkey, a wrong
+call-binding code.
 """
 from datetime import timedelta
 
@@ -16,7 +17,8 @@ from ...models import Passkey
 WINDOW = timedelta(hours=24)
 
 # In the order they are shown.
-SIGNALS = ("wrong_code", "passkey_reset", "new_passkey", "contacts_changed", "password")
+SIGNALS = ("wrong_code", "passkey_reset", "new_passkey", "contacts_changed", "password_changed",
+           "password")
 
 WORDS = {
     "wrong_code": "a wrong code was entered for this request",
@@ -24,6 +26,7 @@ WORDS = {
     "new_passkey": "{name} registered a passkey less than 24 hours ago",
     "contacts_changed": "{name} changed how they get requests (messaging preferences) less "
                         "than 24 hours ago",
+    "password_changed": "{name} changed their password less than 24 hours ago",
     "password": "{name} verified with their password, not a passkey",
 }
 
@@ -39,6 +42,8 @@ def of_user(user, now):
         found.append("new_passkey")
     if user.contacts_changed_at is not None and now - user.contacts_changed_at < WINDOW:
         found.append("contacts_changed")
+    if user.password_changed_at is not None and now - user.password_changed_at < WINDOW:
+        found.append("password_changed")
     return found
 
 

@@ -11,13 +11,13 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import func, select, update
 
-from ...core import after_commit, event_log
+from ...core import after_commit, event_log, rows
 from ...core import event_kinds as kinds
 from ...core.errors import ServiceError
 from ...core.text import control_character
 from ...core.tokens import new_token, stored_hash_of
 from ...extensions import db
-from ...models import Event, Transaction, utcnow
+from ...models import Event, Transaction, User, utcnow
 from ..outbox import deliveries
 from ..people import accounts, passkeys
 from ..reports import organisation
@@ -68,13 +68,14 @@ def _check_characters(value, field, label):
             field)
 
 
-def _next_allowed_at(column, value, limit, now):
-    """When one more request may go, if ``limit`` ([N, seconds]) is reached now, else None."""
+def _next_allowed_at(where, limit, now):
+    """When one more request may go, if ``limit`` ([N, seconds]) is reached now among the
+    transactions that match ``where``, else None."""
     allowed, seconds = limit
     window = timedelta(seconds=seconds)
     recent = db.session.scalars(
         select(Transaction.created_at)
-        .where(column == value, Transaction.created_at > now - window)
+        .where(*where, Transaction.created_at > now - window)
         .order_by(Transaction.created_at.desc()).limit(allowed)).all()
     if len(recent) < allowed:
         return None
@@ -89,17 +90,29 @@ def _wait_words(seconds):
 
 
 def _check_sending_limits(requestor, user, now):
-    """Requests cost the people they reach (a page, an SMS): so many per requestor and per
-    user in a window (SEND_LIMIT_PER_REQUESTOR, SEND_LIMIT_PER_USER)."""
+    """Requests cost the people they reach (a page, an SMS): so many per requestor
+    (SEND_LIMIT_PER_REQUESTOR), per requestor to one user (SEND_LIMIT_PER_REQUESTOR_AND_USER)
+    and to one user from everyone together (SEND_LIMIT_PER_USER, higher: one requestor's
+    sends do not stop the rest of the help desk reaching them), in a window.
+
+    The requestor's and the user's rows are locked first (core.rows.lock) and held to the
+    commit that inserts the transaction: the counts and the insert are one step, so requests
+    sent together cannot all pass a limit that has room for one."""
+    rows.lock(User, User.id.in_({requestor.id, user.id}))
     config = current_app.config
+    by_requestor = Transaction.requestor_id == requestor.id
+    to_user = Transaction.user_id == user.id
     checks = (
-        (Transaction.requestor_id, requestor.id, config["SEND_LIMIT_PER_REQUESTOR"],
+        ((by_requestor,), config["SEND_LIMIT_PER_REQUESTOR"],
          "You have sent {n} requests in the last {window}, the most allowed"),
-        (Transaction.user_id, user.id, config["SEND_LIMIT_PER_USER"],
+        ((by_requestor, to_user), config["SEND_LIMIT_PER_REQUESTOR_AND_USER"],
+         f"You have sent {user.name} {{n}} requests in the last {{window}}, the most one "
+         "person may (others on the help desk still can)"),
+        ((to_user,), config["SEND_LIMIT_PER_USER"],
          f"{user.name} has been sent {{n}} requests in the last {{window}}, the most allowed"),
     )
-    for column, value, limit, said in checks:
-        next_at = _next_allowed_at(column, value, limit, now)
+    for where, limit, said in checks:
+        next_at = _next_allowed_at(where, limit, now)
         if next_at is not None:
             raise SendLimitReached(
                 said.format(n=limit[0], window=_wait_words(limit[1])) +

@@ -68,6 +68,6 @@ def _check_password(user, password):
     password = password or ""
     if not password:
         raise VerificationError("Enter your password to verify.", "password")
-    if not accounts.password_matches(user, password):
+    if not accounts.password_proves(user, password):
         raise VerificationError("That is not your password. Enter the password you sign in "
                                 "with.", "password")
