@@ -339,11 +339,12 @@ def test_a_failure_on_our_side_is_a_problem_document_too(app, api, monkeypatch, 
 
 
 def test_making_and_revoking_a_key_are_announced_to_its_owner(app, make_user, fake_smtp):
-    from tests.support.helpers import configure_email
+    from tests.support.helpers import configure_email, dispatch
 
     configure_email(app, fake_smtp.port)
     owner = make_user("requestor", email="rae@example.com")  # email on, by default
     secret = make_key(app, owner, name="Zendesk macro")
+    dispatch(app)  # notices go through the outbox
     fake_smtp.wait_for(lambda fake: len(fake.received) == 1)
     made = fake_smtp.received[0]
     assert made.rcpt_tos == ["rae@example.com"] and "Zendesk macro" in made.body()
@@ -352,5 +353,6 @@ def test_making_and_revoking_a_key_are_announced_to_its_owner(app, make_user, fa
         key = db.session.scalar(db.select(ApiKey))
         api_keys.revoke(key, actor=key.user)
         db.session.commit()
+    dispatch(app)
     fake_smtp.wait_for(lambda fake: len(fake.received) == 2)
     assert "revoked" in fake_smtp.received[1].body()
