@@ -503,3 +503,26 @@ def test_a_dispatcher_starting_takes_back_at_once_what_a_dead_one_held(app, peop
         retried = db.session.scalar(select(Event).where(Event.kind == "delivery.retrying"))
         assert "whether the provider got it is unknown" in retried.data["error"]
     assert len(fake_pagerduty.accepted) == 1
+
+
+def test_a_dispatcher_whose_process_is_a_zombie_is_dead():
+    """A killed gunicorn worker whose master died with it waits, a zombie, for PID 1 to
+    collect it (in a container, perhaps never); signal 0 still reaches it. Its deliveries
+    are taken back all the same."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from sendauth_dashboard.services.outbox.dispatcher import _process_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    stat = Path(f"/proc/{child.pid}/stat")
+    try:
+        wait_until(lambda: stat.read_text().rsplit(")", 1)[1].split()[0] == "Z", timeout=10,
+                   message="the child ended, not yet collected")
+        os.kill(child.pid, 0)  # still "there" to a signal
+        assert not _process_alive(child.pid)
+    finally:
+        child.wait()
+    assert not _process_alive(child.pid)
+    assert _process_alive(os.getpid())

@@ -65,13 +65,23 @@ def take_back_from_the_dead(host=None, alive=None, now=None):
 
 
 def _process_alive(pid):
+    """Whether process ``pid`` still runs. A zombie has ended: a killed gunicorn worker whose
+    master died with it is left to PID 1 to collect, which in a container may never happen
+    (or only later), and signal 0 still reaches it."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            state = stat.read().rsplit(b")", 1)[1].split()[0]
+    except FileNotFoundError:  # collected meanwhile, or no /proc (not Linux)
+        return os.path.isdir("/proc/self")
+    except (OSError, IndexError):
+        return True
+    return state not in (b"Z", b"X")
 
 
 def prune(now=None):
