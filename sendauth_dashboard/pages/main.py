@@ -117,9 +117,11 @@ NAVIGATION = (
     ("Organisation", "settings.organisation", {}),
     ("Audit log", "settings.audit_log", {}),
     ("All API keys", "settings.api_keys_page", {}),
+    ("Webhooks", "settings.webhooks", {}),
 )
 # Pages that belong to another item's section.
-SECTIONS = {"transactions.show": "transactions.index", "settings.channel": "settings.channels"}
+SECTIONS = {"transactions.show": "transactions.index", "settings.channel": "settings.channels",
+            "settings.webhook": "settings.webhooks"}
 
 
 def navigation():
