@@ -100,3 +100,17 @@ def test_the_endpoint_page_shows_health_and_the_delivery_log(app, as_admin):
         assert len(receiver.verified) == 1
     finally:
         receiver.stop()
+
+
+def test_an_endpoint_turned_off_is_shown_to_admins_on_the_home_page(app, as_admin):
+    from sendauth_dashboard.models import utcnow
+    from sendauth_dashboard.services.webhooks import endpoints, queue
+
+    with app.app_context():
+        endpoint, _ = endpoints.create(FORM["url"], "", FORM["events"], True, actor=None)
+        db.session.flush()
+        queue.disable(endpoint, "it answered 410 Gone", utcnow())
+        db.session.commit()
+    home = as_admin.client.get("/").text
+    assert 'data-figure="webhooks"' in home and "410 Gone" in home
+    assert "1 failing or turned off" in home

@@ -116,7 +116,10 @@ def find(endpoint_id):
 
 def failing():
     """Endpoints an admin should look at: turned off by the sender, or failing now."""
-    return [e for e in every_endpoint() if e.disabled_reason or e.failing_since]
+    return db.session.scalars(
+        select(WebhookEndpoint).where(WebhookEndpoint.disabled_reason.is_not(None)
+                                      | WebhookEndpoint.failing_since.is_not(None))
+        .order_by(WebhookEndpoint.id)).all()
 
 
 def log_of(endpoint, limit=50):
