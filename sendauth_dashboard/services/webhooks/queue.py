@@ -5,7 +5,8 @@ lease, sent with no database connection held, and a claim whose sender died is t
 once its lease runs out: the receiver gets it again with the same ``webhook-id``. Unlike them,
 failures follow Standard Webhooks' schedule (WEBHOOK_RETRY_SCHEDULE, with jitter; a
 ``Retry-After`` is honoured), a 410 turns the endpoint off, and so do three days in which every
-attempt failed; admins are told in the audit log and on the home page.
+attempt failed; admins are told in the audit log, on the home page and through their channels
+(email where it is set up).
 """
 import random
 from datetime import timedelta
@@ -13,11 +14,13 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import and_, or_, select, update
 
+from ...channels.base import Notice
 from ...core import event_kinds as kinds
 from ...core import event_log
 from ...core.secrets import SecretUnreadable, decrypt
 from ...extensions import db
-from ...models import WebhookAttempt, WebhookMessage, utcnow
+from ...models import User, WebhookAttempt, WebhookMessage, utcnow
+from ..people import notices
 from .payloads import message_row, payload
 from .sending import Outcome, deliver
 
@@ -163,6 +166,12 @@ def disable(endpoint, reason, now):
         .execution_options(synchronize_session=False))
     event_log.record(kinds.WEBHOOK_ENDPOINT_DISABLED, data={"url": endpoint.url,
                                                             "reason": reason})
+    notice = Notice(subject="A SendAuth webhook endpoint was turned off",
+                    text=f"SendAuth stopped sending webhooks to {endpoint.url}: {reason}. "
+                         "Fix the receiver, then turn the endpoint on again under Settings → "
+                         "Webhooks; its deliveries can be replayed from its log.")
+    for admin in db.session.scalars(select(User).where(User.role == "admin", User.active)):
+        notices.announce(admin, notice)
 
 
 def _finish(message, status, now, reason=None):
