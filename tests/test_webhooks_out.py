@@ -68,6 +68,7 @@ def messages(app, **where):
                                   .order_by(WebhookMessage.id)).all()
 
 
+@pytest.mark.both_databases
 def test_a_verified_request_reaches_the_receiver_signed_without_code_or_link(app, receiver,
                                                                               people):
     hana, uma = people
@@ -325,6 +326,7 @@ def test_three_days_of_failures_turn_the_endpoint_off(app, receiver):
         assert not endpoint.enabled and "every attempt failed" in endpoint.disabled_reason
 
 
+@pytest.mark.both_databases
 def test_a_sender_killed_mid_delivery_is_replaced_and_the_id_is_the_same(app, receiver):
     endpoint_id, secret = add_endpoint(app, receiver)
     message_id = queue_one_test(app, endpoint_id)
@@ -341,6 +343,7 @@ def test_a_sender_killed_mid_delivery_is_replaced_and_the_id_is_the_same(app, re
     assert first.msg_id == second.msg_id and first.payload == second.payload
 
 
+@pytest.mark.both_databases
 def test_a_slow_endpoint_never_delays_another(app, receiver):
     slow = WebhookReceiver().start()
     try:
