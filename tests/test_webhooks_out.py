@@ -397,3 +397,38 @@ def test_admins_are_emailed_when_an_endpoint_is_turned_off(app, receiver, make_u
         assert admin.email in mail.rcpt_tos and "stopped sending webhooks" in mail.body()
     finally:
         smtp.stop()
+
+
+def test_the_name_is_resolved_once_and_the_checked_address_is_the_one_connected(
+        app, receiver, monkeypatch):
+    """A rebinding DNS server answers the second lookup differently: there is none."""
+    import socket
+
+    from sendauth_dashboard.services.webhooks import guard
+
+    lookups = []
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        lookups.append(host)  # urllib3 too "resolves" the address it is given: no lookup
+        return real("127.0.0.1", port, *args, **kwargs)
+
+    monkeypatch.setattr(guard.socket, "getaddrinfo", getaddrinfo)
+    endpoint_id, _ = add_endpoint(app, receiver)
+    with app.app_context():
+        endpoint = db.session.get(WebhookEndpoint, endpoint_id)
+        endpoint.url = f"http://receiver.test:{receiver.port}/hooks"
+        queue.queue_test(endpoint)
+        db.session.commit()
+    assert send_all(app) == ["sent"]
+    assert [name for name in lookups if name != "127.0.0.1"] == ["receiver.test"]
+    assert receiver.received[0].headers["Host"] == f"receiver.test:{receiver.port}"
+
+
+def test_https_checks_the_certificate_of_the_checked_address(app, receiver):
+    endpoint_id, secret = add_endpoint(app, receiver)
+    with app.app_context():
+        result = sending.deliver(f"https://localhost:{receiver.port}/hooks", "msg_x", b"{}",
+                                 [secret], app.config)
+    assert (result.outcome, result.http_status) == ("failed", None)
+    assert "TLS" in result.answer and receiver.received == []

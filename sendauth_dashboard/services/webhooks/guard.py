@@ -61,13 +61,14 @@ def check_url(url, allow_private):
     return parts, port
 
 
-def resolve(url, allow_private, getaddrinfo=socket.getaddrinfo):
+def resolve(url, allow_private, getaddrinfo=None):
     """The Target to connect to for ``url``: every address the host resolves to checked, the
     first one used. AddressRefused when any is internal, or none."""
     parts, port = check_url(url, allow_private)
     port = port or (443 if parts.scheme == "https" else 80)
     try:
-        found = getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+        found = (getaddrinfo or socket.getaddrinfo)(parts.hostname, port,
+                                                    type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
         raise AddressRefused(f"{parts.hostname} could not be resolved ({exc}).") from None
     addresses = [info[4][0] for info in found]
