@@ -33,6 +33,9 @@ def test_an_admin_adds_an_endpoint_and_sees_its_secret_once(app, as_admin):
                             token_page=f"/settings/webhooks/{endpoint.id}")
     (new,) = set(SECRET.findall(rotated.text))
     assert new != secret and "keeps signing beside this one" in rotated.text
+    audit = as_admin.client.get("/settings/audit?kind=webhooks").text
+    assert "added the webhook endpoint" in audit and "rotated the secret" in audit
+    assert secret not in audit and new not in audit
 
 
 @pytest.mark.parametrize("url, words", [
