@@ -19,7 +19,7 @@ SCOPE = "webhooks:manage"
 EventType = Literal[tuple(t for t in WEBHOOK_EVENT_TYPES if t != "webhook.test")]
 
 
-class EndpointIn(Body):
+class NewWebhookEndpoint(Body):
     url: Annotated[str, StringConstraints(min_length=1, max_length=endpoints.URL_MAX_CHARS)] = \
         Field(examples=["https://tickets.example.com/hooks/sendauth"])
     description: Annotated[str, StringConstraints(
@@ -28,7 +28,7 @@ class EndpointIn(Body):
     enabled: bool = True
 
 
-class EndpointChange(Body):
+class WebhookEndpointChange(Body):
     url: Annotated[str, StringConstraints(min_length=1,
                                           max_length=endpoints.URL_MAX_CHARS)] | None = None
     description: Annotated[str, StringConstraints(
@@ -37,7 +37,7 @@ class EndpointChange(Body):
     enabled: bool | None = None
 
 
-class Endpoint(BaseModel):
+class WebhookEndpoint(BaseModel):
     id: int
     url: str
     description: str
@@ -51,16 +51,16 @@ class Endpoint(BaseModel):
         description="Until then the secret before the last rotation signs too.")
 
 
-class EndpointWithSecret(BaseModel):
-    endpoint: Endpoint
+class WebhookEndpointWithSecret(BaseModel):
+    endpoint: WebhookEndpoint
     secret: str = Field(description="The signing secret (whsec_…), shown this once.")
 
 
-class EndpointList(BaseModel):
-    items: list[Endpoint]
+class WebhookEndpointList(BaseModel):
+    items: list[WebhookEndpoint]
 
 
-class Delivery(BaseModel):
+class WebhookDelivery(BaseModel):
     id: int
     webhook_id: str
     type: str
@@ -72,13 +72,13 @@ class Delivery(BaseModel):
     last_error: str | None
 
 
-class DeliveryList(BaseModel):
-    items: list[Delivery]
+class WebhookDeliveryList(BaseModel):
+    items: list[WebhookDelivery]
     next_cursor: str | None
 
 
 def endpoint_out(e):
-    return Endpoint(id=e.id, url=e.url, description=e.description, events=e.event_types,
+    return WebhookEndpoint(id=e.id, url=e.url, description=e.description, events=e.event_types,
                     enabled=e.enabled, disabled_reason=e.disabled_reason,
                     created_at=e.created_at, last_success_at=e.last_success_at,
                     failing_since=e.failing_since,
@@ -86,7 +86,7 @@ def endpoint_out(e):
 
 
 def delivery_out(m):
-    return Delivery(id=m.id, webhook_id=m.msg_id, type=m.event_type, status=m.status,
+    return WebhookDelivery(id=m.id, webhook_id=m.msg_id, type=m.event_type, status=m.status,
                     attempts=m.attempts, created_at=m.created_at,
                     next_attempt_at=m.next_attempt_at if m.status == "queued" else None,
                     last_http_status=m.last_http_status, last_error=m.last_error)
@@ -110,31 +110,33 @@ def _saved(action):
 
 
 @operation(bp, "GET", "/v1/webhook-endpoints", tag=TAG, scope=SCOPE, summary="List endpoints",
-           responses={200: (EndpointList, "Every endpoint, oldest first")})
+           responses={200: (WebhookEndpointList, "Every endpoint, oldest first")})
 def list_endpoints(key):
-    return 200, EndpointList(items=[endpoint_out(e) for e in endpoints.every_endpoint()]), None
+    items = [endpoint_out(e) for e in endpoints.every_endpoint()]
+    return 200, WebhookEndpointList(items=items), None
 
 
-@operation(bp, "POST", "/v1/webhook-endpoints", tag=TAG, scope=SCOPE, body=EndpointIn,
+@operation(bp, "POST", "/v1/webhook-endpoints", tag=TAG, scope=SCOPE, body=NewWebhookEndpoint,
            summary="Add an endpoint",
-           responses={201: (EndpointWithSecret, "Added: with its secret, this once")})
+           responses={201: (WebhookEndpointWithSecret, "Added: with its secret, this once")})
 def create_endpoint(key, body):
     """The URL must be https:// (unless the server allows private networks) and its host not
     an internal address."""
     endpoint, secret = _saved(lambda: endpoints.create(
         body.url, body.description, body.events, body.enabled, actor=key.user))
-    return 201, EndpointWithSecret(endpoint=endpoint_out(endpoint), secret=secret), None
+    return 201, WebhookEndpointWithSecret(endpoint=endpoint_out(endpoint), secret=secret), None
 
 
 @operation(bp, "GET", "/v1/webhook-endpoints/<int:endpoint_id>", tag=TAG, scope=SCOPE,
-           summary="Read an endpoint and its health", responses={200: (Endpoint, "It")})
+           summary="Read an endpoint and its health", responses={200: (WebhookEndpoint, "It")})
 def get_endpoint(key, endpoint_id):
     return 200, endpoint_out(_endpoint(endpoint_id)), None
 
 
 @operation(bp, "PATCH", "/v1/webhook-endpoints/<int:endpoint_id>", tag=TAG, scope=SCOPE,
-           body=EndpointChange, summary="Change an endpoint (turning it on clears its failures)",
-           responses={200: (Endpoint, "As changed")})
+           body=WebhookEndpointChange,
+           summary="Change an endpoint (turning it on clears its failures)",
+           responses={200: (WebhookEndpoint, "As changed")})
 def change_endpoint(key, endpoint_id, body):
     e = _endpoint(endpoint_id)
     _saved(lambda: endpoints.update(
@@ -155,16 +157,16 @@ def delete_endpoint(key, endpoint_id):
 
 @operation(bp, "POST", "/v1/webhook-endpoints/<int:endpoint_id>/rotate-secret", tag=TAG,
            scope=SCOPE, summary="Rotate the secret: both sign for a day",
-           responses={201: (EndpointWithSecret, "The new secret, this once")})
+           responses={201: (WebhookEndpointWithSecret, "The new secret, this once")})
 def rotate_secret(key, endpoint_id):
     e = _endpoint(endpoint_id)
     secret = _saved(lambda: endpoints.rotate(e, actor=key.user))
-    return 201, EndpointWithSecret(endpoint=endpoint_out(e), secret=secret), None
+    return 201, WebhookEndpointWithSecret(endpoint=endpoint_out(e), secret=secret), None
 
 
 @operation(bp, "POST", "/v1/webhook-endpoints/<int:endpoint_id>/test", tag=TAG, scope=SCOPE,
            summary="Send a webhook.test event",
-           responses={202: (Delivery, "Queued; see its deliveries for the answer")})
+           responses={202: (WebhookDelivery, "Queued; see its deliveries for the answer")})
 def send_test(key, endpoint_id):
     message = _saved(lambda: queue.queue_test(_endpoint(endpoint_id)))
     return 202, delivery_out(message), None
@@ -172,7 +174,7 @@ def send_test(key, endpoint_id):
 
 @operation(bp, "GET", "/v1/webhook-endpoints/<int:endpoint_id>/deliveries", tag=TAG,
            scope=SCOPE, query=Page, summary="The endpoint's deliveries, newest first",
-           responses={200: (DeliveryList, "A page of deliveries")})
+           responses={200: (WebhookDeliveryList, "A page of deliveries")})
 def list_deliveries(key, endpoint_id, query):
     _endpoint(endpoint_id)
     statement = db.select(WebhookMessage).where(WebhookMessage.endpoint_id == endpoint_id) \
@@ -181,7 +183,7 @@ def list_deliveries(key, endpoint_id, query):
         statement = statement.where(WebhookMessage.id < int(query.cursor))
     rows = db.session.scalars(statement).all()
     shown = rows[:query.limit]
-    return 200, DeliveryList(items=[delivery_out(m) for m in shown],
+    return 200, WebhookDeliveryList(items=[delivery_out(m) for m in shown],
                              next_cursor=str(shown[-1].id) if len(rows) > query.limit
                              else None), None
 
@@ -189,7 +191,7 @@ def list_deliveries(key, endpoint_id, query):
 @operation(bp, "POST", "/v1/webhook-endpoints/<int:endpoint_id>/deliveries/<int:delivery_id>"
            "/replay", tag=TAG, scope=SCOPE,
            summary="Send a delivery again: the same webhook-id, the current secret",
-           responses={202: (Delivery, "Queued again")})
+           responses={202: (WebhookDelivery, "Queued again")})
 def replay_delivery(key, endpoint_id, delivery_id):
     message = db.session.get(WebhookMessage, delivery_id)
     if message is None or message.endpoint_id != _endpoint(endpoint_id).id:
