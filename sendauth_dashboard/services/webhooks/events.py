@@ -48,18 +48,23 @@ def _subject_of(session, event):
     return event.actor
 
 
-def _webhooks_for(session, event):
-    """The (type, data) pairs the flushed ``event`` becomes."""
-    kind_type = TYPE_OF_KIND.get(event.kind)
-    if kind_type and kind_type.startswith("transaction."):
-        return [(kind_type, transaction_data(event.transaction, event))]
-    if kind_type:
-        user = _subject_of(session, event)
-        return [(kind_type, user_data(user, event))] if user is not None else []
-    if event.kind in _DELIVERY_ENDINGS and event.transaction is not None and \
-            (event.data or {}).get("action") is None and _unreached(event.transaction):
-        return [("transaction.undeliverable", transaction_data(event.transaction))]
-    return []
+def _type_of(event):
+    """The webhook type ``event`` may become (cheap: nothing loaded), or None."""
+    if event.kind in _DELIVERY_ENDINGS:
+        return "transaction.undeliverable"
+    return TYPE_OF_KIND.get(event.kind)
+
+
+def _data_for(session, event, event_type):
+    """What the webhook of ``event`` says; None when it is not one after all."""
+    if event_type == "transaction.undeliverable":
+        reached = event.transaction is None or (event.data or {}).get("action") is not None \
+            or not _unreached(event.transaction)
+        return None if reached else transaction_data(event.transaction)
+    if event_type.startswith("transaction."):
+        return transaction_data(event.transaction, event)
+    user = _subject_of(session, event)
+    return None if user is None else user_data(user, event)
 
 
 def _unreached(transaction):
@@ -84,9 +89,12 @@ def _queue(session, flush_context):
         return
     rows = []
     for event in found:
-        for event_type, data in _webhooks_for(session, event):
+        event_type = _type_of(event)
+        wanting = [e.id for e in endpoints if e.wants(event_type)]
+        data = _data_for(session, event, event_type) if wanting else None
+        if data is not None:
             body = payload(event_type, data, event.created_at)
-            rows += [message_row(e.id, event_type, body) for e in endpoints if e.wants(event_type)]
+            rows += [message_row(endpoint_id, event_type, body) for endpoint_id in wanting]
     if rows:
         session.execute(insert(WebhookMessage), rows)
         after_commit.later(wake)
