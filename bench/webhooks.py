@@ -5,8 +5,8 @@ process) and five receivers (tests/fakes/receiver.py: real HTTP servers that ver
 delivery with the standardwebhooks package), each subscribed to ``transaction.verified``; one
 of them answers each delivery after ``--slow`` seconds (it gets few: turning the endpoints off
 between blocks cancels what is queued for it). Requests are sent and answered one after
-another, the way the send form and the answer page commit them (the services, each change one
-database transaction).
+another, one every ``--interval`` s (0.05), the way the send form and the answer page commit
+them (the services, each change one database transaction).
 
 Figures: the time from each answer's commit to the fast receivers' answer for its webhook
 (p50 ≤ 100 ms, p99 ≤ 500 ms), the time from the last answer until every fast receiver has every
@@ -89,9 +89,11 @@ def run(args, folder, report):
                     caught_up(receivers[:FAST_RECEIVERS], len(answered))
                 set_endpoints(app, mode == "with")
                 for n in range(per_block):
+                    started = time.perf_counter()
                     took = send_and_answer(app, f"{block}-{n}", answered if mode == "with"
                                            else {})
                     sends[mode].append(took)
+                    time.sleep(max(0.0, args.interval - (time.perf_counter() - started)))
             last_answer = time.monotonic()
             caught_up(receivers[:FAST_RECEIVERS], len(answered))
             drain = time.monotonic() - last_answer
@@ -134,12 +136,16 @@ def main(argv=None):
                         help="requests sent and answered with the endpoints on (as many again "
                              "without)")
     parser.add_argument("--slow", type=float, default=5.0, help="the slow endpoint's answer time")
+    parser.add_argument("--interval", type=float, default=0.05,
+                        help="seconds from one request's send to the next (people's pace, not "
+                             "a flood: 0 sends back to back)")
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="postgres")
     args = parser.parse_args(argv)
     folder = common.run_folder("webhooks")
     report = common.Report(
         "webhooks", "outgoing webhooks: answer → receiver latency, drain, send path ratio",
         {"requests": args.requests, "slow_s": args.slow, "database": args.database,
+         "interval_s": args.interval,
          "blocks": BLOCKS, "receivers": "tests/fakes/receiver.py (standardwebhooks verify)"})
     run(args, folder, report)
     report.note("ratio: send path with five endpoints / without; target at most 1.1")
