@@ -97,7 +97,8 @@ def _queue(session, flush_context):
             rows += [message_row(endpoint_id, event_type, body) for endpoint_id in wanting]
     if rows:
         session.execute(insert(WebhookMessage), rows)
-        after_commit.later(wake)
+        # The flushing session's own list (after_commit.later names the app's scoped one).
+        session.info.setdefault(after_commit.CALLBACKS, []).append((wake, ()))
 
 
 _HOOKS = (("before_flush", _collect), ("after_flush_postexec", _queue))
