@@ -1,7 +1,8 @@
 """Benchmark (`make bench-webhooks`): outgoing webhooks while requests are sent and answered.
 
-In this process, on a fresh database: the webhook sender (its thread and pool, as in a web
-process) and five receivers (tests/fakes/receiver.py: real HTTP servers that verify every
+On a fresh database: the webhook sender in a `flask worker` woken through Redis (as `make
+serve` with Redis runs it; ``--sender thread``: in this process, as in a web process without
+Redis), and five receivers (tests/fakes/receiver.py: real HTTP servers that verify every
 delivery with the standardwebhooks package), each subscribed to ``transaction.verified``; one
 of them answers each delivery after ``--slow`` seconds (it gets few: turning the endpoints off
 between blocks cancels what is queued for it). Requests are sent and answered one after
@@ -34,6 +35,7 @@ from .common import get
 
 FAST_RECEIVERS = 4
 BLOCKS = 4
+WARMUP = 5
 
 
 def send_and_answer(app, n, answered):
@@ -64,29 +66,47 @@ def set_endpoints(app, enabled):
         db.session.commit()
 
 
+def start_sender(args, app, url, folder, prefix):
+    """The sender in this process (a thread, as in a web process), or in a `flask worker`
+    beside it (as `make serve` with Redis runs it), woken through Redis."""
+    if args.sender == "thread":
+        sender = runtime(app).webhook_sender = Sender(app)
+        sender.start()
+        return lambda: sender.stop(timeout=30)
+    env = common.environment(folder, SQLALCHEMY_DATABASE_URI=url, REDIS_URL=common.REDIS_URL,
+                             REDIS_CHANNEL_PREFIX=prefix, WEBHOOKS_ALLOW_PRIVATE_NETWORKS="true",
+                             PAGERDUTY_EVENTS_URL="http://127.0.0.1:9/v2/enqueue")
+    worker = common.dispatcher(env, folder, "webhooks-worker")
+    return worker.stop
+
+
 def run(args, folder, report):
     receivers = [WebhookReceiver().start() for _ in range(FAST_RECEIVERS + 1)]
-    slow = receivers[-1]
+    fast, slow = receivers[:FAST_RECEIVERS], receivers[-1]
     slow.answer_always(Answer.slow(args.slow))
+    prefix = common.redis_prefix("webhooks")
     with common.database(args.database, "webhooks", folder) as url:
-        app = common.driver_app(url, folder, WEBHOOKS_ALLOW_PRIVATE_NETWORKS=True,
-                                WEBHOOK_TIMEOUT_SECONDS=15)
+        redis = {"REDIS_URL": common.REDIS_URL, "REDIS_CHANNEL_PREFIX": prefix} \
+            if args.sender == "process" else {}
+        app = common.driver_app(url, folder, WEBHOOKS_ALLOW_PRIVATE_NETWORKS=True, **redis)
         common.seed_people(app)
         with app.app_context():
             for receiver in receivers:
                 _, secret = endpoints.create(receiver.base_url + "/hooks", "bench",
-                                             ["transaction.verified"], False, actor=None)
+                                             ["transaction.verified"], True, actor=None)
                 receiver.secrets.append(secret)
             db.session.commit()
-        sender = runtime(app).webhook_sender = Sender(app)
-        sender.start()
+        stop = start_sender(args, app, url, folder, prefix)
         answered, sends = {}, {"without": [], "with": []}
         per_block = args.requests // BLOCKS
         try:
+            for n in range(WARMUP):  # the sender is up and its connections made
+                send_and_answer(app, f"warm-up {n}", {})
+            caught_up(fast, WARMUP)
             for block in range(2 * BLOCKS):
                 mode = "with" if block % 2 else "without"
                 if mode == "without":  # turning endpoints off cancels what they have queued
-                    caught_up(receivers[:FAST_RECEIVERS], len(answered))
+                    caught_up(fast, WARMUP + len(answered))
                 set_endpoints(app, mode == "with")
                 for n in range(per_block):
                     started = time.perf_counter()
@@ -95,21 +115,23 @@ def run(args, folder, report):
                     sends[mode].append(took)
                     time.sleep(max(0.0, args.interval - (time.perf_counter() - started)))
             last_answer = time.monotonic()
-            caught_up(receivers[:FAST_RECEIVERS], len(answered))
+            caught_up(fast, WARMUP + len(answered))
             drain = time.monotonic() - last_answer
             slow_done = len(slow.verified)
         finally:
             slow.answer_normally()
-            sender.stop(timeout=30)
+            stop()
             for receiver in receivers:
                 receiver.stop()
             with app.app_context():
                 db.engine.dispose()
-    latencies = [common.ms(got.at - answered[json.loads(got.raw)["data"]["id"]])
-                 for receiver in receivers[:FAST_RECEIVERS] for got in receiver.received]
+    latencies = [common.ms(got.at - answered[i]) for receiver in fast
+                 for got in receiver.received
+                 if (i := json.loads(got.raw)["data"]["id"]) in answered]
     without, with_ = common.summary(sends["without"]), common.summary(sends["with"])
     return report.add(
-        database=args.database, requests=len(answered), endpoints=FAST_RECEIVERS + 1,
+        database=args.database, sender=args.sender, requests=len(answered),
+        endpoints=FAST_RECEIVERS + 1,
         slow_s=args.slow, latency=common.summary(latencies), drain_ms=round(common.ms(drain)),
         slow_delivered=slow_done, send_without=without, send_with=with_,
         ratio_p50=round(with_["p50"] / without["p50"], 2))
@@ -117,6 +139,7 @@ def run(args, folder, report):
 
 COLUMNS = [
     ("database", get("database")),
+    ("sender", get("sender")),
     ("answered", get("requests")),
     ("endpoints", get("endpoints")),
     ("answer→fast receivers p50 ms", get("latency", "p50")),
@@ -140,11 +163,15 @@ def main(argv=None):
                         help="seconds from one request's send to the next (people's pace, not "
                              "a flood: 0 sends back to back)")
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="postgres")
+    parser.add_argument("--sender", choices=("process", "thread"), default="process",
+                        help="process: a `flask worker` woken through Redis (make serve with "
+                             "Redis); thread: in this process, as in a web process")
     args = parser.parse_args(argv)
     folder = common.run_folder("webhooks")
     report = common.Report(
         "webhooks", "outgoing webhooks: answer → receiver latency, drain, send path ratio",
         {"requests": args.requests, "slow_s": args.slow, "database": args.database,
+         "sender": args.sender,
          "interval_s": args.interval,
          "blocks": BLOCKS, "receivers": "tests/fakes/receiver.py (standardwebhooks verify)"})
     run(args, folder, report)
