@@ -433,3 +433,36 @@ def test_https_checks_the_certificate_of_the_checked_address(app, receiver):
                                  [secret], app.config)
     assert (result.outcome, result.http_status) == ("failed", None)
     assert "TLS" in result.answer and receiver.received == []
+
+
+def test_an_answer_trickled_a_byte_at_a_time_ends_at_the_time_limit(app):
+    """The status came at once; the body never ends: the attempt ends at the time limit."""
+    import socket
+    import threading
+    import time
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle():
+        connection, _ = listener.accept()
+        connection.recv(65536)
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+        while not stop.wait(0.02):
+            try:
+                connection.sendall(b"x")
+            except OSError:
+                break
+        connection.close()
+
+    threading.Thread(target=trickle, daemon=True).start()
+    started = time.monotonic()
+    try:
+        with app.app_context():
+            result = sending.deliver(f"http://127.0.0.1:{listener.getsockname()[1]}/", "msg_t",
+                                     b"{}", ["whsec_" + "A" * 40], app.config)
+    finally:
+        stop.set()
+        listener.close()
+    assert result.outcome == "sent" and result.answer.startswith("x")
+    assert time.monotonic() - started < app.config["WEBHOOK_TIMEOUT_SECONDS"] + 0.5

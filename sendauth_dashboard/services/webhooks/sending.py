@@ -71,7 +71,9 @@ def deliver(url, msg_id, body, secrets, config):
 
 def _post(target, body, headers, config):
     """The status, the start of the answer, Retry-After in seconds, and Location."""
-    timeout = urllib3.Timeout(total=config["WEBHOOK_TIMEOUT_SECONDS"])
+    limit = config["WEBHOOK_TIMEOUT_SECONDS"]
+    deadline = time.monotonic() + limit
+    timeout = urllib3.Timeout(total=limit)
     if target.scheme == "https":
         pool = urllib3.HTTPSConnectionPool(
             target.address, target.port, server_hostname=target.host,
@@ -84,11 +86,23 @@ def _post(target, body, headers, config):
                                 redirect=False, retries=False, timeout=timeout,
                                 preload_content=False, assert_same_host=False)
         try:
-            raw = response.read(config["WEBHOOK_ANSWER_MAX_BYTES"])
+            raw = _start_of(response, config["WEBHOOK_ANSWER_MAX_BYTES"], deadline)
         finally:
             response.close()  # the rest of a huge answer is never read
         return (response.status, raw, _retry_after(response.headers.get("Retry-After")),
                 response.headers.get("Location"))
+
+
+def _start_of(response, cap, deadline):
+    """At most ``cap`` bytes of the answer, read until the time limit: a body trickled a byte
+    at a time does not stretch the request past it (its status already decided the outcome)."""
+    raw = b""
+    while len(raw) < cap and time.monotonic() < deadline:
+        chunk = response.read1(min(1024, cap - len(raw)))  # one read from the socket
+        if not chunk:
+            break
+        raw += chunk
+    return raw
 
 
 def _retry_after(value):
