@@ -10,7 +10,8 @@ PORT ?= 5000
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
 .PHONY: run serve test lint install install-test clean-venv \
-	bench bench-fanout bench-send bench-incident bench-dispatch bench-list bench-insights bench-api
+	bench bench-fanout bench-send bench-incident bench-dispatch bench-list bench-insights bench-api \
+	bench-webhooks
 
 # Links and passkeys work at SENDAUTH_BASE_URL (default http://localhost:5000): on another
 # port it follows, unless it is set.
@@ -59,6 +60,9 @@ bench-insights: $(VENV)/.installed-bench
 
 bench-api: $(VENV)/.installed-bench
 	$(BIN)/python -m bench.api $(BENCH_ARGS)
+
+bench-webhooks: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.webhooks $(BENCH_ARGS)
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test

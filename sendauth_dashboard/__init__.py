@@ -22,6 +22,8 @@ from .services.live.rights import Rights
 from .services.live.slots import StreamSlots
 from .services.outbox.dispatcher import start_thread
 from .services.outbox.send_window import window_for
+from .services.webhooks import events as webhook_events
+from .services.webhooks import sender as webhook_sender
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
@@ -47,6 +49,7 @@ def create_app(test_config=None):
     _init_extensions(app)
     _register_views(app)
     after_commit.install(partial(messages.message_for, recording=True))
+    webhook_events.install()
     return app
 
 
@@ -92,12 +95,13 @@ def _register_views(app):
 
 
 def serve(app):
-    """Start what a process that serves ``app`` runs beside it: the dispatcher thread (with
-    DISPATCHER "thread"). ``wsgi.py`` calls it once, as the process starts; it starts nothing
-    in a CLI command other than ``flask run``, nor in the parent of Werkzeug's reloader (which
-    only watches the files and restarts the child that serves)."""
+    """Start what a process that serves ``app`` runs beside it: the dispatcher and webhook
+    sender threads (with DISPATCHER "thread"). ``wsgi.py`` calls it once, as the process
+    starts; it starts nothing in a CLI command other than ``flask run``, nor in the parent of
+    Werkzeug's reloader (which only watches the files and restarts the child that serves)."""
     if _serves_requests():
         start_thread(app)
+        webhook_sender.start_thread(app)
 
 
 def _serves_requests():

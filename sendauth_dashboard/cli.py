@@ -11,6 +11,7 @@ from .extensions import db
 from .models import API_SCOPES, ROLES, User
 from .services.outbox.dispatcher import Dispatcher
 from .services.people import accounts, api_keys, enrolment, passkeys
+from .services.webhooks.sender import Sender
 
 
 @click.command("create-user")
@@ -134,14 +135,17 @@ def worker_command(concurrency):
     """
     app = current_app._get_current_object()
     dispatcher = Dispatcher(app, concurrency=concurrency)
+    hooks = Sender(app)
 
     def stop(signum, frame):
         click.echo("Stopping: finishing the sends under way.")
+        hooks.stop()
         dispatcher.stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     click.echo(f"Dispatcher {dispatcher.name} running ({concurrency} at a time).")
+    hooks.start()  # outgoing webhooks: a loop of their own, so no endpoint delays a channel
     dispatcher.run()
 
 

@@ -115,6 +115,19 @@ DEFAULTS = {
     # gets on a transaction (the document says 60 s; tests shorten it).
     "API_RATE_LIMIT": "600 per minute",
     "API_MAX_WAIT_SECONDS": 60,
+    # Outgoing webhooks: https only to public addresses unless private networks are allowed
+    # (tests, a development receiver); Standard Webhooks' retry schedule (seconds after each
+    # failure, with +-10% jitter); a request's time limit; how much of an answer is read; how
+    # long an endpoint may fail everything before it is turned off; the old secret's overlap.
+    "WEBHOOKS_ALLOW_PRIVATE_NETWORKS": False,
+    "WEBHOOK_RETRY_SCHEDULE": [0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400],
+    "WEBHOOK_RETRY_AFTER_CAP_SECONDS": 86400,
+    "WEBHOOK_TIMEOUT_SECONDS": 15.0,
+    "WEBHOOK_ANSWER_MAX_BYTES": 4096,
+    "WEBHOOK_DISABLE_AFTER_SECONDS": 3 * 86400,
+    "WEBHOOK_SECRET_OVERLAP_SECONDS": 86400,
+    "WEBHOOK_CONCURRENCY": 16,
+    "WEBHOOK_LEASE_SECONDS": 60,
     # Behind a reverse proxy: how many proxies' X-Forwarded-For entries to trust (0: none).
     "PROXY_FIX_X_FOR": 0,
 }

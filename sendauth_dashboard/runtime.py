@@ -96,6 +96,8 @@ class Runtime:
     send_window: SendWindow
     # The web process's dispatcher once started; None in CLI commands and with DISPATCHER=off.
     dispatcher: Dispatcher | None = None
+    # The web process's webhook sender once started (services.webhooks.sender.Sender).
+    webhook_sender: Dispatcher | None = None
     # Each channel's instance (channels.Channel) by name, built on first use with the app's
     # configuration.
     channels: dict[str, Any] = field(default_factory=dict)

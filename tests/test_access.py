@@ -113,20 +113,45 @@ ROUTES = CHANNEL_ROUTES + [
     ("GET", "/settings/api-keys", "/settings/api-keys", gate("admin", 200)),
     ("POST", "/settings/api-keys/<int:key_id>/revoke", "/settings/api-keys/{api_key}/revoke",
      gate("admin", 302)),
+    ("GET", "/settings/webhooks", "/settings/webhooks", gate("admin", 200)),
+    ("POST", "/settings/webhooks", "/settings/webhooks", gate("admin", 400)),
+    ("GET", "/settings/webhooks/<int:endpoint_id>", "/settings/webhooks/{webhook}",
+     gate("admin", 200)),
+    ("POST", "/settings/webhooks/<int:endpoint_id>", "/settings/webhooks/{webhook}",
+     gate("admin", 400)),
+    ("POST", "/settings/webhooks/<int:endpoint_id>/rotate", "/settings/webhooks/{webhook}/rotate",
+     gate("admin", 200)),
+    ("POST", "/settings/webhooks/<int:endpoint_id>/delete", "/settings/webhooks/{webhook}/delete",
+     gate("admin", 302)),
+    ("POST", "/settings/webhooks/<int:endpoint_id>/test", "/settings/webhooks/{webhook}/test",
+     gate("admin", 302)),
+    ("POST", "/settings/webhooks/<int:endpoint_id>/deliveries/<int:message_id>/replay",
+     "/settings/webhooks/{webhook}/deliveries/{webhook_message}/replay", gate("admin", 302)),
     # The API's reference is public; the API itself never takes the session cookie: every
     # operation is 401 for everyone signed in to the pages (tests/test_api_access.py has the
     # table of keys).
     ("GET", "/api/v1/openapi.json", "/api/v1/openapi.json", everyone(200)),
     ("GET", "/api/docs", "/api/docs", everyone(200)),
     *((method, rule, rule.replace("<public_id>", "{transaction}")
-       .replace("<int:user_id>", "{member}"), everyone(401)) for method, rule in (
+       .replace("<int:user_id>", "{member}").replace("<int:endpoint_id>", "{webhook}")
+       .replace("<int:delivery_id>", "{webhook_message}"), everyone(401))
+      for method, rule in (
         ("GET", "/api/v1/transactions"), ("POST", "/api/v1/transactions"),
         ("GET", "/api/v1/transactions/<public_id>"),
         ("POST", "/api/v1/transactions/<public_id>/cancel"),
         ("GET", "/api/v1/transactions/<public_id>/events"),
         ("GET", "/api/v1/users"), ("POST", "/api/v1/users"),
         ("GET", "/api/v1/users/<int:user_id>"), ("PATCH", "/api/v1/users/<int:user_id>"),
-        ("POST", "/api/v1/users/<int:user_id>/enrolment-link"), ("GET", "/api/v1/audit"))),
+        ("POST", "/api/v1/users/<int:user_id>/enrolment-link"), ("GET", "/api/v1/audit"),
+        ("GET", "/api/v1/webhook-endpoints"), ("POST", "/api/v1/webhook-endpoints"),
+        ("GET", "/api/v1/webhook-endpoints/<int:endpoint_id>"),
+        ("PATCH", "/api/v1/webhook-endpoints/<int:endpoint_id>"),
+        ("DELETE", "/api/v1/webhook-endpoints/<int:endpoint_id>"),
+        ("POST", "/api/v1/webhook-endpoints/<int:endpoint_id>/rotate-secret"),
+        ("POST", "/api/v1/webhook-endpoints/<int:endpoint_id>/test"),
+        ("GET", "/api/v1/webhook-endpoints/<int:endpoint_id>/deliveries"),
+        ("POST", "/api/v1/webhook-endpoints/<int:endpoint_id>/deliveries/<int:delivery_id>"
+                 "/replay"))),
 ]
 
 
@@ -148,6 +173,20 @@ def api_key_id(app, user):
     make_key(app, user)
     with app.app_context():
         return db.session.scalar(db.select(ApiKey.id).where(ApiKey.user_id == user.id))
+
+
+def webhook_ids(app):
+    """An endpoint (not sending anywhere: turned off) and one delivery it has had."""
+    from sendauth_dashboard.services.webhooks import endpoints, queue
+
+    with app.app_context():
+        endpoint, _ = endpoints.create("https://tickets.example.com/hooks", "", ["user.created"],
+                                       False, actor=None)
+        db.session.flush()
+        message = queue.queue_test(endpoint)
+        message.status = "sent"
+        db.session.commit()
+        return {"webhook": endpoint.id, "webhook_message": message.id}
 
 
 def app_routes(app):
@@ -190,7 +229,8 @@ class World:
                           "token": answer_token(app, public_id),
                           "enrolment": enrolment_token(app, self.people["target"]),
                           "passkey": passkey_ids(app, self.people["target"])[0],
-                          "api_key": api_key_id(app, self.people["owner"])}
+                          "api_key": api_key_id(app, self.people["owner"]),
+                          **webhook_ids(app)}
         with app.app_context():
             db.engine.dispose()
 

@@ -9,6 +9,7 @@ from sendauth_dashboard.api import spec
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import API_SCOPES, ApiKey, User, utcnow
 from sendauth_dashboard.services.people.api_keys import SCOPE_ROLES
+from sendauth_dashboard.services.webhooks import endpoints, queue
 from tests.support.api import Api, make_key
 from tests.support.helpers import configure_pagerduty, database_rows, send_request
 
@@ -20,6 +21,8 @@ BODIES = {
     "invite_user": {"email": "invited@example.com", "name": "Ivy Invited"},
     "change_user": {},
     "enrolment_link": {},
+    "create_endpoint": {"url": "https://tickets.example.com/hooks", "events": ["user.created"]},
+    "change_endpoint": {},
 }
 
 
@@ -30,13 +33,24 @@ def world(app, make_user):
     target = make_user("member", email="target@example.com", notify_pagerduty=True)
     holder = make_user("admin", email="holder@example.com", name="Hal Holder")
     public_id = send_request(app, holder, target)
-    return {"holder": holder, "target": target, "transaction": public_id}
+    with app.app_context():
+        endpoint, _ = endpoints.create("https://tickets.example.com/hooks", "", ["user.created"],
+                                       True, actor=None)
+        db.session.flush()
+        message = queue.queue_test(endpoint)
+        message.status = "sent"
+        db.session.commit()
+        hook = {"endpoint_id": endpoint.id, "delivery_id": message.id}
+    return {"holder": holder, "target": target, "transaction": public_id, "hook": hook}
 
 
 def call(api, op, world):
-    url = op.path.format(public_id=world["transaction"], user_id=world["target"].id)
+    url = op.path.format(public_id=world["transaction"], user_id=world["target"].id,
+                         **world["hook"])
     if op.method == "GET":
         return api.get(url)
+    if op.method == "DELETE":
+        return api.delete(url)
     send = api.post if op.method == "POST" else api.patch
     return send(url, json=BODIES.get(op.name))
 

@@ -14,9 +14,16 @@ import pytest
 import requests
 from sqlalchemy import select, update
 
-from sendauth_dashboard.core.secrets import derive_key
+from sendauth_dashboard.core.secrets import decrypt, derive_key
 from sendauth_dashboard.extensions import db
-from sendauth_dashboard.models import Delivery, Event, Transaction, User, utcnow
+from sendauth_dashboard.models import (
+    Delivery,
+    Event,
+    Transaction,
+    User,
+    WebhookEndpoint,
+    utcnow,
+)
 from sendauth_dashboard.services.outbox.dispatcher import Dispatcher
 from tests.support import servers
 from tests.support.accounts import PASSWORD, create_user
@@ -90,6 +97,12 @@ def day(app, make_user, fake_pagerduty):
         answered = user.post(f"/authenticate/{token}",
                               data=verify_form(app, user, token, people["user"]))
         assert answered.status_code == 200
+        hooks = "/settings/webhooks"
+        assert AuthActions(admin).post(hooks, {
+            "url": "https://tickets.example.com/hooks", "events": ["transaction.verified"],
+            "enabled": "y"}, token_page=hooks).status_code == 200
+        AuthActions(admin).post(f"{hooks}/1/rotate", token_page=f"{hooks}/1")
+        AuthActions(admin).post(f"{hooks}/1/test", token_page=f"{hooks}/1")
         return token
 
     return people, run
@@ -103,6 +116,10 @@ def credentials(app, token):
     with app.app_context():
         for email, hashed in db.session.execute(select(User.email, User.password_hash)):
             found[f"password hash of {email}"] = hashed
+        for endpoint in db.session.scalars(select(WebhookEndpoint)):
+            found[f"webhook secret of {endpoint.url}"] = decrypt(endpoint.secret_ciphertext)
+            found[f"old webhook secret of {endpoint.url}"] = decrypt(
+                endpoint.previous_secret_ciphertext)
     return found
 
 
@@ -128,7 +145,8 @@ def test_no_page_shows_a_credential(app, day):
     found = credentials(app, token)
     with app.app_context():
         public_id = db.session.scalar(select(Transaction.public_id))
-    urls = every_get_url(app, public_id=public_id, token=token, user_id=people["user"].id)
+    urls = every_get_url(app, public_id=public_id, token=token, user_id=people["user"].id,
+                         endpoint_id=1)
     app.config["SSE_MAX_SECONDS"] = 0.0  # the stream's replay, then its end
     for who in ("admin", "requestor", "reviewer", "user", None):
         client = browser(app, people[who]) if who else app.test_client()

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import OperationalError
 
+from sendauth_dashboard.extensions import db
+from sendauth_dashboard.services.webhooks import endpoints, queue
 from tests.support.helpers import answer_token, configure_pagerduty, every_get_url, send_request
 from tests.support.web import AuthActions
 
@@ -80,7 +82,15 @@ def world(app, make_user):
     requestor = make_user("requestor")
     user = make_user("member", notify_pagerduty=True)
     public_id = send_request(app, requestor, user)
-    return {"public_id": public_id, "token": answer_token(app, public_id), "user": user}
+    with app.app_context():
+        endpoint, _ = endpoints.create("https://tickets.example.com/hooks", "", ["user.created"],
+                                       True, actor=None)
+        db.session.flush()
+        queue.queue_test(endpoint)
+        db.session.commit()
+        endpoint_id = endpoint.id
+    return {"public_id": public_id, "token": answer_token(app, public_id), "user": user,
+            "endpoint_id": endpoint_id}
 
 
 @pytest.mark.parametrize("who", ["anonymous", "admin", "target"])
@@ -91,7 +101,7 @@ def test_every_page_has_the_headers_and_no_inline_code(app, make_user, world, wh
     elif who == "target":
         AuthActions(client).login(world["user"])
     urls = every_get_url(app, public_id=world["public_id"], token=world["token"],
-                         user_id=world["user"].id)
+                         user_id=world["user"].id, endpoint_id=world["endpoint_id"])
     assert "/transactions/stream" in urls and "/healthz" in urls and "/static/css/app.css" in urls
     for url in urls:
         response = client.get(url)

@@ -5,7 +5,7 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-from . import auth, docs, transactions, users  # noqa: E402,F401  (views register themselves)
+from . import auth, docs, transactions, users, webhooks  # noqa: E402,F401  (views register themselves)
 
 bp.after_request(auth.add_headers)
 

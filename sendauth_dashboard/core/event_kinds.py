@@ -71,6 +71,13 @@ PROFILE_CHANGE_ANNOUNCED = "profile.change_announced"
 API_KEY_CREATED = "api_key.created"
 API_KEY_REVOKED = "api_key.revoked"
 
+# Outgoing webhooks (services.webhooks): endpoints set up by admins, or turned off by the sender.
+WEBHOOK_ENDPOINT_CREATED = "webhook.endpoint_created"
+WEBHOOK_ENDPOINT_CHANGED = "webhook.endpoint_changed"
+WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"
+WEBHOOK_ENDPOINT_DELETED = "webhook.endpoint_deleted"
+WEBHOOK_ENDPOINT_DISABLED = "webhook.endpoint_disabled"
+
 # Settings (the audit log): the organisation's rules, and each channel's settings and tests.
 SETTINGS_ORGANISATION_CHANGED = "settings.organisation_changed"
 

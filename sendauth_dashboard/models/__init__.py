@@ -1,7 +1,8 @@
 """The data model, by what it holds: people (accounts, passkeys, enrolment links, sessions),
-requests (transactions, their deliveries, the event log, PagerDuty's incidents) and settings
-rows. Every name is here, so ``from ..models import X`` works wherever X lives, and importing
-this package defines every table (what Alembic's autogenerate compares)."""
+requests (transactions, their deliveries, the event log, PagerDuty's incidents), settings
+rows and outgoing webhooks. Every name is here, so ``from ..models import X`` works wherever
+X lives, and importing this package defines every table (what Alembic's autogenerate
+compares)."""
 from .api import API_SCOPES, ApiKey, IdempotentRequest
 from .columns import EventId, UTCDateTime, in_list, utcnow
 from .people import (
@@ -43,6 +44,13 @@ from .settings import (
     SlackSettings,
     SmsSettings,
 )
+from .webhooks import (
+    WEBHOOK_EVENT_TYPES,
+    WEBHOOK_MESSAGE_STATES,
+    WebhookAttempt,
+    WebhookEndpoint,
+    WebhookMessage,
+)
 
 __all__ = [
     "API_SCOPES", "ApiKey", "IdempotentRequest",
@@ -54,4 +62,6 @@ __all__ = [
     "Passkey", "PasskeyChallenge", "SignIn", "SlackSettings", "SmsSettings", "Transaction",
     "UTCDateTime", "User", "WebhookReceipt", "in_list", "in_schema_of", "new_public_id",
     "role_rank", "utcnow",
+    "WEBHOOK_EVENT_TYPES", "WEBHOOK_MESSAGE_STATES", "WebhookAttempt", "WebhookEndpoint",
+    "WebhookMessage",
 ]

@@ -11,6 +11,7 @@ from ..errors import database_busy
 from ..extensions import db
 from ..models import Transaction, User
 from ..services.reports import health, organisation
+from ..services.webhooks import endpoints
 from .auth import role_required
 
 bp = Blueprint("main", __name__)
@@ -129,9 +130,11 @@ NAVIGATION = (
     ("Organisation", "settings.organisation", {}),
     ("Audit log", "settings.audit_log", {}),
     ("All API keys", "settings.api_keys_page", {}),
+    ("Webhooks", "settings.webhooks", {}),
 )
 # Pages that belong to another item's section.
-SECTIONS = {"transactions.show": "transactions.index", "settings.channel": "settings.channels"}
+SECTIONS = {"transactions.show": "transactions.index", "settings.channel": "settings.channels",
+            "settings.webhook": "settings.webhooks"}
 
 
 def navigation():
@@ -165,9 +168,13 @@ def _nav_alerts():
         return {}
     try:
         in_error = health.channels_in_error()
+        hooks = endpoints.failing()
     except SQLAlchemyError:
         return {}  # an error page whose cause was the database still renders, unmarked
-    if not in_error:
-        return {}
-    names = ", ".join(channels.label(c) for c in in_error)
-    return {"settings.channels": f"{names}: the last send failed"}
+    alerts = {}
+    if in_error:
+        names = ", ".join(channels.label(c) for c in in_error)
+        alerts["settings.channels"] = f"{names}: the last send failed"
+    if hooks:
+        alerts["settings.webhooks"] = f"{len(hooks)} failing or turned off"
+    return alerts

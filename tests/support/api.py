@@ -32,3 +32,6 @@ class Api:
 
     def patch(self, url, json=None, headers=None, **kwargs):
         return self.client.patch(url, json=json, headers=self._headers(headers), **kwargs)
+
+    def delete(self, url, headers=None, **kwargs):
+        return self.client.delete(url, headers=self._headers(headers), **kwargs)

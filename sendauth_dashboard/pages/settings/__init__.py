@@ -1,7 +1,8 @@
-"""Settings (admins): users and roles, the organisation's rules, and each channel's setup."""
+"""Settings (admins): users and roles, the organisation's rules, each channel's setup, and
+outgoing webhooks."""
 from flask import Blueprint
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
 # The views register themselves on bp.
-from . import api_keys, audit, channels, organisation, users  # noqa: E402,F401
+from . import api_keys, audit, channels, organisation, users, webhooks  # noqa: E402,F401

@@ -307,6 +307,15 @@ WORDS = {
                                                 f"preferences: {t.changes}"),
     kinds.PROFILE_CHANGE_ANNOUNCED: lambda t: (f"Telling {t.who} of the change through "
                                                f"{t.channel}: {t['outcome']}{t.error_tail()}"),
+    kinds.WEBHOOK_ENDPOINT_CREATED: lambda t: f"{t.who} added the webhook endpoint {t['url']}",
+    kinds.WEBHOOK_ENDPOINT_CHANGED: lambda t: (f"{t.who} changed the webhook endpoint "
+                                               f"{t['url']}: {t.changes}"),
+    kinds.WEBHOOK_SECRET_ROTATED: lambda t: (f"{t.who} rotated the secret of the webhook "
+                                             f"endpoint {t['url']}; the old one signs until "
+                                             f"{_when(t['old_until'])}"),
+    kinds.WEBHOOK_ENDPOINT_DELETED: lambda t: f"{t.who} deleted the webhook endpoint {t['url']}",
+    kinds.WEBHOOK_ENDPOINT_DISABLED: lambda t: (f"The webhook endpoint {t['url']} was turned "
+                                                f"off: {t['reason']}"),
     kinds.SETTINGS_ORGANISATION_CHANGED: lambda t: (f"{t.who} changed the organisation's "
                                                     f"rules: {t.changes}"),
     **{kind: words for name in channels.names() for kind, words in zip(

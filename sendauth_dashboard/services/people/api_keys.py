@@ -38,6 +38,7 @@ SCOPE_ROLES = {
     "users:read": "admin",
     "users:write": "admin",
     "audit:read": "admin",
+    "webhooks:manage": "admin",
 }
 SCOPE_LABELS = {
     "transactions:read": "Read transactions (requestors: the ones they sent)",
@@ -45,6 +46,7 @@ SCOPE_LABELS = {
     "users:read": "Read users (admins)",
     "users:write": "Invite users, change roles, issue enrolment links (admins)",
     "audit:read": "Read the audit log (admins)",
+    "webhooks:manage": "Set up outgoing webhooks: endpoints, secrets, replays (admins)",
 }
 
 

@@ -30,6 +30,7 @@ KIND_GROUPS = (
     ("passkeys", "Passkeys", ("passkey.",)),
     ("messaging", "Messaging preferences", ("profile.",)),
     ("api_keys", "API keys", ("api_key.",)),
+    ("webhooks", "Webhooks", ("webhook.",)),
 )
 KIND_GROUP_LABELS = {value: label for value, label, _ in KIND_GROUPS}
 

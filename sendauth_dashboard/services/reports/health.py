@@ -21,6 +21,7 @@ from ...models import (
     utcnow,
 )
 from ..requests import routing
+from ..webhooks import endpoints
 from . import organisation
 
 RECENT = timedelta(hours=24)
@@ -158,6 +159,7 @@ class RightNow:
     failed_24h: int              # deliveries that failed in the last 24 hours
     in_error: list               # ChannelHealth of the channels in error
     unreachable: list            # Users who cannot be sent a request
+    webhooks: list = ()          # webhook endpoints failing now, or turned off by the sender
 
     @property
     def time_left(self):
@@ -192,5 +194,5 @@ def right_now(now=None):
     return RightNow(
         pending=pending, oldest_pending=oldest, today=today, retrying=retrying,
         failed_24h=failed, in_error=[h for h in channel_health(now) if h.in_error],
-        unreachable=unreachable_users(),
+        unreachable=unreachable_users(), webhooks=endpoints.failing(),
     )

@@ -1,0 +1,121 @@
+"""The webhook sender: a loop of its own beside the channels' dispatcher.
+
+It claims due messages, at most one per endpoint at a time, and sends each from a pool of
+threads: an endpoint that answers slowly (or never, until the time limit) holds one thread,
+never another endpoint's messages nor the channels' deliveries, which the dispatcher sends.
+It runs where the dispatcher runs: a thread of the web process (DISPATCHER "thread"), or in
+``flask --app wsgi worker``.
+"""
+import logging
+import os
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from ...runtime import runtime
+from . import queue
+
+log = logging.getLogger(__name__)
+
+
+class Sender:
+    def __init__(self, app, concurrency=None, name=None):
+        self.app = app
+        self.concurrency = concurrency or app.config["WEBHOOK_CONCURRENCY"]
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:hooks:{id(self):x}"
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._busy = {}  # endpoint id -> message id, being sent by this sender
+        self._lock = threading.Lock()
+        self._thread = None
+        self._pool = None
+
+    def wake(self):
+        self._wake.set()
+
+    def start(self):
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self.run, name="sendauth-webhooks",
+                                                daemon=True)
+                self._thread.start()
+
+    def stop(self, timeout=None):
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def run(self):
+        """Loop until stopped; finishes the sends under way before returning."""
+        runtime(self.app).broker.on_wake(self.wake)
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="sendauth-hook")
+        idle = self.app.config["DISPATCHER_IDLE_SECONDS"]
+        try:
+            while not self._stop.is_set():
+                self._wake.clear()
+                try:
+                    with self.app.app_context():
+                        claimed = self.tick()
+                        due_in = None if claimed else queue.next_due_in()
+                    wait = 0 if claimed else min(idle, max(0.01, due_in if due_in is not None
+                                                           else idle))
+                except SQLAlchemyError:
+                    log.exception("webhook sender: database error; trying again shortly")
+                    wait = idle
+                if wait:
+                    self._wake.wait(wait)
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def tick(self):
+        with self._lock:
+            free = self.concurrency - len(self._busy)
+            busy = tuple(self._busy)
+        if free <= 0:
+            return 0
+        claimed = queue.claim(self.name, free, busy_endpoints=busy)
+        for message_id, endpoint_id in claimed:
+            with self._lock:
+                self._busy[endpoint_id] = message_id
+            self._pool.submit(self._attempt, message_id, endpoint_id)
+        return len(claimed)
+
+    def _attempt(self, message_id, endpoint_id):
+        try:
+            with self.app.app_context():
+                queue.attempt(message_id, self.name)
+        except Exception:
+            log.exception("webhook sender: message %s failed unexpectedly; it is sent again "
+                          "when its lease runs out", message_id)
+        finally:
+            with self._lock:
+                self._busy.pop(endpoint_id, None)
+            self._wake.set()
+
+    def run_until_idle(self):
+        """For tests and the CLI: send everything due now, in this thread; returns outcomes."""
+        outcomes = []
+        with self.app.app_context():
+            while claimed := queue.claim(self.name, self.concurrency):
+                outcomes.extend(queue.attempt(m, self.name) for m, _ in claimed)
+        return outcomes
+
+
+def start_thread(app):
+    """Start this web process's sender thread where the dispatcher runs as a thread."""
+    if app.config["DISPATCHER"] != "thread":
+        return None
+    sender = runtime(app).webhook_sender = Sender(app)
+    sender.start()
+    return sender
+
+
+def wake():
+    """Tell the senders, here and in other processes, that messages were queued."""
+    state = runtime()
+    if state.webhook_sender is not None:
+        state.webhook_sender.wake()
+    state.broker.publish_wake()
