@@ -382,7 +382,7 @@ def test_replay_sends_the_same_id_and_body_again(app, receiver):
 
 def test_admins_are_emailed_when_an_endpoint_is_turned_off(app, receiver, make_user):
     from tests.fakes.smtp import FakeSmtp
-    from tests.support.helpers import configure_email
+    from tests.support.helpers import configure_email, dispatch
 
     smtp = FakeSmtp()
     smtp.start()
@@ -393,6 +393,7 @@ def test_admins_are_emailed_when_an_endpoint_is_turned_off(app, receiver, make_u
         queue_one_test(app, endpoint_id)
         receiver.answer_next(Answer(410, "gone"))
         send_all(app)
+        dispatch(app)  # the notice goes through the outbox
         smtp.wait_for(lambda s: len(s.received) == 1, timeout=5)
         (mail,) = smtp.received
         assert admin.email in mail.rcpt_tos and "stopped sending webhooks" in mail.body()
