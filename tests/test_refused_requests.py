@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from sendauth_dashboard import channels
+from sendauth_dashboard.extensions import db
 from tests.support.accounts import PASSWORD
 from tests.support.helpers import (
     OTHER_TEST_KEY,
@@ -20,6 +21,19 @@ from tests.support.helpers import (
 from tests.support.web import AuthActions, csrf_token_from
 
 LIMIT = 64 * 1024
+
+
+def webhook_ids(app):
+    """A webhook endpoint and one message queued for it."""
+    from sendauth_dashboard.services.webhooks import endpoints, queue
+
+    with app.app_context():
+        endpoint, _ = endpoints.create("https://tickets.example.com/hooks", "", ["user.created"],
+                                       True, actor=None)
+        db.session.flush()
+        message = queue.queue_test(endpoint)
+        db.session.commit()
+        return {"endpoint_id": endpoint.id, "message_id": message.id, "delivery_id": message.id}
 
 
 @pytest.fixture
@@ -35,7 +49,7 @@ def world(app, make_user):
         "arguments": {"user_id": member.id, "public_id": public_id,
                       "token": answer_token(app, public_id),
                       "passkey_id": passkey_ids(app, member)[0],
-                      "key_id": api_key_id(app, requestor)},
+                      "key_id": api_key_id(app, requestor), **webhook_ids(app)},
         # Every field any form has, with values that would be accepted: only the missing
         # token (or the size) may stop them.
         "form": {"email": "new.person@example.com", "name": "New Person", "password": PASSWORD,
