@@ -108,6 +108,8 @@ DEFAULTS = {
     # WebAuthn challenges made for one user (each options request makes one).
     "PASSKEY_OPTIONS_RATE_LIMIT": "20 per minute",
     "AUTHENTICATE_RATE_LIMIT": "30 per minute",
+    # An answer page left open asks every 3 s whether its request has ended.
+    "ANSWER_STATUS_RATE_LIMIT": "60 per minute",
     # PagerDuty's webhooks: a few per request (triggered, acknowledged, resolved, ...), from
     # PagerDuty's addresses, so far more than a person's page.
     "WEBHOOK_RATE_LIMIT": "600 per minute",

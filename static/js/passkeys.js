@@ -135,23 +135,28 @@
     });
   });
 
+  // Verifying asks for the passkey; signed out, denying does too (the passkey is the only
+  // proof of who answers).
   var answer = document.querySelector("form[data-answer-form][data-passkey-options-url]");
   if (answer) {
     answer.addEventListener("submit", function (event) {
       var submitter = event.submitter;
       var field = answer.querySelector("[data-passkey-credential]");
-      if (!submitter || !submitter.hasAttribute("data-verify") || field.value) { return; }
+      var decision = submitter && submitter.getAttribute("value");
+      var needsPasskey = decision === "verify" ||
+        (decision === "deny" && answer.hasAttribute("data-signed-out"));
+      if (!needsPasskey || field.value) { return; }
       event.preventDefault();
       if (unsupported(answer)) { return; }
       fetchOptions(answer, answer.getAttribute("data-passkey-options-url"))
         .then(function (json) { return navigator.credentials.get({ publicKey: requestOptions(json) }); })
         .then(function (credential) {
           field.value = credentialJson(credential);
-          var decision = document.createElement("input");
-          decision.type = "hidden";
-          decision.name = "decision";
-          decision.value = "verify";
-          answer.appendChild(decision);
+          var chosen = document.createElement("input");
+          chosen.type = "hidden";
+          chosen.name = "decision";
+          chosen.value = decision;
+          answer.appendChild(chosen);
           HTMLFormElement.prototype.submit.call(answer);
         })
         .catch(function (error) { showError(answer, error); });
