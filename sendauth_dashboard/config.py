@@ -102,6 +102,9 @@ DEFAULTS = {
     # None: Redis when REDIS_URL is set (shared by every process), else this process's memory.
     "RATELIMIT_STORAGE_URI": None,
     "LOGIN_RATE_LIMIT": "10 per minute",
+    # Passkey sign-in challenges and answers per client address (the page asks for one on
+    # load, for the browser's passkey autofill).
+    "PASSKEY_SIGN_IN_RATE_LIMIT": "30 per minute",
     # Wrong passwords typed by one signed-in user or answer (a proof, a password change, a
     # password verifying a request), counted per user whoever types them.
     "PASSWORD_CHECK_RATE_LIMIT": "10 per 15 minutes",

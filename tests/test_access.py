@@ -56,6 +56,8 @@ ROUTES = CHANNEL_ROUTES + [
     ("GET", "/login", "/login", everyone(302, anonymous=200)),
     ("POST", "/login", "/login", everyone(302, anonymous=200)),
     ("POST", "/logout", "/logout", everyone(302)),
+    ("POST", "/login/passkey-options", "/login/passkey-options", everyone(200)),
+    ("POST", "/login/passkey", "/login/passkey", everyone(302, anonymous=400)),
     ("GET", "/healthz", "/healthz", everyone(200)),
     ("GET", "/", "/", gate("member", 200)),
     ("GET", "/settings/users", "/settings/users", gate("admin", 200)),

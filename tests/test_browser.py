@@ -226,6 +226,24 @@ def test_an_answer_page_left_open_says_the_request_ended_and_loses_its_buttons(
     page.context.close()
 
 
+def test_a_passkey_signs_in_with_no_password_typed(browser, live_server, people):
+    uma = people["user"]
+    page = browser.new_context().new_page()
+    give_passkey(page, uma.authenticator, user_handle=f"sendauth-user-{uma.id}".encode())
+    # Where the browser offers passkeys in the email field's autofill (conditional mediation),
+    # Chromium's virtual authenticator picks Uma's at once, as her tap on it would.
+    page.goto(f"{live_server.url}/login?next=/profile/passkeys")
+    expect(page).to_have_url(f"{live_server.url}/profile/passkeys", timeout=LIVE)
+    expect(page.locator(".whoami")).to_contain_text("Uma User")
+    # A browser without that autofill: the button, first on the page.
+    page.add_init_script("PublicKeyCredential.isConditionalMediationAvailable = "
+                         "() => Promise.resolve(false);")
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign in with a passkey").click()
+    expect(page.locator(".whoami")).to_contain_text("Uma User", timeout=LIVE)
+    page.context.close()
+
+
 # The markup of an element as drawn, without what the page's script does to it afterwards
 # (times in the reader's zone, a countdown's seconds, the highlight of what just arrived).
 AS_DRAWN = """element => {

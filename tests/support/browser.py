@@ -18,10 +18,11 @@ def signed_in(browser, live_server, person, path="/", **context_options):
     return page
 
 
-def give_passkey(page, authenticator):
+def give_passkey(page, authenticator, user_handle=None):
     """Chromium's virtual authenticator for ``page`` (DevTools protocol, WebAuthn domain),
     holding the passkey of ``authenticator`` (a tests.support.authenticator.SoftAuthenticator
-    registered for someone): the browser answers with it as the user's phone would."""
+    registered for someone): the browser answers with it as the user's phone would. With
+    ``user_handle`` (bytes) it is discoverable: it can sign in naming no one first."""
     import base64
 
     from cryptography.hazmat.primitives import serialization
@@ -37,6 +38,7 @@ def give_passkey(page, authenticator):
                                           serialization.NoEncryption())
     cdp.send("WebAuthn.addCredential", {"authenticatorId": authenticator_id, "credential": {
         "credentialId": base64.b64encode(authenticator.credential_id).decode(),
-        "isResidentCredential": False, "rpId": authenticator.rp_id,
-        "privateKey": base64.b64encode(key).decode(), "signCount": authenticator.sign_count}})
+        "isResidentCredential": user_handle is not None, "rpId": authenticator.rp_id,
+        "privateKey": base64.b64encode(key).decode(), "signCount": authenticator.sign_count,
+        **({"userHandle": base64.b64encode(user_handle).decode()} if user_handle else {})}})
     return cdp

@@ -308,6 +308,7 @@ WORDS = {
                                         "(ensure-admin)"),
     kinds.USER_ENROLMENT_LINK_ISSUED: _enrolment_link_issued,
     kinds.USER_ENROLLED: _enrolled,
+    kinds.USER_SIGNED_IN: lambda t: f"{t.who} signed in with {t['method']}",
     kinds.PASSKEY_REGISTERED: lambda t: f"{t.who} registered the passkey {t['name']!r}",
     kinds.PASSKEY_REMOVED: lambda t: f"{t.who} removed the passkey {t['name']!r}",
     kinds.PROFILE_MESSAGING_CHANGED: lambda t: (f"{t.who} changed their messaging "
