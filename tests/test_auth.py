@@ -258,5 +258,5 @@ def test_a_deactivated_users_passkey_does_not_sign_them_in(app, client, make_use
 
 def test_the_sign_in_page_offers_the_passkey_first_and_the_password_second(client):
     page = client.get("/login").text
-    assert page.index("Sign in with a passkey") < page.index('name="password"')
+    assert page.index("Continue with a passkey") < page.index('name="password"')
     assert 'autocomplete="username webauthn"' in page
