@@ -111,7 +111,9 @@ DEFAULTS = {
     # WebAuthn challenges made for one user (each options request makes one).
     "PASSKEY_OPTIONS_RATE_LIMIT": "20 per minute",
     "AUTHENTICATE_RATE_LIMIT": "30 per minute",
-    # An answer page left open asks every 3 s whether its request has ended.
+    # An answer page left open asks every ANSWER_STATUS_POLL_SECONDS whether its request has
+    # ended; the limit leaves room for two such pages from one address.
+    "ANSWER_STATUS_POLL_SECONDS": 3.0,
     "ANSWER_STATUS_RATE_LIMIT": "60 per minute",
     # PagerDuty's webhooks: a few per request (triggered, acknowledged, resolved, ...), from
     # PagerDuty's addresses, so far more than a person's page.

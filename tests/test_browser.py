@@ -199,6 +199,7 @@ def test_signed_out_on_a_phone_one_passkey_touch_verifies_and_the_requestor_sees
 def test_an_answer_page_left_open_says_the_request_ended_and_loses_its_buttons(
         browser, live_server, people):
     app = live_server.app
+    app.config["ANSWER_STATUS_POLL_SECONDS"] = 0.3  # every 3 s in production
     cancelled = send_request(app, people["requestor"], people["user"], message="one")
     links = {cancelled: answer_token(app, cancelled)}
     expired = send_request(app, people["requestor"], people["user"], message="two")

@@ -1,4 +1,4 @@
-// An answer page left open: every 3 s it asks whether its request has ended (expired,
+// An answer page left open: every few seconds (data-every-ms) it asks whether its request has ended (expired,
 // cancelled, answered elsewhere). Once it has, the server's fragment replaces the form and
 // the details, so nothing on the page can still be pressed.
 (function () {
@@ -27,5 +27,5 @@
       .catch(function () { /* offline for a moment: the next tick asks again */ });
   }
 
-  timer = setInterval(check, 3000);
+  timer = setInterval(check, Number(live.getAttribute("data-every-ms")) || 3000);
 }());
