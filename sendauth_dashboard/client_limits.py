@@ -47,6 +47,22 @@ def authentication_page(view):
         error_message="Too many requests for authentication links from your address.")(view)
 
 
+def passkey_sign_in(view):
+    """/login/passkey-options and /login/passkey: PASSKEY_SIGN_IN_RATE_LIMIT requests per
+    client address (no email names an account before the passkey does)."""
+    return limiter.limit(
+        _configured("PASSKEY_SIGN_IN_RATE_LIMIT"),
+        error_message="Too many passkey sign-ins from your address.")(view)
+
+
+def answer_status(view):
+    """/authenticate/<token>/status, polled by an open answer page: ANSWER_STATUS_RATE_LIMIT
+    requests per client address."""
+    return limiter.limit(
+        _configured("ANSWER_STATUS_RATE_LIMIT"),
+        error_message="Too many status checks for authentication links from your address.")(view)
+
+
 def webhook(view):
     """POST /webhooks/...: WEBHOOK_RATE_LIMIT requests per client address (PagerDuty retries
     a 429)."""

@@ -102,12 +102,19 @@ DEFAULTS = {
     # None: Redis when REDIS_URL is set (shared by every process), else this process's memory.
     "RATELIMIT_STORAGE_URI": None,
     "LOGIN_RATE_LIMIT": "10 per minute",
+    # Passkey sign-in challenges and answers per client address (the page asks for one on
+    # load, for the browser's passkey autofill).
+    "PASSKEY_SIGN_IN_RATE_LIMIT": "30 per minute",
     # Wrong passwords typed by one signed-in user or answer (a proof, a password change, a
     # password verifying a request), counted per user whoever types them.
     "PASSWORD_CHECK_RATE_LIMIT": "10 per 15 minutes",
     # WebAuthn challenges made for one user (each options request makes one).
     "PASSKEY_OPTIONS_RATE_LIMIT": "20 per minute",
     "AUTHENTICATE_RATE_LIMIT": "30 per minute",
+    # An answer page left open asks every ANSWER_STATUS_POLL_SECONDS whether its request has
+    # ended; the limit leaves room for two such pages from one address.
+    "ANSWER_STATUS_POLL_SECONDS": 3.0,
+    "ANSWER_STATUS_RATE_LIMIT": "60 per minute",
     # PagerDuty's webhooks: a few per request (triggered, acknowledged, resolved, ...), from
     # PagerDuty's addresses, so far more than a person's page.
     "WEBHOOK_RATE_LIMIT": "600 per minute",

@@ -56,6 +56,8 @@ ROUTES = CHANNEL_ROUTES + [
     ("GET", "/login", "/login", everyone(302, anonymous=200)),
     ("POST", "/login", "/login", everyone(302, anonymous=200)),
     ("POST", "/logout", "/logout", everyone(302)),
+    ("POST", "/login/passkey-options", "/login/passkey-options", everyone(200)),
+    ("POST", "/login/passkey", "/login/passkey", everyone(302, anonymous=400)),
     ("GET", "/healthz", "/healthz", everyone(200)),
     ("GET", "/", "/", gate("member", 200)),
     ("GET", "/settings/users", "/settings/users", gate("admin", 200)),
@@ -100,12 +102,15 @@ ROUTES = CHANNEL_ROUTES + [
      "/transactions/{transaction}/resolve-incident", gate("reviewer", 302)),
     # No session, no CSRF token: the signature decides, and none is set up here.
     ("POST", "/webhooks/pagerduty", "/webhooks/pagerduty", everyone(403)),
+    # Signed out, the user's own passkey is the proof: the page and its challenge are open to
+    # whoever holds the link; a signed-in someone else is refused.
     ("GET", "/authenticate/<token>", "/authenticate/{token}",
-     everyone(403, anonymous=302, target=200)),
+     everyone(403, anonymous=200, target=200)),
     ("POST", "/authenticate/<token>", "/authenticate/{token}",
-     everyone(403, anonymous=302, target=400)),
+     everyone(403, anonymous=400, target=400)),
     ("POST", "/authenticate/<token>/passkey-options", "/authenticate/{token}/passkey-options",
-     everyone(403, anonymous=302, target=200)),
+     everyone(403, anonymous=200, target=200)),
+    ("GET", "/authenticate/<token>/status", "/authenticate/{token}/status", everyone(204)),
     ("GET", "/profile/api-keys", "/profile/api-keys", gate("member", 200)),
     ("POST", "/profile/api-keys", "/profile/api-keys", gate("member", 400)),
     ("POST", "/profile/api-keys/<int:key_id>/revoke", "/profile/api-keys/{api_key}/revoke",

@@ -3,13 +3,19 @@ import logging
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Event, Transaction, utcnow
 from sendauth_dashboard.security import RedactTokens
 from tests.support.accounts import PASSWORD
-from tests.support.helpers import answer_token, configure_pagerduty, send_request, verify_form
+from tests.support.helpers import (
+    answer_token,
+    binding_code,
+    configure_pagerduty,
+    send_request,
+    verify_form,
+)
 from tests.support.web import csrf_token_from
 
 
@@ -30,13 +36,110 @@ def status_of(app, public_id):
             Transaction.public_id == public_id))
 
 
-def test_signed_out_the_user_signs_in_and_comes_back(client, auth, sent):
-    _, user, _, token = sent
+def test_signed_out_a_user_without_a_passkey_signs_in_and_comes_back(app, client, auth,
+                                                                      make_user):
+    from sendauth_dashboard.services.reports import organisation
+
+    with app.app_context():
+        organisation.update(require_passkey=False, actor=None)
+        db.session.commit()
+    configure_pagerduty(app)
+    requestor = make_user("requestor", name="Hana Helpdesk")
+    user = make_user("member", name="Pat Password", notify_pagerduty=True, passkey=False)
+    token = answer_token(app, send_request(app, requestor, user))
     response = client.get(f"/authenticate/{token}")
     assert response.status_code == 302
     assert response.headers["Location"] == f"/login?next=/authenticate/{token}"
     response = auth.login(user, next_url=f"/authenticate/{token}")
     assert response.headers["Location"] == f"/authenticate/{token}"
+
+
+def test_signed_out_the_page_shows_the_request_and_the_user_and_no_password(client, sent):
+    _, _, _, token = sent
+    response = client.get(f"/authenticate/{token}")
+    assert response.status_code == 200
+    page = response.text
+    assert "Hana Helpdesk asks you to confirm it is you" in page
+    assert "For <strong>Uma User</strong>" in page
+    assert "Confirm the laptop swap" in page and "INC-77" in page
+    assert "min" in page and "s left" in page
+    assert 'name="code"' in page and "verify with my passkey" in page
+    assert 'name="password"' not in page
+
+
+def signed_out_form(app, client, token, authenticator, decision="verify", code=None,
+                    options_token=None):
+    """What a signed-out browser posts: the code and an assertion by ``authenticator`` for a
+    challenge asked for by the page of ``options_token`` (this one by default)."""
+    form = verify_form(app, client, options_token or token, None, code=code, signer=authenticator)
+    if options_token:
+        form["csrf_token"] = csrf_token_from(client.get(f"/authenticate/{token}").text)
+        form["code"] = code or binding_code(app, token)
+    return {**form, "decision": decision}
+
+
+@pytest.mark.parametrize("decision, status", [("verify", "verified"), ("deny", "denied")])
+def test_signed_out_one_passkey_assertion_answers_and_leaves_no_session(
+        app, client, sent, decision, status):
+    _, user, public_id, token = sent
+    response = client.post(f"/authenticate/{token}", data=signed_out_form(
+        app, client, token, user.authenticator, decision))
+    assert response.status_code == 200, response.text
+    assert status_of(app, public_id) == status
+    with app.app_context():
+        t = db.session.scalar(select(Transaction).where(Transaction.public_id == public_id))
+        last = db.session.scalars(select(Event).where(Event.transaction_id == t.id)
+                                  .order_by(Event.id.desc())).first()
+    assert (last.kind, last.actor_id) == (f"transaction.{status}", user.id)
+    assert last.data["proof"] == "passkey" and last.data["signed_in"] is False
+    assert client.get("/").status_code == 302  # answering signed nobody in
+
+
+def test_signed_out_a_wrong_code_with_the_passkey_denies(app, client, sent):
+    _, user, public_id, token = sent
+    right = binding_code(app, token)
+    wrong = str((int(right) + 1) % 10 ** len(right)).zfill(len(right))
+    response = client.post(f"/authenticate/{token}", data=signed_out_form(
+        app, client, token, user.authenticator, code=wrong))
+    assert response.status_code == 200
+    assert "data-wrong-code" in response.text
+    assert status_of(app, public_id) == "denied"
+
+
+def test_signed_out_without_the_users_own_fresh_assertion_nothing_is_answered(
+        app, client, sent, make_user):
+    requestor, user, public_id, token = sent
+    other = make_user("member", name="Mallory")
+    refused = [signed_out_form(app, client, token, other.authenticator),
+               signed_out_form(app, client, token, other.authenticator, "deny")]
+    used = signed_out_form(app, client, token, user.authenticator)
+    other_token = answer_token(app, send_request(app, requestor, user))
+    refused.append(signed_out_form(app, client, token, user.authenticator,
+                                   options_token=other_token))
+    refused.append({**used, "credential": ""})
+    for form in refused:
+        assert client.post(f"/authenticate/{token}", data=form).status_code == 400
+    assert status_of(app, public_id) == "pending"
+    # The first use of the right assertion counts; its replay does not.
+    client.post(f"/authenticate/{token}", data={**used, "decision": "deny"})
+    assert status_of(app, public_id) == "denied"
+    with app.app_context():
+        refusals = db.session.scalar(select(func.count(Event.id)).where(
+            Event.kind == "verification.refused"))
+    assert refusals == 4
+
+
+def test_an_open_page_learns_the_request_ended_without_a_reload(app, client, auth, sent):
+    requestor, _, public_id, token = sent
+    assert client.get(f"/authenticate/{token}/status").status_code == 204
+    auth.login(requestor)
+    auth.post(f"/transactions/{public_id}/cancel")
+    auth.logout()
+    response = client.get(f"/authenticate/{token}/status")
+    assert response.status_code == 200
+    assert "This request was cancelled. Ask Hana Helpdesk to send a new one." in response.text
+    assert "<form" not in response.text
+    assert client.get("/authenticate/nope/status").status_code == 404
 
 
 def test_the_page_shows_who_asked_why_and_how_long_is_left(client, auth, sent):
@@ -103,7 +206,7 @@ def test_an_expired_request_says_so_and_what_to_do(app, client, auth, sent):
     auth.login(user)
     response = client.get(f"/authenticate/{token}")
     assert response.status_code == 410
-    assert "This request has expired" in response.text
+    assert "This request expired. Ask Hana Helpdesk to send a new one." in response.text
     assert "ask Hana Helpdesk" in response.text
     assert auth.post(f"/authenticate/{token}", {"decision": "verify"}).status_code == 410
     assert status_of(app, public_id) == "pending"

@@ -60,7 +60,8 @@ def test_filters_by_kind_actor_and_day(app, client, as_admin, admin, make_user):
     assert rows_of(organisation) == 1 and "changed the organisation" in organisation.text
     users = client.get("/settings/audit?kind=users")
     assert "mona@example.com" in users.text and "changed the organisation" not in users.text
-    assert rows_of(client.get("/settings/audit?actor=ADA")) == 2  # her passkey, the rule
+    # her passkey, her sign-in, the rule
+    assert rows_of(client.get("/settings/audit?actor=ADA")) == 3
     assert rows_of(client.get("/settings/audit?actor=nobody")) == 0
     assert rows_of(client.get("/settings/audit?since=2026-03-31&until=2026-03-31")) == 1
     assert rows_of(client.get("/settings/audit?until=2026-03-30")) == 0
@@ -87,11 +88,11 @@ def test_pages_newest_first_and_exports_every_row(app, client, as_admin, admin):
     assert first.text.index("=HYPERLINK(1)") < first.text.index("p59@example.com")
     older = re.search(r'href="/settings/audit\?before=(\d+)', first.text).group(1)
     second = client.get(f"/settings/audit?kind=users&before={older}")
-    assert rows_of(second) == 62 - 50  # the admin's own account was created too
+    assert rows_of(second) == 63 - 50  # the admin's own account was created too, and signed in
     assert "p0@example.com" in second.text
     rows = csv_rows(client.get("/settings/audit?kind=users&format=csv"))
     assert rows[0] == ["id", "time_utc", "kind", "actor_email", "actor_name", "what"]
-    assert len(rows) == 1 + 62
+    assert len(rows) == 1 + 63
     assert rows[1][5] == "The system created the account =HYPERLINK(1) as member"
 
 

@@ -190,3 +190,73 @@ def test_signing_in_starts_a_fresh_csrf_secret(client, auth, make_user):
     assert response.status_code == 400, "a token from before signing in no longer works"
     assert client.get("/").status_code == 200
     assert auth.logout().status_code == 302
+
+
+# -- signing in with a passkey -------------------------------------------------------------------
+
+def passkey_sign_in_form(client, authenticator):
+    """What the sign-in page's script posts: an assertion for a challenge the page asked for."""
+    import json
+
+    csrf = csrf_token_from(client.get("/login").text)
+    options = client.post("/login/passkey-options", headers={"X-CSRFToken": csrf})
+    assert options.status_code == 200, options.text
+    assert "allowCredentials" not in options.get_json() or not options.get_json()[
+        "allowCredentials"], "discoverable: the page names no one"
+    return {"csrf_token": csrf, "credential": json.dumps(authenticator.get(options.get_json()))}
+
+
+def test_a_passkey_signs_in_with_no_password_like_any_sign_in(app, client, make_user):
+    from sqlalchemy import select
+
+    from sendauth_dashboard.models import Event, SignIn
+
+    user = make_user("requestor", name="Pia Passkey")
+    response = client.post("/login/passkey?next=/transactions/",
+                           data=passkey_sign_in_form(client, user.authenticator))
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/transactions/"
+    assert "Pia Passkey" in client.get("/").text
+    with app.app_context():
+        row = db.session.get(User, user.id)
+        assert row.last_sign_in_at is not None
+        assert db.session.scalar(select(SignIn.user_id).where(SignIn.ended_at.is_(None))) == \
+            user.id
+        event = db.session.scalar(select(Event).where(Event.kind == "user.signed_in"))
+        assert (event.actor_id, event.data) == (user.id, {"method": "a passkey"})
+
+
+def test_a_passkey_sign_in_that_is_replayed_unknown_or_made_for_something_else_is_refused(
+        app, client, make_user):
+    import json
+
+    from tests.support.authenticator import SoftAuthenticator
+
+    user = make_user("member")
+    form = passkey_sign_in_form(client, user.authenticator)
+    assert client.post("/login/passkey", data=form).status_code == 302
+    client.post("/logout", data={"csrf_token": csrf_token_from(client.get("/").text)})
+    form["csrf_token"] = csrf_token_from(client.get("/login").text)  # signing out renewed it
+    replayed = client.post("/login/passkey", data=form)
+    assert replayed.status_code == 400 and "already used" in replayed.text
+    stranger = SoftAuthenticator(app.config["BASE_URL"])
+    unknown = client.post("/login/passkey", data=passkey_sign_in_form(client, stranger))
+    assert unknown.status_code == 400 and "not registered here" in unknown.text
+    # An assertion made for a challenge of another purpose (here: a made-up one) is no sign-in.
+    made_up = {**form, "credential": json.dumps(user.authenticator.get(
+        {"challenge": "bm90LWFza2VkLWZvcg", "rpId": "localhost"}))}
+    assert client.post("/login/passkey", data=made_up).status_code == 400
+    assert client.get("/").status_code == 302
+
+
+def test_a_deactivated_users_passkey_does_not_sign_them_in(app, client, make_user):
+    user = make_user("member", active=False)
+    response = client.post("/login/passkey", data=passkey_sign_in_form(client, user.authenticator))
+    assert response.status_code == 400 and "deactivated" in response.text
+    assert client.get("/").status_code == 302
+
+
+def test_the_sign_in_page_offers_the_passkey_first_and_the_password_second(client):
+    page = client.get("/login").text
+    assert page.index("Continue with a passkey") < page.index('name="password"')
+    assert 'autocomplete="username webauthn"' in page

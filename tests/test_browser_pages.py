@@ -63,14 +63,17 @@ def test_the_answer_page_fits_the_first_screen_of_a_390_by_844_phone(
     message = ("Please confirm the MFA reset you asked for this morning. " * 6).strip()
     public_id = send_request(app, people["requestor"], people["member"], message=message,
                              context="Ticket #4521 " * 20)
-    page = signed_in(browser, live_server, people["member"],
+    page = signed_in(browser, live_server, None,  # signed out: no password wall
                      answer_path(app, fake_pagerduty, public_id), **PHONE)
     who = page.get_by_role("heading", level=1)
     expect(who).to_have_text("Hana Helpdesk asks you to confirm it is you")
     verify = page.get_by_role("button", name="Yes, it is me: verify")
     deny = page.get_by_role("button", name="No, deny")
     code = page.locator("input.code-input")
-    for piece in (who, code, verify, deny):
+    left = page.locator(".answer .countdown")
+    expect(page.locator(".answer-for")).to_contain_text("For Uma User")
+    assert page.locator("input[type=password]").count() == 0
+    for piece in (who, left, code, verify, deny):
         expect(piece).to_be_visible()
         assert bottom(piece) <= 844, "on the first screen, without scrolling"
     for button in (verify, deny):
@@ -255,11 +258,13 @@ def test_a_disabled_button_looks_disabled(browser, live_server, people, scheme):
 
 # The pages each role works with; {transaction} and {answer} are filled in. Add a page here
 # and it is checked as that role, light and dark.
+# {ended} is the link of a request cancelled with a warning on it, {finished} its page.
 PAGES = {
-    "anonymous": ["/login"],
+    "anonymous": ["/login", "{answer}", "{ended}"],
     "member": ["/", "/profile/messaging", "/profile/passkeys", "{answer}"],
     "requestor": ["/transactions/", "/transactions/?q=no+such+words", "/transactions/new",
-                  "/transactions/{transaction}", "/profile/api-keys"],
+                  "/transactions/{transaction}", "/transactions/{finished}",
+                  "/profile/api-keys"],
     "reviewer": ["/transactions/", "/transactions/{transaction}"],
     "admin": ["/", "/settings/users", "/settings/pagerduty", "/settings/email", "/settings/sms",
               "/settings/slack", "/settings/organisation", "/settings/api-keys", "/settings/webhooks",
@@ -296,7 +301,14 @@ def test_axe_core_finds_nothing_serious_on_any_page(browser, live_server, people
                                                    fake_pagerduty):
     app = live_server.app
     public_id = send_request(app, people["requestor"], people["member"])
-    places = {"transaction": public_id, "answer": answer_path(app, fake_pagerduty, public_id)}
+    finished = send_request(app, people["requestor"], people["member"], message="Another")
+    places = {"transaction": public_id, "answer": answer_path(app, fake_pagerduty, public_id),
+              "finished": finished, "ended": answer_path(app, fake_pagerduty, finished)}
+    with app.app_context():
+        db.session.execute(update(Transaction).where(Transaction.public_id == finished)
+                           .values(risks=["wrong_code"]))
+        db.session.commit()
+    cancel(app, finished)
     found = {}
     for scheme in ("light", "dark"):
         page = signed_in(browser, live_server, people.get(role), "/login" if role == "anonymous"

@@ -160,5 +160,5 @@ def test_with_only_the_password_nothing_can_be_added_redirected_or_verified(
                                  .where(Transaction.public_id == public_id)) == "pending"
 
     hana = signed_in(browser, live_server, requestor, f"/transactions/{public_id}")
-    expect(hana.locator("[data-risk-banner]")).to_contain_text(
-        "Uma User registered a passkey less than 24 hours ago")
+    expect(hana.locator("[data-risk-note]")).to_contain_text(
+        "Uma User registered their first passkey less than 24 hours ago")

@@ -247,3 +247,32 @@ def test_a_deactivated_user_gets_no_link(app, as_admin, make_user):
     assert response.status_code == 302
     with app.app_context():
         assert db.session.scalar(select(EnrolmentLink)) is None
+
+
+def test_invited_and_enrolled_today_no_warning_on_the_first_request_but_a_reset_warns(
+        app, client, as_admin, auth, make_user):
+    configure_pagerduty(app)
+    hana = make_user("requestor", name="Hana Helpdesk")
+    link = link_in(invite(as_admin))
+    auth.logout()
+    assert enrol(client, link, password="plum kettle orbit sand")[0].status_code == 302
+    auth.logout()
+    with app.app_context():
+        db.session.execute(update(User).where(User.email == "nora@example.com")
+                           .values(notify_pagerduty=True, contacts_changed_at=utcnow()))
+        db.session.commit()
+    nora = user_by_email(app, "nora@example.com")
+
+    def risks_of_a_new_request():
+        public_id = send_request(app, hana, nora)
+        with app.app_context():
+            return db.session.scalar(select(Transaction.risks)
+                                     .where(Transaction.public_id == public_id))
+
+    assert risks_of_a_new_request() == ["first_passkey", "first_contacts"]  # notes only
+    auth.login("admin@example.com")
+    reset = link_in(issue_link(as_admin, nora))
+    auth.logout()
+    auth.login("nora@example.com", "plum kettle orbit sand")
+    assert enrol(client, reset)[0].status_code == 302
+    assert risks_of_a_new_request()[:2] == ["passkey_reset", "new_passkey"]

@@ -92,8 +92,7 @@ def day(app, make_user, fake_pagerduty):
         token = link.rsplit("/", 1)[1]
 
         user = app.test_client()
-        assert user.get(f"/authenticate/{token}").status_code == 302
-        AuthActions(user).login(people["user"], next_url=f"/authenticate/{token}")
+        assert user.get(f"/authenticate/{token}").status_code == 200  # signed out: the passkey
         answered = user.post(f"/authenticate/{token}",
                               data=verify_form(app, user, token, people["user"]))
         assert answered.status_code == 200
@@ -242,9 +241,9 @@ def test_the_served_app_logs_requests_with_the_token_masked(live_server, fake_pa
     token = link.rsplit("/", 1)[1]
     session.post(f"{url}/logout", data={"csrf_token": csrf}, timeout=10)
 
-    landing = session.get(link, timeout=10)  # redirected to sign in, the link in ?next=
-    assert "/login?next=" in landing.url
-    answer_page = sign_in(people["member"].email, landing.url[len(url):])
+    assert session.get(link, timeout=10).status_code == 200  # signed out, the answer page
+    assert session.get(f"{link}/status", timeout=10).status_code == 204  # a page left open
+    answer_page = sign_in(people["member"].email, f"/login?next=/authenticate/{token}")
     assert answer_page.url == link
     answered = session.post(link, timeout=10, data={
         "decision": "deny", "csrf_token": csrf_token_from(answer_page.text)})
@@ -252,6 +251,7 @@ def test_the_served_app_logs_requests_with_the_token_masked(live_server, fake_pa
 
     lines = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
     assert any("GET /authenticate/[token]" in line for line in lines), lines
+    assert any("GET /authenticate/[token]/status" in line for line in lines), lines
     assert any("POST /login?next=/authenticate/[token]" in line for line in lines), lines
     assert not [line for line in lines if token in line or TOKEN_IN_A_LINE.search(line)]
     assert token not in caplog.text
@@ -322,7 +322,7 @@ def test_a_browser_on_the_answer_page_sends_its_address_to_no_one(browser, live_
     page = browser.new_context().new_page()
     seen = []
     page.on("request", lambda request: seen.append((page.url, request)))
-    page.goto(link)
+    page.goto(f"{live_server.url}/login?next=/authenticate/{link.rsplit('/', 1)[1]}")
     page.get_by_label("Email").fill(people["member"].email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()

@@ -151,3 +151,32 @@ def test_removing_a_passkey_asks_first(client, auth, make_user):
     page = client.get("/profile/passkeys").text
     confirm = re.search(r'<details class="confirm">.*?</details>', page, re.S).group(0)
     assert "Remove…" in confirm and "/remove" in confirm
+
+
+def test_while_pending_the_code_is_large_and_once_final_a_banner_says_what_by_whom_and_how(
+        app, client, auth, people):
+    from sendauth_dashboard.models import Event
+    from sendauth_dashboard.services.live import messages
+    from tests.support.helpers import answer_token, verify_form
+
+    requestor, uma = people
+    public_id = send_request(app, requestor, uma)
+    token = answer_token(app, public_id)
+    auth.login(requestor)
+    page = client.get(f"/transactions/{public_id}").text
+    assert '<p class="code-big"><strong class="code" data-binding-code>' in page
+    assert "data-outcome data-final-only hidden" in page
+    auth.logout()
+    form = verify_form(app, client, token, uma)  # signed out: the passkey alone
+    assert client.post(f"/authenticate/{token}", data=form).status_code == 200
+    auth.login(requestor)
+    page = client.get(f"/transactions/{public_id}").text
+    banner = re.search(r'<div class="outcome-banner".*?</div>\s*</div>', page, re.S).group(0)
+    assert '<p class="outcome-title">Verified</p>' in banner
+    assert "Uma User confirmed it is them" in banner and "with their passkey" in banner
+    assert re.search(r'class="code-panel" data-pending-only hidden', page)
+    assert re.search(r'<dt data-pending-only hidden>Expires</dt>', page)
+    with app.app_context():
+        event = db.session.scalar(db.select(Event).where(Event.kind == "transaction.verified"))
+        live = messages.fragments(event, event.transaction, "verified", keep=False)
+    assert '<p class="outcome-title">Verified</p>' in live["outcome"]

@@ -148,10 +148,15 @@ def risks_of(app, public_id):
                                  .where(Transaction.public_id == public_id))
 
 
-def test_a_request_to_someone_with_a_new_passkey_carries_a_banner_in_words(
+def test_a_passkey_added_next_to_another_carries_a_banner_in_words(
         app, client, auth, requestor, make_user):
+    from tests.support.accounts import register_passkey
+
     configure_pagerduty(app)
     uma = make_user("member", name="Uma User", notify_pagerduty=True)
+    with app.app_context():
+        register_passkey(app, db.session.get(User, uma.id), name="Second one")
+        db.session.commit()
     public_id = send_request(app, requestor, uma)
     assert risks_of(app, public_id) == ["new_passkey"]
     auth.login(requestor)
@@ -160,6 +165,29 @@ def test_a_request_to_someone_with_a_new_passkey_carries_a_banner_in_words(
     assert "data-risk-banner>" in page.replace(" hidden", "")
     listing = client.get("/transactions/").text
     assert "Check: Uma User registered a passkey less than 24 hours ago" in listing
+
+
+def test_a_user_invited_and_enrolled_today_raises_no_warning_but_a_passkey_reset_does(
+        app, client, auth, requestor, make_user, admin):
+    from sendauth_dashboard.services.people import enrolment
+
+    configure_pagerduty(app)
+    uma = make_user("member", name="Uma User", notify_pagerduty=True)
+    with app.app_context():
+        db.session.execute(update(User).where(User.id == uma.id)
+                           .values(contacts_changed_at=utcnow()))
+        db.session.commit()
+    public_id = send_request(app, requestor, uma)
+    assert risks_of(app, public_id) == ["first_passkey", "first_contacts"]
+    auth.login(requestor)
+    page = client.get(f"/transactions/{public_id}").text
+    assert "data-risk-banner hidden" in page
+    assert "registered their first passkey less than 24 hours ago" in page
+    assert "Check:" not in client.get("/transactions/").text
+    with app.app_context():
+        enrolment.issue(db.session.get(User, uma.id), actor=db.session.get(User, admin.id))
+        db.session.commit()
+    assert "passkey_reset" in risks_of(app, send_request(app, requestor, uma))
 
 
 def test_no_banner_when_nothing_weakens_the_proof(app, client, auth, requestor, make_user):
@@ -178,8 +206,9 @@ def test_changed_contacts_are_flagged_for_a_day(app, client, auth, requestor, ma
     uma = make_user("member", name="Uma User", notify_pagerduty=True)
     age_passkeys(app, 2)
     with app.app_context():
-        db.session.execute(update(User).where(User.id == uma.id)
-                           .values(contacts_changed_at=utcnow() - timedelta(hours=23)))
+        db.session.execute(update(User).where(User.id == uma.id).values(
+            contacts_changed_at=utcnow() - timedelta(hours=23),
+            created_at=utcnow() - timedelta(days=3)))
         db.session.commit()
     assert risks_of(app, send_request(app, requestor, uma)) == ["contacts_changed"]
     with app.app_context():

@@ -26,7 +26,7 @@ ROLE_LABELS = {
 }
 # What a WebAuthn challenge is for: verifying a transaction, registering a passkey, or proving
 # it is the user before a change to how they prove it or are reached.
-CHALLENGE_PURPOSES = ("verify", "register", "prove")
+CHALLENGE_PURPOSES = ("verify", "register", "prove", "sign_in")
 # An invitation sets the password and the first passkey; a passkey link registers a passkey.
 ENROLMENT_KINDS = ("invitation", "passkey")
 
@@ -110,7 +110,8 @@ class Passkey(db.Model):
 
 class PasskeyChallenge(db.Model):
     """A WebAuthn challenge, kept on the server: for one user and one purpose (verifying one
-    transaction, registering a passkey, proving it is them), single use, expiring."""
+    transaction, registering a passkey, proving it is them), single use, expiring. A sign-in
+    challenge is for no user yet: whichever passkey of this site signs it says who."""
 
     __tablename__ = "passkey_challenges"
     __table_args__ = (
@@ -121,7 +122,7 @@ class PasskeyChallenge(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     purpose: Mapped[str] = mapped_column(String(16), default="verify", server_default="verify")
     transaction_id: Mapped[int | None] = mapped_column(ForeignKey("transactions.id"))
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     # base64url of the random bytes the authenticator signs.
     challenge: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

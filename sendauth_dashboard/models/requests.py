@@ -210,7 +210,9 @@ class Event(db.Model):
     """Append-only: the audit log, each transaction's timeline, and the SSE stream's source."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_transaction_id_id", "transaction_id", "id"),)
+    __table_args__ = (Index("ix_events_transaction_id_id", "transaction_id", "id"),
+                      # Whether a user's passkey is their first ever (services.requests.risks).
+                      Index("ix_events_actor_id_kind", "actor_id", "kind"))
 
     id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(64))

@@ -16,12 +16,12 @@ from flask import (
 )
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, SubmitField
+from wtforms import EmailField, HiddenField, PasswordField, SubmitField
 from wtforms.validators import DataRequired, Length
 
 from .. import client_limits
 from ..extensions import db, login_manager
-from ..services.people import accounts, sign_ins
+from ..services.people import accounts, passkeys, sign_ins
 
 bp = Blueprint("auth", __name__)
 
@@ -110,10 +110,54 @@ def login():
                 "deactivated: ask an admin.")
         else:
             attempt.give_back()
-            accounts.record_sign_in(user)
+            accounts.record_sign_in(user, "password")
             sign_in(user)  # commits both
             return redirect(next_url or url_for("main.home"))
-    return render_template("auth/login.html", form=form, next_url=next_url)
+    return _login_page(form, next_url)
+
+
+class PasskeySignInForm(FlaskForm):
+    credential = HiddenField()
+
+
+def _login_page(form, next_url, passkey_error=None, status=200):
+    """The sign-in page: a passkey first, the password form second."""
+    return render_template("auth/login.html", form=form, next_url=next_url,
+                           passkey_form=PasskeySignInForm(), passkey_error=passkey_error), status
+
+
+@bp.post("/login/passkey-options")
+@client_limits.passkey_sign_in
+def passkey_options():
+    """A challenge for any passkey of this site (discoverable credentials), for the page's
+    script to hand to navigator.credentials.get."""
+    options = passkeys.sign_in_options()
+    db.session.commit()
+    return current_app.response_class(options, mimetype="application/json")
+
+
+@bp.post("/login/passkey")
+@client_limits.passkey_sign_in
+def passkey_login():
+    """Sign in with one assertion by a passkey: a sign-in like one with the password (a
+    session the server can end, the last sign-in, the audit log), with no password typed."""
+    next_url = safe_next(request.args.get("next"))
+    if current_user.is_authenticated:
+        return redirect(next_url or url_for("main.home"))
+    if not PasskeySignInForm().validate_on_submit():
+        abort(400)
+    try:
+        user = passkeys.signing_in(request.form.get("credential"))
+    except passkeys.PasskeyError as exc:
+        db.session.commit()  # the used-up challenge
+        return _login_page(LoginForm(formdata=None), next_url, str(exc), 400)
+    if not user.active:
+        db.session.commit()
+        return _login_page(LoginForm(formdata=None), next_url, "This account is deactivated: "
+                           "ask an admin.", 400)
+    accounts.record_sign_in(user, "a passkey")
+    sign_in(user)  # commits both
+    return redirect(next_url or url_for("main.home"))
 
 
 @bp.post("/logout")

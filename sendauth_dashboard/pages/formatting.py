@@ -27,10 +27,16 @@ def risk_words(transaction):
     return risks.words(transaction.risks, transaction.user.name)
 
 
+def risk_notes(transaction):
+    """What a new user does on their first day, as quiet notes (services.requests.risks)."""
+    return risks.notes(transaction.risks, transaction.user.name)
+
+
 def register(app):
     app.add_template_filter(format_datetime, "datetime")
     app.add_template_filter(iso_utc, "iso_utc")
     app.add_template_filter(describe_event, "describe_event")
     app.add_template_filter(risk_words, "risk_words")
+    app.add_template_filter(risk_notes, "risk_notes")
     app.add_template_filter(incident_link_text, "incident_link_text")
     app.add_template_filter(state_words, "incident_state")

@@ -193,6 +193,8 @@
       document.querySelectorAll("[data-pending-only], .flashes").forEach(function (el) {
         el.hidden = true;
       });
+      var banner = document.querySelector("[data-outcome]");
+      if (banner && message.html.outcome) { banner.innerHTML = message.html.outcome; }
       document.querySelectorAll("[data-final-only]").forEach(function (el) { el.hidden = false; });
       // Deliveries still waiting are never sent once the request is final.
       document.querySelectorAll('[data-deliveries] tr[data-state="queued"]').forEach(function (r) {

@@ -1,4 +1,4 @@
-// Passkeys: registering one on the profile page, and verifying a request with one.
+// Passkeys: registering one on the profile page, verifying a request with one, signing in with one.
 // The server sends WebAuthn options as JSON (binary fields in base64url); the browser's answer
 // goes back in a hidden form field, and the form is submitted as usual.
 (function () {
@@ -37,6 +37,7 @@
     var options = Object.assign({}, json);
     options.challenge = toBytes(json.challenge);
     options.allowCredentials = descriptors(json.allowCredentials);
+    if (!options.allowCredentials.length) { delete options.allowCredentials; }
     return options;
   }
 
@@ -135,26 +136,81 @@
     });
   });
 
+  // Verifying asks for the passkey; signed out, denying does too (the passkey is the only
+  // proof of who answers).
   var answer = document.querySelector("form[data-answer-form][data-passkey-options-url]");
   if (answer) {
     answer.addEventListener("submit", function (event) {
       var submitter = event.submitter;
       var field = answer.querySelector("[data-passkey-credential]");
-      if (!submitter || !submitter.hasAttribute("data-verify") || field.value) { return; }
+      var decision = submitter && submitter.getAttribute("value");
+      var needsPasskey = decision === "verify" ||
+        (decision === "deny" && answer.hasAttribute("data-signed-out"));
+      if (!needsPasskey || field.value) { return; }
       event.preventDefault();
       if (unsupported(answer)) { return; }
       fetchOptions(answer, answer.getAttribute("data-passkey-options-url"))
         .then(function (json) { return navigator.credentials.get({ publicKey: requestOptions(json) }); })
         .then(function (credential) {
           field.value = credentialJson(credential);
-          var decision = document.createElement("input");
-          decision.type = "hidden";
-          decision.name = "decision";
-          decision.value = "verify";
-          answer.appendChild(decision);
+          var chosen = document.createElement("input");
+          chosen.type = "hidden";
+          chosen.name = "decision";
+          chosen.value = decision;
+          answer.appendChild(chosen);
           HTMLFormElement.prototype.submit.call(answer);
         })
         .catch(function (error) { showError(answer, error); });
+    });
+  }
+
+  // Signing in with a passkey: the browser offers its passkeys for this site in the email
+  // field's autofill where it can (conditional mediation), and the button asks at once.
+  var signIn = document.querySelector("form[data-passkey-sign-in]");
+  if (signIn) {
+    var signInField = signIn.querySelector("[data-passkey-credential]");
+    var url = signIn.getAttribute("data-options-url");
+    var pending = null;  // the autofill's request: {controller, settled}
+
+    var signInWith = function (credential) {
+      signInField.value = credentialJson(credential);
+      HTMLFormElement.prototype.submit.call(signIn);
+    };
+
+    var offerInAutofill = function () {
+      var controller = new AbortController();
+      var settled = fetchOptions(signIn, url)
+        .then(function (json) {
+          return navigator.credentials.get({ publicKey: requestOptions(json),
+                                             mediation: "conditional",
+                                             signal: controller.signal });
+        })
+        .then(function (credential) { if (credential) { signInWith(credential); } })
+        .catch(function () { /* set aside for the button, or not offered: nothing to say */ });
+      pending = { controller: controller, settled: settled };
+    };
+
+    if (window.PublicKeyCredential && PublicKeyCredential.isConditionalMediationAvailable) {
+      PublicKeyCredential.isConditionalMediationAvailable().then(function (available) {
+        if (available) { offerInAutofill(); }
+      });
+    }
+
+    signIn.addEventListener("submit", function (event) {
+      if (signInField.value) { return; }
+      event.preventDefault();
+      if (unsupported(signIn)) { return; }
+      var before = Promise.resolve();
+      if (pending) {
+        pending.controller.abort();
+        before = pending.settled;
+        pending = null;
+      }
+      before
+        .then(function () { return fetchOptions(signIn, url); })
+        .then(function (json) { return navigator.credentials.get({ publicKey: requestOptions(json) }); })
+        .then(signInWith)
+        .catch(function (error) { showError(signIn, error); });
     });
   }
 }());

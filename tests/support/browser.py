@@ -16,3 +16,29 @@ def signed_in(browser, live_server, person, path="/", **context_options):
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_load_state()
     return page
+
+
+def give_passkey(page, authenticator, user_handle=None):
+    """Chromium's virtual authenticator for ``page`` (DevTools protocol, WebAuthn domain),
+    holding the passkey of ``authenticator`` (a tests.support.authenticator.SoftAuthenticator
+    registered for someone): the browser answers with it as the user's phone would. With
+    ``user_handle`` (bytes) it is discoverable: it can sign in naming no one first."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable", {"enableUI": False})
+    authenticator_id = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
+        "protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
+        "hasUserVerification": True, "isUserVerified": True,
+        "automaticPresenceSimulation": True}})["authenticatorId"]
+    key = authenticator.key.private_bytes(serialization.Encoding.DER,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption())
+    cdp.send("WebAuthn.addCredential", {"authenticatorId": authenticator_id, "credential": {
+        "credentialId": base64.b64encode(authenticator.credential_id).decode(),
+        "isResidentCredential": user_handle is not None, "rpId": authenticator.rp_id,
+        "privateKey": base64.b64encode(key).decode(), "signCount": authenticator.sign_count,
+        **({"userHandle": base64.b64encode(user_handle).decode()} if user_handle else {})}})
+    return cdp

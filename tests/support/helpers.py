@@ -67,9 +67,9 @@ def binding_code(app, token):
                                  .where(Transaction.token_hash == hash_token(token)))
 
 
-def verify_form(app, client, token, user, code=None, **request_options):
+def verify_form(app, client, token, user, code=None, signer=None, **request_options):
     """The form a user's browser posts to verify: the right code (unless ``code`` is given) and
-    a fresh assertion from their passkey for a challenge this page asked for.
+    a fresh assertion from their passkey (or ``signer``'s) for a challenge this page asked for.
     ``request_options`` go to the test client (``base_url``, ``headers``)."""
     import json
 
@@ -83,7 +83,7 @@ def verify_form(app, client, token, user, code=None, **request_options):
                           **request_options)
     assert options.status_code == 200, options.text
     return {"csrf_token": csrf, "decision": "verify", "code": code or binding_code(app, token),
-            "credential": json.dumps(user.authenticator.get(options.get_json()))}
+            "credential": json.dumps((signer or user.authenticator).get(options.get_json()))}
 
 
 def passkey_ids(app, user):

@@ -12,16 +12,19 @@ from .forms import AnswerForm
 
 
 def _answerable(token):
-    """(transaction, None) when the signed-in user may answer it now; else (None, response)."""
+    """(transaction, None) when whoever holds the link may try to answer it now; else
+    (None, response). Signed out, the user's own passkey is the proof (no password wall);
+    a user without one signs in as before, where the organisation allows a password."""
     transaction = transactions.find_by_token(token)
-    if transaction is None:
+    if transaction is None or not transaction.user.is_active:
         abort(404)
-    if not current_user.is_authenticated:
-        flash("Sign in as yourself to answer this authentication request.", "info")
-        return None, redirect(url_for("auth.login", next=request.path))
-    if current_user.id != transaction.user_id:
-        return None, (render_template("answer/wrong_user.html", t=transaction), 403)
     status = transaction.status_at(utcnow())
+    if not current_user.is_authenticated:
+        if status == "pending" and not passkeys.has_passkey(transaction.user):
+            flash("Sign in as yourself to answer this authentication request.", "info")
+            return None, redirect(url_for("auth.login", next=request.path))
+    elif current_user.id != transaction.user_id:
+        return None, (render_template("answer/wrong_user.html", t=transaction), 403)
     if status != "pending":
         return None, (render_template("answer/finished.html", t=transaction, status=status), 410)
     return transaction, None
@@ -39,13 +42,7 @@ def authenticate(token):
         if not form.validate_on_submit() or decisions not in (["verify"], ["deny"]):
             abort(400)  # an ambiguous answer to "is this you?" is no answer
         try:
-            if decisions == ["deny"]:
-                outcome = transactions.answer(transaction, "deny", user=current_user)
-            else:
-                outcome = verification.verify(
-                    transaction, user=current_user, code=request.form.get("code"),
-                    credential=request.form.get("credential"),
-                    password=request.form.get("password"))
+            outcome = _answer(transaction, decisions[0])
         except verification.VerificationError as exc:
             db.session.commit()  # the used-up challenge and the refusal's event count
             return _answer_page(transaction, form, error=exc), 400
@@ -58,27 +55,56 @@ def authenticate(token):
     return _answer_page(transaction, form)
 
 
+def _answer(transaction, decision):
+    """The outcome of the posted answer: signed in as before; signed out, with the assertion."""
+    if not current_user.is_authenticated:
+        return verification.answer_with_passkey(
+            transaction, decision, code=request.form.get("code"),
+            credential=request.form.get("credential"))
+    if decision == "deny":
+        return transactions.answer(transaction, "deny", user=current_user)
+    return verification.verify(
+        transaction, user=current_user, code=request.form.get("code"),
+        credential=request.form.get("credential"), password=request.form.get("password"))
+
+
 def _answer_page(transaction, form, error=None):
     seconds_left = int((transaction.expires_at - utcnow()).total_seconds())
+    signed_in = current_user.is_authenticated
     return render_template(
         "answer/answer.html", t=transaction, form=form, seconds_left=max(0, seconds_left),
-        proof=proofs.needed(current_user, answering=True), error=error,
+        proof=proofs.needed(transaction.user, answering=True), error=error, signed_in=signed_in,
     )
 
 
 @answer_bp.post("/authenticate/<token>/passkey-options")
 @client_limits.authentication_page
 def passkey_options(token):
-    """What the page's script hands to navigator.credentials.get: a challenge for this request."""
+    """What the page's script hands to navigator.credentials.get: a challenge for this request,
+    for one of its user's own passkeys."""
     transaction, refusal = _answerable(token)
     if refusal is not None:
         return refusal
     try:
-        options = passkeys.assertion_options(transaction, current_user)
+        options = passkeys.assertion_options(transaction, transaction.user)
     except passkeys.PasskeyError as exc:
         return jsonify(error=str(exc)), 400
     db.session.commit()
     return current_app.response_class(options, mimetype="application/json")
+
+
+@answer_bp.get("/authenticate/<token>/status")
+@client_limits.answer_status
+def status(token):
+    """For a page left open: 204 while the request waits for its answer; once it has ended,
+    the page's new content (a fragment), so the controls go without a reload."""
+    transaction = transactions.find_by_token(token)
+    if transaction is None:
+        abort(404)
+    state = transaction.status_at(utcnow())
+    if state == "pending":
+        return "", 204
+    return render_template("answer/_ended.html", t=transaction, status=state)
 
 
 @answer_bp.after_request

@@ -62,7 +62,8 @@ def fragments(event, transaction, status, keep=True):
     """The markup pages show for a transaction event, drawn by the macros the pages draw it
     with, so a row or a line that arrives live is the one a reload shows: ``row``, the
     transaction's row in the list; ``line``, the event's line in the timeline, or None when
-    the timeline keeps none (a channel's retry after its first failure).
+    the timeline keeps none (a channel's retry after its first failure); ``outcome``, the
+    large banner on the transaction's page, for the event that made it final (else None).
 
     Drawn once per event and process: where it is recorded, as of the event, then carried to
     every process in its message; a process that reads it from the table (a replay) draws it
@@ -80,7 +81,10 @@ def fragments(event, transaction, status, keep=True):
             transaction, status, utcnow())
         line = (templates.get_template("transactions/_timeline.html").module.line(event)
                 if _worth_a_line(event) else None)
-    drawing = {"row": str(row), "line": None if line is None else str(line)}
+        outcome = (templates.get_template("transactions/_outcome.html").module.outcome(
+            transaction, status, event) if event.kind in _FINAL_KINDS else None)
+    drawing = {"row": str(row), "line": None if line is None else str(line),
+               "outcome": None if outcome is None else str(outcome)}
     return drawn.keep(event.id, drawing) if keep else drawing
 
 
@@ -101,6 +105,9 @@ class Drawn:
             while len(self._kept) > self.size:
                 del self._kept[next(iter(self._kept))]
         return fragments
+
+
+_FINAL_KINDS = frozenset(kinds.TRANSACTION_BECAME.values())
 
 
 def _worth_a_line(event):
@@ -301,6 +308,7 @@ WORDS = {
                                         "(ensure-admin)"),
     kinds.USER_ENROLMENT_LINK_ISSUED: _enrolment_link_issued,
     kinds.USER_ENROLLED: _enrolled,
+    kinds.USER_SIGNED_IN: lambda t: f"{t.who} signed in with {t['method']}",
     kinds.PASSKEY_REGISTERED: lambda t: f"{t.who} registered the passkey {t['name']!r}",
     kinds.PASSKEY_REMOVED: lambda t: f"{t.who} removed the passkey {t['name']!r}",
     kinds.PROFILE_MESSAGING_CHANGED: lambda t: (f"{t.who} changed their messaging "

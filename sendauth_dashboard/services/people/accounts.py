@@ -193,9 +193,11 @@ def authenticate(email, password):
     return user if password_matches(user, password) else None
 
 
-def record_sign_in(user, now=None):
-    """When the user last signed in: the users page shows it."""
+def record_sign_in(user, method, now=None):
+    """When the user last signed in (the users page shows it), and how, in the audit log
+    (uncommitted): ``method`` is ``password`` or ``a passkey``."""
     user.last_sign_in_at = now or utcnow()
+    event_log.record(kinds.USER_SIGNED_IN, actor=user, data={"method": method})
 
 
 def _other_active_admins(user):

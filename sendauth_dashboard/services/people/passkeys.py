@@ -265,15 +265,16 @@ USED_UP = {
               "reload the page and try again.",
     "register": "This registration has expired or was already used. Start again.",
     "prove": "This proof with your passkey has expired or was already used. Try again.",
+    "sign_in": "This sign-in with your passkey has expired or was already used. Try again.",
 }
 
 
 def _consume_challenge(challenge, *, user, purpose, now, transaction=None):
-    """Mark the challenge used; PasskeyError unless it was made for this user and purpose
-    (and transaction), is unused and in time."""
+    """Mark the challenge used; PasskeyError unless it was made for this user (None: signing
+    in) and purpose (and transaction), is unused and in time."""
     row = db.session.scalar(select(PasskeyChallenge).where(
         PasskeyChallenge.challenge == challenge[:128]))
-    if row is None or row.user_id != user.id or row.purpose != purpose:
+    if row is None or row.user_id != (user.id if user else None) or row.purpose != purpose:
         if purpose == "register" and row is None:
             raise PasskeyError(USED_UP["register"])
         raise PasskeyError("This passkey answer was not asked for by this page. "
@@ -297,6 +298,12 @@ def _asserted_passkey(user, credential_text, purpose, now, transaction=None):
                            "Use another of your passkeys, or register this one again.")
     if passkey.user_id != user.id:
         raise PasskeyError("This passkey belongs to someone else. Use one of your own.")
+    return _checked(passkey, credential, challenge, now)
+
+
+def _checked(passkey, credential, challenge, now):
+    """``passkey`` once its signature over ``challenge`` holds; the sign count and last use
+    are updated."""
     rp = relying_party()
     try:
         verified = webauthn.verify_authentication_response(
@@ -339,6 +346,35 @@ def check_assertion(transaction, user, credential_text, now=None):
                         "registered_at": passkey.created_at.isoformat(),
                         "new": now - passkey.created_at < NEW_PASSKEY_AGE})
     return passkey
+
+
+def sign_in_options(now=None):
+    """Options for navigator.credentials.get naming no user (uncommitted): any passkey of
+    this site may answer (discoverable credentials, the browser's autofill); the challenge is
+    kept for signing in, used once. Limits are per client address (client_limits)."""
+    now = now or utcnow()
+    challenge = secrets.token_bytes(CHALLENGE_BYTES)
+    db.session.add(PasskeyChallenge(
+        purpose="sign_in", user_id=None, challenge=b64url(challenge), created_at=now,
+        expires_at=now + timedelta(seconds=CHALLENGE_TTL_SECONDS)))
+    return webauthn.options_to_json(webauthn.generate_authentication_options(
+        rp_id=relying_party().id, challenge=challenge, timeout=CEREMONY_TIMEOUT_MS,
+        user_verification=UserVerificationRequirement.REQUIRED))
+
+
+def signing_in(credential_text, now=None):
+    """The user whose passkey signed a sign-in challenge, or PasskeyError (the challenge is
+    used up whatever the outcome). The caller checks the account is active."""
+    now = now or utcnow()
+    credential = parse_credential(credential_text)
+    challenge = _signed_challenge(credential)
+    _consume_challenge(challenge, user=None, purpose="sign_in", now=now)
+    passkey = db.session.scalar(select(Passkey).where(Passkey.credential_id == credential["id"]))
+    handle = credential["response"].get("userHandle")
+    if passkey is None or (handle and handle != b64url(_user_handle(passkey.user))):
+        raise PasskeyError("This passkey is not registered here: it may have been removed. "
+                           "Sign in with your password, or use another passkey.")
+    return _checked(passkey, credential, challenge, now).user
 
 
 def _reason(exc):

@@ -1,6 +1,10 @@
 """Saying "yes, this is me": the call-binding code, then a passkey (or, where the organisation
 allows it and the user has none, their password again).
 
+Signed out, the passkey is the whole proof: ``answer_with_passkey`` takes one assertion by one
+of the user's own passkeys, for a challenge bound to this request, and answers with it; no
+session is left behind.
+
 The code is typed, not picked: the requestor reads it to the user, who types its digits. One
 wrong code denies the request: someone who only overheard part of it, or guesses, gets one try
 in a thousand. Everything here writes only what must last whatever the outcome (a used-up
@@ -50,6 +54,34 @@ def verify(transaction, *, user, code, credential=None, password=None, now=None)
     risks.note(transaction, user, now, *(["password"] if proof == "password" else []))
     return transactions.answer(transaction, "verify", user=user, now=now,
                                data={"proof": proof, "risks": transaction.risks})
+
+
+def answer_with_passkey(transaction, decision, *, code, credential, now=None):
+    """Verify or deny ``transaction`` for someone not signed in: one assertion by one of its
+    user's passkeys proves it is them. For ``verify`` the code's form is checked first
+    (nothing counted for a slip), then the assertion, then the code: a wrong one denies.
+    Raises VerificationError (still pending, the challenge used up) when the proof fails."""
+    now = now or utcnow()
+    user = transaction.user
+    code_right = (decision != "verify" or transaction.binding_code is None
+                  or _code_matches(transaction, code))
+    try:
+        passkeys.check_assertion(transaction, user, credential, now=now)
+    except passkeys.PasskeyError as exc:
+        event_log.record(kinds.VERIFICATION_REFUSED, transaction=transaction, actor=user,
+                         data={"status": "pending", "proof": "passkey", "reason": str(exc),
+                               "signed_in": False})
+        raise VerificationError(str(exc), "credential") from None
+    if decision == "deny" or not code_right:
+        extra = [] if code_right else ["wrong_code"]
+        risks.note(transaction, user, now, *extra)
+        return transactions.answer(transaction, "deny", user=user, now=now, data={
+            "proof": "passkey", "signed_in": False, "risks": transaction.risks,
+            **({} if code_right else {"reason": "wrong_code"})})
+    risks.note(transaction, user, now)
+    return transactions.answer(transaction, "verify", user=user, now=now,
+                               data={"proof": "passkey", "signed_in": False,
+                                     "risks": transaction.risks})
 
 
 def _code_matches(transaction, code):
