@@ -267,8 +267,8 @@ PAGES = {
                   "/profile/api-keys"],
     "reviewer": ["/transactions/", "/transactions/{transaction}"],
     "admin": ["/", "/settings/users", "/settings/pagerduty", "/settings/email", "/settings/sms",
-              "/settings/slack", "/settings/organisation", "/settings/api-keys", "/settings/webhooks",
-              "/api/docs"],
+              "/settings/slack", "/settings/organisation", "/settings/api-keys",
+              "/settings/webhooks", "/api/docs"],
 }
 SERIOUS = ("serious", "critical")
 # Dark mode changes colours and nothing else (app.css's prefers-color-scheme block only sets

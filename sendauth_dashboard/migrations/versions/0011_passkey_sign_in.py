@@ -1,8 +1,8 @@
 """Signing in with a passkey: a sign-in challenge is for no user until a passkey signs it; an
 index to tell a user's first passkey from a later one (risk signals)
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-07 04:20:00
 
 """
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0010'
-down_revision = '0009'
+revision = '0011'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
