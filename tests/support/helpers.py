@@ -47,7 +47,8 @@ def send_request(app, requestor, user, message="Please confirm your password res
 
 
 def answer_token(app, public_id):
-    """The token in the link the user was sent (read back from the outbox, as the channel would)."""
+    """The token in the link the user was sent (read back from the outbox, as the channel would);
+    None once a dispatcher has sent it (sending clears it there)."""
     from sendauth_dashboard.core.secrets import decrypt
     from sendauth_dashboard.models import Delivery, Transaction
 
@@ -55,7 +56,7 @@ def answer_token(app, public_id):
         ciphertext = db.session.scalar(
             db.select(Delivery.link_ciphertext).join(Transaction)
             .where(Transaction.public_id == public_id, Delivery.link_ciphertext.is_not(None)))
-        return decrypt(ciphertext).rsplit("/", 1)[1]
+        return None if ciphertext is None else decrypt(ciphertext).rsplit("/", 1)[1]
 
 
 def binding_code(app, token):
