@@ -1,8 +1,9 @@
-"""Load, for real: 200 clients sending requests and answering them for 20 seconds against the
+"""Load, for real: 100 clients sending requests and answering them for 20 seconds against the
 served dashboard (gunicorn, PostgreSQL, Redis, a `flask worker` dispatcher, the PagerDuty
 fake), with watchers on the live stream. Nothing may fail, be lost, or reach a watcher out of
-order. SENDAUTH_TEST_LOAD_SECONDS sets how long (60 for the README's measured minute): the
-suite's five minutes hold 20 s of it, some 200 requests sent and answered."""
+order. SENDAUTH_TEST_LOAD_CLIENTS and SENDAUTH_TEST_LOAD_SECONDS set how many and how long
+(200 and 60 for the README's measured minute): 100 clients keep the two workers saturated as
+200 do (each waits on its last answer), at half the suite's time."""
 import json
 import os
 import statistics
@@ -28,7 +29,7 @@ from .fakes.pagerduty import FakePagerDuty
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
-CLIENTS = 200
+CLIENTS = int(os.environ.get("SENDAUTH_TEST_LOAD_CLIENTS", "100"))
 SECONDS = float(os.environ.get("SENDAUTH_TEST_LOAD_SECONDS", "20"))
 REQUESTOR_WATCHERS = 3
 REVIEWER_WATCHERS = 2
@@ -144,7 +145,7 @@ def percentile(values, fraction):
 
 
 @pytest.mark.timeout(SECONDS + 180)
-def test_200_clients_for_a_minute_lose_nothing_and_get_no_server_error(tmp_path,
+def test_clients_sending_and_answering_at_once_lose_nothing_and_get_no_server_error(tmp_path,
                                                                        served_database):
     need(redis_available(REDIS_URL), f"Redis not reachable at {REDIS_URL}")
     app = create_app(base_test_config(tmp_path, SQLALCHEMY_DATABASE_URI=served_database,
