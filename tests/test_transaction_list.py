@@ -157,3 +157,12 @@ def test_a_time_is_utc_in_the_page_for_the_browser_to_show_in_its_zone(client, a
     stamp = created.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert f'<time datetime="{stamp}" data-local>{created:%Y-%m-%d %H:%M:%S} UTC</time>' in \
         found(client)
+
+
+def test_a_public_id_starts_with_a_letter_or_a_digit():
+    """So a CSV cell never starts with "-" (a formula to a spreadsheet, quoted by the export)."""
+    from sendauth_dashboard.models import new_public_id
+
+    ids = [new_public_id() for _ in range(2000)]
+    assert all(i[0].isalnum() and len(i) == 22 for i in ids)
+    assert len(set(ids)) == len(ids)

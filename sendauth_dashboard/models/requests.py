@@ -55,7 +55,12 @@ def in_schema_of(dialect_name):
 
 
 def new_public_id():
-    return secrets.token_urlsafe(16)
+    """22 URL-safe characters (128 random bits), starting with a letter or a digit: one in 32
+    started with "-" or "_", and a CSV cell starting with "-" is a formula to a spreadsheet
+    (pages/csv_export.py quotes it, so the id in the file was not the id)."""
+    while not (public_id := secrets.token_urlsafe(16))[0].isalnum():
+        pass
+    return public_id
 
 
 class Transaction(db.Model):
