@@ -131,12 +131,12 @@ def migrated_postgres(postgres_server, tmp_path_factory):
 @pytest.fixture
 def served_database(postgres_server, migrated_postgres):
     """A fresh PostgreSQL database as `flask --app wsgi db upgrade` builds it in production (a
-    copy of the one migrated at the start of the session)."""
+    copy of the one migrated at the start of the session). Dropped with the session's others
+    when it ends: a DROP DATABASE waits for PostgreSQL's checkpoint, seconds on a busy machine
+    (a test's teardown took 12 s)."""
     from sqlalchemy.engine import make_url
 
-    url = postgres_server.create(unique_suffix(), template=make_url(migrated_postgres).database)
-    yield url
-    postgres_server.drop(url)
+    return postgres_server.create(unique_suffix(), template=make_url(migrated_postgres).database)
 
 
 BOTH_DATABASES = [

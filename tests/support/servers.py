@@ -103,6 +103,9 @@ class Browser:
     def __init__(self, url):
         self.url = url
         self.session = requests.Session()
+        # A connection per request: gunicorn, told to stop, waits for an idle kept-alive
+        # connection until its keepalive (5 s) runs out, and every test stops its server.
+        self.session.headers["Connection"] = "close"
 
     def token(self, path):
         return CSRF.search(self.session.get(self.url + path, timeout=10).text).group(1)
