@@ -214,7 +214,7 @@ def test_redis_cut_then_hung_fails_no_send_and_every_watcher_misses_nothing(
         PAGERDUTY_EVENTS_URL=fake_pagerduty.url, BASE_URL="http://sendauth.test",
         RATELIMIT_ENABLED="false", SSE_HEARTBEAT_SECONDS=2, DISPATCHER_IDLE_SECONDS=0.5,
         ACCESS_LOG="/dev/null")
-    server = servers.gunicorn(env, tmp_path, workers=2)  # and its dispatcher process
+    server = servers.gunicorn(env, tmp_path)  # a gevent worker, and its dispatcher process
     watchers, sends = {}, None
     try:
         senders = [signed_in(server.url, r.email) for r in requestors]
@@ -233,7 +233,9 @@ def test_redis_cut_then_hung_fails_no_send_and_every_watcher_misses_nothing(
             sends.run_phase(phase, SENDS_PER_PHASE)
         sends.stop()
 
-        assert {outcome for _, _, outcome, _ in sends.results} == {302}, sends.results
+        failed = [(phase, f"{seconds:.1f} s", outcome) for phase, seconds, outcome, _
+                  in sends.results if outcome != 302]
+        assert not failed, f"{failed} of {len(sends.results)} sends"
         sent = [public_id for _, _, _, public_id in sends.results]
         wait_until(lambda: delivered(app, sent), timeout=60, interval=0.1,
                    message="every send's incident delivered")
