@@ -203,3 +203,44 @@ def test_with_redis_away_local_events_reach_watchers_in_order_read_once_for_the_
         assert [watcher.get(timeout=1)["id"] for _ in range(5)] == [1, 2, 3, 4, 5]
     assert reads == [(1, 5)], "one read for the process"
     broker.stop()
+
+
+def test_what_a_process_published_while_redis_hung_reaches_the_others_once_it_answers(
+        prefix, monkeypatch):
+    """A process (the dispatcher, say) finds Redis hung, delivers locally for a while, and
+    publishes its next event there after Redis has come back, then nothing more happens: the
+    other processes' watchers still get it (they used to wait for some later event)."""
+    from urllib.parse import urlsplit
+
+    from sendauth_dashboard.services.live import broker as broker_module
+    from tests.support.proxy import TcpProxy
+
+    monkeypatch.setattr(broker_module, "PUBLISH_PAUSE_SECONDS", 1.0)
+    address = urlsplit(REDIS_URL)
+    proxy = TcpProxy((address.hostname, address.port or 6379), "redis")
+    url = f"redis://{proxy.address}/0"
+    table = {n: {"id": n, "kind": "transaction.created"} for n in range(1, 4)}
+    dispatcher = RedisBroker(url, prefix=prefix, retry_seconds=(0.05, 0.2))
+    web = RedisBroker(url, prefix=prefix, retry_seconds=(0.05, 0.2),
+                      read_between=lambda a, b: [table[n] for n in range(a + 1, b)])
+    try:
+        watcher = web.subscribe()
+        dispatcher.on_wake(lambda: None)  # its listener, as a dispatcher has
+        assert web.wait_until_listening(15) and dispatcher.wait_until_listening(15)
+        assert watcher.get(timeout=15) is RESYNC
+        dispatcher.publish(table[1])
+        assert watcher.get(timeout=15) == table[1]
+        proxy.pause()
+        dispatcher.publish(table[2])  # times out: local only for a while
+        proxy.restore()
+        dispatcher.publish(table[3])  # still local only; and then nothing more happens
+        got = []
+        wait_until(lambda: got.append(watcher.get(timeout=0.1)) or 3 in
+                   [m["id"] for m in got if isinstance(m, dict)], timeout=10,
+                   message="event 3 reaching the other process")
+        ids = [m["id"] for m in got if isinstance(m, dict)]
+        assert sorted(set(ids)) == [2, 3], got
+    finally:
+        for broker in (dispatcher, web):
+            broker.stop()
+        proxy.close()

@@ -3,7 +3,8 @@
 A fake subclasses ``FakeHttpService`` and says how it reads a request (``parse``) and how the
 real service would answer it (``process``). Tests can script the next answers instead
 (``answer_next``, ``answer_always``), make it hang or answer slowly, stop it so connections
-are refused, and wait on what it received with a deadline (``wait_for``).
+are refused, and wait on what it received (``received``, answered; ``arrived``, counted before
+the answer, so also those in flight) with a deadline (``wait_for``).
 """
 import json
 import sys
@@ -61,6 +62,7 @@ class FakeHttpService:
 
     def __init__(self):
         self.received = []
+        self.arrived = 0  # requests read, answered or not yet (in flight)
         self._script = deque()
         self._always = None
         self._lock = threading.Condition()
@@ -149,6 +151,9 @@ class FakeHttpService:
     def _handle(self, request):
         length = int(request.headers.get("Content-Length") or 0)
         raw = request.rfile.read(length)
+        with self._lock:
+            self.arrived += 1
+            self._lock.notify_all()
         answer = self._next_answer()
         if answer is not None and answer.hang:
             self._release.wait(60)

@@ -81,7 +81,11 @@ def gunicorn(env, tmp_path, workers=1, name="gunicorn", app="wsgi:app"):
     server = Process([BIN / "gunicorn", "-c", "gunicorn.conf.py", app], env,
                      tmp_path / f"{name}.log")
     server.url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: _healthy(server.url), timeout=30, message=f"{name} answering")
+    try:
+        wait_until(lambda: _healthy(server.url), timeout=30, message=f"{name} answering")
+    except AssertionError:
+        server.stop()  # nobody else holds it: left running, it served on after the test
+        raise
     return server
 
 

@@ -156,6 +156,8 @@ class RedisBroker(LocalBroker):
         self._publisher = redis.Redis.from_url(url, socket_connect_timeout=PUBLISH_TIMEOUT_SECONDS,
                                                socket_timeout=PUBLISH_TIMEOUT_SECONDS)
         self._paused_until = 0.0
+        self._unpublished = None  # the newest event published locally only (Redis away)
+        self._retry = None  # the timer that publishes it
         self._order_lock = threading.Lock()
         self.events_channel = f"{prefix}:events"
         self.wake_channel = f"{prefix}:wake"
@@ -169,9 +171,31 @@ class RedisBroker(LocalBroker):
         if not self._publish(self.events_channel, json.dumps(message)):
             # This process's watchers still see it now, in id order with what other processes
             # committed meanwhile (read from the table once for the process, not by each
-            # stream on its own: thousands of them at once emptied the database pool); the
-            # other processes catch up from the table when their subscriber reconnects.
+            # stream on its own: thousands of them at once emptied the database pool). The
+            # other processes hear of it once Redis answers again (``_publish_later``).
+            self._publish_later(message)
             self._in_order(message)
+
+    def _publish_later(self, message):
+        """Publish the newest event not published, once Redis answers again: the others read
+        what they missed below it from the table. Else an event published after Redis came
+        back but within the pause (a hung Redis's listeners never reconnect, so never catch
+        up) reached no other process until a later event did, however long that took."""
+        with self._order_lock:
+            newest = self._unpublished
+            if newest is None or message.get("id", 0) >= newest.get("id", 0):
+                self._unpublished = message
+            if self._retry is None and not self._stop.is_set():
+                wait = max(0.0, self._paused_until - time.monotonic()) + 0.05
+                self._retry = threading.Timer(wait, self._publish_unpublished)
+                self._retry.daemon = True
+                self._retry.start()
+
+    def _publish_unpublished(self):
+        with self._order_lock:
+            message, self._unpublished, self._retry = self._unpublished, None, None
+        if message is not None and not self._publish(self.events_channel, json.dumps(message)):
+            self._publish_later(message)  # still away: when it pauses next
 
     def publish_wake(self):
         # When it fails, dispatchers find the work when they next look.
@@ -218,6 +242,9 @@ class RedisBroker(LocalBroker):
 
     def stop(self):
         self._stop.set()
+        with self._order_lock:
+            if self._retry is not None:
+                self._retry.cancel()
         if self._listener is not None:
             self._listener.join(5)
 
