@@ -152,11 +152,12 @@ def test_a_sigkill_in_the_middle_of_a_burst_loses_nothing_and_opens_no_second_in
     one takes the deliveries whose lease ran out. PagerDuty may hear a trigger twice (the
     answer to the first was lost with the process), and its dedup_key keeps one incident."""
     count, concurrency = 30, 8
-    # A minute's lease, as in production: the restarted dispatcher takes back what the dead one
-    # held at once (outbox/dispatcher.take_back_from_the_dead), and a live one's lease cannot
-    # run out mid-send on a machine too busy to answer in 3 s (which would send it twice).
+    # A minute's lease and a 10 s read timeout, as in production: the restarted dispatcher takes
+    # back what the dead one held at once (outbox/dispatcher.take_back_from_the_dead), and on a
+    # machine too busy to answer in 3 s (or read the fake's 0.3 s answer in 0.5 s) a live one's
+    # send is neither claimed again nor timed out and sent twice (16 re-sent, bound 8, at load 20).
     site = dashboard(DISPATCHER="thread" if killed == "dashboard" else "off",
-                     DELIVERY_LEASE_SECONDS=60)
+                     DELIVERY_LEASE_SECONDS=60, PAGERDUTY_READ_TIMEOUT=10)
     fake_pagerduty.answer_always(Answer.slow(0.3))
     sent = site.send_burst(count)
     first = site.serve() if killed == "dashboard" else site.dispatcher()
