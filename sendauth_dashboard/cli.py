@@ -138,8 +138,11 @@ def worker_command(concurrency):
     hooks = Sender(app)
 
     def stop(signum, frame):
+        # Only ask here, never wait: the handler runs in the main thread wherever it is, and a
+        # SIGTERM that came while it started the webhook sender (holding the sender's lock)
+        # waited for that thread, which waited for the lock: a worker that never ended.
         click.echo("Stopping: finishing the sends under way.")
-        hooks.stop()
+        hooks.stop(timeout=0)
         dispatcher.stop()
 
     signal.signal(signal.SIGTERM, stop)
@@ -147,6 +150,7 @@ def worker_command(concurrency):
     click.echo(f"Dispatcher {dispatcher.name} running ({concurrency} at a time).")
     hooks.start()  # outgoing webhooks: a loop of their own, so no endpoint delays a channel
     dispatcher.run()
+    hooks.stop()  # the webhook sends under way finish
 
 
 def register(app):
