@@ -22,6 +22,7 @@ from ..people import passkeys, sign_ins
 from ..requests import pagerduty_incidents, transactions
 from . import deliveries
 from .deliveries import attempt, claim, next_due_in
+from .loop import Loop
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def prune(now=None):
     return pruned
 
 
-class Dispatcher:
+class Dispatcher(Loop):
     """Claims and sends due deliveries with a few worker threads; sweeps expired transactions.
 
     ``wake()`` makes it look at once (called once queued deliveries commit), so the common
@@ -104,41 +105,20 @@ class Dispatcher:
     at least every ``DISPATCHER_IDLE_SECONDS`` (for deliveries queued by other processes).
     """
 
+    thread_name = "sendauth-dispatcher"
+
     def __init__(self, app, concurrency=8, name=None):
+        super().__init__()
         self.app = app
         self.concurrency = concurrency
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        self._wake = threading.Event()
-        self._stop = threading.Event()
         # The deliveries this dispatcher is sending now: never claimed again by it, even once
         # their lease has run out (a send slower than the lease is not sent twice from here).
         self._sending = set()
         self._lock = threading.Lock()
-        self._thread = None
         self._pool = None
         self._next_sweep = 0.0
         self._next_prune = 0.0
-
-    def wake(self):
-        self._wake.set()
-
-    def start(self):
-        """Run in a daemon thread of this process (the web process's default)."""
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self.run, name="sendauth-dispatcher",
-                                                daemon=True)
-                self._thread.start()
-
-    def stop(self, timeout=None):
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    @property
-    def running(self):
-        return self._thread is not None and self._thread.is_alive()
 
     def run(self):
         """Loop until stopped; finishes the sends under way before returning."""

@@ -15,38 +15,23 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy.exc import SQLAlchemyError
 
 from ...runtime import runtime
+from ..outbox.loop import Loop
 from . import queue
 
 log = logging.getLogger(__name__)
 
 
-class Sender:
+class Sender(Loop):
+    thread_name = "sendauth-webhooks"
+
     def __init__(self, app, concurrency=None, name=None):
+        super().__init__()
         self.app = app
         self.concurrency = concurrency or app.config["WEBHOOK_CONCURRENCY"]
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:hooks:{id(self):x}"
-        self._wake = threading.Event()
-        self._stop = threading.Event()
         self._busy = {}  # endpoint id -> message id, being sent by this sender
         self._lock = threading.Lock()
-        self._thread = None
         self._pool = None
-
-    def wake(self):
-        self._wake.set()
-
-    def start(self):
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self.run, name="sendauth-webhooks",
-                                                daemon=True)
-                self._thread.start()
-
-    def stop(self, timeout=None):
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     def run(self):
         """Loop until stopped; finishes the sends under way before returning."""
