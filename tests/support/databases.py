@@ -16,6 +16,7 @@ gets it empty, instead of building it again per test.
 import os
 import shutil
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import create_engine, make_url, text
 
@@ -95,8 +96,7 @@ class PostgresServer:
 
     def drop(self, url):
         name = make_url(url).database
-        with self.admin.connect() as connection:
-            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        self._drop(name)
         if name in self.names:
             self.names.remove(name)
 
@@ -104,10 +104,17 @@ class PostgresServer:
         return self.admin.url.set(database=name).render_as_string(hide_password=False)
 
     def close(self):
-        for name in list(self.names):
-            with self.admin.connect() as connection:
-                connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        """Drop them all at once: each DROP DATABASE waits for a checkpoint (1 to 8 s apiece on a
+        busy machine, 18 s at the end of a worker's session one by one), and drops that wait
+        together share one."""
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(self._drop, list(self.names)))
+        self.names.clear()
         self.admin.dispose()
+
+    def _drop(self, name):
+        with self.admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 class PostgresDatabase:
