@@ -13,7 +13,7 @@ from sendauth_dashboard.services.webhooks import endpoints, queue
 from tests.support.api import Api, make_key
 from tests.support.helpers import configure_pagerduty, database_rows, send_request
 
-ROLES = ("member", "requestor", "reviewer", "admin")
+ROLES = ("member", "requestor", "reviewer", "registrar", "admin")
 RANK = {role: n for n, role in enumerate(ROLES)}
 # A body each operation accepts (where it takes one), so what decides is the key.
 BODIES = {
