@@ -20,7 +20,7 @@ from tests.support.helpers import (
 )
 from tests.support.web import AuthActions, csrf_token_from
 
-ROLES = ("member", "requestor", "reviewer", "admin")
+ROLES = ("member", "requestor", "reviewer", "registrar", "admin")
 # The roles, plus the two people a transaction belongs to.
 IDENTITIES = ("anonymous", *ROLES, "owner", "target")
 ROLE_OF = {"owner": "requestor", "target": "member"}
@@ -60,14 +60,15 @@ ROUTES = CHANNEL_ROUTES + [
     ("POST", "/login/passkey", "/login/passkey", everyone(302, anonymous=400)),
     ("GET", "/healthz", "/healthz", everyone(200)),
     ("GET", "/", "/", gate("member", 200)),
-    ("GET", "/settings/users", "/settings/users", gate("admin", 200)),
-    ("POST", "/settings/users", "/settings/users", gate("admin", 400)),
+    # People are the registrar's: the users page and everything on it.
+    ("GET", "/settings/users", "/settings/users", gate("registrar", 200)),
+    ("POST", "/settings/users", "/settings/users", gate("registrar", 400)),
     ("POST", "/settings/users/<int:user_id>/role", "/settings/users/{member}/role",
-     gate("admin", 302)),
+     gate("registrar", 302)),
     ("POST", "/settings/users/<int:user_id>/enrolment-link",
-     "/settings/users/{member}/enrolment-link", gate("admin", 200)),
+     "/settings/users/{member}/enrolment-link", gate("registrar", 200)),
     ("POST", "/settings/users/<int:user_id>/active", "/settings/users/{member}/active",
-     gate("admin", 400)),
+     gate("registrar", 400)),
     ("POST", "/settings/pagerduty/resolve-test", "/settings/pagerduty/resolve-test",
      gate("admin", 302)),
     ("GET", "/profile/messaging", "/profile/messaging", gate("member", 200)),
@@ -85,6 +86,17 @@ ROUTES = CHANNEL_ROUTES + [
     ("POST", "/profile/passkeys/<int:passkey_id>/remove", "/profile/passkeys/{passkey}/remove",
      gate("member", 404, target=302)),
     ("GET", "/settings/organisation", "/settings/organisation", gate("admin", 200)),
+    ("GET", "/settings/routing", "/settings/routing", gate("admin", 200)),
+    ("POST", "/settings/routing", "/settings/routing", gate("admin", 400)),
+    ("POST", "/settings/routing/<int:rule_id>/move", "/settings/routing/{routing_rule}/move",
+     gate("admin", 400)),
+    ("POST", "/settings/routing/<int:rule_id>/delete", "/settings/routing/{routing_rule}/delete",
+     gate("admin", 302)),
+    ("GET", "/settings/messages", "/settings/messages", gate("admin", 200)),
+    ("POST", "/settings/messages", "/settings/messages", gate("admin", 400)),
+    ("POST", "/settings/messages/preview", "/settings/messages/preview", gate("admin", 200)),
+    ("POST", "/settings/messages/<field_name>/default", "/settings/messages/sms_body/default",
+     gate("admin", 302)),
     ("GET", "/settings/audit", "/settings/audit", gate("admin", 200)),
     ("GET", "/insights", "/insights", gate("reviewer", 200)),
     ("GET", "/right-now", "/right-now", gate("reviewer", 200)),
@@ -97,7 +109,7 @@ ROUTES = CHANNEL_ROUTES + [
     ("GET", "/transactions/<public_id>", "/transactions/{transaction}",
      gate("requestor", 200, requestor=404)),
     ("POST", "/transactions/<public_id>/cancel", "/transactions/{transaction}/cancel",
-     gate("requestor", 302, requestor=404, reviewer=403)),
+     gate("requestor", 302, requestor=404, reviewer=403, registrar=403)),
     ("POST", "/transactions/<public_id>/resolve-incident",
      "/transactions/{transaction}/resolve-incident", gate("reviewer", 302)),
     # No session, no CSRF token: the signature decides, and none is set up here.
@@ -180,6 +192,16 @@ def api_key_id(app, user):
         return db.session.scalar(db.select(ApiKey.id).where(ApiKey.user_id == user.id))
 
 
+def routing_rule_id(app, user):
+    """A routing rule that sends requests tagged team=help to ``user``."""
+    from sendauth_dashboard.services.approvals import tag_rules
+
+    with app.app_context():
+        rule = tag_rules.add(tag_key="team", tag_value="help", user_email=user.email, actor=None)
+        db.session.commit()
+        return rule.id
+
+
 def webhook_ids(app):
     """An endpoint (not sending anywhere: turned off) and one delivery it has had."""
     from sendauth_dashboard.services.webhooks import endpoints, queue
@@ -235,6 +257,7 @@ class World:
                           "enrolment": enrolment_token(app, self.people["target"]),
                           "passkey": passkey_ids(app, self.people["target"])[0],
                           "api_key": api_key_id(app, self.people["owner"]),
+                          "routing_rule": routing_rule_id(app, self.people["target"]),
                           **webhook_ids(app)}
         with app.app_context():
             db.engine.dispose()
