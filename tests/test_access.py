@@ -151,7 +151,8 @@ ROUTES = CHANNEL_ROUTES + [
     ("GET", "/api/docs", "/api/docs", everyone(200)),
     *((method, rule, rule.replace("<public_id>", "{transaction}")
        .replace("<int:user_id>", "{member}").replace("<int:endpoint_id>", "{webhook}")
-       .replace("<int:delivery_id>", "{webhook_message}"), everyone(401))
+       .replace("<int:delivery_id>", "{webhook_message}")
+       .replace("<int:rule_id>", "{routing_rule}"), everyone(401))
       for method, rule in (
         ("GET", "/api/v1/transactions"), ("POST", "/api/v1/transactions"),
         ("GET", "/api/v1/transactions/<public_id>"),
@@ -168,7 +169,10 @@ ROUTES = CHANNEL_ROUTES + [
         ("POST", "/api/v1/webhook-endpoints/<int:endpoint_id>/test"),
         ("GET", "/api/v1/webhook-endpoints/<int:endpoint_id>/deliveries"),
         ("POST", "/api/v1/webhook-endpoints/<int:endpoint_id>/deliveries/<int:delivery_id>"
-                 "/replay"))),
+                 "/replay"),
+        ("GET", "/api/v1/routing-rules"), ("POST", "/api/v1/routing-rules"),
+        ("POST", "/api/v1/routing-rules/<int:rule_id>/move"),
+        ("DELETE", "/api/v1/routing-rules/<int:rule_id>"))),
 ]
 
 

@@ -23,8 +23,7 @@ def people(app, make_user):
 
 def add_rules(as_admin, *rules):
     for key, value, email in rules:
-        answer = as_admin.post("/settings/routing", {"tag_key": key, "tag_value": value,
-                                                     "user": email},
+        answer = as_admin.post("/settings/routing", {"key": key, "value": value, "user": email},
                                token_page="/settings/routing")
         assert answer.status_code == 302, answer.text
 
@@ -88,10 +87,10 @@ def test_rules_are_kept_in_order_moved_and_deleted(app, client, as_admin, people
 
 
 @pytest.mark.parametrize("form, words", [
-    ({"tag_key": "team", "tag_value": "it", "user": "nobody@example.com"},
+    ({"key": "team", "value": "it", "user": "nobody@example.com"},
      "There is no active user with the email &#39;nobody@example.com&#39;"),
-    ({"tag_key": "", "tag_value": "it", "user": "ivan@example.com"}, "Enter the tag&#39;s key"),
-    ({"tag_key": "TEAM", "tag_value": "It", "user": "fay@example.com"},
+    ({"key": "", "value": "it", "user": "ivan@example.com"}, "Enter the tag&#39;s key"),
+    ({"key": "TEAM", "value": "It", "user": "fay@example.com"},
      "Rule 1 routes team=it already, to ivan@example.com"),
 ])
 def test_a_rule_that_cannot_be_added_says_why(app, client, as_admin, people, form, words):
@@ -109,3 +108,22 @@ def test_a_request_to_a_user_still_needs_no_rule(app, client, people):
     assert answer.status_code == 201
     with app.app_context():
         assert db.session.scalar(select(Transaction.id)) is not None
+
+
+def test_an_admin_key_with_routing_manage_sets_up_the_rules(app, client, people, admin):
+    api = Api(client, make_key(app, admin, scopes=["routing:manage"]))
+    for value, email in (("it", "ivan@example.com"), ("finance", "fay@example.com")):
+        added = api.post("/api/v1/routing-rules", json={"key": "team", "value": value,
+                                                        "user": email})
+        assert added.status_code == 201, added.json
+    again = api.post("/api/v1/routing-rules", json={"key": "Team", "value": "IT",
+                                                    "user": "fay@example.com"})
+    assert again.status_code == 409 and "Rule 1 routes team=it already" in again.json["detail"]
+    moved = api.post(f"/api/v1/routing-rules/{added.json['id']}/move",
+                     json={"direction": "up"})
+    assert [(r["position"], r["value"]) for r in moved.json["items"]] == [
+        (1, "finance"), (2, "it")]
+    assert api.delete(f"/api/v1/routing-rules/{added.json['id']}").status_code == 204
+    assert rule_order(app) == [(1, "team=it", "ivan@example.com")]
+    requestor_key = Api(client, make_key(app, people["agent"], scopes=["transactions:write"]))
+    assert requestor_key.get("/api/v1/routing-rules").status_code == 403

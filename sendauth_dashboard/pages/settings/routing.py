@@ -14,9 +14,9 @@ from . import bp
 
 
 class RuleForm(FlaskForm):
-    tag_key = StringField("Tag", description="The tag's name, such as team.",
+    key = StringField("Tag", description="The tag's name, such as team.",
                           render_kw={"maxlength": tag_rules.TAG_KEY_MAX_CHARS})
-    tag_value = StringField("Value", description="Its value, such as finance.",
+    value = StringField("Value", description="Its value, such as finance.",
                             render_kw={"maxlength": tag_rules.TAG_VALUE_MAX_CHARS})
     user = EmailField("Goes to", description="The email of the person the request is sent to.")
     submit = SubmitField("Add rule")
@@ -39,15 +39,16 @@ def routing():
     form = RuleForm()
     if form.validate_on_submit():
         try:
-            rule = tag_rules.add(tag_key=form.tag_key.data, tag_value=form.tag_value.data,
+            rule = tag_rules.add(tag_key=form.key.data, tag_value=form.value.data,
                                  user_email=form.user.data, actor=current_user)
             db.session.commit()
         except tag_rules.RuleError as exc:
             db.session.rollback()
-            apply_service_error(form, exc, "tag_key")
+            apply_service_error(form, exc, "key", renamed={"tag_key": "key",
+                                                           "tag_value": "value"})
         except IntegrityError:
             db.session.rollback()
-            form.tag_key.errors.append("Someone added a rule at the same moment: try again.")
+            form.key.errors.append("Someone added a rule at the same moment: try again.")
         else:
             flash(f"Added rule {rule.position}: {rule} goes to {rule.user.name}.", "success")
             return redirect(url_for("settings.routing"))

@@ -24,6 +24,10 @@ class RuleError(ServiceError):
     """A rule cannot be added or changed as asked; the message says why."""
 
 
+class RuleTaken(RuleError):
+    """Another rule routes the same tag and value already."""
+
+
 class NoRuleMatches(ServiceError):
     """No rule matches a request's tags; the message names the tags and the rules there are."""
 
@@ -86,7 +90,7 @@ def add(*, tag_key, tag_value, user_email, actor):
     same = db.session.scalar(select(RoutingRule).where(RoutingRule.tag_key == tag_key,
                                                        RoutingRule.tag_value == tag_value))
     if same is not None:
-        raise RuleError(f"Rule {same.position} routes {same} already, to {same.user.email}: "
+        raise RuleTaken(f"Rule {same.position} routes {same} already, to {same.user.email}: "
                         "delete it first to route that tag elsewhere.", "tag_value")
     last = db.session.scalar(select(func.max(RoutingRule.position))) or 0
     rule = RoutingRule(position=last + 1, tag_key=tag_key, tag_value=tag_value, user=user,

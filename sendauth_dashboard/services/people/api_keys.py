@@ -39,6 +39,7 @@ SCOPE_ROLES = {
     "users:write": "registrar",
     "audit:read": "admin",
     "webhooks:manage": "admin",
+    "routing:manage": "admin",
 }
 SCOPE_LABELS = {
     "transactions:read": "Read transactions (requestors: the ones they sent)",
@@ -47,6 +48,7 @@ SCOPE_LABELS = {
     "users:write": "Invite users, change roles, issue enrolment links (registrars)",
     "audit:read": "Read the audit log (admins)",
     "webhooks:manage": "Set up outgoing webhooks: endpoints, secrets, replays (admins)",
+    "routing:manage": "Set up routing rules from a request's tags to a person (admins)",
 }
 
 
