@@ -165,8 +165,8 @@ def check_may_grant(actor, role):
     if role not in ROLES:
         raise AccountError(f"Unknown role {role!r}: choose one of {', '.join(ROLES)}.", "role")
     if role not in grantable_roles(actor):
-        raise BeyondYourRole(f"Only an admin can give the role {role}; as a {actor.role} you can "
-                           f"give {', '.join(grantable_roles(actor))}.", "role")
+        raise BeyondYourRole(f"Only an admin can give the role {role}; as a {actor.role} you "
+                             f"can give {', '.join(grantable_roles(actor))}.", "role")
 
 
 def may_manage(actor, user):
@@ -179,7 +179,7 @@ def may_manage(actor, user):
 def check_may_manage(actor, user):
     if not may_manage(actor, user):
         raise BeyondYourRole(f"{user.name} is an {user.role}: only an admin can change their "
-                           "account.", "role")
+                             "account.", "role")
 
 
 def create_user(*, email, name, role, password, actor=None):
