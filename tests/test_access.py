@@ -20,7 +20,7 @@ from tests.support.helpers import (
 )
 from tests.support.web import AuthActions, csrf_token_from
 
-ROLES = ("member", "requestor", "reviewer", "admin")
+ROLES = ("member", "requestor", "reviewer", "registrar", "admin")
 # The roles, plus the two people a transaction belongs to.
 IDENTITIES = ("anonymous", *ROLES, "owner", "target")
 ROLE_OF = {"owner": "requestor", "target": "member"}
@@ -60,14 +60,15 @@ ROUTES = CHANNEL_ROUTES + [
     ("POST", "/login/passkey", "/login/passkey", everyone(302, anonymous=400)),
     ("GET", "/healthz", "/healthz", everyone(200)),
     ("GET", "/", "/", gate("member", 200)),
-    ("GET", "/settings/users", "/settings/users", gate("admin", 200)),
-    ("POST", "/settings/users", "/settings/users", gate("admin", 400)),
+    # People are the registrar's: the users page and everything on it.
+    ("GET", "/settings/users", "/settings/users", gate("registrar", 200)),
+    ("POST", "/settings/users", "/settings/users", gate("registrar", 400)),
     ("POST", "/settings/users/<int:user_id>/role", "/settings/users/{member}/role",
-     gate("admin", 302)),
+     gate("registrar", 302)),
     ("POST", "/settings/users/<int:user_id>/enrolment-link",
-     "/settings/users/{member}/enrolment-link", gate("admin", 200)),
+     "/settings/users/{member}/enrolment-link", gate("registrar", 200)),
     ("POST", "/settings/users/<int:user_id>/active", "/settings/users/{member}/active",
-     gate("admin", 400)),
+     gate("registrar", 400)),
     ("POST", "/settings/pagerduty/resolve-test", "/settings/pagerduty/resolve-test",
      gate("admin", 302)),
     ("GET", "/profile/messaging", "/profile/messaging", gate("member", 200)),
@@ -85,6 +86,17 @@ ROUTES = CHANNEL_ROUTES + [
     ("POST", "/profile/passkeys/<int:passkey_id>/remove", "/profile/passkeys/{passkey}/remove",
      gate("member", 404, target=302)),
     ("GET", "/settings/organisation", "/settings/organisation", gate("admin", 200)),
+    ("GET", "/settings/routing", "/settings/routing", gate("admin", 200)),
+    ("POST", "/settings/routing", "/settings/routing", gate("admin", 400)),
+    ("POST", "/settings/routing/<int:rule_id>/move", "/settings/routing/{routing_rule}/move",
+     gate("admin", 400)),
+    ("POST", "/settings/routing/<int:rule_id>/delete", "/settings/routing/{routing_rule}/delete",
+     gate("admin", 302)),
+    ("GET", "/settings/messages", "/settings/messages", gate("admin", 200)),
+    ("POST", "/settings/messages", "/settings/messages", gate("admin", 400)),
+    ("POST", "/settings/messages/preview", "/settings/messages/preview", gate("admin", 200)),
+    ("POST", "/settings/messages/<field_name>/default", "/settings/messages/sms_body/default",
+     gate("admin", 302)),
     ("GET", "/settings/audit", "/settings/audit", gate("admin", 200)),
     ("GET", "/insights", "/insights", gate("reviewer", 200)),
     ("GET", "/right-now", "/right-now", gate("reviewer", 200)),
@@ -97,7 +109,7 @@ ROUTES = CHANNEL_ROUTES + [
     ("GET", "/transactions/<public_id>", "/transactions/{transaction}",
      gate("requestor", 200, requestor=404)),
     ("POST", "/transactions/<public_id>/cancel", "/transactions/{transaction}/cancel",
-     gate("requestor", 302, requestor=404, reviewer=403)),
+     gate("requestor", 302, requestor=404, reviewer=403, registrar=403)),
     ("POST", "/transactions/<public_id>/resolve-incident",
      "/transactions/{transaction}/resolve-incident", gate("reviewer", 302)),
     # No session, no CSRF token: the signature decides, and none is set up here.
@@ -139,7 +151,8 @@ ROUTES = CHANNEL_ROUTES + [
     ("GET", "/api/docs", "/api/docs", everyone(200)),
     *((method, rule, rule.replace("<public_id>", "{transaction}")
        .replace("<int:user_id>", "{member}").replace("<int:endpoint_id>", "{webhook}")
-       .replace("<int:delivery_id>", "{webhook_message}"), everyone(401))
+       .replace("<int:delivery_id>", "{webhook_message}")
+       .replace("<int:rule_id>", "{routing_rule}"), everyone(401))
       for method, rule in (
         ("GET", "/api/v1/transactions"), ("POST", "/api/v1/transactions"),
         ("GET", "/api/v1/transactions/<public_id>"),
@@ -156,7 +169,10 @@ ROUTES = CHANNEL_ROUTES + [
         ("POST", "/api/v1/webhook-endpoints/<int:endpoint_id>/test"),
         ("GET", "/api/v1/webhook-endpoints/<int:endpoint_id>/deliveries"),
         ("POST", "/api/v1/webhook-endpoints/<int:endpoint_id>/deliveries/<int:delivery_id>"
-                 "/replay"))),
+                 "/replay"),
+        ("GET", "/api/v1/routing-rules"), ("POST", "/api/v1/routing-rules"),
+        ("POST", "/api/v1/routing-rules/<int:rule_id>/move"),
+        ("DELETE", "/api/v1/routing-rules/<int:rule_id>"))),
 ]
 
 
@@ -178,6 +194,16 @@ def api_key_id(app, user):
     make_key(app, user)
     with app.app_context():
         return db.session.scalar(db.select(ApiKey.id).where(ApiKey.user_id == user.id))
+
+
+def routing_rule_id(app, user):
+    """A routing rule that sends requests tagged team=help to ``user``."""
+    from sendauth_dashboard.services.approvals import tag_rules
+
+    with app.app_context():
+        rule = tag_rules.add(tag_key="team", tag_value="help", user_email=user.email, actor=None)
+        db.session.commit()
+        return rule.id
 
 
 def webhook_ids(app):
@@ -235,6 +261,7 @@ class World:
                           "enrolment": enrolment_token(app, self.people["target"]),
                           "passkey": passkey_ids(app, self.people["target"])[0],
                           "api_key": api_key_id(app, self.people["owner"]),
+                          "routing_rule": routing_rule_id(app, self.people["target"]),
                           **webhook_ids(app)}
         with app.app_context():
             db.engine.dispose()

@@ -8,12 +8,13 @@ import pytest
 from sendauth_dashboard.api import spec
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import API_SCOPES, ApiKey, User, utcnow
+from sendauth_dashboard.services.approvals import tag_rules
 from sendauth_dashboard.services.people.api_keys import SCOPE_ROLES
 from sendauth_dashboard.services.webhooks import endpoints, queue
 from tests.support.api import Api, make_key
 from tests.support.helpers import configure_pagerduty, database_rows, send_request
 
-ROLES = ("member", "requestor", "reviewer", "admin")
+ROLES = ("member", "requestor", "reviewer", "registrar", "admin")
 RANK = {role: n for n, role in enumerate(ROLES)}
 # A body each operation accepts (where it takes one), so what decides is the key.
 BODIES = {
@@ -23,6 +24,8 @@ BODIES = {
     "enrolment_link": {},
     "create_endpoint": {"url": "https://tickets.example.com/hooks", "events": ["user.created"]},
     "change_endpoint": {},
+    "add_routing_rule": {"key": "team", "value": "legal", "user": "target@example.com"},
+    "move_routing_rule": {"direction": "up"},
 }
 
 
@@ -41,6 +44,10 @@ def world(app, make_user):
         message.status = "sent"
         db.session.commit()
         hook = {"endpoint_id": endpoint.id, "delivery_id": message.id}
+        rule = tag_rules.add(tag_key="team", tag_value="help", user_email=target.email,
+                             actor=None)
+        db.session.commit()
+        hook["rule_id"] = rule.id
     return {"holder": holder, "target": target, "transaction": public_id, "hook": hook}
 
 

@@ -268,7 +268,7 @@ PAGES = {
     "reviewer": ["/transactions/", "/transactions/{transaction}"],
     "admin": ["/", "/settings/users", "/settings/pagerduty", "/settings/email", "/settings/sms",
               "/settings/slack", "/settings/organisation", "/settings/api-keys",
-              "/settings/webhooks", "/api/docs"],
+              "/settings/webhooks", "/settings/messages", "/settings/routing", "/api/docs"],
 }
 SERIOUS = ("serious", "critical")
 # Dark mode changes colours and nothing else (app.css's prefers-color-scheme block only sets
@@ -322,3 +322,23 @@ def test_axe_core_finds_nothing_serious_on_any_page(browser, live_server, people
                 found[f"{path} ({scheme})"] = problems
         page.context.close()
     assert found == {}
+
+
+def test_the_sms_segment_count_follows_the_typing_on_a_phone_in_dark_mode(
+        browser, live_server, people):
+    """Settings → Messages: the preview (written by the server) changes as the SMS template is
+    typed, and one character outside GSM-7 shows the whole text becoming UCS-2."""
+    page = signed_in(browser, live_server, people["admin"], "/settings/messages",
+                     color_scheme="dark", **PHONE)
+    sms = page.get_by_label("SMS body")
+    count = page.locator("[data-sms-segments]")
+    sms.fill("Acme IT: is this you? {link}")
+    expect(count).to_have_attribute("data-sms-encoding", "GSM-7")
+    expect(count).to_contain_text("1 segment, GSM-7")
+    sms.fill("Acme IT ✓ is this you? {link}")
+    expect(count).to_have_attribute("data-sms-encoding", "UCS-2")
+    expect(count).to_contain_text("2 segments, UCS-2")
+    expect(page.locator("[data-preview=sms_body]")).to_contain_text("Acme IT ✓ is this you?")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, "nothing makes a phone scroll sideways"
+    page.context.close()

@@ -71,3 +71,22 @@ def test_a_sqlite_database_with_requests_in_it_migrates_to_the_trust_schema_and_
         with db.engine.connect() as connection:
             assert connection.execute(text("SELECT count(*) FROM transactions")).scalar() == 1
             assert connection.execute(text("PRAGMA foreign_key_check")).all() == []
+
+
+def test_a_registrar_goes_back_to_reviewer_when_0012_is_undone(tmp_path):
+    """The users.role CHECK constraint takes a registrar after 0012 (SQLite rebuilds the table
+    in batch mode); going back keeps the person, with the reviewer's powers their role had."""
+    from sqlalchemy import text
+
+    app = migrated_app(tmp_path)
+    with app.app_context():
+        upgrade(revision="0012")
+        with db.engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO users (id, email, name, password_hash, role, active, "
+                "session_version, created_at, notify_pagerduty, notify_email, notify_sms, "
+                "notify_slack) VALUES (1, 'r@example.com', 'R', 'h', 'registrar', 1, 0, "
+                "'2026-01-01 00:00:00', 0, 1, 0, 0)"))
+        downgrade(revision="0011")
+        with db.engine.connect() as connection:
+            assert connection.execute(text("SELECT role FROM users")).all() == [("reviewer",)]

@@ -23,6 +23,15 @@ from tests.support.web import AuthActions, csrf_token_from
 LIMIT = 64 * 1024
 
 
+def routing_rule_id(app, user):
+    from sendauth_dashboard.services.approvals import tag_rules
+
+    with app.app_context():
+        rule = tag_rules.add(tag_key="team", tag_value="help", user_email=user.email, actor=None)
+        db.session.commit()
+        return rule.id
+
+
 def webhook_ids(app):
     """A webhook endpoint and one message queued for it."""
     from sendauth_dashboard.services.webhooks import endpoints, queue
@@ -49,7 +58,8 @@ def world(app, make_user):
         "arguments": {"user_id": member.id, "public_id": public_id,
                       "token": answer_token(app, public_id),
                       "passkey_id": passkey_ids(app, member)[0],
-                      "key_id": api_key_id(app, requestor), **webhook_ids(app)},
+                      "key_id": api_key_id(app, requestor), **webhook_ids(app),
+                      "rule_id": routing_rule_id(app, member), "field_name": "sms_body"},
         # Every field any form has, with values that would be accepted: only the missing
         # token (or the size) may stop them.
         "form": {"email": "new.person@example.com", "name": "New Person", "password": PASSWORD,

@@ -5,7 +5,15 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-from . import auth, docs, transactions, users, webhooks  # noqa: E402,F401  (views register themselves)
+# The views register themselves.
+from . import (  # noqa: E402,F401
+    auth,
+    docs,
+    routing_rules,
+    transactions,
+    users,
+    webhooks,
+)
 
 bp.after_request(auth.add_headers)
 

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ..models import ROLES, TRANSACTION_STATES
+from ..services.approvals.tag_rules import MAX_TAGS, TAG_KEY_MAX_CHARS, TAG_VALUE_MAX_CHARS
 from ..services.requests.transactions import CONTEXT_MAX_CHARS, MESSAGE_MAX_CHARS, TICKET_LIMITS
 
 Status = Literal[TRANSACTION_STATES]
@@ -37,9 +38,19 @@ class Ticket(Body):
         Field(None, examples=["https://example.atlassian.net/browse/HELP-1234"])
 
 
+TagKey = Annotated[str, StringConstraints(min_length=1, max_length=TAG_KEY_MAX_CHARS)]
+TagValue = Annotated[str, StringConstraints(min_length=1, max_length=TAG_VALUE_MAX_CHARS)]
+
+
 class NewTransaction(Body):
-    user: Email | Annotated[int, Field(ge=1)] = Field(
-        description="The user who must prove who they are: their email, or their id.")
+    user: Email | Annotated[int, Field(ge=1)] | None = Field(
+        None, description="The user who must prove who they are: their email, or their id. "
+                          "Give either `user` or `tags`.")
+    tags: Annotated[dict[TagKey, TagValue], Field(max_length=MAX_TAGS)] | None = Field(
+        None, examples=[{"team": "finance"}],
+        description="Instead of `user`: the routing rules (Settings → Routing) pick the user "
+                    "by the first rule, in their order, whose tag is among these. 422 with the "
+                    "reason when none matches.")
     message: Annotated[str, StringConstraints(min_length=1, max_length=MESSAGE_MAX_CHARS)] = \
         Field(description="Shown to the user: why you are asking.")
     context: Annotated[str, StringConstraints(max_length=CONTEXT_MAX_CHARS)] = ""

@@ -8,6 +8,7 @@ from ..core import event_kinds as kinds
 from ..core.ids import MAX_ROW_ID
 from ..extensions import db
 from ..models import Event, Transaction, User, utcnow
+from ..services.approvals import tag_rules
 from ..services.live.messages import describe
 from ..services.requests import (
     delivery_report,
@@ -63,6 +64,23 @@ def _proofs(rows):
             if (data or {}).get("proof") in ("passkey", "password")}
 
 
+def _addressee(body):
+    """(the user's email, the routing rule in words or None) for a new request."""
+    if (body.user is None) == (body.tags is None):
+        raise field_problem("Give either `user` (who must prove who they are) or `tags` (the "
+                            "routing rules pick them), not both and not neither.", "user")
+    if body.tags is not None:
+        try:
+            rule = tag_rules.match(body.tags)
+        except (tag_rules.NoRuleMatches, tag_rules.RuleError) as exc:
+            raise field_problem(str(exc), "tags") from None
+        return rule.user.email, tag_rules.describe(rule)
+    if isinstance(body.user, int):
+        user = db.session.get(User, body.user) if body.user < 2 ** 31 else None
+        return (user.email if user is not None else f"#{body.user}"), None
+    return body.user, None
+
+
 def _visible(key, public_id):
     transaction = transactions.find_visible(key.user, public_id)
     if transaction is None:
@@ -77,15 +95,14 @@ def create_transaction(key, body):
     """The same rules as the send form. No channel can reach the user: 422, with each
     channel's reason in `channels`. Too many requests by you or to the user: 429 with
     Retry-After. The answer's `code` is the call-binding code, given only here and to this
-    key."""
-    email = body.user
-    if isinstance(email, int):
-        user = db.session.get(User, email) if email < 2 ** 31 else None
-        email = user.email if user is not None else f"#{body.user}"
+    key. With `tags` instead of `user`, the first routing rule that matches picks the user
+    (the timeline names the rule); none matches: 422 saying so."""
+    email, routed_by = _addressee(body)
     try:
         transaction = transactions.create(
             requestor=key.user, user_email=email, message=body.message, context=body.context,
-            ticket=body.ticket.model_dump() if body.ticket else None, api_key=key)
+            ticket=body.ticket.model_dump() if body.ticket else None, api_key=key,
+            routed_by=routed_by)
         db.session.flush()
         answer = transaction_out(transaction, key, proofs={})
         db.session.commit()

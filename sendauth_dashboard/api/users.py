@@ -1,5 +1,6 @@
 """``/api/v1/users`` and ``/api/v1/audit``: the users page's and the audit log's own rules
-(admins only; the last active admin stays; a link is shown once or emailed)."""
+(registrars and admins; a registrar manages everyone but admins; the last active admin
+stays; a link is shown once or emailed)."""
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -63,6 +64,9 @@ def invite_user(key, body):
                                     password=None, actor=key.user)
         token = enrolment.issue(user, actor=key.user, kind="invitation")
         db.session.commit()
+    except accounts.BeyondYourRole as exc:
+        db.session.rollback()
+        raise field_problem(str(exc), exc.field, status=403) from None
     except accounts.AccountError as exc:
         db.session.rollback()
         raise field_problem(str(exc), exc.field) from None
@@ -86,6 +90,9 @@ def change_user(key, user_id, body):
         if body.active is not None:
             accounts.set_active(user, body.active, actor=key.user)
         db.session.commit()
+    except accounts.BeyondYourRole as exc:
+        db.session.rollback()
+        raise field_problem(str(exc), exc.field, status=403) from None
     except accounts.AccountError as exc:
         db.session.rollback()
         raise field_problem(str(exc), exc.field, status=409) from None

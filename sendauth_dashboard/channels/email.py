@@ -23,6 +23,7 @@ from html import escape
 from email_validator import EmailNotValidError, validate_email
 
 from ..models import EmailSettings
+from . import message_templates
 from .base import Channel, Page
 from .http import ERROR_TEXT_MAX_CHARS, SendResult, truncate
 from .integration import Setting
@@ -159,10 +160,32 @@ def _message(*, sender, recipient, subject, text, html):
     return message
 
 
-def request_email(*, transaction, link, sender):
-    """The email for an authentication request: who asks, their message and context, the link."""
+def request_email(*, transaction, link, sender, subject=None, body=None):
+    """The email for an authentication request: who asks, their message and context, the link;
+    ``subject`` and ``body``, the organisation's words, when it has its own (Settings →
+    Messages)."""
     requestor, user = transaction.requestor, transaction.user
-    expires = transaction.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+    values = message_templates.values_of(transaction, link)
+    subject = (message_templates.one_line(message_templates.as_text(
+        message_templates.render(subject, values))) if subject is not None
+        else f"Authentication request from {requestor.name}")
+    text, html = (templated_body(body, values) if body is not None
+                  else _default_body(transaction, link))
+    return _message(sender=sender, recipient=address(user.name, user.email), subject=subject,
+                    text=text, html=html)
+
+
+def templated_body(template, values):
+    """The text part as rendered; the HTML part with every value escaped, the link a link."""
+    pieces = message_templates.render(template, values)
+    html = "".join(f'<a href="{escape(value)}">{escape(value)}</a>' if kind == "link"
+                   else _html_lines(value) for kind, value in pieces)
+    return message_templates.as_text(pieces) + "\n", f"<p>{html}</p>"
+
+
+def _default_body(transaction, link):
+    requestor = transaction.requestor
+    expires = transaction.expires_at.strftime(message_templates.EXPIRES_FORMAT)
     lines = [
         f"{requestor.name} ({requestor.email}) asks you to confirm that it is really you.",
         "",
@@ -188,9 +211,7 @@ def request_email(*, transaction, link, sender):
         f"<p>The link works once and expires at {expires}. If you did not expect this "
         "request, choose deny.</p>"
     )
-    return _message(sender=sender, recipient=address(user.name, user.email),
-                    subject=f"Authentication request from {requestor.name}",
-                    text="\n".join(lines) + "\n", html=html)
+    return "\n".join(lines) + "\n", html
 
 
 def test_email(*, sender, sent_by, settings_url):
@@ -337,7 +358,9 @@ class Email(Channel):
 
     def build(self, settings, transaction, link):
         return self._outgoing(settings, request_email, transaction=transaction, link=link,
-                              sender=settings.from_address)
+                              sender=settings.from_address,
+                              subject=message_templates.custom("email_subject"),
+                              body=message_templates.custom("email_body"))
 
     def build_test(self, settings, sent_by):
         return self._outgoing(settings, test_email, sender=settings.from_address,

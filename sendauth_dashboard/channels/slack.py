@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..models import SlackSettings
+from . import message_templates
 from .base import Channel, Contact, Page
 from .http import (
     SendResult,
@@ -93,8 +94,12 @@ def _text(words, bold=False):
     return {"type": "text", "text": words, **({"style": {"bold": True}} if bold else {})}
 
 
-def request_message(transaction, link):
-    """The heading (bold), the message and context exactly as typed, and the link."""
+def request_message(transaction, link, template=None):
+    """The heading (bold), the message and context exactly as typed, and the link; or
+    ``template``, the organisation's own text (Settings → Messages), shown as written, never
+    as mrkdwn."""
+    if template is not None:
+        return templated_message(template, message_templates.values_of(transaction, link))
     heading = f"Authentication request from {transaction.requestor.name}"
     lines = [f"\nMessage: {transaction.message}"]
     if transaction.context:
@@ -102,6 +107,13 @@ def request_message(transaction, link):
     blocks = _rich_text(_text(heading, bold=True), _text("".join(lines)),
                         _text("\nVerify or deny: "), {"type": "link", "url": link})
     return escape(heading), blocks
+
+
+def templated_message(template, values):
+    pieces = message_templates.render(template, values)
+    elements = [{"type": "link", "url": value} if kind == "link" else _text(value)
+                for kind, value in pieces]
+    return escape(message_templates.as_text(pieces)), _rich_text(*elements)
 
 
 def test_message(sent_by):
@@ -180,7 +192,8 @@ class Slack(Channel):
 
     def build(self, settings, transaction, link):
         return DirectMessage(self.secret(), self.recipient(transaction.user),
-                             *request_message(transaction, link))
+                             *request_message(transaction, link,
+                                              message_templates.custom("slack_text")))
 
     def build_test(self, settings, sent_by):
         return DirectMessage(self.secret(), self.test_recipient(sent_by),

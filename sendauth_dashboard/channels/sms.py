@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..models import SmsSettings
+from . import message_templates
 from .base import Channel, Contact, Page
 from .http import (
     SendResult,
@@ -119,14 +120,44 @@ def fit(pieces, ending, max_segments=SMS_MAX_SEGMENTS):
     return "\n".join(pieces + [ending])
 
 
-def request_sms(transaction, link):
-    """Who asks, their message and context as far as they fit, and always the whole link."""
+def request_sms(transaction, link, template=None):
+    """Who asks, their message and context as far as they fit, and always the whole link;
+    in ``template``, the organisation's words, when it has its own (Settings → Messages)."""
+    if template is not None:
+        return templated_sms(template, message_templates.values_of(transaction, link))
     return fit(
         [f"SendAuth: {transaction.requestor.name} asks you to authenticate.",
          f"Message: {transaction.message}",
          f"Context: {transaction.context}" if transaction.context else None],
         f"Verify or deny: {link}",
     )
+
+
+def templated_sms(template, values, max_segments=SMS_MAX_SEGMENTS):
+    """The organisation's SMS filled in, in GSM-7 where the meaning allows: when it costs more
+    than ``max_segments``, the context gives way first, then the message (cut with "...", or
+    left out when too little would remain). The link is always whole."""
+    values = dict(values)
+
+    def text_with(name, value):
+        return gsm_friendly(message_templates.as_text(
+            message_templates.render(template, {**values, name: value})))
+
+    for name in ("context", "message"):
+        whole = values[name]
+        if segments(text_with(name, whole)).count <= max_segments:
+            break
+        if not whole:
+            continue
+        low, high = 0, len(whole) - 1
+        while low < high:
+            middle = (low + high + 1) // 2
+            if segments(text_with(name, _cut(whole, middle))).count <= max_segments:
+                low = middle
+            else:
+                high = middle - 1
+        values[name] = _cut(whole, low) if low >= SHORTEST_USEFUL_PIECE else ""
+    return text_with("context", values["context"])
 
 
 def test_sms(sent_by):
@@ -226,7 +257,7 @@ class Sms(Channel):
 
     def build(self, settings, transaction, link):
         return self._sms(settings, self.recipient(transaction.user),
-                         request_sms(transaction, link))
+                         request_sms(transaction, link, message_templates.custom("sms_body")))
 
     def build_test(self, settings, sent_by):
         return self._sms(settings, self.test_recipient(sent_by), test_sms(sent_by))

@@ -81,6 +81,10 @@ WEBHOOK_ENDPOINT_DISABLED = "webhook.endpoint_disabled"
 
 # Settings (the audit log): the organisation's rules, and each channel's settings and tests.
 SETTINGS_ORGANISATION_CHANGED = "settings.organisation_changed"
+# The organisation's own messages (services.messages.wording).
+SETTINGS_MESSAGES_CHANGED = "settings.messages_changed"
+# Routing rules from a request's tags to a person (services.approvals.tag_rules).
+SETTINGS_ROUTING_CHANGED = "settings.routing_changed"
 
 
 def settings_changed(channel):

@@ -17,11 +17,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..extensions import db
 from .columns import UTCDateTime, in_list, utcnow
 
-ROLES = ("member", "requestor", "reviewer", "admin")
+ROLES = ("member", "requestor", "reviewer", "registrar", "admin")
 ROLE_LABELS = {
     "member": "Member: answers requests, edits own preferences",
     "requestor": "Requestor: also sends requests and sees the ones they sent",
     "reviewer": "Reviewer: also sees every transaction, live",
+    "registrar": "Registrar: also manages people: invitations, deactivation, enrolment links",
     "admin": "Admin: also manages settings and users",
 }
 # What a WebAuthn challenge is for: verifying a transaction, registering a passkey, or proving

@@ -262,3 +262,25 @@ class WebhookReceipt(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     webhook_id: Mapped[str] = mapped_column(String(128), unique=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RoutingRule(db.Model):
+    """A routing rule: a request whose tags hold ``tag_key`` = ``tag_value`` goes to the rule's
+    user. Rules are tried in ``position`` order; the first that matches decides
+    (services.approvals.tag_rules). Keys and values are kept lower-cased."""
+
+    __tablename__ = "routing_rules"
+    __table_args__ = (UniqueConstraint("tag_key", "tag_value", name="uq_routing_rules_tag"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    position: Mapped[int] = mapped_column(unique=True)
+    tag_key: Mapped[str] = mapped_column(String(64))
+    tag_value: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="joined")
+
+    def __str__(self):
+        return f"{self.tag_key}={self.tag_value}"

@@ -95,3 +95,18 @@ class OrganisationSettings(db.Model):
                                                              server_default="0")
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class MessageTemplates(db.Model):
+    """The organisation's own words for a request's email, SMS and Slack message: one row; a
+    column left empty (or no row) means SendAuth's default (services.messages.templates)."""
+
+    __tablename__ = "message_templates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_subject: Mapped[str | None] = mapped_column(Text)
+    email_body: Mapped[str | None] = mapped_column(Text)
+    sms_body: Mapped[str | None] = mapped_column(Text)
+    slack_text: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

@@ -12,9 +12,13 @@ def choices(labels):
     return [SelectChoice(value, label) for value, label in labels.items()]
 
 
+def role_choices(roles=ROLES):
+    return choices({r: ROLE_LABELS[r] for r in roles})
+
+
 def role_field(label="Role", default="member", validators=()):
-    return SelectField(label, choices=choices({r: ROLE_LABELS[r] for r in ROLES}),
-                       default=default, validators=list(validators))
+    return SelectField(label, choices=role_choices(), default=default,
+                       validators=list(validators))
 
 
 def new_password_field(label):

@@ -128,6 +128,8 @@ NAVIGATION = (
     ("Channels", "settings.channels", {}),
     ("Users", "settings.users", {}),
     ("Organisation", "settings.organisation", {}),
+    ("Messages", "settings.messages", {}),
+    ("Routing", "settings.routing", {}),
     ("Audit log", "settings.audit_log", {}),
     ("All API keys", "settings.api_keys_page", {}),
     ("Webhooks", "settings.webhooks", {}),

@@ -1,8 +1,17 @@
-"""Settings (admins): users and roles, the organisation's rules, each channel's setup, and
-outgoing webhooks."""
+"""Settings: users and roles (registrars), the organisation's rules, messages and routing
+rules, each channel's setup, and outgoing webhooks (admins)."""
 from flask import Blueprint
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
 # The views register themselves on bp.
-from . import api_keys, audit, channels, organisation, users, webhooks  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    api_keys,
+    audit,
+    channels,
+    messages,
+    organisation,
+    routing,
+    users,
+    webhooks,
+)

@@ -1,4 +1,5 @@
-"""Users and roles: list, invite, change role, deactivate and reactivate; enrolment links."""
+"""Users and roles: list, invite, change role, deactivate and reactivate; enrolment links.
+Registrars and admins; a registrar manages everyone but admins (services.people.accounts)."""
 from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -13,7 +14,7 @@ from ...models import User
 from ...services.people import accounts, enrolment
 from ...services.reports import health
 from ..auth import role_required
-from ..forms import apply_service_error, choices, role_field
+from ..forms import apply_service_error, choices, role_choices, role_field
 from . import bp
 
 MAX_SEARCH = 254
@@ -61,6 +62,12 @@ class SetActiveForm(FlaskForm):
     active = HiddenField()
 
 
+def _role_form(user):
+    form = ChangeRoleForm(formdata=None, role=user.role)
+    form.role.choices = role_choices(accounts.grantable_roles(current_user))
+    return form
+
+
 def _user_or_404(user_id):
     user = db.session.get(User, user_id)
     if user is None:
@@ -69,9 +76,10 @@ def _user_or_404(user_id):
 
 
 @bp.route("/users", methods=["GET", "POST"])
-@role_required("admin")
+@role_required("registrar")
 def users():
     form = CreateUserForm()
+    form.role.choices = role_choices(accounts.grantable_roles(current_user))
     if form.validate_on_submit():
         try:
             user = accounts.create_user(
@@ -101,13 +109,14 @@ def users():
     return render_template(
         "settings/users.html", form=form, people=people, reach=reach, search=search,
         searching=bool(needle or search.reach.data), registry=channels.REGISTRY,
-        role_forms={u.id: ChangeRoleForm(formdata=None, role=u.role) for u in people},
+        role_forms={u.id: _role_form(u) for u in people},
+        manageable={u.id for u in people if accounts.may_manage(current_user, u)},
         with_passkey={u.id for u in people if reach[u.id].passkeys},
     ), 200 if not form.errors else 400
 
 
 @bp.post("/users/<int:user_id>/enrolment-link")
-@role_required("admin")
+@role_required("registrar")
 def enrolment_link(user_id):
     """A new enrolment link for the user's first passkey, or a reset of their passkeys."""
     user = _user_or_404(user_id)
@@ -137,7 +146,7 @@ def _show_link(user, token, kind, send_email):
 
 
 @bp.post("/users/<int:user_id>/role")
-@role_required("admin")
+@role_required("registrar")
 def change_role(user_id):
     user = _user_or_404(user_id)
     form = ChangeRoleForm()
@@ -157,7 +166,7 @@ def change_role(user_id):
 
 
 @bp.post("/users/<int:user_id>/active")
-@role_required("admin")
+@role_required("registrar")
 def set_active(user_id):
     user = _user_or_404(user_id)
     form = SetActiveForm()

@@ -168,6 +168,7 @@ def _created(t):
     via = ", ".join(channels.label(c) for c in t["channels"] or [])
     how = [f"with the API key {t['api_key']}"] if t["api_key"] else []
     how += [f"for ticket {t['ticket']}"] if t["ticket"] else []
+    how += [f"routed by the rule {t['routed_by']}"] if t["routed_by"] else []
     return f"{t.who} sent the request" + (f" through {via}" if via else "") + \
         (f" ({', '.join(how)})" if how else "")
 
@@ -326,6 +327,9 @@ WORDS = {
                                                 f"off: {t['reason']}"),
     kinds.SETTINGS_ORGANISATION_CHANGED: lambda t: (f"{t.who} changed the organisation's "
                                                     f"rules: {t.changes}"),
+    kinds.SETTINGS_MESSAGES_CHANGED: lambda t: (f"{t.who} changed the organisation's "
+                                                f"messages: {t.changes}"),
+    kinds.SETTINGS_ROUTING_CHANGED: lambda t: f"{t.who} changed the routing rules: {t.changes}",
     **{kind: words for name in channels.names() for kind, words in zip(
         kinds.of_channel(name),
         (_settings_changed(channels.label(name)),

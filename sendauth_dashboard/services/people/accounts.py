@@ -15,7 +15,7 @@ from ...core import event_log, rows
 from ...core.errors import ServiceError
 from ...core.text import control_character
 from ...extensions import db
-from ...models import ROLES, User, utcnow
+from ...models import ROLES, User, role_rank, utcnow
 from . import attempts
 
 # The password rule: new ones at least this long; none longer, new or typed to sign in or
@@ -152,6 +152,36 @@ def find_by_email(email):
     return db.session.scalar(select(User).where(User.email == email))
 
 
+def grantable_roles(actor):
+    """The roles ``actor`` may give: up to their own (a registrar cannot make an admin)."""
+    return ROLES if actor is None else ROLES[:role_rank(actor.role) + 1]
+
+
+class BeyondYourRole(AccountError):
+    """The change needs a higher role than the actor's (the API answers 403)."""
+
+
+def check_may_grant(actor, role):
+    if role not in ROLES:
+        raise AccountError(f"Unknown role {role!r}: choose one of {', '.join(ROLES)}.", "role")
+    if role not in grantable_roles(actor):
+        raise BeyondYourRole(f"Only an admin can give the role {role}; as a {actor.role} you "
+                             f"can give {', '.join(grantable_roles(actor))}.", "role")
+
+
+def may_manage(actor, user):
+    """Whether ``actor`` may invite, change, deactivate or issue links for ``user``: anyone
+    whose role is not above their own (a registrar manages people, not admins). ``actor``
+    None is the operator at the command line."""
+    return actor is None or role_rank(user.role) <= role_rank(actor.role)
+
+
+def check_may_manage(actor, user):
+    if not may_manage(actor, user):
+        raise BeyondYourRole(f"{user.name} is an {user.role}: only an admin can change their "
+                             "account.", "role")
+
+
 def create_user(*, email, name, role, password, actor=None):
     """Create an account and its audit event in the current database transaction."""
     email = normalize_email(email)
@@ -165,8 +195,7 @@ def create_user(*, email, name, role, password, actor=None):
     if bad:
         raise AccountError(f"The name contains {bad}: write it on one line, with no control "
                            "characters (it is used in email headers and message lines).", "name")
-    if role not in ROLES:
-        raise AccountError(f"Unknown role {role!r}: choose one of {', '.join(ROLES)}.", "role")
+    check_may_grant(actor, role)
     if password is not None:
         check_password_rules(password, user=User(email=email, name=name))
     if db.session.scalar(select(User.id).where(User.email == email)) is not None:
@@ -252,8 +281,8 @@ def restore_admin(*, email, name, password):
 
 
 def change_role(user, role, *, actor):
-    if role not in ROLES:
-        raise AccountError(f"Unknown role {role!r}: choose one of {', '.join(ROLES)}.", "role")
+    check_may_grant(actor, role)
+    check_may_manage(actor, user)
     if role == user.role:
         return False
     if user.role == "admin" and user.active:
@@ -271,6 +300,7 @@ def change_role(user, role, *, actor):
 
 
 def set_active(user, active, *, actor):
+    check_may_manage(actor, user)
     if active == user.active:
         return False
     if not active and actor is not None and actor.id == user.id:

@@ -35,18 +35,20 @@ LAST_USED_EVERY = timedelta(seconds=60)
 SCOPE_ROLES = {
     "transactions:read": "requestor",
     "transactions:write": "requestor",
-    "users:read": "admin",
-    "users:write": "admin",
+    "users:read": "registrar",
+    "users:write": "registrar",
     "audit:read": "admin",
     "webhooks:manage": "admin",
+    "routing:manage": "admin",
 }
 SCOPE_LABELS = {
     "transactions:read": "Read transactions (requestors: the ones they sent)",
     "transactions:write": "Send and cancel requests",
-    "users:read": "Read users (admins)",
-    "users:write": "Invite users, change roles, issue enrolment links (admins)",
+    "users:read": "Read users (registrars)",
+    "users:write": "Invite users, change roles, issue enrolment links (registrars)",
     "audit:read": "Read the audit log (admins)",
     "webhooks:manage": "Set up outgoing webhooks: endpoints, secrets, replays (admins)",
+    "routing:manage": "Set up routing rules from a request's tags to a person (admins)",
 }
 
 

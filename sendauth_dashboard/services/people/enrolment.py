@@ -40,6 +40,9 @@ def url(token):
 def issue(user, *, actor, kind="passkey", now=None):
     """A new link for ``user`` (uncommitted); returns its token, which is never stored."""
     now = now or utcnow()
+    if not accounts.may_manage(actor, user):
+        raise EnrolmentError(f"{user.name} is an {user.role}: only an admin can issue them an "
+                             "enrolment link.")
     if not user.active:
         raise EnrolmentError(f"{user.name} is deactivated: reactivate them first.")
     reset = kind == "passkey" and passkeys.has_passkey(user)

@@ -25,7 +25,9 @@ MAX_ACTOR_LENGTH = 254
 KIND_GROUPS = (
     ("settings", "Channel settings", tuple(map(kinds.settings_changed, channels.names()))),
     ("tests", "Channel tests", tuple(map(kinds.settings_tested, channels.names()))),
-    ("organisation", "Organisation rules", (kinds.SETTINGS_ORGANISATION_CHANGED,)),
+    ("organisation", "Organisation rules, messages and routing",
+     (kinds.SETTINGS_ORGANISATION_CHANGED, kinds.SETTINGS_MESSAGES_CHANGED,
+      kinds.SETTINGS_ROUTING_CHANGED)),
     ("users", "Users and roles", ("user.",)),
     ("passkeys", "Passkeys", ("passkey.",)),
     ("messaging", "Messaging preferences", ("profile.",)),

@@ -121,10 +121,12 @@ def _check_sending_limits(requestor, user, now):
                 retry_after=max(1, int((next_at - now).total_seconds() + 0.999)))
 
 
-def create(*, requestor, user_email, message, context="", ticket=None, api_key=None, now=None):
+def create(*, requestor, user_email, message, context="", ticket=None, api_key=None,
+           routed_by=None, now=None):
     """The transaction, its deliveries and its ``transaction.created`` event, uncommitted.
     ``ticket``: the help desk's ticket it is for ({"system", "id", "url"}, each optional);
-    ``api_key``: the key that sent it (the API), the one that is given its code."""
+    ``api_key``: the key that sent it (the API), the one that is given its code;
+    ``routed_by``: the routing rule that chose the user, in words, for the timeline."""
     now = now or utcnow()
     message = (message or "").strip()
     context = (context or "").strip()
@@ -169,6 +171,7 @@ def create(*, requestor, user_email, message, context="", ticket=None, api_key=N
     event_log.record(kinds.TRANSACTION_CREATED, transaction=transaction, actor=requestor,
                      data={"status": "pending", "channels": list(route.channels),
                            "risks": transaction.risks, **sent_through,
+                           **({"routed_by": routed_by} if routed_by else {}),
                            **({"ticket": transaction.ticket_id} if transaction.ticket_id
                               else {})})
     return transaction

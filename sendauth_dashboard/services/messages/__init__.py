@@ -1,0 +1,1 @@
+"""The organisation's own messages: the words its requests reach people in."""
