@@ -82,6 +82,12 @@ WEBHOOK_ENDPOINT_DISABLED = "webhook.endpoint_disabled"
 # Settings (the audit log): the organisation's rules, and each channel's settings and tests.
 SETTINGS_ORGANISATION_CHANGED = "settings.organisation_changed"
 
+# SCIM provisioning (services.provisioning): the identity provider's token, and the role a
+# group gives its members.
+SCIM_TOKEN_ISSUED = "scim.token_issued"
+SCIM_TOKEN_REVOKED = "scim.token_revoked"
+SCIM_GROUP_ROLE_CHANGED = "scim.group_role_changed"
+
 
 def settings_changed(channel):
     """``settings.pagerduty_changed``: an admin saved the channel's settings."""

@@ -17,6 +17,7 @@ from .people import (
     User,
     role_rank,
 )
+from .provisioning import DEACTIVATED_BY, ScimGroup, ScimGroupMember, ScimPerson, ScimToken
 from .requests import (
     DELIVERY_ACTIONS,
     DELIVERY_CHANNELS,
@@ -64,4 +65,5 @@ __all__ = [
     "role_rank", "utcnow",
     "WEBHOOK_EVENT_TYPES", "WEBHOOK_MESSAGE_STATES", "WebhookAttempt", "WebhookEndpoint",
     "WebhookMessage",
+    "DEACTIVATED_BY", "ScimGroup", "ScimGroupMember", "ScimPerson", "ScimToken",
 ]

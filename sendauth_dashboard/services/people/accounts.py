@@ -152,8 +152,9 @@ def find_by_email(email):
     return db.session.scalar(select(User).where(User.email == email))
 
 
-def create_user(*, email, name, role, password, actor=None):
-    """Create an account and its audit event in the current database transaction."""
+def create_user(*, email, name, role, password, actor=None, via=None):
+    """Create an account and its audit event in the current database transaction; ``via``
+    names what made it when no person did (``"scim"``)."""
     email = normalize_email(email)
     name = (name or "").strip()
     if not name:
@@ -176,7 +177,8 @@ def create_user(*, email, name, role, password, actor=None):
                 password_hash=hash_password(password or secrets.token_urlsafe(32)))
     db.session.add(user)
     event_log.record(kinds.USER_CREATED, actor=actor, data={
-        "email": email, "role": role, **({"invited": True} if password is None else {})})
+        "email": email, "role": role, **({"invited": True} if password is None else {}),
+        **({"via": via} if via else {})})
     db.session.flush()
     return user
 
@@ -251,7 +253,7 @@ def restore_admin(*, email, name, password):
     return user
 
 
-def change_role(user, role, *, actor):
+def change_role(user, role, *, actor, via=None):
     if role not in ROLES:
         raise AccountError(f"Unknown role {role!r}: choose one of {', '.join(ROLES)}.", "role")
     if role == user.role:
@@ -264,13 +266,15 @@ def change_role(user, role, *, actor):
             )
     event_log.record(
         kinds.USER_ROLE_CHANGED, actor=actor,
-        data={"email": user.email, "from": user.role, "to": role},
+        data={"email": user.email, "from": user.role, "to": role, **({"via": via} if via else {})},
     )
     user.role = role
     return True
 
 
-def set_active(user, active, *, actor):
+def set_active(user, active, *, actor, via=None):
+    """The account's part of (de)activating ``user``: the rules, the flag, their sessions
+    ended, the event. services.provisioning.access.set_active is the whole step."""
     if active == user.active:
         return False
     if not active and actor is not None and actor.id == user.id:
@@ -286,7 +290,7 @@ def set_active(user, active, *, actor):
     user.end_sessions()
     event_log.record(
         kinds.USER_REACTIVATED if active else kinds.USER_DEACTIVATED, actor=actor,
-        data={"email": user.email},
+        data={"email": user.email, **({"via": via} if via else {})},
     )
     return True
 
