@@ -5,4 +5,13 @@ from flask import Blueprint
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
 # The views register themselves on bp.
-from . import api_keys, audit, channels, organisation, users, webhooks  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    api_keys,
+    audit,
+    channels,
+    organisation,
+    scim,
+    sign_in_stub,
+    users,
+    webhooks,
+)

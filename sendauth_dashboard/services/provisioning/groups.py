@@ -119,8 +119,11 @@ def set_role(group, role, *, actor, now=None):
         "group": group.display_name, "from": group.role, "to": role})
     group.role = role
     db.session.flush()
-    for user in members_of(group):
-        apply_roles(user, now or utcnow())
+    try:
+        for user in members_of(group):
+            apply_roles(user, now or utcnow())
+    except InvalidValueException as exc:
+        raise accounts.AccountError(exc.detail, "role") from None
     return True
 
 

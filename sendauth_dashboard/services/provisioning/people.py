@@ -106,6 +106,8 @@ def create(payload, now=None):
     with this email, restored. Returns (the account, the enrolment link's token or None)."""
     now = now or utcnow()
     resource = resources.read(User, payload, Context.RESOURCE_CREATION_REQUEST)
+    if resource.active is None:
+        resource.active = True  # a new account is active unless the directory says not
     email = _email_of(resource)
     _check_user_name_free(resource.user_name)
     user = accounts.find_by_email(email)
