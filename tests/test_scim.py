@@ -18,6 +18,7 @@ from tests.support.web import AuthActions
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 
 
 @pytest.fixture
@@ -89,6 +90,23 @@ def test_pages_of_users_follow_start_index_and_count(scim):
     page = scim.get("/scim/v2/Users?startIndex=2&count=1").get_json()
     assert (page["totalResults"], page["startIndex"], page["itemsPerPage"]) == (3, 2, 1)
     assert page["Resources"][0]["userName"] == "p1@example.com"
+
+
+@pytest.mark.both_databases
+def test_filters_find_people_by_user_name_or_external_id_and_groups_by_name(scim):
+    lee = provision(scim, "lee@example.com", externalId="00u1lee")
+    provision(scim, "kim@example.com", externalId="00u2kim")
+    scim.post("/scim/v2/Groups", json={"schemas": [GROUP_SCHEMA], "displayName": "Help Desk"})
+    for query in ('userName eq "LEE@example.com"', 'externalId eq "00u1lee"',
+                  f'id eq "{lee["id"]}"'):
+        found = scim.get("/scim/v2/Users", query_string={"filter": query}).get_json()
+        assert [r["id"] for r in found.get("Resources", [])] == [lee["id"]], query
+    assert scim.get("/scim/v2/Users", query_string={"filter": 'id eq "99999999999999999999"'}) \
+        .get_json()["totalResults"] == 0
+    assert scim.get("/scim/v2/Users/99999999999999999999").status_code == 404
+    groups_found = scim.get("/scim/v2/Groups",
+                            query_string={"filter": 'displayName eq "help desk"'}).get_json()
+    assert groups_found["totalResults"] == 1
 
 
 def test_a_filter_this_service_cannot_read_is_refused_saying_what_works(scim):
@@ -176,8 +194,7 @@ def test_delete_deactivates_never_removes_and_scim_no_longer_finds_them(app, sci
 def test_a_group_gives_its_role_and_leaving_it_deactivates(app, scim, admin):
     lee = provision(scim)
     group = scim.post("/scim/v2/Groups", json={
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-        "displayName": "SendAuth reviewers"}).get_json()
+        "schemas": [GROUP_SCHEMA], "displayName": "SendAuth reviewers"}).get_json()
     with app.app_context():
         row = db.session.scalar(select(ScimGroup).where(ScimGroup.public_id == group["id"]))
         groups.set_role(row, "reviewer", actor=db.session.get(User, admin.id))
@@ -188,7 +205,8 @@ def test_a_group_gives_its_role_and_leaving_it_deactivates(app, scim, admin):
     assert scim.patch(url, json=body).status_code == 200
     with app.app_context():
         assert db.session.get(User, int(lee["id"])).role == "reviewer"
-    body["Operations"] = [{"op": "Remove", "path": f'members[value eq "{lee["id"]}"]'}]
+    # Entra removes a member with a value that says which, Okta with a filter in the path
+    body["Operations"] = [{"op": "Remove", "path": "members", "value": [{"value": lee["id"]}]}]
     assert scim.patch(url, json=body).status_code == 200
     with app.app_context():
         assert db.session.get(User, int(lee["id"])).active is False
@@ -196,6 +214,11 @@ def test_a_group_gives_its_role_and_leaving_it_deactivates(app, scim, admin):
     scim.patch(url, json=body)
     with app.app_context():
         assert db.session.get(User, int(lee["id"])).active is True
+    body["Operations"] = [{"op": "Remove", "path": f'members[value eq "{lee["id"]}"]'}]
+    assert scim.patch(url, json=body).status_code == 200
+    assert scim.get(url).get_json().get("members") is None
+    with app.app_context():
+        assert db.session.get(User, int(lee["id"])).active is False
 
 
 def test_the_last_admin_cannot_be_deactivated_by_the_directory(scim, admin):

@@ -23,6 +23,7 @@ from scim2_models import (
 )
 from sqlalchemy import exists, func, or_, select
 
+from ...core.ids import MAX_ROW_ID
 from ...core.text import control_character
 from ...extensions import db
 from ...models import EnrolmentLink, Passkey, ScimGroup, ScimGroupMember, ScimPerson, utcnow
@@ -41,7 +42,8 @@ def location(base_url, user):
 
 def find(user_id):
     """The account behind a SCIM id that SCIM may see (not deleted), else 404."""
-    user = db.session.get(Account, user_id) if str(user_id).isdigit() else None
+    user = db.session.get(Account, int(user_id)) \
+        if str(user_id).isdigit() and int(user_id) <= MAX_ROW_ID else None
     record = db.session.get(ScimPerson, user.id) if user is not None else None
     if user is None or (record is not None and record.deleted_at is not None):
         raise NotFoundException(detail=f"There is no user with the id {user_id}.")
@@ -67,7 +69,8 @@ def listing(filter_text, start_index, count):
         elif attribute == "externalId":
             query = query.where(ScimPerson.attributes["externalId"].as_string() == value)
         else:
-            query = query.where(Account.id == (int(value) if value.isdigit() else -1))
+            query = query.where(Account.id == (
+                int(value) if value.isdigit() and int(value) <= MAX_ROW_ID else -1))
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
     page = db.session.scalars(query.order_by(Account.id).offset(start_index - 1)
                               .limit(count)).all()
