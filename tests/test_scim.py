@@ -1,6 +1,8 @@
 """SCIM 2.0 at /scim/v2: checked by scim2-tester (a checker no one here wrote), the PATCH
 bodies Entra ID and Okta really send, and a leaver deactivated by the identity provider able
 to do nothing here at once."""
+import time
+
 import pytest
 from scim2_client.engines.wsgi import WSGISCIMClient
 from scim2_tester import Status, check_server
@@ -168,15 +170,21 @@ def test_deactivation_ends_the_signed_in_session_at_its_next_request(app, scim, 
     assert browser.get("/transactions/").status_code in (302, 401)
 
 
-def test_deactivation_ends_an_open_stream_within_a_heartbeat(app, scim, make_user):
+def test_deactivation_ends_an_open_stream_within_a_heartbeat(app, scim, stream_people,
+                                                            make_user):
+    otto, uma = stream_people[1:]
     reviewer = make_user("reviewer", email="rita@example.com")
     with app.app_context():
         viewer = Viewer.of(db.session.get(User, reviewer.id))
     with app.test_request_context():
-        body = live_stream(viewer, runtime(app).broker)  # 0.05 s heartbeats
+        body = live_stream(viewer, runtime(app).broker)  # 0.05 s heartbeats, 30 s lifetime
         assert scim.delete(f"/scim/v2/Users/{reviewer.id}").status_code == 204
-        frames = list(body)  # ends: without the check, after its 30 s
-    assert not any("data:" in frame for frame in frames)
+        began = time.monotonic()
+        send_request(app, otto, uma)  # what a reviewer would see, were the stream still open
+        frames = list(body)
+        ended_after = time.monotonic() - began
+    assert not any(frame.startswith("data:") or "\ndata:" in frame for frame in frames)
+    assert ended_after < 10  # a heartbeat, not the stream's 30 s lifetime
 
 
 def test_delete_deactivates_never_removes_and_scim_no_longer_finds_them(app, scim):
