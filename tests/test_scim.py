@@ -1,6 +1,7 @@
 """SCIM 2.0 at /scim/v2: checked by scim2-tester (a checker no one here wrote), the PATCH
 bodies Entra ID and Okta really send, and a leaver deactivated by the identity provider able
 to do nothing here at once."""
+import re
 import time
 
 import pytest
@@ -14,7 +15,7 @@ from sendauth_dashboard.runtime import runtime
 from sendauth_dashboard.services.live.rights import Viewer
 from sendauth_dashboard.services.provisioning import groups, tokens
 from tests.support.api import Api, make_key
-from tests.support.helpers import configure_pagerduty, send_request
+from tests.support.helpers import configure_email, configure_pagerduty, send_request
 from tests.support.sse import live_stream
 from tests.support.web import AuthActions
 
@@ -84,6 +85,19 @@ def test_a_provisioned_person_is_found_by_user_name_and_gets_an_invitation(app, 
         user = db.session.get(User, int(created["id"]))
         assert (user.email, user.name, user.role) == ("lee@example.com", "Lee Park", "member")
     assert kinds[-2:] == ["user.created", "user.enrolment_link_issued"]
+
+
+def test_where_email_is_set_up_the_invitation_is_emailed_and_no_one_else_sees_it(
+        app, scim, fake_smtp):
+    configure_email(app, fake_smtp.port)
+    created = provision(scim, "nora@example.com")
+    fake_smtp.wait_for(lambda fake: len(fake.received) == 1)
+    (mail,) = fake_smtp.received
+    assert mail.rcpt_tos == ["nora@example.com"]
+    token = re.search(r"/enrol/(\S+)", mail.body()).group(1)
+    assert token not in str(created)
+    with app.app_context():
+        assert token not in str(db.session.execute(select(Event.data)).all())
 
 
 def test_pages_of_users_follow_start_index_and_count(scim):
