@@ -51,6 +51,9 @@ def patch(scim, user_id, *operations):
                       json={"schemas": [PATCH_SCHEMA], "Operations": list(operations)})
 
 
+# About a hundred checks, 300 requests: seconds, so dealt to the head of a worker's share
+# (conftest.py) rather than left for the end of the run.
+@pytest.mark.slow
 def test_scim2_tester_finds_no_failure(app, scim_secret):
     client = WSGISCIMClient(app, base_url=app.config["BASE_URL"] + "/scim/v2",
                             headers={"Authorization": f"Bearer {scim_secret}"})
