@@ -69,7 +69,7 @@ def _init_extensions(app):
 
 
 def _register_views(app):
-    from . import api, cli, errors, security
+    from . import api, cli, errors, scim, security
     from .core.ids import RowIdConverter
     from .pages import (
         auth,
@@ -89,6 +89,7 @@ def _register_views(app):
                       transactions.answer_bp, insights.bp, enrolment.bp, webhooks.bp):
         app.register_blueprint(blueprint)
     api.register(app)
+    scim.register(app)
     for module in (errors, security, cli, formatting):
         module.register(app)
     app.context_processor(main.navigation)

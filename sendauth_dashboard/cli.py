@@ -11,6 +11,7 @@ from .extensions import db
 from .models import API_SCOPES, ROLES, User
 from .services.outbox.dispatcher import Dispatcher
 from .services.people import accounts, api_keys, enrolment, passkeys
+from .services.provisioning import tokens as scim_tokens
 from .services.webhooks.sender import Sender
 
 
@@ -124,6 +125,18 @@ def create_api_key_command(email, name, scopes, days):
                f"until {key.expires_at:%Y-%m-%d %H:%M} UTC (shown only this once):\n  {secret}")
 
 
+@click.command("scim-token")
+@with_appcontext
+def scim_token_command():
+    """Print a new SCIM token once (the one before stops working): the identity provider's
+    bearer token for /scim/v2, stored only as a hash."""
+    token, secret = scim_tokens.issue(actor=None)
+    db.session.commit()
+    click.echo(f"SCIM base URL: {current_app.config['BASE_URL']}/scim/v2\n"
+               f"SCIM token {token.prefix}… (shown only this once; any token before it no "
+               f"longer works):\n  {secret}")
+
+
 @click.command("worker")
 @click.option("--concurrency", default=8, show_default=True,
               help="How many deliveries are sent at once.")
@@ -159,3 +172,4 @@ def register(app):
     app.cli.add_command(enrolment_link_command)
     app.cli.add_command(worker_command)
     app.cli.add_command(create_api_key_command)
+    app.cli.add_command(scim_token_command)

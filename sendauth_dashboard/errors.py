@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
+from . import scim
 from .api.problems import API_ADVICE, Problem, from_http_error, is_api_request, problem_response
 from .extensions import db, limiter, login_manager
 from .services.people import attempts
@@ -44,6 +45,8 @@ def render_error(code, title, message):
     """The error page; under /api/ a problem document (RFC 9457), never a page."""
     if is_api_request():
         return problem_response(code, message, title=title), code
+    if scim.is_scim_request():
+        return scim.error_answer(code, message)
     if request.accept_mimetypes.best == "application/json" or request.path.startswith("/healthz"):
         return {"error": title, "message": message}, code
     return render_template("errors/error.html", code=code, title=title, message=message), code
@@ -55,6 +58,8 @@ def handle_http_error(exc):
     advice = getattr(exc, "advice", None) or ADVICE.get(exc.code, exc.description)
     if is_api_request():
         return from_http_error(exc, API_ADVICE.get(exc.code, advice))
+    if scim.is_scim_request():
+        return scim.error_answer(exc.code, advice)
     return render_error(exc.code, exc.name, advice)
 
 

@@ -268,7 +268,8 @@ PAGES = {
     "reviewer": ["/transactions/", "/transactions/{transaction}"],
     "admin": ["/", "/settings/users", "/settings/pagerduty", "/settings/email", "/settings/sms",
               "/settings/slack", "/settings/organisation", "/settings/api-keys",
-              "/settings/webhooks", "/settings/messages", "/settings/routing", "/api/docs"],
+              "/settings/webhooks", "/settings/messages", "/settings/routing",
+              "/settings/sign-in", "/api/docs"],
 }
 SERIOUS = ("serious", "critical")
 # Dark mode changes colours and nothing else (app.css's prefers-color-scheme block only sets

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from sendauth_dashboard.extensions import db
-from sendauth_dashboard.models import Event, User
+from sendauth_dashboard.models import Event, Transaction, User
 from tests.support.accounts import PASSWORD
 from tests.support.helpers import enrol
 
@@ -199,6 +199,22 @@ def test_deactivating_signs_the_user_out_and_reactivating_lets_them_back(
     assert AuthActions(other).login(user).status_code == 302
     assert [e for e in events_of(app, "user.deactivated")] == [{"email": user.email}]
     assert [e for e in events_of(app, "user.reactivated")] == [{"email": user.email}]
+
+
+def test_deactivating_cancels_the_requests_waiting_for_their_answer(app, as_admin, make_user):
+    from tests.support.helpers import configure_pagerduty, send_request
+
+    configure_pagerduty(app)
+    requestor = make_user("requestor")
+    leaver = make_user("member", notify_pagerduty=True)
+    waiting = send_request(app, requestor, leaver)
+    as_admin.post(f"/settings/users/{leaver.id}/active", {"active": "0"})
+    with app.app_context():
+        status = db.session.scalar(select(Transaction.status)
+                                   .where(Transaction.public_id == waiting))
+    assert status == "cancelled"
+    assert events_of(app, "transaction.cancelled") == [{"status": "cancelled",
+                                                        "reason": "the user was deactivated"}]
 
 
 @pytest.mark.parametrize("value", ["", "yes", "2"])

@@ -9,6 +9,7 @@ from ..core.ids import MAX_ROW_ID
 from ..extensions import db
 from ..models import User
 from ..services.people import accounts, enrolment
+from ..services.provisioning import access
 from ..services.reports import audit, health
 from . import bp, schemas
 from .problems import Problem
@@ -82,13 +83,14 @@ def invite_user(key, body):
            responses={200: (schemas.User, "The user as changed")})
 def change_user(key, user_id, body):
     """The last active admin cannot be demoted or deactivated, nor can you deactivate
-    yourself: 409. Deactivating ends their sessions and their API keys at once."""
+    yourself: 409. Deactivating ends their sessions, streams and API keys at once, and
+    cancels the requests waiting for their answer."""
     user = _user(user_id)
     try:
         if body.role is not None:
             accounts.change_role(user, body.role, actor=key.user)
         if body.active is not None:
-            accounts.set_active(user, body.active, actor=key.user)
+            access.set_active(user, body.active, actor=key.user)
         db.session.commit()
     except accounts.BeyondYourRole as exc:
         db.session.rollback()

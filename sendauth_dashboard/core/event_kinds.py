@@ -86,6 +86,12 @@ SETTINGS_MESSAGES_CHANGED = "settings.messages_changed"
 # Routing rules from a request's tags to a person (services.approvals.tag_rules).
 SETTINGS_ROUTING_CHANGED = "settings.routing_changed"
 
+# SCIM provisioning (services.provisioning): the identity provider's token, and the role a
+# group gives its members.
+SCIM_TOKEN_ISSUED = "scim.token_issued"
+SCIM_TOKEN_REVOKED = "scim.token_revoked"
+SCIM_GROUP_ROLE_CHANGED = "scim.group_role_changed"
+
 
 def settings_changed(channel):
     """``settings.pagerduty_changed``: an admin saved the channel's settings."""

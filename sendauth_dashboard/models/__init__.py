@@ -17,6 +17,7 @@ from .people import (
     User,
     role_rank,
 )
+from .provisioning import DEACTIVATED_BY, ScimGroup, ScimGroupMember, ScimPerson, ScimToken
 from .requests import (
     DELIVERY_ACTIONS,
     DELIVERY_CHANNELS,
@@ -67,4 +68,5 @@ __all__ = [
     "role_rank", "utcnow",
     "WEBHOOK_EVENT_TYPES", "WEBHOOK_MESSAGE_STATES", "WebhookAttempt", "WebhookEndpoint",
     "WebhookMessage",
+    "DEACTIVATED_BY", "ScimGroup", "ScimGroupMember", "ScimPerson", "ScimToken",
 ]

@@ -130,6 +130,7 @@ NAVIGATION = (
     ("Organisation", "settings.organisation", {}),
     ("Messages", "settings.messages", {}),
     ("Routing", "settings.routing", {}),
+    ("Sign-in", "settings.sign_in", {}),
     ("Audit log", "settings.audit_log", {}),
     ("All API keys", "settings.api_keys_page", {}),
     ("Webhooks", "settings.webhooks", {}),

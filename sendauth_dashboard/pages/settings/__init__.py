@@ -12,6 +12,8 @@ from . import (  # noqa: E402,F401
     messages,
     organisation,
     routing,
+    scim,
+    sign_in_stub,
     users,
     webhooks,
 )

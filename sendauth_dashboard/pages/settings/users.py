@@ -12,6 +12,7 @@ from ... import channels
 from ...extensions import db
 from ...models import User
 from ...services.people import accounts, enrolment
+from ...services.provisioning import access
 from ...services.reports import health
 from ..auth import role_required
 from ..forms import apply_service_error, choices, role_choices, role_field
@@ -173,7 +174,7 @@ def set_active(user_id):
     if not form.validate_on_submit() or form.active.data not in ("0", "1"):
         abort(400)
     try:
-        changed = accounts.set_active(user, form.active.data == "1", actor=current_user)
+        changed = access.set_active(user, form.active.data == "1", actor=current_user)
         db.session.commit()
     except accounts.AccountError as exc:
         db.session.rollback()

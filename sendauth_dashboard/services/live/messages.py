@@ -125,7 +125,12 @@ def describe(kind, data, actor_name=None):
     """One line for an event: a transaction's timeline (the same on the page and in the live
     stream) or the audit log. A kind with no words (none yet) is shown as it is."""
     words = WORDS.get(kind)
-    return words(Told(actor_name or "Someone", data)) if words else kind
+    return words(Told(actor_name or VIA.get((data or {}).get("via")) or "Someone", data)) \
+        if words else kind
+
+
+# Who made a change no person made, by the ``via`` of its data.
+VIA = {"scim": "The identity provider (SCIM)"}
 
 
 @dataclass(frozen=True)
@@ -282,7 +287,8 @@ WORDS = {
     kinds.TRANSACTION_CREATED: _created,
     kinds.TRANSACTION_VERIFIED: _verified,
     kinds.TRANSACTION_DENIED: _denied,
-    kinds.TRANSACTION_CANCELLED: lambda t: f"{t.who} cancelled the request",
+    kinds.TRANSACTION_CANCELLED: lambda t: f"{t.who} cancelled the request" + (
+        f": {t['reason']}" if t["reason"] else ""),
     kinds.TRANSACTION_EXPIRED: lambda t: "Expired without an answer",
     kinds.VERIFICATION_REFUSED: lambda t: f"{t.who} could not verify: {t['reason']}",
     kinds.PASSKEY_USED: _passkey_used,
@@ -325,6 +331,13 @@ WORDS = {
     kinds.WEBHOOK_ENDPOINT_DELETED: lambda t: f"{t.who} deleted the webhook endpoint {t['url']}",
     kinds.WEBHOOK_ENDPOINT_DISABLED: lambda t: (f"The webhook endpoint {t['url']} was turned "
                                                 f"off: {t['reason']}"),
+    kinds.SCIM_TOKEN_ISSUED: lambda t: (f"{t.who} issued a new SCIM token ({t['prefix']}…); "
+                                        "the one before stopped working"),
+    kinds.SCIM_TOKEN_REVOKED: lambda t: (f"{t.who} revoked the SCIM token ({t['prefix']}…): "
+                                         "the identity provider can no longer provision"),
+    kinds.SCIM_GROUP_ROLE_CHANGED: lambda t: (f"{t.who} made the group {t['group']!r} give "
+                                              f"{t['to'] or 'no role'} (was "
+                                              f"{t['from'] or 'no role'})"),
     kinds.SETTINGS_ORGANISATION_CHANGED: lambda t: (f"{t.who} changed the organisation's "
                                                     f"rules: {t.changes}"),
     kinds.SETTINGS_MESSAGES_CHANGED: lambda t: (f"{t.who} changed the organisation's "

@@ -182,8 +182,9 @@ def check_may_manage(actor, user):
                              "account.", "role")
 
 
-def create_user(*, email, name, role, password, actor=None):
-    """Create an account and its audit event in the current database transaction."""
+def create_user(*, email, name, role, password, actor=None, via=None):
+    """Create an account and its audit event in the current database transaction; ``via``
+    names what made it when no person did (``"scim"``)."""
     email = normalize_email(email)
     name = (name or "").strip()
     if not name:
@@ -205,7 +206,8 @@ def create_user(*, email, name, role, password, actor=None):
                 password_hash=hash_password(password or secrets.token_urlsafe(32)))
     db.session.add(user)
     event_log.record(kinds.USER_CREATED, actor=actor, data={
-        "email": email, "role": role, **({"invited": True} if password is None else {})})
+        "email": email, "role": role, **({"invited": True} if password is None else {}),
+        **({"via": via} if via else {})})
     db.session.flush()
     return user
 
@@ -280,7 +282,7 @@ def restore_admin(*, email, name, password):
     return user
 
 
-def change_role(user, role, *, actor):
+def change_role(user, role, *, actor, via=None):
     check_may_grant(actor, role)
     check_may_manage(actor, user)
     if role == user.role:
@@ -293,13 +295,15 @@ def change_role(user, role, *, actor):
             )
     event_log.record(
         kinds.USER_ROLE_CHANGED, actor=actor,
-        data={"email": user.email, "from": user.role, "to": role},
+        data={"email": user.email, "from": user.role, "to": role, **({"via": via} if via else {})},
     )
     user.role = role
     return True
 
 
-def set_active(user, active, *, actor):
+def set_active(user, active, *, actor, via=None):
+    """The account's part of (de)activating ``user``: the rules, the flag, their sessions
+    ended, the event. services.provisioning.access.set_active is the whole step."""
     check_may_manage(actor, user)
     if active == user.active:
         return False
@@ -316,7 +320,7 @@ def set_active(user, active, *, actor):
     user.end_sessions()
     event_log.record(
         kinds.USER_REACTIVATED if active else kinds.USER_DEACTIVATED, actor=actor,
-        data={"email": user.email},
+        data={"email": user.email, **({"via": via} if via else {})},
     )
     return True
 

@@ -256,6 +256,17 @@ def cancel(transaction, *, actor, now=None):
     return Outcome(changed, "cancelled" if changed else _current_status(transaction, now))
 
 
+def cancel_waiting_on(user, *, actor, now=None, data=None):
+    """Cancel every request still waiting for ``user``'s answer, each with its event
+    (uncommitted): they are leaving, so nobody may answer as them. Returns how many."""
+    now = now or utcnow()
+    waiting = db.session.scalars(select(Transaction).where(
+        Transaction.user_id == user.id, Transaction.pending_at(now))).all()
+    return sum(_transition(t, "cancelled", actor=actor, now=now,
+                           data={"reason": "the user was deactivated", **(data or {})})
+               for t in waiting)
+
+
 def _current_status(transaction, now):
     db.session.refresh(transaction)
     return transaction.status_at(now)
