@@ -14,6 +14,7 @@ from .people import (
     Passkey,
     PasskeyChallenge,
     SignIn,
+    SignOnIdentity,
     User,
     role_rank,
 )
@@ -41,6 +42,7 @@ from .settings import (
     IntegrationStatus,
     OrganisationSettings,
     PagerDutySettings,
+    SignInSettings,
     SlackSettings,
     SmsSettings,
 )
@@ -60,6 +62,7 @@ __all__ = [
     "Delivery", "EmailSettings", "EnrolmentLink", "Event", "EventId", "IntegrationSettings",
     "IntegrationStatus", "OrganisationSettings", "PagerDutyIncident", "PagerDutySettings",
     "Passkey", "PasskeyChallenge", "SignIn", "SlackSettings", "SmsSettings", "Transaction",
+    "SignInSettings", "SignOnIdentity",
     "UTCDateTime", "User", "WebhookReceipt", "in_list", "in_schema_of", "new_public_id",
     "role_rank", "utcnow",
     "WEBHOOK_EVENT_TYPES", "WEBHOOK_MESSAGE_STATES", "WebhookAttempt", "WebhookEndpoint",

@@ -128,6 +128,7 @@ NAVIGATION = (
     ("Channels", "settings.channels", {}),
     ("Users", "settings.users", {}),
     ("Organisation", "settings.organisation", {}),
+    ("Sign-in", "settings.sign_in", {}),
     ("Audit log", "settings.audit_log", {}),
     ("All API keys", "settings.api_keys_page", {}),
     ("Webhooks", "settings.webhooks", {}),

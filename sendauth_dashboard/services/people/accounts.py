@@ -15,7 +15,7 @@ from ...core import event_log, rows
 from ...core.errors import ServiceError
 from ...core.text import control_character
 from ...extensions import db
-from ...models import ROLES, User, utcnow
+from ...models import ROLES, SignInSettings, User, utcnow
 from . import attempts
 
 # The password rule: new ones at least this long; none longer, new or typed to sign in or
@@ -251,6 +251,21 @@ def restore_admin(*, email, name, password):
     return user
 
 
+def _check_break_glass_kept(user):
+    """With single sign-on required, the last break-glass admin (the way in when the identity
+    provider fails) stays one: AccountError. Call it with the admins locked."""
+    settings = db.session.get(SignInSettings, 1)
+    if not user.is_break_glass or settings is None or not settings.require_sso:
+        return
+    others = db.session.scalar(select(func.count(User.id)).where(
+        User.break_glass.is_(True), User.role == "admin", User.active.is_(True),
+        User.id != user.id))
+    if others == 0:
+        raise AccountError(
+            f"{user.name} is the last break-glass admin, and single sign-on is required: mark "
+            "another admin break-glass in Settings → Sign-in first.", "role")
+
+
 def change_role(user, role, *, actor):
     if role not in ROLES:
         raise AccountError(f"Unknown role {role!r}: choose one of {', '.join(ROLES)}.", "role")
@@ -262,6 +277,7 @@ def change_role(user, role, *, actor):
             raise AccountError(
                 f"{user.name} is the last active admin; make another user an admin first.", "role"
             )
+        _check_break_glass_kept(user)
     event_log.record(
         kinds.USER_ROLE_CHANGED, actor=actor,
         data={"email": user.email, "from": user.role, "to": role},
@@ -282,6 +298,7 @@ def set_active(user, active, *, actor):
                 f"{user.name} is the last active admin; make another user an admin first.",
                 "active",
             )
+        _check_break_glass_kept(user)
     user.active = active
     user.end_sessions()
     event_log.record(

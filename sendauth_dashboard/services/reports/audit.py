@@ -26,6 +26,7 @@ KIND_GROUPS = (
     ("settings", "Channel settings", tuple(map(kinds.settings_changed, channels.names()))),
     ("tests", "Channel tests", tuple(map(kinds.settings_tested, channels.names()))),
     ("organisation", "Organisation rules", (kinds.SETTINGS_ORGANISATION_CHANGED,)),
+    ("sign_in", "Single sign-on", (kinds.SETTINGS_SIGN_IN_CHANGED,)),
     ("users", "Users and roles", ("user.",)),
     ("passkeys", "Passkeys", ("passkey.",)),
     ("messaging", "Messaging preferences", ("profile.",)),
