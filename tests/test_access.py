@@ -90,6 +90,11 @@ ROUTES = CHANNEL_ROUTES + [
     ("GET", "/right-now", "/right-now", gate("reviewer", 200)),
     ("GET", "/settings/channels", "/settings/channels", gate("admin", 200)),
     ("POST", "/settings/organisation", "/settings/organisation", gate("admin", 302)),
+    ("GET", "/settings/sign-in", "/settings/sign-in", gate("admin", 200)),
+    ("POST", "/settings/sign-in", "/settings/sign-in", gate("admin", 302)),
+    # Single sign-on is not set up here: back to the sign-in page, which says so.
+    ("GET", "/login/oidc", "/login/oidc", everyone(302)),
+    ("GET", "/login/oidc/callback", "/login/oidc/callback", everyone(400)),
     ("GET", "/transactions/", "/transactions/", gate("requestor", 200)),
     ("GET", "/transactions/new", "/transactions/new", gate("requestor", 200)),
     ("POST", "/transactions/new", "/transactions/new", gate("requestor", 400)),

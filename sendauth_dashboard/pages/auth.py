@@ -187,9 +187,9 @@ def oidc_login():
         return redirect(next_url or url_for("main.home"))
     settings = configuration.settings()
     if not configuration.is_configured(settings):
-        return _login_page(LoginForm(formdata=None), next_url, status=404, sso_error=(
-            "Sign-in through an identity provider is not set up: use your passkey or "
-            "password, or ask an admin."))
+        flash("Sign-in through an identity provider is not set up: use your passkey or "
+              "password, or ask an admin.", "error")
+        return redirect(url_for("auth.login", **({"next": next_url} if next_url else {})))
     address, pending = flow.start(settings, callback_url(), next_url)
     waiting = dict(list(session.get(PENDING_KEY, {}).items())[-(MAX_PENDING - 1):])
     waiting[pending["state"]] = pending
