@@ -13,7 +13,7 @@ from sendauth_dashboard.models import Event, Passkey, SignIn, SignOnIdentity, Us
 from sendauth_dashboard.services.sign_on import configuration
 from tests.support.helpers import database_rows
 from tests.support.identity_provider import identity_provider
-from tests.support.web import AuthActions
+from tests.support.web import AuthActions, passkey_sign_in_form
 
 
 @pytest.fixture(scope="module")
@@ -303,8 +303,6 @@ def test_with_sso_required_only_break_glass_admins_sign_in_with_a_password(app, 
 
 def test_with_sso_required_a_passkey_does_not_sign_in_but_a_break_glass_admins_does(
         app, client, sso_required, make_user):
-    from tests.test_auth import passkey_sign_in_form
-
     bea, _ = sso_required
     member = make_user("member")
     refused = client.post("/login/passkey", data=passkey_sign_in_form(client, member.authenticator))
