@@ -343,3 +343,26 @@ def test_the_last_break_glass_admin_cannot_be_demoted_or_deactivated(app, sso_re
         db.session.rollback()
         actor.break_glass = True  # with a second one, either works
         assert accounts.change_role(user, "member", actor=actor)
+
+
+def test_the_admin_an_operator_restores_is_break_glass_so_their_password_works(
+        app, client, sso_required):
+    from sendauth_dashboard.services.people import accounts
+    from tests.support.accounts import PASSWORD
+
+    with app.app_context():
+        for admin in db.session.scalars(select(User).where(User.role == "admin")):
+            admin.active = False
+        restored = accounts.restore_admin(email="ops@example.com", name="Ops", password=PASSWORD)
+        db.session.commit()
+        assert restored.is_break_glass
+    assert AuthActions(client).login("ops@example.com").status_code == 302
+
+
+def test_a_client_secret_that_cannot_be_read_is_said_on_the_sign_in_page(app, client, sign_on):
+    with app.app_context():
+        configuration.settings().client_secret_ciphertext = "written under another key"
+        db.session.commit()
+    response = client.get("/login/oidc")
+    assert response.status_code == 503
+    assert "enter it again in Settings → Sign-in" in response.text

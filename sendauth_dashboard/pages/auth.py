@@ -190,7 +190,10 @@ def oidc_login():
         flash("Sign-in through an identity provider is not set up: use your passkey or "
               "password, or ask an admin.", "error")
         return redirect(url_for("auth.login", **({"next": next_url} if next_url else {})))
-    address, pending = flow.start(settings, callback_url(), next_url)
+    try:
+        address, pending = flow.start(settings, callback_url(), next_url)
+    except flow.SignOnError as exc:
+        return _login_page(LoginForm(formdata=None), next_url, status=503, sso_error=str(exc))
     waiting = dict(list(session.get(PENDING_KEY, {}).items())[-(MAX_PENDING - 1):])
     waiting[pending["state"]] = pending
     session[PENDING_KEY] = waiting

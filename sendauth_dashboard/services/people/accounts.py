@@ -228,14 +228,17 @@ def has_active_admin():
 def restore_admin(*, email, name, password):
     """The operator's way back when no active admin is left: the account ``email`` becomes an
     active admin (created with ``password`` if there is none; an existing one keeps its own
-    password unless ``password`` is given). Returns the user, or None when an active admin
-    exists already. Uncommitted, with its events."""
+    password unless ``password`` is given), and break-glass: with single sign-on required, a
+    password signs in no one else. Returns the user, or None when an active admin exists
+    already. Uncommitted, with its events."""
     _lock_admins_table()
     if has_active_admin():
         return None
     user = find_by_email(email)
     if user is None:
-        return create_user(email=email, name=name, role="admin", password=password)
+        user = create_user(email=email, name=name, role="admin", password=password)
+        user.break_glass = True
+        return user
     if user.role != "admin":
         event_log.record(kinds.USER_ROLE_CHANGED, actor=None,
                          data={"email": user.email, "from": user.role, "to": "admin"})
@@ -248,6 +251,7 @@ def restore_admin(*, email, name, password):
         user.password_hash = hash_password(password)
         user.end_sessions()
         event_log.record(kinds.USER_PASSWORD_SET, actor=None, data={"email": user.email})
+    user.break_glass = True
     return user
 
 

@@ -29,6 +29,7 @@ from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 
 from ...core.errors import ServiceError
+from ...core.secrets import SecretUnreadable
 from .configuration import client_secret
 from .discovery import TIMEOUT
 
@@ -45,7 +46,13 @@ class SignOnError(ServiceError):
 
 
 def _client(settings, redirect_uri):
-    return OAuth2Session(client_id=settings.client_id, client_secret=client_secret(settings),
+    try:
+        secret = client_secret(settings)
+    except SecretUnreadable:
+        raise SignOnError("Sign-in through the identity provider is not working: its client "
+                          "secret cannot be read since this server's keys changed. Ask an admin "
+                          "to enter it again in Settings → Sign-in.") from None
+    return OAuth2Session(client_id=settings.client_id, client_secret=secret,
                          scope=SCOPES, redirect_uri=redirect_uri,
                          code_challenge_method="S256", default_timeout=TIMEOUT)
 
