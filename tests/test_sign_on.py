@@ -230,7 +230,12 @@ def test_an_id_token_not_signed_by_the_provider_is_refused(app, client, sign_on,
     assert_refused_and_nothing_saved(app, client, back, "ID token was refused")
 
 
-def test_the_providers_own_refusal_is_shown(app, client, sign_on):
+def test_the_providers_own_refusal_is_shown_but_only_for_this_browsers_sign_in(app, client,
+                                                                              sign_on):
+    forged = client.get("/login/oidc/callback?error=access_denied&state=forged"
+                        "&error_description=Call+0800+123+to+restore+your+account")
+    assert "state does not match" in refused_page(forged).text
+    assert "0800" not in forged.text
     started = client.get("/login/oidc")
     state = parse_qs(urlsplit(started.headers["Location"]).query)["state"][0]
     assert_refused_and_nothing_saved(

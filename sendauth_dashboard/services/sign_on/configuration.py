@@ -117,13 +117,13 @@ class Submitted:
     break_glass_ids: tuple = ()
 
 
-def _cleaned(submitted, current, discover):
+def _cleaned(submitted, current):
     """The new values of the row's columns; SignInSettingsError or DiscoveryError."""
     values = {"issuer": None, "authorization_endpoint": None, "token_endpoint": None,
               "jwks_uri": None, "signing_algorithms": []}
     issuer = (submitted.issuer or "").strip()
     if issuer:
-        found = discover(discovery.normalize_issuer(issuer))
+        found = discovery.discover(discovery.normalize_issuer(issuer))
         values.update(found)
     client_id = (submitted.client_id or "").strip()
     if len(client_id) > MAX_CLIENT_ID_LENGTH:
@@ -159,9 +159,10 @@ def _cleaned(submitted, current, discover):
 
 def _check_complete(values, current):
     if not values["issuer"]:
-        if values["client_id"] or values["require_sso"]:
+        if values["require_sso"]:
             raise SignInSettingsError("Enter the issuer first: without it nobody can sign in "
-                                      "through the provider.", "oidc_issuer")
+                                      "through the provider, so it cannot be required.",
+                                      "oidc_issuer")
         return
     if not values["client_id"]:
         raise SignInSettingsError("Enter the client id the provider gave this app.",
@@ -206,14 +207,20 @@ _WORDS = {
 }
 
 
-def save(submitted, *, actor, now=None, discover=discovery.discover):
+# What the discovery document gave, kept with the settings.
+_DISCOVERED = ("authorization_endpoint", "token_endpoint", "jwks_uri", "signing_algorithms")
+
+
+def save(submitted, *, actor, now=None):
     """Check and save the settings (uncommitted); returns what changed, in words, or []."""
     current = settings()
-    values = _cleaned(submitted, current, discover)
+    values = _cleaned(submitted, current)
     changes = _break_glass_changes(submitted.break_glass_ids, values["require_sso"])
     for column, words in _WORDS.items():
         if getattr(current, column) != values[column]:
             changes.append(f"{words} set to {_shown(values[column])}")
+    if values["issuer"] and any(getattr(current, c) != values[c] for c in _DISCOVERED):
+        changes.append("the provider's endpoints read from its discovery document")
     if values.get("client_secret_ciphertext"):
         changes.append("client secret replaced" if current.client_secret_ciphertext
                        else "client secret set")

@@ -71,14 +71,15 @@ def start(settings, redirect_uri, next_url=None, now=None):
 
 def check_answer(pending, params, now=None):
     """The code in the provider's answer (``params``: the callback's query), once ``state``
-    shows it answers ``pending``, this browser's own sign-in, still recent."""
-    if params.get("error"):
-        said = (params.get("error_description") or params.get("error"))[:200]
-        raise SignOnError(f"The identity provider did not sign you in: {said}. {TRY_AGAIN}")
+    shows it answers ``pending``, this browser's own sign-in, still recent; else SignOnError
+    (with the provider's own words when it refused)."""
     state = params.get("state") or ""
     if pending is None or not hmac.compare_digest(state, pending["state"]):
         raise SignOnError("This sign-in answer is not for a sign-in started in this browser "
                           "(its state does not match), so it was refused. " + TRY_AGAIN)
+    if params.get("error"):  # only now: anyone can make a link with words of their own
+        said = (params.get("error_description") or params.get("error"))[:200]
+        raise SignOnError(f"The identity provider did not sign you in: {said}. {TRY_AGAIN}")
     now = now if now is not None else time.time()
     if now - pending["at"] > PENDING_SECONDS:
         raise SignOnError("The sign-in took more than ten minutes at the identity provider, "
