@@ -13,6 +13,7 @@ from ...core import event_log
 from ...core.errors import ServiceError
 from ...core.rows import default_row, get_or_create
 from ...core.secrets import SecretUnreadable, decrypt, encrypt, mask
+from ...core.text import control_character
 from ...extensions import db
 from ...models import ROLES, SignInSettings, User, utcnow
 from . import discovery
@@ -24,6 +25,7 @@ MAX_CLIENT_ID_LENGTH = 255
 MAX_SECRET_LENGTH = 1024
 MAX_DOMAINS = 50
 MAX_ROLE_MAP_LINES = 100
+MAX_CLAIM_VALUE_LENGTH = 256
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _CLAIM = re.compile(r"^[A-Za-z0-9_:.\-/]+$")
 
@@ -90,6 +92,10 @@ def parse_role_map(text):
             raise SignInSettingsError(
                 f"Line {number} ({line[:60]!r}) is not “value = role”: write the claim's value, "
                 f"an equals sign and one of {', '.join(ROLES)}.", "oidc_role_map")
+        if len(value) > MAX_CLAIM_VALUE_LENGTH:
+            raise SignInSettingsError(f"Line {number}'s value is longer than "
+                                      f"{MAX_CLAIM_VALUE_LENGTH} characters: no claim's value "
+                                      "is that long.", "oidc_role_map")
         if role not in ROLES:
             raise SignInSettingsError(
                 f"Line {number} maps to {role[:30]!r}, which is not a role: use one of "
@@ -117,8 +123,27 @@ class Submitted:
     break_glass_ids: tuple = ()
 
 
+# Each field as the form names it, the words for it, and the line breaks it may hold.
+_TYPED = (("issuer", "oidc_issuer", "The issuer", ""),
+          ("client_id", "oidc_client_id", "The client id", ""),
+          ("client_secret", "oidc_client_secret", "The client secret", ""),
+          ("allowed_domains", "oidc_allowed_domains", "The domains", "\r\n"),
+          ("button_label", "oidc_button_label", "The button label", ""),
+          ("role_claim", "oidc_role_claim", "The role claim", ""),
+          ("role_map", "oidc_role_map", "The role map", "\r\n"))
+
+
+def _check_characters(submitted):
+    for name, field, words, breaks in _TYPED:
+        bad = control_character(getattr(submitted, name) or "", allowed=breaks)
+        if bad:
+            raise SignInSettingsError(f"{words} contains {bad}: copy it again, without it.",
+                                      field)
+
+
 def _cleaned(submitted, current):
     """The new values of the row's columns; SignInSettingsError or DiscoveryError."""
+    _check_characters(submitted)
     values = {"issuer": None, "authorization_endpoint": None, "token_endpoint": None,
               "jwks_uri": None, "signing_algorithms": []}
     issuer = (submitted.issuer or "").strip()
