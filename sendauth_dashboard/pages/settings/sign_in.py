@@ -63,15 +63,15 @@ class SignInForm(FlaskForm):
 
 
 def _form_for(settings):
+    admins = configuration.active_admins()
     form = SignInForm(data={
         "oidc_issuer": settings.issuer, "oidc_client_id": settings.client_id,
         "oidc_allowed_domains": "\n".join(settings.allowed_domains or []),
         "oidc_button_label": settings.button_label, "oidc_role_claim": settings.role_claim,
         "oidc_role_map": configuration.role_map_text(settings.role_map),
         "require_sso": settings.require_sso,
-        "break_glass": [a.id for a in configuration.active_admins() if a.break_glass]})
-    form.break_glass.choices = [(a.id, f"{a.name} ({a.email})")
-                                for a in configuration.active_admins()]
+        "break_glass": [a.id for a in admins if a.break_glass]})
+    form.break_glass.choices = [(a.id, f"{a.name} ({a.email})") for a in admins]
     return form
 
 
