@@ -371,3 +371,51 @@ def test_a_client_secret_that_cannot_be_read_is_said_on_the_sign_in_page(app, cl
     response = client.get("/login/oidc")
     assert response.status_code == 503
     assert "enter it again in Settings → Sign-in" in response.text
+
+
+# -- the ID token's checks, one by one -----------------------------------------------------------
+
+ISSUER, CLIENT = "https://idp.example.com", "sendauth-dashboard"
+
+
+def signed_id_token(key, **changes):
+    import time
+
+    from joserfc import jwt
+
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": CLIENT, "sub": "s-1", "iat": now, "exp": now + 300,
+              "nonce": "n-1", "email": "ida@example.com", "email_verified": True, **changes}
+    return jwt.encode({"alg": "RS256", "kid": key.kid}, {k: v for k, v in claims.items()
+                                                          if v is not None}, key)
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({}, None),
+    ({"iss": "https://other.example.com"}, "issued by another provider"),
+    ({"aud": "another-app"}, "issued for another application"),
+    ({"aud": [CLIENT, "another-app"], "azp": "another-app"}, "issued for another application"),
+    ({"exp": 1_000_000}, "it has expired"),
+    ({"iat": 4_000_000_000}, "dated in the future"),
+    ({"nonce": "n-2"}, "its nonce does not match"),
+    ({"nonce": None}, "its nonce does not match"),
+    ({"sub": None}, "its sub claim is missing or wrong"),
+], ids=["as made", "issuer", "audience", "authorized party", "expired", "future", "nonce",
+        "no nonce", "no subject"])
+def test_each_claim_of_the_id_token_is_checked(monkeypatch, changes, words):
+    from types import SimpleNamespace
+
+    from joserfc.jwk import KeySet, RSAKey
+
+    from sendauth_dashboard.services.sign_on import flow
+
+    key = RSAKey.generate_key(2048, parameters={"kid": "k-1"})
+    monkeypatch.setattr(flow, "_key_set", lambda settings: KeySet([key]))
+    settings = SimpleNamespace(issuer=ISSUER, client_id=CLIENT, signing_algorithms=["RS256"])
+    token = {"id_token": signed_id_token(key, **changes)}
+    if words is None:
+        assert flow.id_token_claims(settings, token, "n-1")["email"] == "ida@example.com"
+        return
+    with pytest.raises(flow.SignOnError) as refused:
+        flow.id_token_claims(settings, token, "n-1")
+    assert "ID token was refused" in str(refused.value) and words in str(refused.value)
