@@ -3,7 +3,7 @@ import pytest
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import User
 from tests.support.accounts import PASSWORD
-from tests.support.web import csrf_token_from
+from tests.support.web import csrf_token_from, passkey_sign_in_form
 
 
 def test_sign_in_and_out(client, auth, make_user):
@@ -193,18 +193,6 @@ def test_signing_in_starts_a_fresh_csrf_secret(client, auth, make_user):
 
 
 # -- signing in with a passkey -------------------------------------------------------------------
-
-def passkey_sign_in_form(client, authenticator):
-    """What the sign-in page's script posts: an assertion for a challenge the page asked for."""
-    import json
-
-    csrf = csrf_token_from(client.get("/login").text)
-    options = client.post("/login/passkey-options", headers={"X-CSRFToken": csrf})
-    assert options.status_code == 200, options.text
-    assert "allowCredentials" not in options.get_json() or not options.get_json()[
-        "allowCredentials"], "discoverable: the page names no one"
-    return {"csrf_token": csrf, "credential": json.dumps(authenticator.get(options.get_json()))}
-
 
 def test_a_passkey_signs_in_with_no_password_like_any_sign_in(app, client, make_user):
     from sqlalchemy import select

@@ -13,12 +13,17 @@ from sendauth_dashboard.models import Delivery, Transaction, utcnow
 from sendauth_dashboard.runtime import runtime
 from sendauth_dashboard.services.requests import transactions
 from tests.support.accounts import create_user
-from tests.support.browser import LIVE, signed_in
+from tests.support.browser import (
+    COLOUR_RULES,
+    EVERY_RULE,
+    LIVE,
+    PHONE,
+    axe_violations,
+    signed_in,
+)
 from tests.support.helpers import answer_token, configure_pagerduty, send_request
 
 pytestmark = pytest.mark.browser
-
-PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 
 
 @pytest.fixture
@@ -271,13 +276,6 @@ PAGES = {
               "/settings/webhooks", "/settings/messages", "/settings/routing",
               "/settings/sign-in", "/api/docs"],
 }
-SERIOUS = ("serious", "critical")
-# Dark mode changes colours and nothing else (app.css's prefers-color-scheme block only sets
-# custom properties; the test below keeps it so), so the dark pass runs the rules that read
-# colours and the light pass runs them all: a page's structure is checked once.
-EVERY_RULE = {"resultTypes": ["violations"]}
-COLOUR_RULES = {"resultTypes": ["violations"],
-                "runOnly": {"type": "rule", "values": ["color-contrast", "link-in-text-block"]}}
 
 
 def test_dark_mode_changes_only_colours():
@@ -286,15 +284,6 @@ def test_dark_mode_changes_only_colours():
     body = dark.strip().removeprefix("{").strip().removeprefix(":root {").strip()
     declarations = [d.strip() for d in body.rstrip("}").split(";") if d.strip()]
     assert declarations and all(d.startswith("--") for d in declarations), declarations
-
-
-def axe_violations(page, rules=EVERY_RULE):
-    from axe_playwright_python.sync_playwright import Axe
-
-    results = Axe().run(page, options=rules)
-    return [f"{v['id']} ({v['impact']}): {v['help']} at "
-            f"{[n['target'] for n in v['nodes']][:3]}"
-            for v in results.response["violations"] if v["impact"] in SERIOUS]
 
 
 @pytest.mark.parametrize("role", list(PAGES))

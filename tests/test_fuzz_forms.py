@@ -222,6 +222,31 @@ def test_the_test_and_remove_key_buttons_never_fail_on_odd_input(app, admin_brow
         assert 'class="flash' in follow(client, response).text
 
 
+# Issuers that are refused before any address is looked up: no fuzzed name goes to DNS.
+ISSUERS = st.one_of(st.sampled_from(["", "https://", "http://idp.example.com", "ftp://idp",
+                                     "http://127.0.0.1:9/", "https://idp.example.com?x#y"]),
+                    TEXT.filter(lambda text: "//" not in text))
+
+
+# Half the examples: the suite is near its time budget, and each rule of this form has a test of
+# its own (tests/test_settings_sign_in.py).
+@settings(fuzz, max_examples=EXAMPLES // 2)
+@given(data=form(oidc_issuer=field(ISSUERS), oidc_client_id=field(), oidc_client_secret=field(),
+                 oidc_allowed_domains=field(st.one_of(TEXT, st.just("example.com"))),
+                 oidc_button_label=field(), oidc_role_claim=field(),
+                 oidc_role_map=field(st.one_of(TEXT, st.just("a = admin"))),
+                 require_sso=field(), break_glass=field()))
+def test_sign_in_settings_never_fail_on_odd_input(app, admin_browser, data):
+    client, token = admin_browser
+    before = database_rows(app)
+    response = post(client, "/settings/sign-in", data, token)
+    assert_answered_well(response, {302, 400, 413})
+    if response.status_code == 302:
+        assert 'class="flash' in follow(client, response).text
+    else:
+        assert database_rows(app) == before
+
+
 # -- messaging preferences --------------------------------------------------------------------
 
 @fuzz

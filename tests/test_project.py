@@ -48,6 +48,9 @@ from sendauth_dashboard import create_app
 app = create_app({"TESTING": True, "SECRET_KEY": "wheel test",
                   "SQLALCHEMY_DATABASE_URI": "sqlite://", "DISPATCHER": "off"})
 assert app.template_folder.startswith(sys.argv[1]), app.template_folder
+with app.app_context():  # the sign-in page reads whether single sign-on is set up
+    from sendauth_dashboard.extensions import db
+    db.create_all()
 client = app.test_client()
 login = client.get("/login")
 assert login.status_code == 200 and "Sign in" in login.text, login.status_code

@@ -64,8 +64,19 @@ def dispatch_everything_due(app):
     Dispatcher(app).run_until_idle()
 
 
+SSO_CLIENT_SECRET = "sso-client-secret-of-the-day-7Hq2"
+
+
 @pytest.fixture
-def day(app, make_user, fake_pagerduty):
+def identity_provider():
+    from tests.support.identity_provider import identity_provider
+
+    with identity_provider() as provider:
+        yield provider
+
+
+@pytest.fixture
+def day(app, make_user, fake_pagerduty, identity_provider):
     """Runs the day; returns the people, the answer link's token and what must stay secret."""
     people = {"admin": make_user("admin"), "requestor": make_user("requestor"),
               "reviewer": make_user("reviewer"),
@@ -96,6 +107,15 @@ def day(app, make_user, fake_pagerduty):
         answered = user.post(f"/authenticate/{token}",
                               data=verify_form(app, user, token, people["user"]))
         assert answered.status_code == 200
+        AuthActions(admin).post("/settings/sign-in", {
+            "oidc_issuer": identity_provider.url, "oidc_client_id": "sendauth",
+            "oidc_client_secret": SSO_CLIENT_SECRET, "oidc_allowed_domains": "example.com"},
+            token_page="/settings/sign-in")
+        identity_provider.person(people["reviewer"].email)
+        reviewer = app.test_client()
+        started = reviewer.get("/login/oidc").headers["Location"]
+        back = identity_provider.authorize(started, people["reviewer"].email)
+        assert reviewer.get(back.split("sendauth.test", 1)[1]).status_code == 302
         hooks = "/settings/webhooks"
         assert AuthActions(admin).post(hooks, {
             "url": "https://tickets.example.com/hooks", "events": ["transaction.verified"],
@@ -110,6 +130,7 @@ def day(app, make_user, fake_pagerduty):
 def credentials(app, token):
     """Every credential this branch stores or uses, by name."""
     found = {"integration key": TEST_KEY, "answer token": token, "password": PASSWORD,
+             "single sign-on client secret": SSO_CLIENT_SECRET,
              "secret key": app.config["SECRET_KEY"],
              "encryption key": derive_key(app.config["SECRET_KEY"]).decode()}
     with app.app_context():

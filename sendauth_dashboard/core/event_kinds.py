@@ -64,6 +64,8 @@ USER_PASSWORD_SET = "user.password_set"
 USER_ENROLMENT_LINK_ISSUED = "user.enrolment_link_issued"
 USER_ENROLLED = "user.enrolled"
 USER_SIGNED_IN = "user.signed_in"
+# A first sign-in through the identity provider linked its account to one here (or made it).
+USER_SIGN_ON_LINKED = "user.sign_on_linked"
 PASSKEY_REGISTERED = "passkey.registered"
 PASSKEY_REMOVED = "passkey.removed"
 PROFILE_MESSAGING_CHANGED = "profile.messaging_changed"
@@ -91,6 +93,8 @@ SETTINGS_ROUTING_CHANGED = "settings.routing_changed"
 SCIM_TOKEN_ISSUED = "scim.token_issued"
 SCIM_TOKEN_REVOKED = "scim.token_revoked"
 SCIM_GROUP_ROLE_CHANGED = "scim.group_role_changed"
+# Single sign-on (services.sign_on): the provider, roles, "require single sign-on".
+SETTINGS_SIGN_IN_CHANGED = "settings.sign_in_changed"
 
 
 def settings_changed(channel):

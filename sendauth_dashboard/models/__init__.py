@@ -14,6 +14,7 @@ from .people import (
     Passkey,
     PasskeyChallenge,
     SignIn,
+    SignOnIdentity,
     User,
     role_rank,
 )
@@ -44,6 +45,7 @@ from .settings import (
     MessageTemplates,
     OrganisationSettings,
     PagerDutySettings,
+    SignInSettings,
     SlackSettings,
     SmsSettings,
 )
@@ -64,6 +66,7 @@ __all__ = [
     "IntegrationStatus", "MessageTemplates", "OrganisationSettings", "PagerDutyIncident",
     "PagerDutySettings", "Passkey", "PasskeyChallenge", "RoutingRule", "SignIn",
     "SlackSettings", "SmsSettings", "Transaction",
+    "SignInSettings", "SignOnIdentity",
     "UTCDateTime", "User", "WebhookReceipt", "in_list", "in_schema_of", "new_public_id",
     "role_rank", "utcnow",
     "WEBHOOK_EVENT_TYPES", "WEBHOOK_MESSAGE_STATES", "WebhookAttempt", "WebhookEndpoint",

@@ -11,6 +11,8 @@ from sqlalchemy import (
     Index,
     LargeBinary,
     String,
+    UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -51,6 +53,9 @@ class User(UserMixin, db.Model):
     session_version: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # An admin who may still sign in with a password when single sign-on is required: the way
+    # in when the identity provider is down or misconfigured (services.sign_on.policy).
+    break_glass: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     # Messaging preferences: the channels that notify this user of an authentication request.
     notify_pagerduty: Mapped[bool] = mapped_column(default=False)
@@ -64,6 +69,10 @@ class User(UserMixin, db.Model):
     passkeys_reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     contacts_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def is_break_glass(self):
+        return self.break_glass and self.role == "admin" and self.active
 
     @property
     def is_active(self):
@@ -171,3 +180,22 @@ class SignIn(db.Model):
     # SESSION_IDLE_SECONDS without use, or SESSION_MAX_SECONDS after created_at, it has ended.
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SignOnIdentity(db.Model):
+    """An account at the organisation's identity provider (issuer and subject) that signs in as
+    a user here: linked on its first sign-in, by its verified email. Later sign-ins find the
+    user by it, so an email address reused at the provider never opens someone else's account."""
+
+    __tablename__ = "sign_on_identities"
+    __table_args__ = (UniqueConstraint("issuer", "subject"),
+                      Index("ix_sign_on_identities_user_id", "user_id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    issuer: Mapped[str] = mapped_column(String(2048))
+    subject: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()

@@ -2,7 +2,7 @@
 channel's status indicator, and the organisation's rules."""
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, Text
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -108,5 +108,30 @@ class MessageTemplates(db.Model):
     email_body: Mapped[str | None] = mapped_column(Text)
     sms_body: Mapped[str | None] = mapped_column(Text)
     slack_text: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class SignInSettings(db.Model):
+    """Single sign-on through the organisation's OpenID Connect provider: one row; no row, or
+    no issuer, means it is off. The endpoints are what the issuer's discovery document said
+    when an admin last saved (services.sign_on.discovery)."""
+
+    __tablename__ = "sign_in_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issuer: Mapped[str | None] = mapped_column(String(2048))
+    client_id: Mapped[str | None] = mapped_column(String(255))
+    client_secret_ciphertext: Mapped[str | None] = mapped_column(Text)
+    allowed_domains: Mapped[list] = mapped_column(JSON, default=list)
+    button_label: Mapped[str | None] = mapped_column(String(64))
+    # A claim of the ID token (e.g. groups) and {its value: our role}; none mapped: member.
+    role_claim: Mapped[str | None] = mapped_column(String(64))
+    role_map: Mapped[dict] = mapped_column(JSON, default=dict)
+    require_sso: Mapped[bool] = mapped_column(Boolean, default=False)
+    authorization_endpoint: Mapped[str | None] = mapped_column(String(2048))
+    token_endpoint: Mapped[str | None] = mapped_column(String(2048))
+    jwks_uri: Mapped[str | None] = mapped_column(String(2048))
+    signing_algorithms: Mapped[list] = mapped_column(JSON, default=list)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

@@ -22,6 +22,7 @@ from wtforms.validators import DataRequired, Length
 from .. import client_limits
 from ..extensions import db, login_manager
 from ..services.people import accounts, passkeys, sign_ins
+from ..services.sign_on import configuration, flow, people, policy
 
 bp = Blueprint("auth", __name__)
 
@@ -102,7 +103,9 @@ def login():
     if form.validate_on_submit():
         attempt = client_limits.sign_in_attempt(form.email.data)
         user = accounts.authenticate(form.email.data, form.password.data)
-        if user is None or not user.active:
+        if not policy.may_sign_in_here(accounts.find_by_email(form.email.data)):
+            form.password.errors.append(policy.refusal())
+        elif user is None or not user.active:
             # One answer for every failure: a deactivated account must not tell a guesser
             # that the password was right.
             form.password.errors.append(
@@ -120,10 +123,15 @@ class PasskeySignInForm(FlaskForm):
     credential = HiddenField()
 
 
-def _login_page(form, next_url, passkey_error=None, status=200):
-    """The sign-in page: a passkey first, the password form second."""
-    return render_template("auth/login.html", form=form, next_url=next_url,
-                           passkey_form=PasskeySignInForm(), passkey_error=passkey_error), status
+def _login_page(form, next_url, passkey_error=None, status=200, sso_error=None):
+    """The sign-in page: the identity provider's button first (when set up), then a passkey,
+    then the password form."""
+    settings = configuration.settings()
+    return render_template(
+        "auth/login.html", form=form, next_url=next_url, passkey_form=PasskeySignInForm(),
+        passkey_error=passkey_error, sso_error=sso_error,
+        sso_label=configuration.button_label(settings) if configuration.is_configured(settings)
+        else None, sso_required=policy.sso_required(settings)), status
 
 
 @bp.post("/login/passkey-options")
@@ -151,13 +159,70 @@ def passkey_login():
     except passkeys.PasskeyError as exc:
         db.session.commit()  # the used-up challenge
         return _login_page(LoginForm(formdata=None), next_url, str(exc), 400)
-    if not user.active:
+    if not user.active or not policy.may_sign_in_here(user):
         db.session.commit()
-        return _login_page(LoginForm(formdata=None), next_url, "This account is deactivated: "
-                           "ask an admin.", 400)
+        return _login_page(LoginForm(formdata=None), next_url, policy.refusal() if user.active
+                           else "This account is deactivated: ask an admin.", 400)
     accounts.record_sign_in(user, "a passkey")
     sign_in(user)  # commits both
     return redirect(next_url or url_for("main.home"))
+
+
+# The sign-ins this browser started at the provider and has not finished: {state: pending}.
+PENDING_KEY = "sign_on_pending"
+MAX_PENDING = 3
+
+
+def callback_url():
+    """Where the identity provider sends people back: the redirect URI registered there."""
+    return f"{current_app.config['BASE_URL']}{url_for('auth.oidc_callback')}"
+
+
+@bp.get("/login/oidc")
+@client_limits.authentication_page
+def oidc_login():
+    """Send the browser to the identity provider, remembering this sign-in in its session."""
+    next_url = safe_next(request.args.get("next"))
+    if current_user.is_authenticated:
+        return redirect(next_url or url_for("main.home"))
+    settings = configuration.settings()
+    if not configuration.is_configured(settings):
+        flash("Sign-in through an identity provider is not set up: use your passkey or "
+              "password, or ask an admin.", "error")
+        return redirect(url_for("auth.login", **({"next": next_url} if next_url else {})))
+    try:
+        address, pending = flow.start(settings, callback_url(), next_url)
+    except flow.SignOnError as exc:
+        return _login_page(LoginForm(formdata=None), next_url, status=503, sso_error=str(exc))
+    waiting = dict(list(session.get(PENDING_KEY, {}).items())[-(MAX_PENDING - 1):])
+    waiting[pending["state"]] = pending
+    session[PENDING_KEY] = waiting
+    return redirect(address)
+
+
+@bp.get("/login/oidc/callback")
+@client_limits.authentication_page
+def oidc_callback():
+    """The provider's answer: checked (services.sign_on.flow), then a sign-in like any other
+    (a session the server can end, the last sign-in, the audit log). Refused: the sign-in page
+    says why, and nothing is saved."""
+    waiting = dict(session.get(PENDING_KEY, {}))
+    pending = waiting.pop(request.args.get("state", ""), None)
+    session[PENDING_KEY] = waiting  # an answer is spent, accepted or not
+    settings = configuration.settings()
+    next_url = pending and pending.get("next")
+    try:
+        if not configuration.is_configured(settings):
+            raise flow.SignOnError("Sign-in through an identity provider is not set up.")
+        claims = flow.finish(settings, pending, request.args, callback_url())
+        user = people.person_for(settings, claims)
+    except flow.SignOnError as exc:
+        db.session.rollback()
+        return _login_page(LoginForm(formdata=None), safe_next(next_url), status=400,
+                           sso_error=str(exc))
+    accounts.record_sign_in(user, "single sign-on")
+    sign_in(user)  # commits the account, its link, its role and the sign-in
+    return redirect(safe_next(next_url) or url_for("main.home"))
 
 
 @bp.post("/logout")

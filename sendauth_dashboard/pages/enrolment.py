@@ -18,6 +18,7 @@ from wtforms.validators import Length
 from .. import client_limits
 from ..extensions import db
 from ..services.people import enrolment, passkeys
+from ..services.sign_on import policy
 from .auth import sign_in
 from .forms import apply_service_error, new_password_field
 
@@ -81,8 +82,9 @@ def enrol(token):
             flash(f"Your passkey {passkey.name!r} is registered: use it to verify requests.",
                   "success")
             return redirect(url_for("profile.passkeys"))
-    return render_template("enrol/enrol.html", form=form, link=link,
-                           token=token), 400 if form.errors or form.form_errors else 200
+    return render_template("enrol/enrol.html", form=form, link=link, token=token,
+                           sso_required=policy.sso_required()), \
+        400 if form.errors or form.form_errors else 200
 
 
 @bp.post("/<token>/options")

@@ -37,6 +37,7 @@ from ..extensions import db
 from ..services.people import accounts, api_keys, passkeys, passwords, preferences, proofs
 from ..services.reports import organisation
 from ..services.requests import routing
+from ..services.sign_on import configuration, policy
 from .auth import role_required, sign_in
 from .forms import apply_service_error, choices, new_password_field
 
@@ -219,8 +220,17 @@ def password():
             flash("Your password is changed. You are signed out everywhere else.", "success")
             return redirect(url_for("profile.password"))
     return render_template("profile/password.html", form=form,
-                           proof=proofs.needed(current_user)), \
+                           proof=proofs.needed(current_user), sso=_sso_note()), \
         400 if form.errors or form.form_errors else 200
+
+
+def _sso_note():
+    """With single sign-on required: ``break_glass`` (this password still signs in) or
+    ``sso`` (it does not), with the button's words; else None."""
+    if not policy.sso_required():
+        return None
+    return {"kind": "break_glass" if current_user.is_break_glass else "sso",
+            "label": configuration.button_label()}
 
 
 def _origin_mismatch():

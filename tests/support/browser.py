@@ -1,5 +1,5 @@
-"""What the browser tests share: signing in through the page, and how long a live change may
-take to show."""
+"""What the browser tests share: signing in through the page, how long a live change may take
+to show, a phone's screen, and axe-core's serious findings on a page."""
 from .accounts import PASSWORD
 
 LIVE = 15_000  # ms: a deadline for a live change to show, wide for a loaded machine
@@ -42,3 +42,25 @@ def give_passkey(page, authenticator, user_handle=None):
         "privateKey": base64.b64encode(key).decode(), "signCount": authenticator.sign_count,
         **({"userHandle": base64.b64encode(user_handle).decode()} if user_handle else {})}})
     return cdp
+
+
+# A phone, as the pages are checked on one.
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+
+SERIOUS = ("serious", "critical")
+# Dark mode changes colours and nothing else (app.css's prefers-color-scheme block only sets
+# custom properties; the test below keeps it so), so the dark pass runs the rules that read
+# colours and the light pass runs them all: a page's structure is checked once.
+EVERY_RULE = {"resultTypes": ["violations"]}
+COLOUR_RULES = {"resultTypes": ["violations"],
+                "runOnly": {"type": "rule", "values": ["color-contrast", "link-in-text-block"]}}
+
+
+def axe_violations(page, rules=EVERY_RULE):
+    """axe-core's serious and critical findings on ``page``, in words, with where they are."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page, options=rules)
+    return [f"{v['id']} ({v['impact']}): {v['help']} at "
+            f"{[n['target'] for n in v['nodes']][:3]}"
+            for v in results.response["violations"] if v["impact"] in SERIOUS]

@@ -167,6 +167,7 @@ def every_get_url(app, **values):
     from sendauth_dashboard import channels
 
     values.setdefault("name", list(channels.names()))
+    values.setdefault("schema_id", "urn:ietf:params:scim:schemas:core:2.0:User")
     static = Path(app.static_folder)
     values.setdefault("filename", [p.relative_to(static).as_posix()
                                    for p in sorted(static.rglob("*")) if p.is_file()])

@@ -62,3 +62,15 @@ def words_shown(html):
     parser = _Text()
     parser.feed(html)
     return set(re.findall(r"\w+", " ".join(parser.pieces)))
+
+
+def passkey_sign_in_form(client, authenticator):
+    """What the sign-in page's script posts: an assertion for a challenge the page asked for."""
+    import json
+
+    csrf = csrf_token_from(client.get("/login").text)
+    options = client.post("/login/passkey-options", headers={"X-CSRFToken": csrf})
+    assert options.status_code == 200, options.text
+    assert "allowCredentials" not in options.get_json() or not options.get_json()[
+        "allowCredentials"], "discoverable: the page names no one"
+    return {"csrf_token": csrf, "credential": json.dumps(authenticator.get(options.get_json()))}

@@ -1,5 +1,6 @@
 """Settings: users and roles (registrars), the organisation's rules, messages and routing
-rules, each channel's setup, and outgoing webhooks (admins)."""
+rules, sign-in through the identity provider, each channel's setup, and outgoing webhooks
+(admins)."""
 from flask import Blueprint
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
@@ -13,7 +14,7 @@ from . import (  # noqa: E402,F401
     organisation,
     routing,
     scim,
-    sign_in_stub,
+    sign_in,
     users,
     webhooks,
 )

@@ -343,6 +343,11 @@ WORDS = {
     kinds.SETTINGS_MESSAGES_CHANGED: lambda t: (f"{t.who} changed the organisation's "
                                                 f"messages: {t.changes}"),
     kinds.SETTINGS_ROUTING_CHANGED: lambda t: f"{t.who} changed the routing rules: {t.changes}",
+    kinds.SETTINGS_SIGN_IN_CHANGED: lambda t: (f"{t.who} changed single sign-on: "
+                                               f"{t.changes}"),
+    kinds.USER_SIGN_ON_LINKED: lambda t: (
+        f"{t['email']} signed in through the identity provider for the first time"
+        + ("; the account was created" if t["created"] else "; linked to the existing account")),
     **{kind: words for name in channels.names() for kind, words in zip(
         kinds.of_channel(name),
         (_settings_changed(channels.label(name)),

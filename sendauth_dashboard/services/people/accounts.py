@@ -15,7 +15,7 @@ from ...core import event_log, rows
 from ...core.errors import ServiceError
 from ...core.text import control_character
 from ...extensions import db
-from ...models import ROLES, User, role_rank, utcnow
+from ...models import ROLES, SignInSettings, User, role_rank, utcnow
 from . import attempts
 
 # The password rule: new ones at least this long; none longer, new or typed to sign in or
@@ -259,14 +259,17 @@ def has_active_admin():
 def restore_admin(*, email, name, password):
     """The operator's way back when no active admin is left: the account ``email`` becomes an
     active admin (created with ``password`` if there is none; an existing one keeps its own
-    password unless ``password`` is given). Returns the user, or None when an active admin
-    exists already. Uncommitted, with its events."""
+    password unless ``password`` is given), and break-glass: with single sign-on required, a
+    password signs in no one else. Returns the user, or None when an active admin exists
+    already. Uncommitted, with its events."""
     _lock_admins_table()
     if has_active_admin():
         return None
     user = find_by_email(email)
     if user is None:
-        return create_user(email=email, name=name, role="admin", password=password)
+        user = create_user(email=email, name=name, role="admin", password=password)
+        user.break_glass = True
+        return user
     if user.role != "admin":
         event_log.record(kinds.USER_ROLE_CHANGED, actor=None,
                          data={"email": user.email, "from": user.role, "to": "admin"})
@@ -279,7 +282,23 @@ def restore_admin(*, email, name, password):
         user.password_hash = hash_password(password)
         user.end_sessions()
         event_log.record(kinds.USER_PASSWORD_SET, actor=None, data={"email": user.email})
+    user.break_glass = True
     return user
+
+
+def _check_break_glass_kept(user):
+    """With single sign-on required, the last break-glass admin (the way in when the identity
+    provider fails) stays one: AccountError. Call it with the admins locked."""
+    settings = db.session.get(SignInSettings, 1)
+    if not user.is_break_glass or settings is None or not settings.require_sso:
+        return
+    others = db.session.scalar(select(func.count(User.id)).where(
+        User.break_glass.is_(True), User.role == "admin", User.active.is_(True),
+        User.id != user.id))
+    if others == 0:
+        raise AccountError(
+            f"{user.name} is the last break-glass admin, and single sign-on is required: mark "
+            "another admin break-glass in Settings → Sign-in first.", "role")
 
 
 def change_role(user, role, *, actor, via=None):
@@ -293,6 +312,7 @@ def change_role(user, role, *, actor, via=None):
             raise AccountError(
                 f"{user.name} is the last active admin; make another user an admin first.", "role"
             )
+        _check_break_glass_kept(user)
     event_log.record(
         kinds.USER_ROLE_CHANGED, actor=actor,
         data={"email": user.email, "from": user.role, "to": role, **({"via": via} if via else {})},
@@ -316,6 +336,7 @@ def set_active(user, active, *, actor, via=None):
                 f"{user.name} is the last active admin; make another user an admin first.",
                 "active",
             )
+        _check_break_glass_kept(user)
     user.active = active
     user.end_sessions()
     event_log.record(

@@ -28,6 +28,7 @@ KIND_GROUPS = (
     ("organisation", "Organisation rules, messages and routing",
      (kinds.SETTINGS_ORGANISATION_CHANGED, kinds.SETTINGS_MESSAGES_CHANGED,
       kinds.SETTINGS_ROUTING_CHANGED)),
+    ("sign_in", "Single sign-on", (kinds.SETTINGS_SIGN_IN_CHANGED,)),
     ("users", "Users and roles", ("user.",)),
     ("passkeys", "Passkeys", ("passkey.",)),
     ("messaging", "Messaging preferences", ("profile.",)),
