@@ -114,4 +114,4 @@ def test_every_kind_of_event_has_its_words():
     per_channel = {kind for name in channels.names() for kind in event_kinds.of_channel(name)}
     assert named | per_channel == set(messages.WORDS)
     assert set(event_kinds.PAGERDUTY_WEBHOOK) == set(pagerduty_incidents.EVENT_TYPES)
-    assert messages.describe("kind.nobody_records", {}) == "kind.nobody_records"
+    assert messages.describe("kind.nobody_records", {}) == "Nobody records"

@@ -1,8 +1,10 @@
 """Events in words and as the JSON a live stream sends: the same on a page and in a stream,
 with the markup a page shows for them drawn by the page's own templates."""
+import re
 import threading
 from contextlib import nullcontext
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from flask import current_app, has_request_context
 from sqlalchemy import select
@@ -123,9 +125,54 @@ def _worth_a_line(event):
 
 def describe(kind, data, actor_name=None):
     """One line for an event: a transaction's timeline (the same on the page and in the live
-    stream) or the audit log. A kind with no words (none yet) is shown as it is."""
+    stream) or the audit log; its times in UTC. A kind with no words is named in words made
+    from its name ("user.enrolment_link_issued": "Enrolment link issued"), never as a code."""
+    return "".join(part if isinstance(part, str) else part.text
+                   for part in describe_parts(kind, data, actor_name))
+
+
+@dataclass(frozen=True)
+class Moment:
+    """A time an event's words name: ``at`` (aware, or None when unreadable) and ``text``,
+    its words in UTC. A page shows it in the reader's zone (pages/formatting.py)."""
+
+    at: datetime | None
+    text: str
+
+
+def describe_parts(kind, data, actor_name=None):
+    """The words of ``describe``, as text and the ``Moment`` of each time they name."""
     words = WORDS.get(kind)
-    return words(Told(actor_name or "Someone", data)) if words else kind
+    line = words(Told(actor_name or "Someone", data)) if words else kind_words(kind)
+    parts = _MOMENT.split(line)
+    return [part if n % 3 == 0 else Moment(_parsed(part), parts[n + 1])
+            for n, part in enumerate(parts) if n % 3 != 2]
+
+
+def kind_words(kind):
+    """A kind's name in words: "user.enrolment_link_issued" is "Enrolment link issued", and
+    "approval_group.created" (one word after the dot) "Approval group created"."""
+    subject, _, what = kind.rpartition(".")
+    words = what if "_" in what or not subject else f"{subject} {what}"
+    words = words.replace("_", " ").strip() or kind
+    return words[:1].upper() + words[1:]
+
+
+# Where words name a time: ``\ue000<ISO 8601>\ue001<the time in UTC>\ue002`` (private-use
+# characters, never in what people type into a form field that ends up here as a time).
+_MOMENT = re.compile("\ue000([^\ue001\ue002]*)\ue001([^\ue000\ue002]*)\ue002")
+
+
+def _moment(iso, text):
+    return f"\ue000{iso}\ue001{text}\ue002"
+
+
+def _parsed(iso):
+    try:
+        at = datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -299,7 +346,8 @@ WORDS = {
     kinds.USER_DEACTIVATED: lambda t: f"{t.who} deactivated {t['email']}",
     kinds.API_KEY_CREATED: lambda t: (f"{t.who} created the API key {t['name']} "
                                       f"({t['prefix']}…) of {t['email']} with "
-                                      f"{', '.join(t['scopes'] or [])}, until {t['expires_at']}"),
+                                      f"{', '.join(t['scopes'] or [])}, until "
+                                      f"{_when(t['expires_at'])}"),
     kinds.API_KEY_REVOKED: lambda t: (f"{t.who} revoked the API key {t['name']} "
                                       f"({t['prefix']}…) of {t['email']}"),
     kinds.USER_REACTIVATED: lambda t: f"{t.who} reactivated {t['email']}",
@@ -340,8 +388,8 @@ def incident_link_text(data):
 
 
 def _when(iso):
-    return f"{iso[:10]} {iso[11:16]} UTC" if iso else "a recent time"
+    return _moment(iso, f"{iso[:10]} {iso[11:16]} UTC") if iso else "a recent time"
 
 
 def _clock(iso):
-    return iso[11:19] + " UTC" if iso else "a later time"
+    return _moment(iso, iso[11:19] + " UTC") if iso else "a later time"
