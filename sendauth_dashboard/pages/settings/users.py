@@ -9,7 +9,7 @@ from wtforms.validators import DataRequired, InputRequired, Length
 
 from ... import channels
 from ...extensions import db
-from ...models import User
+from ...models import ROLE_LABELS, User
 from ...services.people import accounts, enrolment
 from ...services.reports import health
 from ..auth import role_required
@@ -101,7 +101,7 @@ def users():
     return render_template(
         "settings/users.html", form=form, people=people, reach=reach, search=search,
         searching=bool(needle or search.reach.data), registry=channels.REGISTRY,
-        role_forms={u.id: ChangeRoleForm(formdata=None, role=u.role) for u in people},
+        role_labels=ROLE_LABELS,
         with_passkey={u.id for u in people if reach[u.id].passkeys},
     ), 200 if not form.errors else 400
 
