@@ -1,10 +1,8 @@
 // On a narrow screen the menu folds behind one button; without script it stays open.
-// The person's menu (a <details>) closes when a click or Escape lands outside it.
 (function () {
   "use strict";
   var toggle = document.querySelector(".menu-toggle");
   var menu = document.getElementById("site-menu");
-  var person = document.querySelector(".person-menu");
   if (toggle && menu) {
     document.documentElement.classList.add("menu-folds");
     toggle.hidden = false;
@@ -14,15 +12,21 @@
       menu.classList.toggle("open", open);
     });
   }
-  if (person) {
-    document.addEventListener("click", function (event) {
-      if (person.open && !person.contains(event.target)) { person.open = false; }
-    });
-    document.addEventListener("keydown", function (event) {
-      if (event.key === "Escape" && person.open) {
-        person.open = false;
-        person.querySelector("summary").focus();
-      }
-    });
+  // A menu (the person's, a row's role or More) closes when a click lands outside it, or on
+  // Escape, which gives the focus back to its button.
+  function openMenus() {
+    return document.querySelectorAll("details.person-menu[open], details.menu[open]");
   }
+  document.addEventListener("click", function (event) {
+    openMenus().forEach(function (menu) {
+      if (!menu.contains(event.target)) { menu.open = false; }
+    });
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") { return; }
+    openMenus().forEach(function (menu) {
+      menu.open = false;
+      if (menu.contains(document.activeElement)) { menu.querySelector("summary").focus(); }
+    });
+  });
 }());

@@ -2,7 +2,6 @@
 from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from wtforms import BooleanField, EmailField, HiddenField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, InputRequired, Length
@@ -15,8 +14,6 @@ from ...services.reports import health
 from ..auth import role_required
 from ..forms import apply_service_error, choices, role_field
 from . import bp
-
-MAX_SEARCH = 254
 
 
 class CreateUserForm(FlaskForm):
@@ -89,18 +86,14 @@ def users():
         else:
             return _show_link(user, token, "invitation", form.send_email.data)
     search = UserSearchForm(request.args)
-    query = select(User).order_by(User.active.desc(), User.name)
-    needle = (search.q.data or "").strip().lower()[:MAX_SEARCH]
-    if needle:
-        query = query.where(or_(func.lower(User.name).contains(needle, autoescape=True),
-                                func.lower(User.email).contains(needle, autoescape=True)))
-    people = db.session.scalars(query).all()
+    people = accounts.search(search.q.data)
     reach = health.reach_of(people)
     if search.reach.data == "unreachable":
         people = [u for u in people if not reach[u.id].reachable]
     return render_template(
         "settings/users.html", form=form, people=people, reach=reach, search=search,
-        searching=bool(needle or search.reach.data), registry=channels.REGISTRY,
+        searching=bool((search.q.data or "").strip() or search.reach.data),
+        registry=channels.REGISTRY,
         role_labels=ROLE_LABELS,
         with_passkey={u.id for u in people if reach[u.id].passkeys},
     ), 200 if not form.errors else 400
