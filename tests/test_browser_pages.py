@@ -355,8 +355,16 @@ def test_the_bar_the_users_table_and_the_list_fit_a_desk_and_a_phone(browser, li
     assert max(heights) <= 48, "one line a request"
     assert sum(bottom(rows.nth(n)) <= 900 for n in range(14)) >= 10
     expect(page.locator('.tabs [data-status-tab="pending"] [data-count]')).to_have_text("14")
-    message = rows.first.locator("td.message").bounding_box()  # the whole row opens it
-    page.mouse.click(message["x"] + message["width"] / 2, message["y"] + message["height"] / 2)
+    send_request(app, people["requestor"], people["member"], message="One more, live")
+    expect(rows).to_have_count(15, timeout=LIVE)
+    expect(page.locator('.tabs [data-status-tab="pending"] [data-count]')).to_have_text("15")
+    expect(page.locator('.tabs [data-status-tab="all"] [data-count]')).to_have_text("15")
+    # The whole row opens it: a click on the message (read at once: live updates redraw rows).
+    middle = page.locator("table.transactions").evaluate("""t => {
+        const box = t.tBodies[0].rows[1].querySelector("td.message").getBoundingClientRect();
+        return [box.x + box.width / 2, box.y + box.height / 2];
+    }""")
+    page.mouse.click(*middle)
     expect(page).to_have_url(re.compile(r"/transactions/[\w-]+$"))
     page.context.close()
 
