@@ -88,3 +88,15 @@ def test_a_kind_with_no_words_yet_is_named_in_words():
     assert messages.describe("user.enrolment_link_issued_later", {}) == \
         "Enrolment link issued later"
     assert messages.describe("approval_group.created", {}) == "Approval group created"
+
+
+def test_what_people_typed_into_an_event_stays_text_beside_its_time(app, client, as_admin,
+                                                                    admin):
+    with app.app_context():
+        event_log.record(event_kinds.WEBHOOK_SECRET_ROTATED, actor=db.session.get(User, admin.id),
+                         data={"url": "https://example.com/<b>hook</b>",
+                               "old_until": utcnow().isoformat()})
+        db.session.commit()
+    page = client.get("/settings/audit").text
+    assert "https://example.com/&lt;b&gt;hook&lt;/b&gt;" in page and "<b>hook" not in page
+    assert re.search(r"the old one signs until <time datetime=\"[^\"]+Z\" data-local>", page)
