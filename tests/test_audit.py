@@ -106,12 +106,12 @@ def test_every_kind_of_event_has_its_words():
     the table has no line for a kind nothing records."""
     from sendauth_dashboard import channels
     from sendauth_dashboard.core import event_kinds
-    from sendauth_dashboard.services.live import messages
+    from sendauth_dashboard.services.live import words
     from sendauth_dashboard.services.requests import pagerduty_incidents
 
     named = {value for name, value in vars(event_kinds).items()
              if name.isupper() and isinstance(value, str)}
     per_channel = {kind for name in channels.names() for kind in event_kinds.of_channel(name)}
-    assert named | per_channel == set(messages.WORDS)
+    assert named | per_channel == set(words.WORDS)
     assert set(event_kinds.PAGERDUTY_WEBHOOK) == set(pagerduty_incidents.EVENT_TYPES)
-    assert messages.describe("kind.nobody_records", {}) == "kind.nobody_records"
+    assert words.describe("kind.nobody_records", {}) == "Nobody records"

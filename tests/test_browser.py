@@ -239,6 +239,7 @@ def test_a_passkey_signs_in_with_no_password_typed(browser, live_server, people)
     # A browser without that autofill: the button, first on the page.
     page.add_init_script("PublicKeyCredential.isConditionalMediationAvailable = "
                          "() => Promise.resolve(false);")
+    page.locator(".person-menu summary").click()
     page.get_by_role("button", name="Sign out").click()
     page.get_by_role("button", name="Continue with a passkey").click()
     expect(page.locator(".whoami")).to_contain_text("Uma User", timeout=LIVE)

@@ -107,7 +107,7 @@ def test_on_a_phone_the_first_request_shows_who_what_and_its_state_on_the_first_
     assert bottom(first) <= 844
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.goto(f"{live_server.url}/transactions/?status=pending&q=reset")
-    expect(page.locator(".more-filters summary")).to_have_text("More filters: pending")
+    expect(page.locator('.tabs [aria-current="page"]')).to_contain_text("Pending")
     assert bottom(page.locator("table.transactions tbody tr").first) <= 844
 
 
@@ -231,7 +231,7 @@ def test_the_focus_ring_stands_out_and_a_skip_link_comes_first(browser, live_ser
     page.keyboard.press("Tab")  # focused from the keyboard, as :focus-visible wants
     ring = page.evaluate("""() => {
         const el = document.activeElement, style = getComputedStyle(el);
-        const card = getComputedStyle(el.closest('.card'));
+        const card = getComputedStyle(el.closest('.card') || document.documentElement);
         return {color: style.outlineColor, width: style.outlineWidth,
                 style: style.outlineStyle, behind: card.backgroundColor};
     }""")
@@ -332,3 +332,58 @@ def test_the_sms_segment_count_follows_the_typing_on_a_phone_in_dark_mode(
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, "nothing makes a phone scroll sideways"
     page.context.close()
+
+
+DESK = {"viewport": {"width": 1440, "height": 900}}
+
+
+def test_the_bar_the_users_table_and_the_list_fit_a_desk_and_a_phone(browser, live_server,
+                                                                     people):
+    app = live_server.app
+    create_user(app, "member", "bartholomew.longname-smythe@example-corporation.com",
+                "Bartholomew Longname-Smythe")
+    for n in range(14):
+        send_request(app, people["requestor"], people["member"],
+                     message=f"Reset number {n}: please confirm the MFA reset you asked for "
+                             "this morning, on the phone with the help desk, after the laptop",
+                     context=f"Ticket #45{n:02d}: laptop replaced, new phone enrolled")
+    page = signed_in(browser, live_server, people["admin"], "/settings/users", **DESK)
+    table = page.locator("table.users")
+    assert table.evaluate("t => t.scrollWidth <= t.parentElement.clientWidth"), \
+        "every column of the users table at 1440 px, no horizontal scroll"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1440
+    who = page.locator(".person-menu summary")
+    assert who.bounding_box()["height"] <= 40, "the name on one line"
+    who.click()
+    sign_out = page.get_by_role("button", name="Sign out")
+    expect(sign_out).to_be_visible()
+    assert sign_out.bounding_box()["height"] <= 40, "Sign out on one line"
+    page.goto(f"{live_server.url}/transactions/")
+    rows = page.locator("table.transactions tbody tr")
+    expect(rows).to_have_count(14)
+    heights = rows.evaluate_all("rs => rs.map(r => r.getBoundingClientRect().height)")
+    assert max(heights) <= 48, "one line a request"
+    assert sum(bottom(rows.nth(n)) <= 900 for n in range(14)) >= 10
+    expect(page.locator('.tabs [data-status-tab="pending"] [data-count]')).to_have_text("14")
+    send_request(app, people["requestor"], people["member"], message="One more, live")
+    expect(rows).to_have_count(15, timeout=LIVE)
+    expect(page.locator('.tabs [data-status-tab="pending"] [data-count]')).to_have_text("15")
+    expect(page.locator('.tabs [data-status-tab="all"] [data-count]')).to_have_text("15")
+    # The whole row opens it: a click on the message (read at once: live updates redraw rows).
+    middle = page.locator("table.transactions").evaluate("""t => {
+        const box = t.tBodies[0].rows[1].querySelector("td.message").getBoundingClientRect();
+        return [box.x + box.width / 2, box.y + box.height / 2];
+    }""")
+    page.mouse.click(*middle)
+    expect(page).to_have_url(re.compile(r"/transactions/[\w-]+$"))
+    page.context.close()
+
+    phone = signed_in(browser, live_server, people["admin"], "/settings/users", **PHONE)
+    assert phone.locator("header.topbar").bounding_box()["height"] <= 56
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    settings = phone.locator(".work-nav").get_by_role("link", name="Settings")
+    expect(settings).to_be_hidden()
+    phone.get_by_role("button", name="Menu").click()
+    expect(settings).to_be_visible()
+    expect(phone.locator(".person-menu summary")).to_be_visible()
+    phone.context.close()

@@ -32,7 +32,7 @@ def test_a_person_signs_in_through_the_provider_from_the_first_button(browser, l
         buttons.first.click()
         page.get_by_placeholder("sub").fill("ines@example.com")
         page.get_by_role("button", name="Authorize").click()
-        expect(page.locator(".whoami")).to_contain_text("Ines Incoming · admin")
+        expect(page.locator(".person-menu summary")).to_contain_text("Ines Incoming admin")
         page.goto(f"{live_server.url}/settings/sign-in")
         expect(page.get_by_label("Issuer")).to_have_value(provider.url)
         assert axe_violations(page, EVERY_RULE) == []

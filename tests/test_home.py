@@ -42,10 +42,12 @@ def test_a_member_sees_neither_admin_steps_nor_requests(client, auth, make_user)
 
 def test_navigation_shows_only_what_the_role_may_open(client, auth, make_user, admin):
     auth.login(make_user("reviewer"))
-    assert 'href="/settings/users"' not in client.get("/").text
+    assert ">Settings<" not in client.get("/").text
+    assert 'href="/insights"' in client.get("/").text
     auth.logout()
     auth.login(admin)
-    assert 'href="/settings/users"' in client.get("/").text
+    assert ">Settings<" in client.get("/").text
+    assert 'href="/settings/users"' in client.get("/settings/organisation").text
 
 
 def test_the_menu_marks_the_section_of_the_page_open(client, as_admin):

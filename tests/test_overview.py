@@ -138,7 +138,7 @@ def test_the_users_page_answers_who_can_be_reached(app, client, as_admin, make_u
     assert '<td data-field="passkeys">1 <span class="muted">newest' in rae
     assert "PagerDuty" in rae and "cannot be sent a request" not in rae
     assert "no passkey, and the organisation requires one" in page
-    assert "<td><span class=\"muted\">never</span></td>" in rae  # has not signed in
+    assert "<td data-field=\"last-sign-in\"><span class=\"muted\">never</span></td>" in rae
     unreachable = client.get("/settings/users?reach=unreachable").text
     assert "Kit Keyless" in unreachable and "Nell Nowhere" in unreachable
     assert "Rae Reached" not in unreachable

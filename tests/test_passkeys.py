@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Event, Passkey, PasskeyChallenge, Transaction, User, utcnow
-from sendauth_dashboard.services.live import messages
+from sendauth_dashboard.services.live import words
 from sendauth_dashboard.services.people import passkeys
 from tests.support.authenticator import SoftAuthenticator
 from tests.support.helpers import (
@@ -785,7 +785,7 @@ def test_the_requestor_is_told_when_a_passkey_used_is_new(app, client, sent):
     with app.app_context():
         used = db.session.scalar(select(Event).where(Event.kind == "passkey.used"))
         assert used.data["new"] is True
-        assert messages.describe(used.kind, used.data, "Uma").endswith(
+        assert words.describe(used.kind, used.data, "Uma").endswith(
             f"registered less than a day before ({used.data['registered_at'][:10]} "
             f"{used.data['registered_at'][11:16]} UTC): ask them whether they added it")
 
@@ -800,5 +800,5 @@ def test_a_passkey_older_than_a_day_is_not_called_new(app, client, sent):
     with app.app_context():
         used = db.session.scalar(select(Event).where(Event.kind == "passkey.used"))
         assert used.data["new"] is False
-        assert messages.describe(used.kind, used.data, "Uma") == (
+        assert words.describe(used.kind, used.data, "Uma") == (
             "Uma proved it is them with the passkey 'Test passkey'")

@@ -104,17 +104,26 @@ def test_cancelling_asks_first_and_the_question_holds_a_real_form(app, client, a
     assert 'name="csrf_token"' in confirm and "Yes, cancel the request" in confirm
 
 
-def test_admin_settings_are_a_group_of_their_own_in_the_menu(client, auth, make_user):
+def test_the_bar_holds_the_work_the_persons_menu_their_pages_and_settings_a_sidebar(
+        client, auth, make_user):
     auth.login(make_user("admin"))
-    nav = re.search(r'<nav aria-label="Main">.*?</nav>', client.get("/").text, re.S).group(0)
-    own, admin = nav.split("Admin settings", 1)
-    assert "Transactions" in own and "Passkeys" in own and "Users" not in own
-    assert "Users" in admin and "Channels" in admin and "Organisation" in admin
+    home = client.get("/").text
+    work = re.search(r'<nav class="work-nav" aria-label="Main">.*?</nav>', home, re.S).group(0)
+    mine = re.search(r'<details class="person-menu">.*?</details>', home, re.S).group(0)
+    assert "Transactions" in work and ">Settings<" in work and "Passkeys" not in work
+    for page in ("Messaging", "Passkeys", "Password", "API keys", "Sign out"):
+        assert page in mine
+    assert 'aria-label="Settings"' not in home
+    users = client.get("/settings/users").text
+    sidebar = re.search(r'<nav class="sidebar" aria-label="Settings">.*?</nav>', users,
+                        re.S).group(0)
+    assert '<a href="/settings/users" aria-current="page">Users</a>' in sidebar
+    assert "Channels" in sidebar and "Organisation" in sidebar and "Audit log" in sidebar
 
 
-def test_a_requestor_has_no_admin_group(client, auth, make_user):
+def test_a_requestor_has_no_settings(client, auth, make_user):
     auth.login(make_user("requestor"))
-    assert "Admin settings" not in client.get("/").text
+    assert ">Settings<" not in client.get("/").text
 
 
 def test_every_page_has_a_skip_link_to_the_content(client, auth, make_user):

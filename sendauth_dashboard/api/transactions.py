@@ -9,7 +9,7 @@ from ..core.ids import MAX_ROW_ID
 from ..extensions import db
 from ..models import Event, Transaction, User, utcnow
 from ..services.approvals import tag_rules
-from ..services.live.messages import describe
+from ..services.live.words import describe
 from ..services.requests import (
     delivery_report,
     pagerduty_incidents,

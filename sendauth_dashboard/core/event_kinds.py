@@ -3,7 +3,7 @@
 A kind is stored in the events table, shown in the audit log, sent to live pages (static/js
 reads some) and read by tests: its string never changes; a new kind is a new name here. Each
 kind's words (one line for the audit log and a transaction's timeline) are in the table
-``services.live.messages.WORDS``, whose words name channels and providers, which the floor
+``services.live.words.WORDS``, whose words name channels and providers, which the floor
 does not know.
 """
 

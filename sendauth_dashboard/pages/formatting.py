@@ -1,7 +1,10 @@
 """Template filters."""
 from datetime import timezone
 
-from ..services.live.messages import describe, incident_link_text
+from flask import current_app
+from markupsafe import Markup
+
+from ..services.live.words import describe_parts, incident_link_text
 from ..services.requests import risks
 from ..services.requests.pagerduty_incidents import state_words
 
@@ -18,8 +21,15 @@ def iso_utc(value):
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def describe_event(event):
-    return describe(event.kind, event.data or {}, event.actor.name if event.actor else None)
+def describe_event(event, nobody=None):
+    """An event's words (services.live.messages), each time in them shown as every time on a
+    page is (templates/_macros/time.html): in the reader's zone, UTC on hover. ``nobody``:
+    who the words name when the event has no actor."""
+    moment = current_app.jinja_env.get_template("_macros/time.html").module.moment
+    who = event.actor.name if event.actor else nobody
+    return Markup("").join(
+        part if isinstance(part, str) else moment(part.at) if part.at else part.text
+        for part in describe_parts(event.kind, event.data or {}, who))
 
 
 def risk_words(transaction):

@@ -13,6 +13,7 @@ from ..models import Transaction, User
 from ..services.reports import health, organisation
 from ..services.webhooks import endpoints
 from .auth import role_required
+from .settings import SIDEBAR
 
 bp = Blueprint("main", __name__)
 
@@ -114,26 +115,19 @@ def healthz():
     return jsonify(status="ok", database="ok")
 
 
-# (label, endpoint, its URL's arguments): the item is marked current on every page of its
-# endpoint, so "Channels" is current on each channel's settings page.
-NAVIGATION = (
-    ("Home", "main.home", {}),
-    ("Transactions", "transactions.index", {}),
-    ("Send a request", "transactions.new", {}),
-    ("Insights", "insights.index", {}),
-    ("Messaging", "profile.messaging", {}),
-    ("Passkeys", "profile.passkeys", {}),
-    ("Password", "profile.password", {}),
-    ("API keys", "profile.api_keys_page", {}),
-    ("Channels", "settings.channels", {}),
-    ("Users", "settings.users", {}),
-    ("Organisation", "settings.organisation", {}),
-    ("Messages", "settings.messages", {}),
-    ("Routing", "settings.routing", {}),
-    ("Sign-in", "settings.sign_in", {}),
-    ("Audit log", "settings.audit_log", {}),
-    ("All API keys", "settings.api_keys_page", {}),
-    ("Webhooks", "settings.webhooks", {}),
+# The bar at the top: the work. Settings is one item there, opening the settings sidebar
+# (``settings.SIDEBAR``); a person's own pages are under their name.
+WORK = (
+    ("Home", "main.home"),
+    ("Transactions", "transactions.index"),
+    ("Send a request", "transactions.new"),
+    ("Insights", "insights.index"),
+)
+PERSONAL = (
+    ("Messaging", "profile.messaging"),
+    ("Passkeys", "profile.passkeys"),
+    ("Password", "profile.password"),
+    ("API keys", "profile.api_keys_page"),
 )
 # Pages that belong to another item's section.
 SECTIONS = {"transactions.show": "transactions.index", "settings.channel": "settings.channels",
@@ -144,25 +138,40 @@ def navigation():
     """The navigation for the signed-in user: only what their role may open.
 
     Each view's ``role_required`` decorator records its minimum role, so the menu and the
-    access check cannot disagree.
+    access check cannot disagree. Items are (label, url, current, alert).
     """
     if not current_user.is_authenticated:
-        return {"nav_items": (), "nav_groups": ()}
+        return {"nav_work": (), "nav_personal": (), "nav_settings": ()}
     here = SECTIONS.get(request.endpoint, request.endpoint)
     alerts = _nav_alerts()
-    own, admin = [], []
-    for label, endpoint, arguments in NAVIGATION:
-        minimum = getattr(current_app.view_functions[endpoint], "minimum_role", "member")
-        if current_user.has_role(minimum):
-            item = (label, url_for(endpoint, **arguments), here == endpoint, alerts.get(endpoint))
-            (admin if endpoint.startswith("settings.") else own).append(item)
-    groups = [(group, entries) for group, entries in (("", own), (ADMIN_GROUP, admin)) if entries]
-    return {"nav_items": own + admin, "nav_groups": groups}
+
+    def items(entries):
+        return [(label, url_for(endpoint), here == endpoint, alerts.get(endpoint))
+                for label, endpoint in entries if _may_open(endpoint)]
+
+    sidebar = [(section, items(entries)) for section, entries in settings_sections()]
+    sidebar = [(section, entries) for section, entries in sidebar if entries]
+    work = items(WORK)
+    if sidebar:
+        opened = [item for _, entries in sidebar for item in entries]
+        settings_alert = "; ".join(item[3] for item in opened if item[3]) or None
+        work.append(("Settings", opened[0][1], request.blueprint == "settings",
+                     settings_alert))
+    return {"nav_work": work, "nav_personal": items(PERSONAL),
+            "nav_settings": sidebar if request.blueprint == "settings" else ()}
 
 
-# A person's own pages come first; the admin settings (the ``settings.`` pages) follow under a
-# label of their own.
-ADMIN_GROUP = "Admin settings"
+def settings_sections():
+    """``settings.SIDEBAR`` as (section, [(label, endpoint)]), in its order."""
+    sections = {}
+    for section, label, endpoint in SIDEBAR:
+        sections.setdefault(section, []).append((label, endpoint))
+    return sections.items()
+
+
+def _may_open(endpoint):
+    minimum = getattr(current_app.view_functions[endpoint], "minimum_role", "member")
+    return current_user.has_role(minimum)
 
 
 def _nav_alerts():

@@ -131,6 +131,7 @@
         return;
       }
       row.replaceWith(fresh);
+      moveTabCount(current, fresh.getAttribute("data-status"));
       return;
     }
     if (message.kind === "transaction.created" && acceptsNew(t)) {
@@ -139,7 +140,25 @@
       var empty = document.querySelector("[data-empty]");
       if (empty) { empty.hidden = true; }
       countOneMore();
+      moveTabCount(null, fresh.getAttribute("data-status"));
     }
+  }
+
+  // The status tabs' counts follow the rows this page sees change: one fewer in the state a
+  // row left, one more in the state it entered (and in "All" for a new one).
+  function moveTabCount(from, to) {
+    if (from === to) { return; }
+    addToTab(from, -1);
+    addToTab(to, 1);
+    if (!from) { addToTab("all", 1); }
+  }
+
+  function addToTab(status, change) {
+    var tab = status && document.querySelector('[data-status-tab="' + cssEscape(status) + '"]');
+    var count = tab && tab.querySelector("[data-count]");
+    if (!count) { return; }
+    var value = Number(count.textContent.replace(/,/g, "")) + change;
+    count.textContent = Math.max(0, value).toLocaleString("en");
   }
 
   // The element the server drew (a row, a line): parsed, never written as script.

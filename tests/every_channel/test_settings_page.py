@@ -184,7 +184,7 @@ def test_members_requestors_and_reviewers_get_403_and_no_link(client, auth, make
 
 def test_admins_reach_every_channel_from_the_menu_and_the_sub_navigation(client, as_admin, case,
                                                                          fake):
-    assert '<a href="/settings/channels">Channels</a>' in client.get("/").text
+    assert '<a href="/settings/channels">Channels</a>' in client.get("/settings/users").text
     save(as_admin, case, fake, secret=case.secret)
     html = page(client, case)
     nav = html[html.index('<nav class="subnav"'):html.index("</nav>", html.index('class="subnav"'))]

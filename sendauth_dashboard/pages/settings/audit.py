@@ -48,11 +48,10 @@ def audit_log():
     filters, status = _filters(form)
     if filters is None:
         return render_template("settings/audit.html", form=form, rows=[], older=None,
-                               args={}, first_page=True, describe=audit.describe), status
+                               args={}, first_page=True), status
     before = request.args.get("before", type=lambda v: row_id(v, MAX_EVENT_ID))
     if request.args.get("format") == "csv":
         return csv_response("sendauth-audit.csv", audit.export_rows(filters))
     rows, older = audit.page(filters, before_id=before)
     return render_template("settings/audit.html", form=form, rows=rows, older=older,
-                           args=_args(filters), first_page=before is None,
-                           describe=audit.describe)
+                           args=_args(filters), first_page=before is None)

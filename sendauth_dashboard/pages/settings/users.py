@@ -3,22 +3,19 @@ Registrars and admins; a registrar manages everyone but admins (services.people.
 from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from wtforms import BooleanField, EmailField, HiddenField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, InputRequired, Length
 
 from ... import channels
 from ...extensions import db
-from ...models import User
+from ...models import ROLE_LABELS, User
 from ...services.people import accounts, enrolment
 from ...services.provisioning import access
 from ...services.reports import health
 from ..auth import role_required
 from ..forms import apply_service_error, choices, role_choices, role_field
 from . import bp
-
-MAX_SEARCH = 254
 
 
 class CreateUserForm(FlaskForm):
@@ -63,12 +60,6 @@ class SetActiveForm(FlaskForm):
     active = HiddenField()
 
 
-def _role_form(user):
-    form = ChangeRoleForm(formdata=None, role=user.role)
-    form.role.choices = role_choices(accounts.grantable_roles(current_user))
-    return form
-
-
 def _user_or_404(user_id):
     user = db.session.get(User, user_id)
     if user is None:
@@ -98,19 +89,15 @@ def users():
         else:
             return _show_link(user, token, "invitation", form.send_email.data)
     search = UserSearchForm(request.args)
-    query = select(User).order_by(User.active.desc(), User.name)
-    needle = (search.q.data or "").strip().lower()[:MAX_SEARCH]
-    if needle:
-        query = query.where(or_(func.lower(User.name).contains(needle, autoescape=True),
-                                func.lower(User.email).contains(needle, autoescape=True)))
-    people = db.session.scalars(query).all()
+    people = accounts.search(search.q.data)
     reach = health.reach_of(people)
     if search.reach.data == "unreachable":
         people = [u for u in people if not reach[u.id].reachable]
     return render_template(
         "settings/users.html", form=form, people=people, reach=reach, search=search,
-        searching=bool(needle or search.reach.data), registry=channels.REGISTRY,
-        role_forms={u.id: _role_form(u) for u in people},
+        searching=bool((search.q.data or "").strip() or search.reach.data),
+        registry=channels.REGISTRY,
+        role_labels={role: ROLE_LABELS[role] for role in accounts.grantable_roles(current_user)},
         manageable={u.id for u in people if accounts.may_manage(current_user, u)},
         with_passkey={u.id for u in people if reach[u.id].passkeys},
     ), 200 if not form.errors else 400

@@ -52,6 +52,8 @@ def index():
                                     page=request.args.get("page", 1, type=page_number))
     return render_template(
         "transactions/index.html", page=page, rows=page.rows, form=form, filters=filters,
+        counts=transaction_list.status_counts(current_user, filters),
+        states=[(state, state.title()) for state in TRANSACTION_STATES],
         last_event_id=last_event_id, now=utcnow(),
     ), 400 if form.errors else 200
 

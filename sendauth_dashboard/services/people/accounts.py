@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from werkzeug.security import check_password_hash, generate_password_hash
 from zxcvbn import zxcvbn
 
@@ -356,3 +356,17 @@ def check_password_change(user, *, current, new):
     if check_password_hash(user.password_hash, new):
         raise AccountError("The new password is the one you have now: choose another.",
                            "new_password")
+
+
+MAX_SEARCH = 254
+
+
+def search(words=""):
+    """Everyone, the active first, by name; with ``words``, those whose name or email holds
+    them (as typed, case aside: ``%`` and ``_`` match themselves)."""
+    query = select(User).order_by(User.active.desc(), User.name)
+    needle = (words or "").strip().lower()[:MAX_SEARCH]
+    if needle:
+        query = query.where(or_(func.lower(User.name).contains(needle, autoescape=True),
+                                func.lower(User.email).contains(needle, autoescape=True)))
+    return db.session.scalars(query).all()

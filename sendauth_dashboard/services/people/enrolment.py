@@ -74,9 +74,9 @@ def find(token, now=None):
         raise EnrolmentError("This enrolment link was already used: each works once. Ask an "
                              "admin for a new one if you need it.")
     if link.expires_at <= now:
-        raise EnrolmentError(f"This enrolment link expired at "
-                             f"{link.expires_at:%Y-%m-%d %H:%M} UTC. Ask an admin for a new "
-                             "one.")
+        hours = current_app.config["ENROLMENT_TTL_SECONDS"] // 3600
+        raise EnrolmentError(f"This enrolment link expired: each works for {hours} hours "
+                             "after it is issued. Ask an admin for a new one.")
     if not link.user.active:
         raise EnrolmentError("This account is deactivated. Ask an admin to reactivate it.")
     return link

@@ -15,7 +15,7 @@ from ...core import event_kinds as kinds
 from ...core.errors import ServiceError
 from ...extensions import db
 from ...models import Event, User
-from ..live import messages
+from ..live import words
 
 PAGE_SIZE = 50
 EXPORT_BATCH = 1000
@@ -135,5 +135,5 @@ def describe(event):
     """One line saying what happened, in the product's words."""
     data = event.data or {}
     who = event.actor.name if event.actor is not None else "The system"
-    return messages.describe(event.kind, data, who)
+    return words.describe(event.kind, data, who)
 

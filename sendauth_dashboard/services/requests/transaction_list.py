@@ -8,7 +8,7 @@ PostgreSQL the trigram indexes on the message and the context (``pg_trgm``, migr
 answer a word of three or more letters without reading every row.
 """
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
 
 from sqlalchemy import func, or_, select, text
@@ -191,6 +191,21 @@ def listing(viewer, filters, page=1, page_size=PAGE_SIZE, now=None):
         .order_by(Transaction.id.desc())
     ).unique().all()
     return Page(rows, page, page_size, shown.total, shown.total_is_floor)
+
+
+def status_counts(viewer, filters, now=None):
+    """How many of what the filters match, whatever their status, are in each state at
+    ``now``: {state: count} (every state, 0 when none), or None when more than COUNT_LIMIT
+    match: the tabs of the list then say no number rather than read every row on each visit."""
+    now = now or utcnow()
+    newest = (matching(viewer, replace(filters, status=""), now)
+              .with_only_columns(Transaction.id, Transaction.status_at(now).label("state"))
+              .order_by(Transaction.id.desc()).limit(COUNT_LIMIT + 1).subquery())
+    counts = dict(db.session.execute(
+        select(newest.c.state, func.count()).group_by(newest.c.state)).all())
+    if sum(counts.values()) > COUNT_LIMIT:
+        return None
+    return {state: counts.get(state, 0) for state in TRANSACTION_STATES}
 
 
 EXPORT_BATCH = 1000
