@@ -91,7 +91,9 @@ class RecentEvents:
     def _fill(self, after_id, read, latest):
         """Read the events from ``after_id`` up to the window (every id below its first message
         has settled: that message committed) or, with no window, up to the newest; join them to
-        it. Returns what ``covered`` would, or what was read when the window moved meanwhile."""
+        it. Returns what ``covered`` would; None when the two do not meet (the window moved on
+        meanwhile, or it holds too many to keep them all): the stream reads the table itself,
+        up to the newest, which the window no longer reaches from there."""
         with self._lock:
             low = self._low
         upto = low if low is not None else latest()
@@ -100,7 +102,7 @@ class RecentEvents:
         rows = list(read(after_id, upto + 1)) if upto > after_id else []
         with self._lock:
             joined = self._join(after_id, upto, rows)
-        return (joined and self.covered(after_id)) or (rows, upto)
+        return self.covered(after_id) if joined else None
 
     def _join(self, after_id, upto, rows):
         """Join the events of ``(after_id, upto]`` read from the table to the window, when the

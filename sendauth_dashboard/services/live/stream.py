@@ -6,7 +6,7 @@ import time
 from .broker import CLOSE, RESYNC
 from .replay import catch_up
 from .rights import rights_of
-from .wire import KEEPALIVE, live_frames, opening
+from .wire import KEEPALIVE, goodbye, live_frames, opening
 
 # A stream ends somewhere between this share of SSE_MAX_SECONDS and all of it.
 LIFETIME_SPREAD = 0.25
@@ -51,7 +51,10 @@ def stream(viewer, after_id, broker, *, heartbeat, lifetime, clock=time.monotoni
                 last_id = max(last_id, conduit.last_id)
                 if not conduit.flush():
                     return
-            if message is CLOSE or not _still_allowed(viewer, rights, message):
+            if message is CLOSE:
+                yield goodbye()
+                return
+            if not _still_allowed(viewer, rights, message):
                 return
             if message is RESYNC or subscription.overflowed:
                 subscription.overflowed = False
