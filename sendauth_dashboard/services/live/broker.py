@@ -128,6 +128,9 @@ class LocalBroker:
     def publish_wake(self) -> None:
         """Dispatchers in other processes: nothing to do here, there are none."""
 
+    def warm(self) -> None:
+        """Connect what a first publish would (``warm.warm``): nothing, in one process."""
+
     def on_wake(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` when another process queues deliveries: never, for one process."""
 
@@ -202,6 +205,16 @@ class RedisBroker(LocalBroker):
             message, self._unpublished, self._retry = self._unpublished, None, None
         if message is not None and not self._publish(self.events_channel, json.dumps(message)):
             self._publish_later(message)  # still away: when it pauses next
+
+    def warm(self):
+        """Connect the publisher and start the listener before the first send needs them; a
+        Redis that does not answer now is tried again at the first publish."""
+        try:
+            self._publisher.ping()
+        except self._errors as exc:
+            log.warning("broker: Redis did not answer while warming (%s)",
+                        exc.__class__.__name__)
+        self._ensure_listener()
 
     def publish_wake(self):
         # When it fails, dispatchers find the work when they next look.
