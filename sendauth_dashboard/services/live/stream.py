@@ -29,10 +29,8 @@ def stream(viewer, after_id, broker, *, heartbeat, lifetime, clock=time.monotoni
     table instead. A message at or below the last id seen is already sent (or not the
     watcher's). It subscribes before reading the table, so an event committed in between
     arrives either way. It holds no database connection while it waits. A full queue (a slow
-    watcher) makes it catch up from the table instead of dropping events. Catching up reads
-    the process's recent events when they reach back far enough (``replay.catch_up``), the
-    table otherwise. When the server ends every stream (shutting down), the last frame tells
-    the browser when to come back (``wire.goodbye``). With a ``conduit``
+    watcher) makes it catch up (``replay.catch_up``: the recent events, or the table) instead
+    of dropping events. At shutdown its last frame says when to come back. With a ``conduit``
     (``conduit_for``), the fan-out writes live messages in order itself while the stream waits.
     """
     subscription = broker.subscribe()
