@@ -47,13 +47,24 @@ control_socket_disable = True
 
 
 def post_worker_init(worker):
-    """What exists once the app is loaded lives as long as the worker: keep it out of the
-    garbage collector's full collections (gc.freeze), which otherwise walk it all (~260,000
-    objects, 130-230 ms in bench/fanout.py's profile) and stall every open stream meanwhile."""
+    """Warm the worker before it takes traffic (sendauth_dashboard.warm: templates, database
+    connections, Redis), so the first send after a restart answers like any other.
+
+    Then what exists once the app is loaded and warm lives as long as the worker: keep it out
+    of the garbage collector's full collections (gc.freeze), which otherwise walk it all
+    (~260,000 objects, 130-230 ms in bench/fanout.py's profile) and stall every open stream
+    meanwhile."""
     import gc
+    import logging
 
     import gevent
 
+    from sendauth_dashboard.warm import warm
+
+    try:
+        warm(worker.wsgi)
+    except Exception:  # a database or Redis away now: the worker serves, cold, as before
+        logging.getLogger("sendauth_dashboard.warm").exception("warming the worker failed")
     gc.collect()
     gc.freeze()
     gevent.spawn(_end_streams_when_stopping, worker)

@@ -258,6 +258,10 @@ PostgreSQL, one worker), the dashboard against flask-sse (the table before issue
 
 Full measurement (on a quiet machine):  make bench-fanout
 Smoke run:  make bench-fanout BENCH_ARGS="--watchers 100 --sends 3"
+
+--mode storm opens N streams at once with Last-Event-ID on a freshly started server, a send 1 s
+in: the time until all are live, the send's POST and last watcher, the worker's CPU per stream.
+Storm:  make bench-fanout BENCH_ARGS="--mode storm --watchers 1000,5000,10000 --workers 1"
 """
 
 
@@ -265,9 +269,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         description="Fan-out to N watchers: the dashboard vs flask-sse and the floor",
         epilog=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mode", choices=("send", "commit"), default="send",
+    parser.add_argument("--mode", choices=("send", "commit", "storm"), default="send",
                         help="send: the requestor's POST to the last watcher (default); "
-                             "commit: this process's commit to the last watcher")
+                             "commit: this process's commit to the last watcher; storm: N "
+                             "streams reconnecting at once, a send during it (bench/storm.py)")
     parser.add_argument("--watchers", default="100,1000,5000",
                         help="comma-separated N (default: 100,1000,5000)")
     parser.add_argument("--sends", type=int, default=7,
@@ -281,6 +286,15 @@ def main(argv=None):
     parser.add_argument("--workers", default="1,2",
                         help="send mode: gunicorn worker counts for the dashboard, "
                              "comma-separated (default: 1,2); flask-sse and the floor: one")
+    parser.add_argument("--clients", type=int, default=2,
+                        help="storm mode: watchers' processes sharing the N (default: 2)")
+    parser.add_argument("--concurrency", type=int, default=500,
+                        help="storm mode: connections each watchers' process opens at once "
+                             "(default: 500)")
+    parser.add_argument("--send-at", type=float, default=1.0,
+                        help="storm mode: seconds into the storm of its send (default: 1)")
+    parser.add_argument("--later-sends", type=int, default=3,
+                        help="storm mode: sends 1 s apart once all are live (default: 3)")
     parser.add_argument("--events", type=int, default=20,
                         help="commit mode: measured events per N (default: 20)")
     parser.add_argument("--only",
@@ -303,6 +317,10 @@ def main(argv=None):
         from . import fanout_e2e
 
         fanout_e2e.run(args)
+    elif args.mode == "storm":
+        from . import storm
+
+        storm.run(args)
     else:
         run_commit(args)
 

@@ -74,12 +74,13 @@ class Sendauth:
         self.workers = workers
         self.memory_detail = memory_detail
         self.sent = 0
+        self.settings = {}  # more SENDAUTH_* settings for the server (bench/storm.py)
 
     def start(self, label):
         env = common.environment(
             self.folder, SQLALCHEMY_DATABASE_URI=self.database_url, REDIS_URL=common.REDIS_URL,
             REDIS_CHANNEL_PREFIX=common.redis_prefix("fanout"), PAGERDUTY_EVENTS_URL=self.fake.url,
-            BASE_URL="http://sendauth.test", **STREAM_SETTINGS)
+            BASE_URL="http://sendauth.test", **STREAM_SETTINGS, **self.settings)
         if self.memory_detail:
             env["PYTHONTRACEMALLOC"] = "1"
         self.server = common.served(env, self.folder, f"{self.name}-{self.store}-{label}",

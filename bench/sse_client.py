@@ -8,7 +8,9 @@ Run by bench/fanout.py as a child process; it speaks JSON lines:
             {"event": id, "count": n, "first": t, "p50": t, "p99": t, "last": t}
                                                               when every open watcher has read
                                                               event ``id`` (times: CLOCK_MONOTONIC)
-            {"status": id, "count": n, "open": n}             answer to "status <id>" on stdin
+            {"status": id, "count": n, "open": n, "last": t}  answer to "status <id>" on stdin
+                                                              (``last``: the latest read, or null)
+            {"started": t}                                    first, as it begins to connect
             {"check": {"open": n, "ids": [...], "incomplete": {id: count}, "out_of_order": n,
                        "watchers_out_of_order": n}}          answer to "check" on stdin
     stdin   "status <id>" | "check" | "close"
@@ -16,6 +18,8 @@ Run by bench/fanout.py as a child process; it speaks JSON lines:
 "check" is for "every watcher gets every event, in order": ``ids`` are all the ids any watcher
 read; ``incomplete`` the ids fewer than the open watchers read; ``out_of_order`` the reads of an
 id at or below one the same watcher had read already (a repeat or a reordering).
+
+``--last-event-id`` sends that header, as a browser's EventSource does when it reconnects.
 
 ``--headers-first`` waits for each response's headers before counting a watcher as connected
 (the dashboard answers at once); without it a watcher counts once its request is written
@@ -135,8 +139,9 @@ def emit(document):
 
 async def connect_all(args, tracker):
     loop = asyncio.get_running_loop()
+    resume = f"Last-Event-ID: {args.last_event_id}\r\n" if args.last_event_id else ""
     request = (f"GET {args.path} HTTP/1.1\r\nHost: {args.host}:{args.port}\r\n"
-               f"Accept: text/event-stream\r\nCookie: {args.cookie}\r\n\r\n").encode()
+               f"Accept: text/event-stream\r\nCookie: {args.cookie}\r\n{resume}\r\n").encode()
     gate = asyncio.Semaphore(args.concurrency)
     watchers, failed = [], 0
 
@@ -163,6 +168,7 @@ async def connect_all(args, tracker):
             watchers.append(watcher)
 
     started = time.monotonic()
+    emit({"started": started})
     await asyncio.gather(*(one() for _ in range(args.watchers)))
     emit({"connected": len(watchers), "failed": failed,
           "seconds": round(time.monotonic() - started, 3)})
@@ -189,8 +195,9 @@ async def main(args):
             break
         if command[0] == "status":
             event_id = int(command[1])
-            emit({"status": event_id, "count": len(tracker.reads.get(event_id, ())),
-                  "open": tracker.open})
+            reads = tracker.reads.get(event_id, ())
+            emit({"status": event_id, "count": len(reads), "open": tracker.open,
+                  "last": max(reads, default=None)})
         if command[0] == "check":
             emit({"check": tracker.check()})
     for watcher in watchers:
@@ -207,4 +214,6 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=20,
                         help="connections being opened at once")
     parser.add_argument("--headers-first", action="store_true")
+    parser.add_argument("--last-event-id", type=int, default=0,
+                        help="resume from this id (the Last-Event-ID header)")
     asyncio.run(main(parser.parse_args()))

@@ -23,10 +23,11 @@ STREAM_SETTINGS = {"STREAMS_PER_USER": 100_000, "STREAMS_PER_PROCESS": 100_000,
 class Client:
     """The watchers' process (bench/sse_client.py) and the lines it writes."""
 
-    def __init__(self, server_url, path, cookie, watchers, headers_first):
+    def __init__(self, server_url, path, cookie, watchers, headers_first, options=()):
+        """``options``: more of bench/sse_client.py's arguments (``--last-event-id 12``)."""
         host, port = server_url.rsplit("//", 1)[1].split(":")
         args = [sys.executable, "-m", "bench.sse_client", "--host", host, "--port", port,
-                "--path", path, "--cookie", cookie, "--watchers", str(watchers)]
+                "--path", path, "--cookie", cookie, "--watchers", str(watchers), *options]
         if headers_first:
             args.append("--headers-first")
         self.process = subprocess.Popen(args, cwd=common.ROOT, stdin=subprocess.PIPE,
@@ -72,6 +73,14 @@ class Client:
             return self.events[event_id]
         self.process.stdin.write(f"status {event_id}\n")
         return self.next("status", 10) or {"status": event_id, "count": None}
+
+    def status(self, event_id):
+        """How many of its open watchers have read ``event_id``, and when the last of them did."""
+        self.process.stdin.write(f"status {event_id}\n")
+        line = self.next("status", 30)
+        if line is None:
+            raise TimeoutError("the watchers' process did not answer 'status' within 30 s")
+        return line
 
     def close(self):
         if self.process.poll() is None:

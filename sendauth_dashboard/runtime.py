@@ -46,7 +46,10 @@ class Subscription(Protocol):
 
 class Broker(Protocol):
     """Carries committed events to open streams (in this process, or with Redis in every
-    process) and wake-ups to dispatchers in other processes (services.live.broker)."""
+    process) and wake-ups to dispatchers in other processes (services.live.broker).
+    ``recent``: the events it fanned out lately (services.live.recent.RecentEvents)."""
+
+    recent: Any
 
     @property
     def subscriber_count(self) -> int: ...
@@ -62,6 +65,8 @@ class Broker(Protocol):
     def resync_all(self) -> None: ...
 
     def publish_wake(self) -> None: ...
+
+    def warm(self) -> None: ...
 
     def on_wake(self, callback: Callable[[], None]) -> None: ...
 

@@ -20,6 +20,7 @@ from wtforms import EmailField, HiddenField, PasswordField, SubmitField
 from wtforms.validators import DataRequired, Length
 
 from .. import client_limits
+from ..core.tokens import stored_hash_of
 from ..extensions import db, login_manager
 from ..services.people import accounts, passkeys, sign_ins
 from ..services.sign_on import configuration, flow, people, policy
@@ -33,6 +34,8 @@ login_manager.login_message_category = "info"
 
 # The signed-in session's token (services.people.sign_ins), kept in the session cookie.
 SIGN_IN_KEY = "sign_in"
+# Where Flask-Login keeps the signed-in user's ``get_id()`` in the session cookie.
+USER_ID_KEY = "_user_id"
 
 
 @login_manager.user_loader
@@ -47,6 +50,21 @@ def load_user(session_id):
     if user is None or not user.active or str(user.session_version) != version:
         return None
     return user
+
+
+def signed_in_as():
+    """(user id, session version, the hash of the signed-in session's token) that this
+    request's session cookie names, read without the database; None when it names none.
+
+    ``load_user`` checks the same against the database, one query a request. A live stream
+    checks them against the reading of the person's rights that their streams share
+    (services.live.rights.watcher) instead: after a restart every watcher's browser opens its
+    stream again at once, thousands of queries in a row otherwise."""
+    user_id, _, version = str(session.get(USER_ID_KEY, "")).partition(".")
+    token_hash = stored_hash_of(session.get(SIGN_IN_KEY))
+    if token_hash is None or not user_id.isdigit() or not version.isdigit():
+        return None
+    return int(user_id), int(version), token_hash
 
 
 def sign_in(user):

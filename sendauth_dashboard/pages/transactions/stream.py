@@ -1,14 +1,12 @@
 """``GET /transactions/stream``: server-sent events for the pages that watch transactions."""
-from flask import Response, abort, current_app, request, session
-from flask_login import current_user
+from flask import Response, abort, current_app, request
 from werkzeug.datastructures import Headers
 
 from ...core.ids import MAX_EVENT_ID, row_id
-from ...core.tokens import stored_hash_of
 from ...runtime import runtime
 from ...services.live import conduit, rights, slots
 from ...services.live import stream as live
-from ..auth import SIGN_IN_KEY
+from ..auth import signed_in_as
 from . import bp
 
 
@@ -17,17 +15,23 @@ def stream():
     """Replays events after ``Last-Event-ID`` (a reconnecting browser) or ``?after=`` (a page
     that has just rendered), then sends new ones live. 401, not a redirect, when signed out.
     It ends within a heartbeat of its signed-in session ending (signed out, the password
-    changed, expired): services.live.rights."""
-    if not current_user.is_authenticated:
+    changed, expired): services.live.rights.
+
+    Opening one costs no query of its own: the session is checked against the person's shared
+    reading of their rights, and what the browser missed comes from the process's recent
+    events (services.live.recent), since after a restart every browser comes back at once."""
+    signed_in = signed_in_as()
+    if signed_in is None:
         abort(401)
-    if not current_user.has_role("requestor"):
-        abort(403)
+    try:
+        viewer = rights.watcher(rights.rights_of(), *signed_in)
+    except rights.Refused as refused:
+        abort(refused.status)
     after = _event_id(request.headers.get("Last-Event-ID")) or _event_id(request.args.get("after"))
-    viewer = rights.Viewer.of(current_user, sign_in=stored_hash_of(session.get(SIGN_IN_KEY)))
     writer = conduit.conduit_for(request.environ, viewer)
     config = current_app.config
     try:
-        release = slots.slots_of().open(current_user.id, per_user=config["STREAMS_PER_USER"],
+        release = slots.slots_of().open(viewer.user_id, per_user=config["STREAMS_PER_USER"],
                                         per_process=config["STREAMS_PER_PROCESS"],
                                         gone=writer.gone if writer is not None else None)
     except slots.StreamsFull as exc:

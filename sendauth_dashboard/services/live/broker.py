@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from ...runtime import Broker, Message
+from .recent import RecentEvents
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,12 @@ class Subscription:
 
 
 class LocalBroker:
-    """Fans events out to the watchers of this process."""
+    """Fans events out to the watchers of this process, and keeps the recent ones (``recent``)
+    for the streams that resume from among them."""
 
     def __init__(self, queue_size: int = 1000):
         self.queue_size = queue_size
+        self.recent = RecentEvents()
         self._subscribers = set()
         self._lock = threading.Lock()
 
@@ -97,6 +100,7 @@ class LocalBroker:
         """Give ``message`` to every watcher: written at once where the stream lets its conduit
         take it, queued for the stream otherwise. ``after``: the id of the message fanned out
         before this one when every id between them is known not to exist (see RedisBroker)."""
+        self.recent.heard(message, after)  # first: a stream subscribing now finds it there
         with self._lock:
             subscribers = tuple(self._subscribers)
         for subscription in subscribers:
@@ -113,7 +117,9 @@ class LocalBroker:
             subscription.put(CLOSE)
 
     def resync_all(self) -> None:
-        """Every stream catches up from the table (after live messages may have been lost)."""
+        """Every stream catches up from the table (after live messages may have been lost):
+        through the recent events, read afresh once for all of them."""
+        self.recent.forget()
         with self._lock:
             subscribers = tuple(self._subscribers)
         for subscription in subscribers:
@@ -121,6 +127,9 @@ class LocalBroker:
 
     def publish_wake(self) -> None:
         """Dispatchers in other processes: nothing to do here, there are none."""
+
+    def warm(self) -> None:
+        """Connect what a first publish would (``warm.warm``): nothing, in one process."""
 
     def on_wake(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` when another process queues deliveries: never, for one process."""
@@ -196,6 +205,16 @@ class RedisBroker(LocalBroker):
             message, self._unpublished, self._retry = self._unpublished, None, None
         if message is not None and not self._publish(self.events_channel, json.dumps(message)):
             self._publish_later(message)  # still away: when it pauses next
+
+    def warm(self):
+        """Connect the publisher and start the listener before the first send needs them; a
+        Redis that does not answer now is tried again at the first publish."""
+        try:
+            self._publisher.ping()
+        except self._errors as exc:
+            log.warning("broker: Redis did not answer while warming (%s)",
+                        exc.__class__.__name__)
+        self._ensure_listener()
 
     def publish_wake(self):
         # When it fails, dispatchers find the work when they next look.

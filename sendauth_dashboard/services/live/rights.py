@@ -54,6 +54,39 @@ class Viewer:
         return self.sees_all or transaction["requestor_id"] == self.user_id
 
 
+class Refused(Exception):
+    """A stream may not open: ``status`` 401 (not signed in, or that session has ended) or
+    403 (signed in, but not a requestor)."""
+
+    def __init__(self, status):
+        super().__init__(status)
+        self.status = status
+
+
+def watcher(rights, user_id, session_version, sign_in):
+    """The Viewer of a stream opening for a signed-in session (``pages.auth.signed_in_as``),
+    checked as ``load_user`` checks it, against the person's reading that their streams share
+    (``Rights``: recent, and newer than any user event heard); Refused when it may not open.
+
+    A refusal is read again from the database before it stands: the shared reading may be from
+    just before this session began (signed in a moment ago, on another device)."""
+    for read in (rights.standing, read_standing):
+        standing = read(user_id)
+        status = _refusal(standing, session_version, sign_in)
+        if status is None:
+            return Viewer(user_id, standing[2], session_version, sign_in)
+    raise Refused(status)
+
+
+def _refusal(standing, session_version, sign_in):
+    if standing is None:
+        return 401
+    active, requestor, _, version, open_sessions = standing
+    if not active or version != session_version or sign_in not in open_sessions:
+        return 401
+    return None if requestor else 403
+
+
 def read_standing(user_id):
     """(active, requestor, reviewer, session version, the hashes of their open signed-in
     sessions) of a user, from the database; None when there is no such user. The session is

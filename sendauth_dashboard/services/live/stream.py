@@ -6,7 +6,7 @@ import time
 from .broker import CLOSE, RESYNC
 from .replay import catch_up
 from .rights import rights_of
-from .wire import KEEPALIVE, live_frames, opening
+from .wire import KEEPALIVE, goodbye, live_frames, opening
 
 # A stream ends somewhere between this share of SSE_MAX_SECONDS and all of it.
 LIFETIME_SPREAD = 0.25
@@ -29,7 +29,8 @@ def stream(viewer, after_id, broker, *, heartbeat, lifetime, clock=time.monotoni
     table instead. A message at or below the last id seen is already sent (or not the
     watcher's). It subscribes before reading the table, so an event committed in between
     arrives either way. It holds no database connection while it waits. A full queue (a slow
-    watcher) makes it catch up from the table instead of dropping events. With a ``conduit``
+    watcher) makes it catch up (``replay.catch_up``: the recent events, or the table) instead
+    of dropping events. At shutdown its last frame says when to come back. With a ``conduit``
     (``conduit_for``), the fan-out writes live messages in order itself while the stream waits.
     """
     subscription = broker.subscribe()
@@ -37,7 +38,9 @@ def stream(viewer, after_id, broker, *, heartbeat, lifetime, clock=time.monotoni
     rights = rights_of()
     try:
         yield opening()
-        last_id = yield from catch_up(viewer, after_id)
+        last_id = yield from catch_up(viewer, after_id, broker.recent, rights, opening=True)
+        if last_id is None:
+            return
         deadline = clock() + lifetime
         while (remaining := deadline - clock()) > 0:
             if conduit is not None and subscription.empty:
@@ -49,13 +52,15 @@ def stream(viewer, after_id, broker, *, heartbeat, lifetime, clock=time.monotoni
                 last_id = max(last_id, conduit.last_id)
                 if not conduit.flush():
                     return
-            if message is CLOSE or not _still_allowed(viewer, rights, message, last_id,
-                                                      subscription):
+            if message is CLOSE:
+                yield goodbye()
+                return
+            if not _still_allowed(viewer, rights, message):
                 return
             if message is RESYNC or subscription.overflowed:
                 subscription.overflowed = False
                 subscription.drain()
-                last_id = yield from catch_up(viewer, last_id)
+                last_id = yield from catch_up(viewer, last_id, broker.recent, rights)
             elif message is None:
                 yield KEEPALIVE
             elif message["id"] == last_id + 1:
@@ -65,21 +70,22 @@ def stream(viewer, after_id, broker, *, heartbeat, lifetime, clock=time.monotoni
             elif message["id"] > last_id:
                 # Every id below this one has committed or rolled back (a rolled-back id is a
                 # gap for good on PostgreSQL): the table has all there is to send before it.
-                last_id = max(message["id"], (yield from catch_up(viewer, last_id)))
+                caught_up = yield from catch_up(viewer, last_id, broker.recent, rights)
+                last_id = None if caught_up is None else max(message["id"], caught_up)
+            if last_id is None:
+                return
     finally:
         if conduit is not None:
             conduit.idle = False
         broker.unsubscribe(subscription)
 
 
-def _still_allowed(viewer, rights, message, last_id, subscription):
+def _still_allowed(viewer, rights, message):
     """Whether the viewer may still watch, asked when rights may have changed: on a heartbeat
-    (``message`` None), on a user event, and before reading the table, which has only
-    transaction events (a user event may be among what it fills in)."""
+    (``message`` None) and on a user event (and by ``catch_up`` before it fills in what may
+    hold one)."""
     if message is None:
         return viewer.still_allowed(rights)
     if isinstance(message, dict) and str(message.get("kind", "")).startswith("user."):
         return viewer.still_allowed(rights, after_event=message["id"])
-    if not isinstance(message, dict) or message["id"] > last_id + 1 or subscription.overflowed:
-        return viewer.still_allowed()
     return True

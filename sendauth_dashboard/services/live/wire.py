@@ -1,14 +1,25 @@
 """The wire format: an event as a server-sent event frame, and live frames encoded once per
 message object for every watcher of the process."""
 import json
+import random
 
 # How long a browser waits before reconnecting after a stream ends (the ``retry:`` field).
 STREAM_RETRY_MS = 2000
+# When the server ends every stream at once (a restart), each browser comes back after a time
+# drawn from this range instead: under the 4 s after which the page says live updates are
+# paused (static/js/live.js), and spread, so 5,000 browsers do not all return in one second.
+SHUTDOWN_RETRY_MS = (500, 4000)
 
 
 def opening():
     """A stream's first frame: when to come back, and a comment that says it is open."""
     return f"retry: {STREAM_RETRY_MS}\n: stream open\n\n"
+
+
+def goodbye(rng=random):
+    """A stream's last frame when the server ends every stream together (shutting down):
+    when to come back, a time of its own."""
+    return f"retry: {rng.randrange(*SHUTDOWN_RETRY_MS)}\n: server restarting\n\n"
 
 
 KEEPALIVE = ": keepalive\n\n"
