@@ -1,0 +1,77 @@
+"""Per-day tallies of how requests and their notifications ended, for insights over months
+(services/reports/tallies.py); filled from the rows already there, for UTC's days
+
+Revision ID: 0015
+Revises: 0011
+Create Date: 2026-12-07 06:10:00
+
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision = '0015'
+down_revision = '0011'
+branch_labels = None
+depends_on = None
+
+# Whole seconds on the clock between two timestamps, each cut to the second; the UTC day.
+SQL = {
+    "sqlite": {"seconds": "CAST(strftime('%s', {end}) AS INTEGER) - "
+                          "CAST(strftime('%s', {start}) AS INTEGER)",
+               "day": "date({column})", "text": "CAST({column} AS TEXT)"},
+    "postgresql": {"seconds": "CAST(extract(epoch FROM date_trunc('second', {end}) - "
+                              "date_trunc('second', {start})) AS INTEGER)",
+                   "day": "CAST({column} AS DATE)", "text": "CAST({column} AS VARCHAR)"},
+}
+
+
+def fill_statements(dialect):
+    sql = SQL[dialect]
+    answer = sql["seconds"].format(start="created_at", end="completed_at")
+    sent = answer
+    day = sql["day"].format(column="created_at")
+    insert = ("INSERT INTO insight_tallies (offset_minutes, day, subject, key, outcome, "
+              "seconds, count) ")
+    people = [
+        f"{insert} SELECT 0, {day}, '{subject}', {sql['text'].format(column=column)}, '', -1, "
+        f"count(*) FROM transactions GROUP BY {day}, {column}"
+        for subject, column in (("requestor", "requestor_id"), ("user", "user_id"))]
+    return [
+        f"{insert} SELECT 0, {day}, 'request', '', status, "
+        f"CASE WHEN status IN ('verified', 'denied') THEN {answer} ELSE -1 END, count(*) "
+        f"FROM transactions WHERE status <> 'pending' GROUP BY {day}, status, "
+        f"CASE WHEN status IN ('verified', 'denied') THEN {answer} ELSE -1 END",
+        f"{insert} SELECT 0, {day}, 'delivery', channel, status, "
+        f"CASE WHEN status = 'sent' THEN {sent} ELSE -1 END, count(*) "
+        f"FROM deliveries WHERE action = 'notify' AND status IN ('sent', 'failed', 'cancelled') "
+        f"GROUP BY {day}, channel, status, CASE WHEN status = 'sent' THEN {sent} ELSE -1 END",
+        *people,
+    ]
+
+
+def upgrade():
+    op.create_table('insight_offsets',
+    sa.Column('minutes', sa.Integer(), autoincrement=False, nullable=False),
+    sa.PrimaryKeyConstraint('minutes', name=op.f('pk_insight_offsets'))
+    )
+    op.create_table('insight_tallies',
+    sa.Column('offset_minutes', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('subject', sa.String(length=16), nullable=False),
+    sa.Column('key', sa.String(length=32), nullable=False),
+    sa.Column('outcome', sa.String(length=16), nullable=False),
+    sa.Column('seconds', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('count', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('offset_minutes', 'day', 'subject', 'key', 'outcome', 'seconds',
+                            name=op.f('pk_insight_tallies'))
+    )
+    op.execute("INSERT INTO insight_offsets (minutes) VALUES (0)")
+    for statement in fill_statements(op.get_bind().dialect.name):
+        op.execute(statement)
+
+
+def downgrade():
+    op.drop_table('insight_tallies')
+    op.drop_table('insight_offsets')
