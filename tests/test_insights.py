@@ -1,11 +1,12 @@
-"""Insights: the figures, counted by the database, match what was counted by hand."""
+"""Insights: the figures, read from the per-day tallies, match what was counted by hand and
+a full count of the rows, in the reader's time zone."""
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
 from sendauth_dashboard.extensions import db
-from sendauth_dashboard.models import Delivery, Transaction
-from sendauth_dashboard.services.reports import insights
+from sendauth_dashboard.models import Delivery, Transaction, User
+from sendauth_dashboard.services.reports import insights, tallies
 
 pytestmark = pytest.mark.both_databases
 
@@ -120,7 +121,7 @@ def test_a_week_spreads_requests_over_their_days(app, hand_counted):
     ({"since": "2026-03-31", "until": "2026-03-31"}, DAY, DAY),
     ({"since": "2026-03-01"}, date(2026, 3, 1), DAY),
 ])
-def test_ranges_are_whole_utc_days(args, first, last):
+def test_ranges_are_whole_days(args, first, last):
     day_range = insights.parse_range(**args, today=DAY)
     assert (day_range.first, day_range.last) == (first, last)
     assert day_range.end - day_range.start == timedelta(days=(last - first).days + 1)
@@ -150,7 +151,98 @@ def test_reviewer_reads_charts_tables_and_csv(app, client, auth, make_user, hand
                           "&table=answer-time")
     assert download.headers["Content-Type"].startswith("text/csv")
     assert download.get_data(as_text=True).splitlines() == [
-        "Day,median,90th percentile,answered", "2026-03-31,50.0,88.0,4"]
+        "Day,median (s),90th percentile (s),answered", "2026-03-31,50.0,88.0,4"]
     assert client.get("/insights?format=csv&table=nope").status_code == 404
     wrong = client.get("/insights?since=2026-13-01")
     assert wrong.status_code == 400 and "is not a date" in wrong.text
+
+
+def test_days_are_the_readers_and_say_whose(app, client, auth, make_user, hand_counted):
+    """D was sent at 23:30 UTC on 31 March: 1 April in Kolkata (UTC+5:30), where A, B (10:00
+    and 10:05 UTC) are still on 31 March."""
+    auth.login(make_user("reviewer"))
+    kolkata = client.get("/insights?since=2026-04-01&until=2026-04-01&tz=Asia/Kolkata")
+    assert "Days in <strong data-zone-name>Asia/Kolkata</strong>" in kolkata.text
+    assert '<dd class="stat-value" data-total>2</dd>' in kolkata.text  # C (05:29:30) and D
+    client.set_cookie("tz", "Asia/Kolkata")
+    assert '<dd class="stat-value" data-total>2</dd>' in client.get(
+        "/insights?since=2026-04-01&until=2026-04-01").text
+    unknown = client.get("/insights?since=2026-03-31&until=2026-03-31&tz=Mars/Olympus")
+    assert "Days in <strong data-zone-name>Asia/Kolkata</strong>" in unknown.text
+    client.delete_cookie("tz")
+    utc = client.get("/insights?since=2026-03-31&until=2026-03-31&tz=Nowhere")
+    assert "Days in <strong data-zone-name>UTC</strong>" in utc.text
+    assert '<dd class="stat-value" data-total>6</dd>' in utc.text
+    assert '<dd class="stat-value" data-median-answer>50 s</dd>' in utc.text
+
+
+def test_an_empty_range_says_so_instead_of_drawing_empty_charts(app, client, auth, make_user,
+                                                                  hand_counted):
+    auth.login(make_user("reviewer"))
+    page = client.get("/insights?since=2026-01-01&until=2026-01-07&tz=UTC")
+    assert "No requests in this range" in page.text
+    assert "data-chart=" not in page.text and "chart.umd.min.js" not in page.text
+    assert "No requests in this range" not in client.get(
+        "/insights?since=2026-03-31&until=2026-03-31&tz=UTC").text
+
+
+# -- the tallies agree with a full count of the rows -----------------------------------------
+
+NEW_YORK = "America/New_York"
+KOLKATA = "Asia/Kolkata"
+
+
+def local(zone, *parts):
+    return datetime(*parts, tzinfo=insights.zone_named(zone)).astimezone(UTC)
+
+
+def tally_rows():
+    return sorted(tuple(row) for row in db.session.execute(db.select(
+        *[getattr(tallies.InsightTally, c) for c in (*tallies.KEY_COLUMNS, "count")])).all())
+
+
+def test_what_the_services_tally_as_requests_end_is_what_the_rows_count(app, make_user):
+    """Requests sent either side of midnight in UTC, Kolkata and New York, answered, cancelled
+    and expired through the services, their notifications cancelled, sent and failed: the
+    tallies written on the way equal the tallies counted from the rows afterwards."""
+    from sendauth_dashboard.channels.http import SendResult
+    from sendauth_dashboard.services.outbox import deliveries
+    from sendauth_dashboard.services.requests import transactions
+    from tests.support.helpers import configure_pagerduty
+
+    configure_pagerduty(app)
+    requestor = make_user("requestor")
+    user = make_user("member", notify_pagerduty=True)
+    with app.app_context():
+        tallies.prepare({0, 330, -300})
+        sender, answerer = db.session.get(User, requestor.id), db.session.get(User, user.id)
+        sent_at = [datetime(2026, 3, 30, 23, 59, 59, 999999, tzinfo=UTC),
+                   datetime(2026, 3, 31, 0, 0, tzinfo=UTC),
+                   local(KOLKATA, 2026, 3, 31, 23, 59, 59), local(KOLKATA, 2026, 4, 1),
+                   local(NEW_YORK, 2026, 3, 31, 23, 59, 50), local(NEW_YORK, 2026, 4, 1)]
+        sent = [transactions.create(requestor=sender, user_email=user.email, message=f"m{n}",
+                                    now=at) for n, at in enumerate(sent_at)]
+        db.session.commit()
+        outbox = deliveries.claim("test", 2)
+        deliveries.record_result(outbox[0], "test", SendResult("accepted", 202), app.config)
+        deliveries.record_result(outbox[1], "test", SendResult("permanent", 400, "No"),
+                                 app.config)
+        endings = [("verify", 20.4), ("deny", 20.6), ("verify", 61), ("cancel", 5),
+                   ("verify", 299.5), ("expire", 300)]
+        for transaction, (how, after) in zip(sent, endings, strict=True):
+            later = transaction.created_at + timedelta(seconds=after)
+            if how == "cancel":
+                transactions.cancel(transaction, actor=sender, now=later)
+            elif how == "expire":
+                transactions.expire_due(now=later)
+            else:
+                transactions.answer(transaction, how, user=answerer, now=later)
+            db.session.commit()
+        kept = tally_rows()
+        tallies.refill()
+        assert tally_rows() == kept
+    assert {row[0] for row in kept} == {0, 330, -300}
+    assert ("delivery", "pagerduty", "failed") in {row[2:5] for row in kept}
+    # Sent a microsecond before midnight, answered 20.4 s later: its day, 21 s on the clock.
+    assert (0, date(2026, 3, 30), "answer", "", "", 21, 1) in kept
+    assert (0, date(2026, 3, 31), "answer", "", "", 20, 1) in kept

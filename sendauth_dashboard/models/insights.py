@@ -7,9 +7,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
 
-# What a tally counts: requests by how they ended, notifications (deliveries) by channel and
-# how they ended, and requests by the requestor who sent them and by the user asked.
-TALLY_SUBJECTS = ("request", "delivery", "requestor", "user")
+# What a tally counts: requests by how they ended, answers by how long they took, notifications
+# (deliveries) by channel, how they ended and took, and requests by the requestor who sent
+# them and by the user asked.
+TALLY_SUBJECTS = ("request", "answer", "delivery", "requestor", "user")
 UNTIMED = -1  # the ``seconds`` of a tally whose outcome has no duration (cancelled, failed...)
 
 
@@ -33,7 +34,7 @@ class InsightTally(db.Model):
     offset_minutes: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     subject: Mapped[str] = mapped_column(String(16), primary_key=True)
-    # The channel of a delivery, the id of a requestor or user; "" for a request.
+    # The channel of a delivery, the id of a requestor or user; "" for a request or answer.
     key: Mapped[str] = mapped_column(String(32), primary_key=True)
     outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
     seconds: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)

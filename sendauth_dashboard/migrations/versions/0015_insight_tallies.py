@@ -16,13 +16,14 @@ down_revision = '0011'
 branch_labels = None
 depends_on = None
 
-# Whole seconds on the clock between two timestamps, each cut to the second; the UTC day.
+# Whole seconds on the clock between two timestamps, each cut to the second (-1 without an
+# end); the UTC day.
 SQL = {
-    "sqlite": {"seconds": "CAST(strftime('%s', {end}) AS INTEGER) - "
-                          "CAST(strftime('%s', {start}) AS INTEGER)",
-               "day": "date({column})", "text": "CAST({column} AS TEXT)"},
-    "postgresql": {"seconds": "CAST(extract(epoch FROM date_trunc('second', {end}) - "
-                              "date_trunc('second', {start})) AS INTEGER)",
+    "sqlite": {"seconds": "COALESCE(CAST(strftime('%s', substr({end}, 1, 19)) AS INTEGER) - "
+                          "CAST(strftime('%s', substr({start}, 1, 19)) AS INTEGER), -1)",
+               "day": "date(substr({column}, 1, 19))", "text": "CAST({column} AS TEXT)"},
+    "postgresql": {"seconds": "COALESCE(CAST(extract(epoch FROM date_trunc('second', {end}) - "
+                              "date_trunc('second', {start})) AS INTEGER), -1)",
                    "day": "CAST({column} AS DATE)", "text": "CAST({column} AS VARCHAR)"},
 }
 
@@ -39,10 +40,10 @@ def fill_statements(dialect):
         f"count(*) FROM transactions GROUP BY {day}, {column}"
         for subject, column in (("requestor", "requestor_id"), ("user", "user_id"))]
     return [
-        f"{insert} SELECT 0, {day}, 'request', '', status, "
-        f"CASE WHEN status IN ('verified', 'denied') THEN {answer} ELSE -1 END, count(*) "
-        f"FROM transactions WHERE status <> 'pending' GROUP BY {day}, status, "
-        f"CASE WHEN status IN ('verified', 'denied') THEN {answer} ELSE -1 END",
+        f"{insert} SELECT 0, {day}, 'request', '', status, -1, count(*) FROM transactions "
+        f"WHERE status <> 'pending' GROUP BY {day}, status",
+        f"{insert} SELECT 0, {day}, 'answer', '', '', {answer}, count(*) FROM transactions "
+        f"WHERE status IN ('verified', 'denied') GROUP BY {day}, {answer}",
         f"{insert} SELECT 0, {day}, 'delivery', channel, status, "
         f"CASE WHEN status = 'sent' THEN {sent} ELSE -1 END, count(*) "
         f"FROM deliveries WHERE action = 'notify' AND status IN ('sent', 'failed', 'cancelled') "

@@ -33,23 +33,32 @@ ANSWER_BUCKETS = ((10, "under 10 s"), (30, "10–30 s"), (60, "30 s–1 min"),
 DELIVERY_OUTCOMES = ("sent", "failed", "cancelled", "queued", "sending")
 
 
-def percentile(histogram, fraction):
-    """``fraction``'s percentile of the values counted in ``histogram`` ({value: count}),
+MEDIAN, NINETIETH = 5, 9  # percentiles, in tenths
+
+
+def position(total, tenths):
+    """Where ``tenths``' percentile of ``total`` sorted values lies: (rank counted from 0,
+    share of the way to the next rank), in whole numbers, as percentile_cont places it."""
+    steps = (total - 1) * tenths
+    return steps // 10, (steps % 10) / 10
+
+
+def percentile(histogram, tenths):
+    """``tenths``' percentile of the values counted in ``histogram`` ({value: count}),
     interpolated between the two nearest ranks; None when it counts nothing."""
     total = sum(histogram.values())
     if total <= 0:
         return None
-    position = fraction * (total - 1)
-    below = int(position)
+    rank, share = position(total, tenths)
     values, seen = [], 0
     for value in sorted(histogram):
         seen += histogram[value]
-        while len(values) < 2 and seen > below + len(values):
+        while len(values) < 2 and seen > rank + len(values):
             values.append(value)
         if len(values) == 2:
             break
     low, high = values[0], values[-1]
-    return low + (high - low) * (position - below)
+    return low + (high - low) * share
 
 
 def summary_of(histogram):
@@ -57,7 +66,7 @@ def summary_of(histogram):
     count = sum(histogram.values())
     if count <= 0:
         return None
-    return (percentile(histogram, 0.5), percentile(histogram, 0.9), count)
+    return (percentile(histogram, MEDIAN), percentile(histogram, NINETIETH), count)
 
 
 @dataclass
@@ -71,10 +80,11 @@ class Counts:
     people: dict = field(default_factory=lambda: defaultdict(Counter))     # subject -> id
 
     def add(self, day, subject, key, outcome, seconds, count):
+        """One tally; ``day`` None for the range's sums."""
         if subject == "request":
             self.outcomes[day][outcome] += count
-            if outcome in ANSWERED and seconds != UNTIMED:
-                self.answers[day][seconds] += count
+        elif subject == "answer":
+            self.answers[day][seconds] += count
         elif subject == "delivery":
             self.deliveries[key][outcome] += count
             if outcome == "sent" and seconds != UNTIMED:
@@ -86,10 +96,25 @@ class Counts:
 def count(day_range, now):
     """The range's counts: its days' tallies, corrected on the days the clocks change, and
     the requests and notifications still under way."""
-    tallies.prepare({minutes for minutes, _, _ in day_range.spans()})
+    spans = day_range.spans()
+    tallies.prepare({minutes for minutes, _, _ in spans})
     counts = Counts()
-    for row in tallies.read(day_range.spans()):
-        counts.add(*row)
+    requests, answers, over_range = tallies.read(spans)
+    days = {day.isoformat(): day for day in day_range.days}
+    for day, outcome, number in requests:
+        counts.outcomes[days[day]][outcome] += number
+    for day, seconds, number in answers:  # the bulk of the rows: kept tight
+        counts.answers[days[day]][seconds] += number
+    for row in over_range:
+        counts.add(None, *row)
+    _correct_odd_days(counts, day_range)
+    _count_under_way(counts, day_range, now)
+    return counts
+
+
+def _correct_odd_days(counts, day_range):
+    """A day the clocks change is 23 or 25 hours long; its tallies hold 24: count the hour
+    they miss, or take away the hour they hold of the next day, from the rows."""
     for day, start, end, sign in day_range.odd_hours():
         pieces = tallies.counted_from_rows(
             lambda column: tallies.local_day(column, 0),
@@ -97,8 +122,6 @@ def count(day_range, now):
         for _, subject, key, outcome, seconds, number in db.session.execute(
                 union_all(*pieces)).all():
             counts.add(day, subject, key, outcome, seconds, sign * number)
-    _count_under_way(counts, day_range, now)
-    return counts
 
 
 def _count_under_way(counts, day_range, now):
@@ -175,15 +198,17 @@ def _busiest(people):
 
 def gather(day_range, now=None):
     counts = count(day_range, now or utcnow())
-    answered = sum(counts.answers.values(), Counter())
+    answered = Counter()
+    for histogram in counts.answers.values():
+        answered.update(histogram)
     order = {name: n for n, name in enumerate(channels.names())}
     known = sorted((c for c in counts.deliveries if c in order), key=order.get)
     return Insights(
         range=day_range,
         outcomes={day: {state: counts.outcomes[day][state] for state in TRANSACTION_STATES}
                   for day in day_range.days},
-        answer_daily={day: summary_of(counts.answers[day]) for day in day_range.days
-                      if sum(counts.answers[day].values()) > 0},
+        answer_daily={day: summary for day in day_range.days
+                      if (summary := summary_of(counts.answers[day]))},
         answer_overall=summary_of(answered),
         answer_buckets=_bucketed(answered),
         delivery_time={channel: summary_of(counts.delivery_times[channel]) for channel in known

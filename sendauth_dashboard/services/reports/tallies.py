@@ -47,14 +47,17 @@ def whole_seconds(start, end):
 
 def request_sent(transaction):
     """Count a new request for its requestor and its user."""
-    _add(transaction.created_at, [("requestor", str(transaction.requestor_id), "", UNTIMED),
-                                  ("user", str(transaction.user_id), "", UNTIMED)])
+    _add(transaction.created_at, [("requestor", str(transaction.requestor.id), "", UNTIMED),
+                                  ("user", str(transaction.user.id), "", UNTIMED)])
 
 
 def request_ended(transaction, status, completed_at):
-    seconds = (whole_seconds(transaction.created_at, completed_at) if status in ANSWERED
-               else UNTIMED)
-    _add(transaction.created_at, [("request", "", status, seconds)])
+    """Count how a request ended, and for an answer, how long it took (a histogram of its
+    own: the per-day medians read it alone)."""
+    counted = [("request", "", status, UNTIMED)]
+    if status in ANSWERED:
+        counted.append(("answer", "", "", whole_seconds(transaction.created_at, completed_at)))
+    _add(transaction.created_at, counted)
 
 
 def delivery_ended(channel, created_at, status, completed_at):
@@ -85,19 +88,22 @@ def _postgres():
 
 
 def clock_seconds(start, end):
-    """SQL for ``whole_seconds``."""
+    """SQL for ``whole_seconds``; UNTIMED without an end."""
     if _postgres():
-        return cast(func.extract("epoch", func.date_trunc("second", end)
-                                 - func.date_trunc("second", start)), Integer)
-    return (cast(func.strftime("%s", end), Integer)
-            - cast(func.strftime("%s", start), Integer))
+        seconds = cast(func.extract("epoch", func.date_trunc("second", end)
+                                    - func.date_trunc("second", start)), Integer)
+    else:
+        # Cut to the second as text: SQLite reads .999999 as the next second.
+        seconds = (cast(func.strftime("%s", func.substr(end, 1, 19)), Integer)
+                   - cast(func.strftime("%s", func.substr(start, 1, 19)), Integer))
+    return func.coalesce(seconds, UNTIMED)
 
 
 def local_day(column, minutes):
     """SQL: the calendar day of a UTC timestamp column at UTC+``minutes``."""
     if _postgres():
         return func.date(column + literal_column(f"INTERVAL '{int(minutes)} minutes'"))
-    return func.date(column, f"{minutes:+d} minutes")
+    return func.date(func.substr(column, 1, 19), f"{minutes:+d} minutes")  # as clock_seconds
 
 
 def counted_from_rows(day_of, where_created=lambda column: true()):
@@ -105,8 +111,7 @@ def counted_from_rows(day_of, where_created=lambda column: true()):
     above count them; ``day_of(column)`` is the day's SQL, ``where_created(column)`` which
     rows."""
     t, d = Transaction, Delivery
-    answer = case((t.status.in_(ANSWERED), clock_seconds(t.created_at, t.completed_at)),
-                  else_=UNTIMED)
+    answer = clock_seconds(t.created_at, t.completed_at)
     sent = case((d.status == "sent", clock_seconds(d.created_at, d.completed_at)),
                 else_=UNTIMED)
     by_person = [
@@ -115,10 +120,14 @@ def counted_from_rows(day_of, where_created=lambda column: true()):
         .where(where_created(t.created_at)).group_by(day_of(t.created_at), column)
         for subject, column in (("requestor", t.requestor_id), ("user", t.user_id))]
     return [
-        select(day_of(t.created_at), literal("request"), literal(""), t.status, answer,
-               func.count())
+        select(day_of(t.created_at), literal("request"), literal(""), t.status,
+               literal(UNTIMED), func.count())
         .where(t.status != "pending", where_created(t.created_at))
-        .group_by(day_of(t.created_at), t.status, answer),
+        .group_by(day_of(t.created_at), t.status),
+        select(day_of(t.created_at), literal("answer"), literal(""), literal(""), answer,
+               func.count())
+        .where(t.status.in_(ANSWERED), where_created(t.created_at))
+        .group_by(day_of(t.created_at), answer),
         select(day_of(d.created_at), literal("delivery"), d.channel, d.status, sent,
                func.count())
         .where(d.action == "notify", d.status.in_(DELIVERY_ENDINGS), where_created(d.created_at))
@@ -140,6 +149,15 @@ def prepare(offsets):
         db.session.commit()
 
 
+def refill():
+    """Count every row again, for every offset kept (rows written around the services, as a
+    bulk import does, are counted only so); commits."""
+    db.session.execute(InsightTally.__table__.delete())
+    for minutes in db.session.scalars(select(InsightOffset.minutes)).all():
+        fill(minutes)
+    db.session.commit()
+
+
 def fill(minutes):
     """Count every row into the tallies of the days at UTC+``minutes`` (none there yet)."""
     columns = [c for c in KEY_COLUMNS if c != "offset_minutes"] + ["count"]
@@ -151,19 +169,26 @@ def fill(minutes):
 
 # -- read ------------------------------------------------------------------------------------
 
-def read(spans):
-    """The tallies of the days in ``spans`` ([(offset, first day, last day)]): rows of
-    (day, subject, key, outcome, seconds, count). Requests by day; the rest over the span."""
+def _where(spans):
     tally = InsightTally
-    where = or_(*[and_(tally.offset_minutes == minutes, tally.day.between(first, last))
-                  for minutes, first, last in spans])
-    total = func.sum(tally.count)
-    per_day = db.session.execute(
-        select(tally.day, tally.subject, tally.key, tally.outcome, tally.seconds, total)
-        .where(where, tally.subject == "request")
-        .group_by(tally.day, tally.subject, tally.key, tally.outcome, tally.seconds)).all()
-    over_range = db.session.execute(
-        select(literal(None), tally.subject, tally.key, tally.outcome, tally.seconds, total)
-        .where(where, tally.subject != "request")
+    return or_(*[and_(tally.offset_minutes == minutes, tally.day.between(first, last))
+                 for minutes, first, last in spans])
+
+
+def read(spans):
+    """The tallies of the days in ``spans`` ([(offset, first day, last day)]; each day at one
+    offset), as plain rows (no ORM: a reader of 90 days at a million requests reads some
+    25,000): requests per day (day "YYYY-MM-DD", outcome, count); the times to answer per
+    day (day, seconds, count); the rest summed over the spans (subject, key, outcome,
+    seconds, count)."""
+    tally, where = InsightTally, _where(spans)
+    connection = db.session.connection()
+    per_day = [connection.execute(
+        select(cast(tally.day, String), column, tally.count)
+        .where(where, tally.subject == subject)).all()
+        for subject, column in (("request", tally.outcome), ("answer", tally.seconds))]
+    over_range = connection.execute(
+        select(tally.subject, tally.key, tally.outcome, tally.seconds, func.sum(tally.count))
+        .where(where, tally.subject.in_(("delivery", "requestor", "user")))
         .group_by(tally.subject, tally.key, tally.outcome, tally.seconds)).all()
-    return [*per_day, *over_range]
+    return (*per_day, over_range)
