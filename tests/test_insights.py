@@ -246,3 +246,85 @@ def test_what_the_services_tally_as_requests_end_is_what_the_rows_count(app, mak
     # Sent a microsecond before midnight, answered 20.4 s later: its day, 21 s on the clock.
     assert (0, date(2026, 3, 30), "answer", "", "", 21, 1) in kept
     assert (0, date(2026, 3, 31), "answer", "", "", 20, 1) in kept
+
+
+def full_count(day_range, now):
+    """The figures counted from every row in Python, as a reader in ``day_range.zone`` reads
+    them: the oracle the tallies must match."""
+    from statistics import quantiles
+
+    outcomes = {day: dict.fromkeys(insights.TRANSACTION_STATES, 0) for day in day_range.days}
+    answers, people = {}, {"requestor": {}, "user": {}}
+    for t in db.session.scalars(db.select(Transaction)):
+        day = day_range.day_of(t.created_at)
+        if day not in outcomes:
+            continue
+        outcomes[day][t.status_at(now)] += 1
+        if t.status in ("verified", "denied"):
+            answers.setdefault(day, []).append(tallies.whole_seconds(t.created_at,
+                                                                     t.completed_at))
+        for role, person in (("requestor", t.requestor_id), ("user", t.user_id)):
+            people[role][person] = people[role].get(person, 0) + 1
+
+    def summary(values):
+        if len(values) == 1:
+            return (values[0], values[0], 1)
+        cuts = quantiles(values, n=10, method="inclusive")  # percentile_cont's
+        return (cuts[4], cuts[8], len(values))
+
+    every_answer = [s for values in answers.values() for s in values]
+    return {"outcomes": outcomes,
+            "answer_daily": {day: summary(values) for day, values in answers.items()},
+            "answer_overall": summary(every_answer) if every_answer else None,
+            "people": people}
+
+
+def rounded(summary):
+    """(median, 90th percentile, how many) to a millionth: both sides interpolate in floats."""
+    return None if summary is None else tuple(round(value, 6) for value in summary)
+
+
+@pytest.mark.parametrize("zone, first, last", [
+    ("UTC", date(2026, 3, 6), date(2026, 3, 10)),
+    (KOLKATA, date(2026, 3, 6), date(2026, 3, 10)),
+    # New York's clocks go forward at 02:00 on 8 March 2026: a day of 23 hours.
+    (NEW_YORK, date(2026, 3, 6), date(2026, 3, 10)),
+    # ... and back at 02:00 on 1 November 2026: a day of 25 hours.
+    (NEW_YORK, date(2026, 10, 31), date(2026, 11, 2)),
+])
+def test_figures_from_the_tallies_are_those_of_a_full_count(app, make_user, zone, first, last):
+    """Requests sent on the stroke of midnight in each zone, a moment before, and in the hours
+    the clocks skip or repeat, answered after the midnight that follows: what a reader in the
+    zone sees, read from the tallies, is what counting every row gives."""
+    people = [make_user("requestor"), make_user("requestor"), make_user("member"),
+              make_user("member")]
+    moments = []
+    for day in (date(2026, 3, 7), date(2026, 3, 8), date(2026, 3, 9), date(2026, 10, 31),
+                date(2026, 11, 1), date(2026, 11, 2)):
+        for name in ("UTC", KOLKATA, NEW_YORK):
+            midnight = local(name, day.year, day.month, day.day)
+            moments += [midnight, midnight - timedelta(microseconds=1),
+                        midnight - timedelta(seconds=30)]
+    moments += [local(NEW_YORK, 2026, 3, 8, 1, 59, 59), datetime(2026, 3, 8, 7, 0, tzinfo=UTC),
+                datetime(2026, 11, 1, 5, 30, tzinfo=UTC), datetime(2026, 11, 1, 6, 30,
+                                                                   tzinfo=UTC)]
+    ways = ["verified", "denied", "verified", "cancelled", "expired", "pending"]
+    with app.app_context():
+        for n, at in enumerate(sorted(moments)):
+            status = ways[n % len(ways)]
+            answered_after = {"verified": 31 + n * 7 % 240, "denied": 45.5,
+                              "cancelled": 12, "expired": 300}.get(status)
+            add_request(people[n % 2], people[2 + n % 2], at, status, answered_after,
+                        [("email", "sent", 1 + n % 5)])
+        db.session.commit()
+        day_range = insights.DayRange(first, last, zone=insights.zone_named(zone))
+        figures = insights.gather(day_range, LATER)
+        expected = full_count(day_range, LATER)
+    assert figures.outcomes == expected["outcomes"]
+    assert figures.total > 0
+    assert {day: rounded(s) for day, s in figures.answer_daily.items()} == {
+        day: rounded(s) for day, s in expected["answer_daily"].items()}
+    assert rounded(figures.answer_overall) == rounded(expected["answer_overall"])
+    sent_by = {p.email: expected["people"]["requestor"].get(p.id, 0) for p in people[:2]}
+    assert {email: n for _, email, n in figures.requestors} == {
+        email: n for email, n in sent_by.items() if n}
