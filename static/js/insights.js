@@ -50,12 +50,26 @@
   Chart.defaults.color = text;
   Chart.defaults.animation = false;
 
+  // Durations step by amounts a clock reads (10 s, 30 s, 1 min...), about five to an axis.
+  var STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200];
+  function durationStep(spec) {
+    var most = 0;
+    spec.datasets.forEach(function (set) {
+      set.data.forEach(function (value) { if (value > most) { most = value; } });
+    });
+    for (var n = 0; n < STEPS.length; n++) { if (most / STEPS[n] <= 6) { return STEPS[n]; } }
+    return STEPS[STEPS.length - 1];
+  }
+
   function axis(title, stacked, valueAxis, spec) {
     var options = {stacked: stacked, title: {display: true, text: title}, ticks: {}};
     if (valueAxis) {
       options.beginAtZero = true;
       options.ticks.precision = 0;
-      if (spec.unit === "duration") { options.ticks.callback = function (value) { return duration(value); }; }
+      if (spec.unit === "duration") {
+        options.ticks.stepSize = durationStep(spec);
+        options.ticks.callback = function (value) { return duration(value); };
+      }
     } else if (spec.dates) {
       options.ticks.callback = function (value) { return dayLabel(spec.labels[value]); };
       options.ticks.autoSkip = true;
