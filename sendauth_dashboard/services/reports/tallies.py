@@ -29,6 +29,7 @@ from sqlalchemy import (
     true,
 )
 
+from ...core import event_log
 from ...core.rows import upsert_adding
 from ...extensions import db
 from ...models import UNTIMED, Delivery, InsightOffset, InsightTally, Transaction
@@ -67,6 +68,10 @@ def delivery_ended(channel, created_at, status, completed_at):
 
 
 def _add(at, counted):
+    """Add one to each tally of ``counted``, for every offset kept. A tally's row is shared by
+    every request that ends alike on its day: taking the event-order lock first (each writer
+    here records an event too) keeps two writers from each holding what the other waits for."""
+    event_log.take_order_lock()
     rows = [{"offset_minutes": minutes, "day": (at + timedelta(minutes=minutes)).date(),
              "subject": subject, "key": key, "outcome": outcome, "seconds": seconds, "count": 1}
             for minutes in _offsets_kept() for subject, key, outcome, seconds in counted]

@@ -209,8 +209,10 @@ def _transition(transaction, status, *, actor, now, completed_at=None, data=None
     )
     if result.rowcount != 1:
         return False
-    tallies.request_ended(transaction, status, completed_at or now)
     deliveries.cancel_open(transaction.id, f"The transaction was {status}.", now)
+    # After the deliveries' rows: tallying takes the event-order lock (services.reports.tallies),
+    # which a dispatcher takes after its delivery's row.
+    tallies.request_ended(transaction, status, completed_at or now)
     event_log.record(kinds.TRANSACTION_BECAME[status], transaction=transaction, actor=actor,
                   data={"status": status, **(data or {})})
     pagerduty_incidents.resolve_when_final(transaction)
