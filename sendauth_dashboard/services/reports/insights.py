@@ -5,8 +5,10 @@ what has ended is tallied as it ends; what has not (requests still waiting, noti
 yet sent) is read from the rows, which are few. Medians and 90th percentiles interpolate
 between neighbouring values, as PostgreSQL's ``percentile_cont`` does, over whole seconds.
 """
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from sqlalchemy import and_, select, union_all
 
@@ -43,30 +45,27 @@ def position(total, tenths):
     return steps // 10, (steps % 10) / 10
 
 
-def percentile(histogram, tenths):
-    """``tenths``' percentile of the values counted in ``histogram`` ({value: count}),
+def percentiles(histogram, tenths=(MEDIAN, NINETIETH)):
+    """Each of ``tenths``' percentiles of the values counted in ``histogram`` ({value: count}),
     interpolated between the two nearest ranks; None when it counts nothing."""
-    total = sum(histogram.values())
-    if total <= 0:
+    values = sorted(histogram)  # a value counted 0 times is never the one found below
+    ranks = list(accumulate(map(histogram.__getitem__, values)))
+    if not ranks or ranks[-1] <= 0:
         return None
-    rank, share = position(total, tenths)
-    values, seen = [], 0
-    for value in sorted(histogram):
-        seen += histogram[value]
-        while len(values) < 2 and seen > rank + len(values):
-            values.append(value)
-        if len(values) == 2:
-            break
-    low, high = values[0], values[-1]
-    return low + (high - low) * share
+    total = ranks[-1]
+    found = []
+    for wanted in tenths:
+        rank, share = position(total, wanted)
+        low = values[bisect_right(ranks, rank)]
+        high = values[bisect_right(ranks, rank + 1)] if rank + 1 < total else low
+        found.append(low + (high - low) * share)
+    return found
 
 
 def summary_of(histogram):
     """(median, 90th percentile, how many) of a histogram, or None when it is empty."""
-    count = sum(histogram.values())
-    if count <= 0:
-        return None
-    return (percentile(histogram, MEDIAN), percentile(histogram, NINETIETH), count)
+    found = percentiles(histogram)
+    return None if found is None else (*found, sum(histogram.values()))
 
 
 @dataclass
@@ -75,6 +74,7 @@ class Counts:
 
     outcomes: dict = field(default_factory=lambda: defaultdict(Counter))   # day -> state
     answers: dict = field(default_factory=lambda: defaultdict(Counter))    # day -> seconds
+    answered: Counter = field(default_factory=Counter)  # seconds, over the range
     deliveries: dict = field(default_factory=lambda: defaultdict(Counter))  # channel -> status
     delivery_times: dict = field(default_factory=lambda: defaultdict(Counter))  # channel
     people: dict = field(default_factory=lambda: defaultdict(Counter))     # subject -> id
@@ -84,7 +84,9 @@ class Counts:
         if subject == "request":
             self.outcomes[day][outcome] += count
         elif subject == "answer":
-            self.answers[day][seconds] += count
+            self.answered[seconds] += count
+            if day is not None:
+                self.answers[day][seconds] += count
         elif subject == "delivery":
             self.deliveries[key][outcome] += count
             if outcome == "sent" and seconds != UNTIMED:
@@ -103,8 +105,8 @@ def count(day_range, now):
     days = {day.isoformat(): day for day in day_range.days}
     for day, outcome, number in requests:
         counts.outcomes[days[day]][outcome] += number
-    for day, seconds, number in answers:  # the bulk of the rows: kept tight
-        counts.answers[days[day]][seconds] += number
+    for day, seconds, number in answers:  # the bulk of the rows (one a day and second)
+        counts.answers[days[day]][seconds] = number
     for row in over_range:
         counts.add(None, *row)
     _correct_odd_days(counts, day_range)
@@ -198,9 +200,7 @@ def _busiest(people):
 
 def gather(day_range, now=None):
     counts = count(day_range, now or utcnow())
-    answered = Counter()
-    for histogram in counts.answers.values():
-        answered.update(histogram)
+    answered = counts.answered
     order = {name: n for n, name in enumerate(channels.names())}
     known = sorted((c for c in counts.deliveries if c in order), key=order.get)
     return Insights(
