@@ -5,7 +5,7 @@ The zone is the ``tz`` query parameter, else the ``tz`` cookie that static/js/in
 writes from the browser's own zone, else UTC; the page says which it used."""
 from flask import Blueprint, abort, render_template, request
 from flask_wtf import FlaskForm
-from wtforms import DateField, HiddenField
+from wtforms import DateField
 
 from .. import channels
 from ..models import TRANSACTION_STATES
@@ -26,8 +26,6 @@ class RangeForm(FlaskForm):
 
     since = DateField("From")
     until = DateField("To")
-    days = HiddenField()
-    tz = HiddenField()
 
 
 def reader_zone(args, cookies):
