@@ -31,9 +31,10 @@ class InsightTally(db.Model):
 
     __tablename__ = "insight_tallies"
 
+    # The key's order is the reads' (services.reports.tallies.read): one subject's days.
     offset_minutes: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
     subject: Mapped[str] = mapped_column(String(16), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
     # The channel of a delivery, the id of a requestor or user; "" for a request or answer.
     key: Mapped[str] = mapped_column(String(32), primary_key=True)
     outcome: Mapped[str] = mapped_column(String(16), primary_key=True)

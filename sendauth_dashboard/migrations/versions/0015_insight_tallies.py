@@ -59,13 +59,13 @@ def upgrade():
     )
     op.create_table('insight_tallies',
     sa.Column('offset_minutes', sa.Integer(), autoincrement=False, nullable=False),
-    sa.Column('day', sa.Date(), nullable=False),
     sa.Column('subject', sa.String(length=16), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
     sa.Column('key', sa.String(length=32), nullable=False),
     sa.Column('outcome', sa.String(length=16), nullable=False),
     sa.Column('seconds', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('count', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('offset_minutes', 'day', 'subject', 'key', 'outcome', 'seconds',
+    sa.PrimaryKeyConstraint('offset_minutes', 'subject', 'day', 'key', 'outcome', 'seconds',
                             name=op.f('pk_insight_tallies'))
     )
     op.execute("INSERT INTO insight_offsets (minutes) VALUES (0)")

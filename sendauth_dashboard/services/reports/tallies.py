@@ -194,6 +194,6 @@ def read(spans):
         for subject, column in (("request", tally.outcome), ("answer", tally.seconds))]
     over_range = connection.execute(
         select(tally.subject, tally.key, tally.outcome, tally.seconds, func.sum(tally.count))
-        .where(where, tally.subject != "request")
+        .where(where, tally.subject.in_(("answer", "delivery", "requestor", "user")))
         .group_by(tally.subject, tally.key, tally.outcome, tally.seconds)).all()
     return (*per_day, over_range)
