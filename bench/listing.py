@@ -65,7 +65,7 @@ SQL = {
                    "WHERE i + 1 < :count)",
         "digits": "printf('%0{width}d', {value})",
         "seconds_before": "datetime(:now, printf('-%d seconds', {seconds}))",
-        "plus": "datetime({time}, '+{seconds} seconds')",
+        "plus": "datetime({time}, '+' || ({seconds}) || ' seconds')",
         "json": "{text}",
     },
     "postgresql": {

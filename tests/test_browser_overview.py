@@ -1,11 +1,12 @@
 """The overview pages in a real browser: charts draw under the CSP, the home page stays live."""
+import re
 from datetime import timedelta
 
 import pytest
 from playwright.sync_api import expect
 
 from sendauth_dashboard.extensions import db
-from sendauth_dashboard.models import Transaction, utcnow
+from sendauth_dashboard.models import Transaction
 from tests.support.accounts import PASSWORD, create_user
 from tests.support.browser import LIVE
 from tests.support.helpers import configure_pagerduty, send_request
@@ -20,10 +21,10 @@ document.addEventListener("securitypolicyviolation", function (e) {
 """
 
 
-def watched_page(browser):
+def watched_page(browser, **context_options):
     """A page that records console errors, uncaught exceptions and CSP violations (the
     browser's own request for a favicon, which the app does not have, aside)."""
-    page = browser.new_context().new_page()
+    page = browser.new_context(**context_options).new_page()
     problems = []
     page.on("console", lambda m: m.type == "error" and not m.location.get("url", "").endswith(
         "/favicon.ico") and problems.append(m.text))
@@ -40,6 +41,8 @@ def sign_in(page, live_server, person, path):
 
 
 def test_insights_draws_every_chart_with_no_error_and_no_csp_violation(browser, live_server):
+    """In Kolkata (UTC+5:30) the page counts Kolkata's days, without being asked; figures on
+    top, durations in words, tables behind Show data, and an empty range says so."""
     app = live_server.app
     configure_pagerduty(app)
     requestor = create_user(app, "requestor", "hana@example.com", "Hana Helpdesk")
@@ -48,11 +51,17 @@ def test_insights_draws_every_chart_with_no_error_and_no_csp_violation(browser, 
     public_id = send_request(app, requestor, user)
     with app.app_context():
         transaction = db.session.scalar(db.select(Transaction).filter_by(public_id=public_id))
-        transaction.status, transaction.completed_at = "verified", utcnow() + timedelta(seconds=42)
+        transaction.status = "verified"
+        transaction.completed_at = transaction.created_at + timedelta(seconds=197)
         db.session.commit()
 
-    page, problems = watched_page(browser)
+    page, problems = watched_page(browser, timezone_id="Asia/Kolkata")
     sign_in(page, live_server, reviewer, "/insights?days=7")
+    # Chromium names the zone by its older name, which zoneinfo knows too.
+    expect(page.locator("[data-zone-name]")).to_have_text(
+        re.compile(r"Asia/(Kolkata|Calcutta)"), timeout=LIVE)
+    expect(page.locator("[data-total]")).to_have_text("1")
+    expect(page.locator("[data-median-answer]")).to_have_text("3 min 17 s")
     charts = page.locator("canvas[data-chart]")
     expect(charts.first).to_have_attribute("data-drawn", "true", timeout=LIVE)
     assert charts.count() >= 5
@@ -60,8 +69,14 @@ def test_insights_draws_every_chart_with_no_error_and_no_csp_violation(browser, 
         expect(charts.nth(n)).to_have_attribute("data-drawn", "true")
         box = charts.nth(n).bounding_box()
         assert box["width"] > 100 and box["height"] > 100
-    expect(page.locator('[data-insight="outcomes"] table')).to_contain_text("verified")
+    table = page.locator('[data-insight="answer-time"] table')
+    expect(table).to_be_hidden()
+    page.locator('[data-insight="answer-time"] summary').click()
+    expect(table).to_contain_text("3 min 17 s")
     assert problems + page.evaluate("window.__problems") == []
+    page.goto(f"{live_server.url}/insights?since=2026-01-01&until=2026-01-07")
+    expect(page.locator("[data-empty-range]")).to_contain_text("No requests in this range")
+    assert page.locator("canvas").count() == 0
 
 
 def test_the_reviewers_home_counts_a_new_request_without_a_reload(browser, live_server):

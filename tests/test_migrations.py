@@ -90,3 +90,54 @@ def test_a_registrar_goes_back_to_reviewer_when_0012_is_undone(tmp_path):
         downgrade(revision="0011")
         with db.engine.connect() as connection:
             assert connection.execute(text("SELECT role FROM users")).all() == [("reviewer",)]
+
+
+def test_the_insight_tallies_migration_counts_the_requests_already_there(tmp_path):
+    """0015 fills UTC's tallies from the rows, as the dashboard counts them afterwards
+    (services.reports.tallies): a request sent a moment before midnight, answered after it,
+    counts on its day, in whole seconds on the clock."""
+    from sqlalchemy import text
+
+    from sendauth_dashboard.services.reports import tallies
+
+    app = migrated_app(tmp_path)
+    with app.app_context():
+        upgrade(revision="0011")
+        with db.engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO users (id, email, name, password_hash, role, active, "
+                "session_version, created_at, notify_pagerduty, notify_email, notify_sms, "
+                "notify_slack) VALUES (1, 'a@example.com', 'A', 'h', 'requestor', 1, 0, "
+                "'2026-01-01 00:00:00', 0, 1, 0, 0), (2, 'b@example.com', 'B', 'h', 'member', "
+                "1, 0, '2026-01-01 00:00:00', 0, 1, 0, 0)"))
+            for n, (status, created, completed) in enumerate([
+                    ("verified", "2026-03-30 23:59:59.999999", "2026-03-31 00:00:20.400000"),
+                    ("denied", "2026-03-31 10:00:00.000000", "2026-03-31 10:00:45.500000"),
+                    ("cancelled", "2026-03-31 11:00:00.000000", "2026-03-31 11:00:05.000000"),
+                    ("pending", "2026-03-31 12:00:00.000000", None)]):
+                connection.execute(text(
+                    "INSERT INTO transactions (id, public_id, requestor_id, user_id, message, "
+                    "context, status, token_hash, created_at, expires_at, completed_at, risks) "
+                    "VALUES (:id, :id, 1, 2, 'm', '', :status, :id, :created, :created, "
+                    ":completed, '[]')"),
+                    {"id": n + 1, "status": status, "created": created, "completed": completed})
+                connection.execute(text(
+                    "INSERT INTO deliveries (transaction_id, channel, action, status, attempts, "
+                    "next_attempt_at, created_at, completed_at) VALUES (:id, 'email', 'notify', "
+                    ":status, 1, :created, :created, :completed)"),
+                    {"id": n + 1, "created": created, "completed": completed,
+                     "status": "queued" if completed is None else "sent"})
+        upgrade()
+        with db.engine.connect() as connection:
+            migrated = sorted(connection.execute(text(
+                "SELECT offset_minutes, day, subject, key, outcome, seconds, count "
+                "FROM insight_tallies")).all())
+        tallies.refill()
+        with db.engine.connect() as connection:
+            counted = sorted(connection.execute(text(
+                "SELECT offset_minutes, day, subject, key, outcome, seconds, count "
+                "FROM insight_tallies")).all())
+    assert migrated == counted
+    assert (0, "2026-03-30", "answer", "", "", 21, 1) in migrated
+    assert (0, "2026-03-31", "requestor", "1", "", -1, 3) in migrated
+    assert len([row for row in migrated if row[2] == "delivery"]) == 3

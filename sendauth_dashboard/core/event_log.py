@@ -22,6 +22,15 @@ READY = "sendauth_ready_events"
 EVENT_ORDER_LOCK = 0x5E4DA117
 
 
+def take_order_lock():
+    """Take the event-order lock now (PostgreSQL), ahead of its first event: for a writer of
+    rows that every writer of events shares (services.reports.tallies), so that no database
+    transaction holds such a row while it waits for this lock, against one that holds this
+    lock and waits for the row."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(select(func.pg_advisory_xact_lock(EVENT_ORDER_LOCK)))
+
+
 def record(kind, *, transaction=None, actor=None, data=None):
     """Add an event to the current database transaction; it is published after commit."""
     info = db.session.info

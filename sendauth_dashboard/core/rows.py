@@ -55,3 +55,14 @@ def lock(model, *where):
         db.session.execute(update(model).where(false()).values({model.id: model.id})
                            .execution_options(synchronize_session=False))
     db.session.execute(select(model.id).where(*where).order_by(model.id).with_for_update()).all()
+
+
+def upsert_adding(model, rows, key_columns, column):
+    """Insert ``rows``; where one with the same ``key_columns`` exists, add to its ``column``
+    instead (one statement: writers racing each other both count)."""
+    if not rows:
+        return
+    insert = _INSERT[db.session.get_bind().dialect.name](model).values(rows)
+    db.session.execute(insert.on_conflict_do_update(
+        index_elements=list(key_columns),
+        set_={column: getattr(model, column) + getattr(insert.excluded, column)}))

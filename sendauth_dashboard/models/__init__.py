@@ -5,6 +5,7 @@ X lives, and importing this package defines every table (what Alembic's autogene
 compares)."""
 from .api import API_SCOPES, ApiKey, IdempotentRequest
 from .columns import EventId, UTCDateTime, in_list, utcnow
+from .insights import TALLY_SUBJECTS, UNTIMED, InsightOffset, InsightTally
 from .people import (
     CHALLENGE_PURPOSES,
     ENROLMENT_KINDS,
@@ -60,7 +61,8 @@ from .webhooks import (
 __all__ = [
     "API_SCOPES", "ApiKey", "IdempotentRequest",
     "CHALLENGE_PURPOSES", "DELIVERY_ACTIONS", "DELIVERY_CHANNELS", "DELIVERY_STATES",
-    "ENROLMENT_KINDS", "FINAL_TRANSACTION_STATES", "INCIDENT_STATES", "POSTGRESQL_ONLY_INDEXES",
+    "ENROLMENT_KINDS", "FINAL_TRANSACTION_STATES", "INCIDENT_STATES", "InsightOffset",
+    "InsightTally", "TALLY_SUBJECTS", "UNTIMED", "POSTGRESQL_ONLY_INDEXES",
     "ROLES", "ROLE_LABELS", "SEVERITIES", "TLS_MODES", "TRANSACTION_STATES",
     "Delivery", "EmailSettings", "EnrolmentLink", "Event", "EventId", "IntegrationSettings",
     "IntegrationStatus", "MessageTemplates", "OrganisationSettings", "PagerDutyIncident",

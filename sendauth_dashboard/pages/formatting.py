@@ -21,6 +21,28 @@ def iso_utc(value):
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def duration_words(seconds):
+    """A duration as people say it: "4 s", "2.5 s", "3 min 17 s", "1 h 5 min"; "–" for none."""
+    if seconds is None or seconds == "":
+        return "–"
+    seconds = float(seconds)
+    if seconds < 10 and round(seconds, 1) != round(seconds):
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        minutes, rest = divmod(whole, 60)
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    hours, rest = divmod(round(whole / 60), 60)
+    return f"{hours} h {rest} min" if rest else f"{hours} h"
+
+
+def day_words(day, year=False):
+    """A calendar day as people write it: "7 Dec", or "7 December 2026" with ``year``."""
+    return f"{day.day} {day:%B %Y}" if year else f"{day.day} {day:%b}"
+
+
 def describe_event(event, nobody=None):
     """An event's words (services.live.messages), each time in them shown as every time on a
     page is (templates/_macros/time.html): in the reader's zone, UTC on hover. ``nobody``:
@@ -46,6 +68,8 @@ def register(app):
     app.add_template_filter(format_datetime, "datetime")
     app.add_template_filter(iso_utc, "iso_utc")
     app.add_template_filter(describe_event, "describe_event")
+    app.add_template_filter(duration_words, "duration")
+    app.add_template_filter(day_words, "day")
     app.add_template_filter(risk_words, "risk_words")
     app.add_template_filter(risk_notes, "risk_notes")
     app.add_template_filter(incident_link_text, "incident_link_text")

@@ -34,6 +34,7 @@ from ...core.tokens import redact_tokens
 from ...extensions import db
 from ...models import Delivery, User, utcnow
 from ...runtime import runtime
+from ..reports import tallies
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +106,15 @@ def enqueue_resolve(transaction, channel_name):
 
 def cancel_open(transaction_id, reason, now):
     """Queued notifications of a transaction that is no longer pending will never be sent."""
-    db.session.execute(
+    cancelled = db.session.execute(
         update(Delivery)
         .where(Delivery.transaction_id == transaction_id, Delivery.status == "queued",
                Delivery.action == "notify")
         .values(status="cancelled", completed_at=now, link_ciphertext=None, last_error=reason)
-    )
+        .returning(Delivery.channel, Delivery.created_at)
+    ).all()
+    for channel, created_at in cancelled:
+        tallies.delivery_ended(channel, created_at, "cancelled", now)
 
 
 def backoff_seconds(attempts, result, config, rng=random):
@@ -375,6 +379,8 @@ def _about(delivery):
 
 
 def _finish(delivery, status, now, reason=None):
+    if delivery.action == "notify":
+        tallies.delivery_ended(delivery.channel, delivery.created_at, status, now)
     delivery.status = status
     delivery.completed_at = now
     delivery.link_ciphertext = None

@@ -1,36 +1,33 @@
-"""Insights: what happened over a range of days, counted in the database.
+"""Insights: what happened over a range of days in the reader's time zone.
 
-Every figure is one SQL query that groups and counts (never a loop over rows in Python), on
-SQLite and PostgreSQL alike. Days are UTC days. Percentiles interpolate between neighbouring
-values as PostgreSQL's ``percentile_cont`` does; on SQLite the same is done with window
-functions (each value's rank and its group's size).
+The figures come from the per-day tallies (services.reports.tallies), never from every row:
+what has ended is tallied as it ends; what has not (requests still waiting, notifications not
+yet sent) is read from the rows, which are few. Medians and 90th percentiles interpolate
+between neighbouring values, as PostgreSQL's ``percentile_cont`` does, over whole seconds.
 """
+from bisect import bisect_right
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from itertools import accumulate
 
-from sqlalchemy import (
-    Date,
-    Float,
-    Integer,
-    String,
-    and_,
-    case,
-    cast,
-    func,
-    literal,
-    select,
-    union_all,
-)
+from sqlalchemy import and_, select, union_all
 
 from ... import channels
-from ...core.errors import ServiceError
 from ...extensions import db
-from ...models import TRANSACTION_STATES, Delivery, Transaction, User, utcnow
+from ...models import TRANSACTION_STATES, UNTIMED, Delivery, Transaction, User, utcnow
+from . import tallies
+from .reader_days import (  # noqa: F401 (the page's names for them)
+    DEFAULT_DAYS,
+    MAX_DAYS,
+    PRESETS,
+    DayRange,
+    RangeError,
+    parse_range,
+    zone_label,
+    zone_named,
+)
 
-PRESETS = (7, 30, 90)
-DEFAULT_DAYS = 30
-MAX_DAYS = 366
-ANSWERED = ("verified", "denied")
+ANSWERED = tallies.ANSWERED
 TOP = 10
 # Time to answer, in seconds: (upper bound, label); the last bucket has no bound.
 ANSWER_BUCKETS = ((10, "under 10 s"), (30, "10–30 s"), (60, "30 s–1 min"),
@@ -38,111 +35,112 @@ ANSWER_BUCKETS = ((10, "under 10 s"), (30, "10–30 s"), (60, "30 s–1 min"),
 DELIVERY_OUTCOMES = ("sent", "failed", "cancelled", "queued", "sending")
 
 
-class RangeError(ServiceError):
-    """A range that cannot be shown, with what to ask for instead."""
+MEDIAN, NINETIETH = 5, 9  # percentiles, in tenths
 
 
-@dataclass(frozen=True)
-class DayRange:
-    """From the first to the last UTC day, both included."""
-
-    first: date
-    last: date
-    preset: int | None = None
-
-    @property
-    def start(self):
-        return datetime.combine(self.first, time.min, tzinfo=timezone.utc)
-
-    @property
-    def end(self):
-        return datetime.combine(self.last + timedelta(days=1), time.min, tzinfo=timezone.utc)
-
-    @property
-    def days(self):
-        return [self.first + timedelta(days=n) for n in range((self.last - self.first).days + 1)]
+def position(total, tenths):
+    """Where ``tenths``' percentile of ``total`` sorted values lies: (rank counted from 0,
+    share of the way to the next rank), in whole numbers, as percentile_cont places it."""
+    steps = (total - 1) * tenths
+    return steps // 10, (steps % 10) / 10
 
 
-def parse_range(days="", since="", until="", today=None):
-    """The range asked for: a preset (the last 7, 30 or 90 days) or from ``since`` to ``until``."""
-    today = today or utcnow().date()
-    since, until = (since or "").strip(), (until or "").strip()
-    if since or until:
-        first = _date(since, "since") if since else None
-        last = _date(until, "until") if until else today
-        first = first or last - timedelta(days=DEFAULT_DAYS - 1)
-        if first > last:
-            raise RangeError(f"The first day ({first}) is after the last day ({last}): "
-                             "swap them.", "until")
-        if (last - first).days + 1 > MAX_DAYS:
-            raise RangeError(f"Choose at most {MAX_DAYS} days; from {first} to {last} is "
-                             f"{(last - first).days + 1}.", "since")
-        return DayRange(first, last)
-    try:
-        count = int(days) if days else DEFAULT_DAYS
-    except ValueError:
-        count = 0
-    if count not in PRESETS:
-        raise RangeError(f"Choose the last {', '.join(map(str, PRESETS))} days, or give a first "
-                         "and a last day.", "days")
-    return DayRange(today - timedelta(days=count - 1), today, preset=count)
+def percentiles(histogram, tenths=(MEDIAN, NINETIETH)):
+    """Each of ``tenths``' percentiles of the values counted in ``histogram`` ({value: count}),
+    interpolated between the two nearest ranks; None when it counts nothing."""
+    values = sorted(histogram)  # a value counted 0 times is never the one found below
+    ranks = list(accumulate(map(histogram.__getitem__, values)))
+    if not ranks or ranks[-1] <= 0:
+        return None
+    total = ranks[-1]
+    found = []
+    for wanted in tenths:
+        rank, share = position(total, wanted)
+        low = values[bisect_right(ranks, rank)]
+        high = values[bisect_right(ranks, rank + 1)] if rank + 1 < total else low
+        found.append(low + (high - low) * share)
+    return found
 
 
-def _date(raw, field_name):
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise RangeError(f"{raw[:40]!r} is not a date: write it as YYYY-MM-DD, e.g. 2026-03-31.",
-                         field_name) from None
+def summary_of(histogram):
+    """(median, 90th percentile, how many) of a histogram, or None when it is empty."""
+    found = percentiles(histogram)
+    return None if found is None else (*found, sum(histogram.values()))
 
 
-# -- SQL that reads the same on both databases ----------------------------------------------
+@dataclass
+class Counts:
+    """What the tallies and the live rows say, before the figures are drawn from it."""
 
-def _postgres():
-    return db.session.get_bind().dialect.name == "postgresql"
+    outcomes: dict = field(default_factory=lambda: defaultdict(Counter))   # day -> state
+    answers: dict = field(default_factory=lambda: defaultdict(Counter))    # day -> seconds
+    answered: Counter = field(default_factory=Counter)  # seconds, over the range
+    deliveries: dict = field(default_factory=lambda: defaultdict(Counter))  # channel -> status
+    delivery_times: dict = field(default_factory=lambda: defaultdict(Counter))  # channel
+    people: dict = field(default_factory=lambda: defaultdict(Counter))     # subject -> id
 
-
-def day_of(column):
-    """The UTC day of a timestamp column (stored as UTC without a zone on both databases)."""
-    return func.date(column) if not _postgres() else cast(column, Date)
-
-
-def seconds_between(start, end):
-    if _postgres():
-        # date_part is double precision; extract is numeric, several times slower to compute.
-        return func.date_part("epoch", end - start)
-    # Julian days are floating point: to the millisecond, so 60 s is 60, not 59.99999.
-    return func.round((func.julianday(end) - func.julianday(start)) * 86400.0, 3)
-
-
-def percentiles(keyed, fractions=(0.5, 0.9)):
-    """Per ``keyed.c.key``: each fraction's percentile of ``keyed.c.value``, and the count."""
-    if _postgres():
-        return select(
-            keyed.c.key,
-            *[func.percentile_cont(p).within_group(keyed.c.value) for p in fractions],
-            func.count(),
-        ).group_by(keyed.c.key)
-    ranked = select(
-        keyed.c.key, keyed.c.value,
-        func.row_number().over(partition_by=keyed.c.key, order_by=keyed.c.value).label("rank"),
-        func.count().over(partition_by=keyed.c.key).label("size"),
-    ).subquery()
-    columns = []
-    for p in fractions:
-        position = literal(p, Float) * (ranked.c.size - 1)
-        below = cast(position, Integer)  # positive, so the floor
-        share = position - below
-        columns.append(func.sum(case(
-            (ranked.c.rank - 1 == below, ranked.c.value * (1 - share)),
-            (ranked.c.rank - 1 == below + 1, ranked.c.value * share),
-            else_=0.0,
-        )))
-    return select(ranked.c.key, *columns, func.max(ranked.c.size)).group_by(ranked.c.key)
+    def add(self, day, subject, key, outcome, seconds, count):
+        """One tally; ``day`` None for the range's sums."""
+        if subject == "request":
+            self.outcomes[day][outcome] += count
+        elif subject == "answer":
+            self.answered[seconds] += count
+            if day is not None:
+                self.answers[day][seconds] += count
+        elif subject == "delivery":
+            self.deliveries[key][outcome] += count
+            if outcome == "sent" and seconds != UNTIMED:
+                self.delivery_times[key][seconds] += count
+        else:
+            self.people[subject][key] += count
 
 
-def _created_in(column, day_range):
-    return and_(column >= day_range.start, column < day_range.end)
+def count(day_range, now):
+    """The range's counts: its days' tallies, corrected on the days the clocks change, and
+    the requests and notifications still under way."""
+    spans = day_range.spans()
+    tallies.prepare({minutes for minutes, _, _ in spans})
+    counts = Counts()
+    requests, answers, over_range = tallies.read(spans)
+    days = {day.isoformat(): day for day in day_range.days}
+    for day, outcome, number in requests:
+        counts.outcomes[days[day]][outcome] += number
+    for day, seconds, number in answers:  # the bulk of the rows (one a day and second)
+        counts.answers[days[day]][seconds] = number
+    for row in over_range:
+        counts.add(None, *row)
+    _correct_odd_days(counts, day_range)
+    _count_under_way(counts, day_range, now)
+    return counts
+
+
+def _correct_odd_days(counts, day_range):
+    """A day the clocks change is 23 or 25 hours long; its tallies hold 24: count the hour
+    they miss, or take away the hour they hold of the next day, from the rows."""
+    for day, start, end, sign in day_range.odd_hours():
+        pieces = tallies.counted_from_rows(
+            lambda column: tallies.local_day(column, 0),
+            lambda column, start=start, end=end: and_(column >= start, column < end))
+        for _, subject, key, outcome, seconds, number in db.session.execute(
+                union_all(*pieces)).all():
+            counts.add(day, subject, key, outcome, seconds, sign * number)
+
+
+def _count_under_way(counts, day_range, now):
+    """Requests still waiting (expired to a reader once past their expiry, as the list shows
+    them) and notifications not yet sent: not tallied until they end."""
+    in_range = and_(Transaction.created_at >= day_range.start,
+                    Transaction.created_at < day_range.end)
+    for created_at, status in db.session.execute(
+            select(Transaction.created_at, Transaction.status_at(now))
+            .where(Transaction.status == "pending", in_range)).all():
+        counts.outcomes[day_range.day_of(created_at)][status] += 1
+    for channel, status, number in db.session.execute(
+            select(Delivery.channel, Delivery.status, db.func.count())
+            .where(Delivery.status.in_(("queued", "sending")), Delivery.action == "notify",
+                   Delivery.created_at >= day_range.start, Delivery.created_at < day_range.end)
+            .group_by(Delivery.channel, Delivery.status)).all():
+        counts.deliveries[channel][status] += number
 
 
 # -- the figures -----------------------------------------------------------------------------
@@ -163,141 +161,92 @@ class Insights:
     def total(self):
         return sum(sum(states.values()) for states in self.outcomes.values())
 
+    def state_total(self, state):
+        return sum(states[state] for states in self.outcomes.values())
 
-def _day_key(value):
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
+    @property
+    def verified_share(self):
+        """Of the requests that ended, the share verified (0 to 1), or None."""
+        ended = self.total - self.state_total("pending")
+        return self.state_total("verified") / ended if ended else None
 
+    @property
+    def failed_deliveries(self):
+        return sum(outcomes["failed"] for outcomes in self.delivery_outcomes.values())
 
-def outcomes_per_day(day_range, now):
-    status = Transaction.status_at(now)
-    day = day_of(Transaction.created_at)
-    rows = db.session.execute(
-        select(day, status, func.count())
-        .where(_created_in(Transaction.created_at, day_range))
-        .group_by(day, status)
-    ).all()
-    table = {d: {s: 0 for s in TRANSACTION_STATES} for d in day_range.days}
-    for day_value, state, count in rows:
-        table[_day_key(day_value)][state] = count
-    return table
-
-
-def _rounded(p50, p90, count):
-    return (round(float(p50), 1), round(float(p90), 1), count)
+    @property
+    def finished_deliveries(self):
+        return sum(outcomes["failed"] + outcomes["sent"]
+                   for outcomes in self.delivery_outcomes.values())
 
 
-def answer_times(day_range):
-    """Time to answer (verified or denied): per day, over the range, and how many answered
-    within each bucket. One statement: the answered requests are read once."""
-    answered = (
-        select(day_of(Transaction.created_at).label("day"),
-               seconds_between(Transaction.created_at, Transaction.completed_at).label("value"))
-        .where(_created_in(Transaction.created_at, day_range),
-               Transaction.status.in_(ANSWERED), Transaction.completed_at.is_not(None))
-        .cte("answered")
-    )
-
-    def tagged(tag, key):
-        """Grouped by the key as it is (a date sorts faster than text), then made text."""
-        grouped = percentiles(select(key.label("key"), answered.c.value).subquery()).subquery()
-        key_, p50, p90, count = grouped.c
-        return select(cast(key_, String), p50, p90, count, literal(tag))
-
-    bucket = case(*[(answered.c.value < bound, n) for n, (bound, _) in enumerate(ANSWER_BUCKETS)
-                    if bound is not None], else_=len(ANSWER_BUCKETS) - 1)
-    counted = select(cast(bucket, String), literal(None, Float), literal(None, Float),
-                     func.count(), literal("bucket")).group_by(bucket)
-    daily, overall, buckets = {}, None, {}
-    for key, p50, p90, count, part in db.session.execute(union_all(
-            tagged("day", answered.c.day), tagged("all", literal("all")), counted)).all():
-        if part == "day":
-            daily[_day_key(key)] = _rounded(p50, p90, count)
-        elif part == "all":
-            overall = _rounded(p50, p90, count)
-        else:
-            buckets[int(key)] = count
-    return daily, overall, [(label, buckets.get(n, 0))
-                            for n, (_, label) in enumerate(ANSWER_BUCKETS)]
+def _bucketed(histogram):
+    counted = [0] * len(ANSWER_BUCKETS)
+    for seconds, number in histogram.items():
+        counted[next(n for n, (bound, _) in enumerate(ANSWER_BUCKETS)
+                     if bound is None or seconds < bound)] += number
+    return [(label, counted[n]) for n, (_, label) in enumerate(ANSWER_BUCKETS)]
 
 
-def delivery_time_per_channel(day_range):
-    """Queued to accepted by the provider, for the deliveries that were sent."""
-    keyed = (
-        select(Delivery.channel.label("key"),
-               seconds_between(Delivery.created_at, Delivery.completed_at).label("value"))
-        .where(_created_in(Delivery.created_at, day_range), Delivery.status == "sent",
-               Delivery.completed_at.is_not(None))
-        .subquery()
-    )
-    found = {key: _rounded(p50, p90, n)
-             for key, p50, p90, n in db.session.execute(percentiles(keyed)).all()}
-    return {channel: found[channel] for channel in channels.names() if channel in found}
-
-
-def delivery_outcomes_per_channel(day_range):
-    rows = db.session.execute(
-        select(Delivery.channel, Delivery.status, func.count())
-        .where(_created_in(Delivery.created_at, day_range))
-        .group_by(Delivery.channel, Delivery.status)
-    ).all()
-    table = {}
-    for channel, status, count in rows:
-        table.setdefault(channel, {s: 0 for s in DELIVERY_OUTCOMES})[status] = count
-    return {channel: table[channel] for channel in channels.names() if channel in table}
-
-
-def busiest(column, day_range, limit=TOP):
-    """The people with the most requests in the range: [(name, email, count)], most first."""
-    counted = (
-        select(column.label("person_id"), func.count().label("requests"))
-        .where(_created_in(Transaction.created_at, day_range))
-        .group_by(column)
-        .order_by(func.count().desc(), column)
-        .limit(limit)
-        .subquery()
-    )
-    return [tuple(row) for row in db.session.execute(
-        select(User.name, User.email, counted.c.requests)
-        .join(counted, counted.c.person_id == User.id)
-        .order_by(counted.c.requests.desc(), User.name)
-    ).all()]
+def _busiest(people):
+    """[(name, email, count)], most first, at most TOP."""
+    counted = {int(key): number for key, number in people.items() if number > 0}
+    named = db.session.execute(select(User.id, User.name, User.email)
+                               .where(User.id.in_(counted))).all() if counted else []
+    ranked = sorted(((name, email, counted[person]) for person, name, email in named),
+                    key=lambda row: (-row[2], row[0]))
+    return ranked[:TOP]
 
 
 def gather(day_range, now=None):
-    now = now or utcnow()
-    daily, overall, buckets = answer_times(day_range)
+    counts = count(day_range, now or utcnow())
+    answered = counts.answered
+    order = {name: n for n, name in enumerate(channels.names())}
+    known = sorted((c for c in counts.deliveries if c in order), key=order.get)
     return Insights(
         range=day_range,
-        outcomes=outcomes_per_day(day_range, now),
-        answer_daily=daily,
-        answer_overall=overall,
-        answer_buckets=buckets,
-        delivery_time=delivery_time_per_channel(day_range),
-        delivery_outcomes=delivery_outcomes_per_channel(day_range),
-        requestors=busiest(Transaction.requestor_id, day_range),
-        users=busiest(Transaction.user_id, day_range),
+        outcomes={day: {state: counts.outcomes[day][state] for state in TRANSACTION_STATES}
+                  for day in day_range.days},
+        answer_daily={day: summary for day in day_range.days
+                      if (summary := summary_of(counts.answers[day]))},
+        answer_overall=summary_of(answered),
+        answer_buckets=_bucketed(answered),
+        delivery_time={channel: summary_of(counts.delivery_times[channel]) for channel in known
+                       if sum(counts.delivery_times[channel].values()) > 0},
+        delivery_outcomes={channel: {status: counts.deliveries[channel][status]
+                                     for status in DELIVERY_OUTCOMES}
+                           for channel in known if sum(counts.deliveries[channel].values())},
+        requestors=_busiest(counts.people["requestor"]),
+        users=_busiest(counts.people["user"]),
     )
 
 
 # -- tables, as the page, its charts and the CSV downloads show them ------------------------
 
+def _seconds(value):
+    return "" if value is None else round(value, 1)
+
+
 def tables(insights):
-    """Each chart's numbers as (name, title, header, rows): the same for screen and CSV."""
+    """Each chart's numbers as (name, title, header, rows): the same for screen and CSV.
+    Durations are in seconds (the page writes them in words)."""
     days = insights.range.days
     answer = insights.answer_daily
     return [
         ("outcomes", "Requests per day, by outcome", ("Day", *TRANSACTION_STATES, "total"),
          [(d.isoformat(), *insights.outcomes[d].values(), sum(insights.outcomes[d].values()))
           for d in days]),
-        ("answer-time", "Time to answer per day (seconds)",
-         ("Day", "median", "90th percentile", "answered"),
-         [(d.isoformat(), *(answer[d] if d in answer else ("", "", 0))) for d in days]),
+        ("answer-time", "Time to answer per day",
+         ("Day", "median (s)", "90th percentile (s)", "answered"),
+         [(d.isoformat(), *((_seconds(answer[d][0]), _seconds(answer[d][1]), answer[d][2])
+                            if d in answer else ("", "", 0))) for d in days]),
         ("answer-distribution", "Time to answer: how many answered within",
          ("Time to answer", "answered"), list(insights.answer_buckets)),
-        ("delivery-time", "Delivery time per channel, queued to accepted (seconds)",
-         ("Channel", "median", "90th percentile", "sent"),
-         [(channels.label(c), *v) for c, v in insights.delivery_time.items()]),
-        ("delivery-outcomes", "Deliveries per channel, by outcome",
+        ("delivery-time", "Delivery time per channel, queued to accepted",
+         ("Channel", "median (s)", "90th percentile (s)", "sent"),
+         [(channels.label(c), _seconds(v[0]), _seconds(v[1]), v[2])
+          for c, v in insights.delivery_time.items()]),
+        ("delivery-outcomes", "Notifications per channel, by outcome",
          ("Channel", *DELIVERY_OUTCOMES),
          [(channels.label(c), *v.values()) for c, v in insights.delivery_outcomes.items()]),
         ("requestors", "Busiest requestors", ("Requestor", "email", "requests"),
@@ -305,3 +254,6 @@ def tables(insights):
         ("users", "Users asked most often", ("User", "email", "requests"), insights.users),
     ]
 
+
+DURATION_COLUMNS = {"answer-time": {1, 2}, "delivery-time": {1, 2}}
+"""The columns of ``tables`` that hold seconds: (table name -> column indexes)."""

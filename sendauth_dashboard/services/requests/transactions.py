@@ -20,7 +20,7 @@ from ...extensions import db
 from ...models import Event, Transaction, User, utcnow
 from ..outbox import deliveries
 from ..people import accounts, passkeys
-from ..reports import organisation
+from ..reports import organisation, tallies
 from . import pagerduty_incidents, risks, routing
 
 MESSAGE_MAX_CHARS = 1024
@@ -165,6 +165,7 @@ def create(*, requestor, user_email, message, context="", ticket=None, api_key=N
         expires_at=now + timedelta(seconds=current_app.config["TRANSACTION_TTL_SECONDS"]),
     )
     db.session.add(transaction)
+    tallies.request_sent(transaction)
     db.session.add_all(deliveries.enqueue(transaction, route.channels, answer_link(token)))
     after_commit.later(deliveries.wake)
     sent_through = {"api_key": f"{api_key.name} ({api_key.prefix}…)"} if api_key else {}
@@ -212,6 +213,9 @@ def _transition(transaction, status, *, actor, now, completed_at=None, data=None
     if result.rowcount != 1:
         return False
     deliveries.cancel_open(transaction.id, f"The transaction was {status}.", now)
+    # After the deliveries' rows: tallying takes the event-order lock (services.reports.tallies),
+    # which a dispatcher takes after its delivery's row.
+    tallies.request_ended(transaction, status, completed_at or now)
     event_log.record(kinds.TRANSACTION_BECAME[status], transaction=transaction, actor=actor,
                   data={"status": status, **(data or {})})
     pagerduty_incidents.resolve_when_final(transaction)
