@@ -287,8 +287,9 @@ class WebhookReceipt(db.Model):
 
 class RoutingRule(db.Model):
     """A routing rule: a request whose tags hold ``tag_key`` = ``tag_value`` goes to the rule's
-    user, or its approval group (one of the two). Rules are tried in ``position`` order; the first that matches decides
-    (services.approvals.tag_rules). Keys and values are kept lower-cased."""
+    user, or its approval group (one of the two). Rules are tried in ``position`` order; the
+    first that matches decides (services.approvals.tag_rules). Keys and values are kept
+    lower-cased."""
 
     __tablename__ = "routing_rules"
     __table_args__ = (UniqueConstraint("tag_key", "tag_value", name="uq_routing_rules_tag"),

@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ... import channels
 from ...channels import integration
-from ...channels.base import Notice
+from ...channels.base import Notice, addressed_to
 from ...core import event_kinds as kinds
 from ...core import event_log
 from ...core.secrets import SecretUnreadable, decrypt, encrypt
@@ -260,7 +260,8 @@ def _attempt(delivery_id, owner):
         elif delivery.action == "notice":
             prepared = _prepare_notice(channel, delivery)
         else:
-            prepared = channel.prepare(transaction, decrypt(delivery.link_ciphertext))
+            prepared = channel.prepare(addressed_to(transaction, delivery.user_id),
+                                       decrypt(delivery.link_ciphertext))
     except channels.ChannelUnavailable as exc:
         _finish(delivery, "cancelled", now, f"Not sent: {exc}.")
         record_event(delivery, "cancelled", {**about, "reason": str(exc)})
