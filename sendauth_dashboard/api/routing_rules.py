@@ -121,6 +121,14 @@ class NewApprovalGroup(Body):
         description="How many members must verify: 1 to the number of members.")
 
 
+class ApprovalGroupChange(Body):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=GROUP_NAME_MAX_CHARS)] | \
+        None = None
+    members: Annotated[list[Email], Field(min_length=1, max_length=groups.MAX_MEMBERS)] | \
+        None = Field(None, description="The whole new list of members' emails.")
+    threshold: Annotated[int, Field(ge=1, le=groups.MAX_MEMBERS)] | None = None
+
+
 class ApprovalGroupOut(BaseModel):
     id: int
     name: str
@@ -188,16 +196,19 @@ def get_approval_group(key, group_id):
     return 200, group_out(_group(group_id)), None
 
 
-@operation(bp, "PUT", "/v1/approval-groups/<int:group_id>", tag=GROUPS_TAG,
-           scope=GROUPS_SCOPE, body=NewApprovalGroup,
-           summary="Change an approval group's name, members and threshold",
+@operation(bp, "PATCH", "/v1/approval-groups/<int:group_id>", tag=GROUPS_TAG,
+           scope=GROUPS_SCOPE, body=ApprovalGroupChange,
+           summary="Change an approval group's name, members or threshold",
            responses={200: (ApprovalGroupOut, "The group as changed")})
 def change_approval_group(key, group_id, body):
-    """Requests already sent to the group keep the members and threshold they were sent
+    """The fields given change; the threshold stays from 1 to the number of members.
+    Requests already sent to the group keep the members and threshold they were sent
     with."""
     group = _group(group_id)
-    group = _saved(lambda: groups.change(group, name=body.name, member_emails=body.members,
-                                         threshold=body.threshold, actor=key.user))
+    emails = body.members if body.members is not None else [m.email for m in group.members]
+    group = _saved(lambda: groups.change(
+        group, name=body.name or group.name, member_emails=emails,
+        threshold=body.threshold or group.threshold, actor=key.user))
     return 200, group_out(group), None
 
 

@@ -1,0 +1,224 @@
+"""Approval groups: a request sent to a group reaches every member with their own link, is
+verified once the threshold of members verify, denied at the first deny; the requestor in the
+group cannot approve their own; the group as it was when the request was sent decides it; a
+tag routes to a group; each answer reaches a watcher live; the payload reaches the webhook."""
+import json
+
+import pytest
+from sqlalchemy import select
+
+from sendauth_dashboard.core.secrets import decrypt
+from sendauth_dashboard.extensions import db
+from sendauth_dashboard.models import Delivery, Transaction, User
+from sendauth_dashboard.runtime import runtime
+from sendauth_dashboard.services.live.rights import Viewer
+from sendauth_dashboard.services.webhooks import endpoints
+from sendauth_dashboard.services.webhooks.sender import Sender
+from tests.fakes.receiver import WebhookReceiver
+from tests.support.api import Api, make_key
+from tests.support.helpers import configure_pagerduty
+from tests.support.sse import live_stream
+from tests.support.web import csrf_token_from
+
+
+@pytest.fixture
+def people(app, make_user, admin):
+    configure_pagerduty(app)
+    on_call = {"notify_pagerduty": True}
+    return {"agent": make_user("requestor", email="agent@example.com", name="Agnes Agent"),
+            "ann": make_user("member", email="ann@example.com", name="Ann Approver", **on_call),
+            "bob": make_user("member", email="bob@example.com", name="Bob Approver", **on_call),
+            "cy": make_user("member", email="cy@example.com", name="Cy Approver", **on_call),
+            "admin": admin}
+
+
+@pytest.fixture
+def apis(app, client, people):
+    return (Api(client, make_key(app, people["admin"], scopes=["groups:manage",
+                                                               "routing:manage"])),
+            Api(client, make_key(app, people["agent"])))
+
+
+def add_group(admin_api, name="Security", members=("ann", "bob", "cy"), threshold=2):
+    answer = admin_api.post("/api/v1/approval-groups", json={
+        "name": name, "members": [f"{m}@example.com" for m in members],
+        "threshold": threshold})
+    assert answer.status_code == 201, answer.json
+    return answer.json
+
+
+def send(agent_api, **body):
+    answer = agent_api.post("/api/v1/transactions", json={
+        "group": "Security", "message": "Grant temporary admin access", **body})
+    assert answer.status_code == 201, answer.json
+    return answer.json
+
+
+def link_of(app, public_id, member):
+    """The token in the member's own link, read back from the outbox as a channel would."""
+    with app.app_context():
+        ciphertext = db.session.scalar(select(Delivery.link_ciphertext).join(Transaction).where(
+            Transaction.public_id == public_id, Delivery.user_id == member.id))
+        return None if ciphertext is None else decrypt(ciphertext).rsplit("/", 1)[1]
+
+
+def answer(app, client, public_id, member, decision="verify"):
+    """The member answers signed out, with their own passkey (no code)."""
+    token = link_of(app, public_id, member)
+    page = client.get(f"/authenticate/{token}")
+    if page.status_code != 200:
+        return page
+    assert 'name="code"' not in page.text
+    csrf = csrf_token_from(page.text)
+    options = client.post(f"/authenticate/{token}/passkey-options",
+                          headers={"X-CSRFToken": csrf})
+    assert options.status_code == 200, options.text
+    return client.post(f"/authenticate/{token}", data={
+        "csrf_token": csrf, "decision": decision,
+        "credential": json.dumps(member.authenticator.get(options.get_json()))})
+
+
+def status_of(agent_api, public_id):
+    return agent_api.get(f"/api/v1/transactions/{public_id}").json
+
+
+def test_two_of_three_verify_and_the_request_is_verified(app, client, people, apis):
+    admin_api, agent_api = apis
+    add_group(admin_api)
+    sent = send(agent_api)
+    assert sent["code"] is None and sent["group"]["approvals_needed"] == 2
+    assert [m["answer"] for m in sent["group"]["members"]] == ["waiting"] * 3
+    with app.app_context():
+        notified = db.session.scalars(select(Delivery.user_id).join(Transaction).where(
+            Transaction.public_id == sent["id"])).all()
+    assert sorted(notified) == sorted(people[m].id for m in ("ann", "bob", "cy"))
+    assert len({link_of(app, sent["id"], people[m]) for m in ("ann", "bob", "cy")}) == 3
+    first = answer(app, client, sent["id"], people["ann"])
+    assert first.status_code == 200 and "1 more approval is needed" in first.text
+    assert status_of(agent_api, sent["id"])["status"] == "pending"
+    again = answer(app, client, sent["id"], people["ann"])  # single use: no second vote
+    assert again.status_code == 410
+    assert answer(app, client, sent["id"], people["bob"]).status_code == 200
+    done = status_of(agent_api, sent["id"])
+    assert done["status"] == "verified" and done["group"]["approvals_needed"] == 0
+    assert [m["answer"] for m in done["group"]["members"]] == ["verified", "verified",
+                                                               "waiting"]
+    timeline = [e["text"] for e in agent_api.get(
+        f"/api/v1/transactions/{sent['id']}/events").json["items"]]
+    assert "Ann Approver approved it for Security: 1 more approval needed" in timeline
+    assert "Verified: Bob Approver gave the last approval Security needed" in timeline
+
+
+def test_one_deny_denies_at_once(app, client, people, apis):
+    admin_api, agent_api = apis
+    add_group(admin_api)
+    sent = send(agent_api)
+    ann_link = link_of(app, sent["id"], people["ann"])
+    assert answer(app, client, sent["id"], people["cy"], "deny").status_code == 200
+    assert status_of(agent_api, sent["id"])["status"] == "denied"
+    assert client.get(f"/authenticate/{ann_link}").status_code == 410
+
+
+def test_the_requestor_in_the_group_is_not_asked_and_cannot_approve(app, client, people,
+                                                                    apis, make_user):
+    admin_api, _ = apis
+    boss = make_user("requestor", email="boss@example.com", name="Bo Boss",
+                     notify_pagerduty=True)
+    add_group(admin_api, members=("boss", "ann", "bob"), threshold=2)
+    boss_api = Api(client, make_key(app, boss))
+    sent = send(boss_api)
+    mine = next(m for m in sent["group"]["members"] if m["member"]["email"] == boss.email)
+    assert mine["answer"] == "not asked" and "own request" in mine["not_asked"]
+    assert link_of(app, sent["id"], boss) is None
+    add_group(admin_api, name="Pair", members=("boss", "ann"), threshold=2)
+    refused = boss_api.post("/api/v1/transactions", json={"group": "Pair", "message": "Hi"})
+    assert refused.status_code == 422
+    assert "only 1 of its members can be asked" in refused.json["detail"]
+
+
+def test_a_change_to_the_group_after_sending_does_not_change_the_request(app, client, people,
+                                                                         apis):
+    admin_api, agent_api = apis
+    group = add_group(admin_api)
+    sent = send(agent_api)
+    changed = admin_api.patch(f"/api/v1/approval-groups/{group['id']}", json={
+        "members": ["ann@example.com"], "threshold": 1})
+    assert changed.status_code == 200, changed.json
+    assert answer(app, client, sent["id"], people["ann"]).status_code == 200
+    assert status_of(agent_api, sent["id"])["status"] == "pending", "still needs two"
+    assert answer(app, client, sent["id"], people["cy"]).status_code == 200  # removed, asked
+    assert status_of(agent_api, sent["id"])["status"] == "verified"
+
+
+@pytest.mark.parametrize("members, threshold, status, words", [
+    (("ann", "bob"), 3, 422, "a number from 1 to 2"),
+    (("ann", "nobody"), 1, 422, "No active user has the email nobody@example.com"),
+])
+def test_a_group_that_cannot_be_made_says_why(apis, people, members, threshold, status, words):
+    admin_api, _ = apis
+    answer = admin_api.post("/api/v1/approval-groups", json={
+        "name": "Security", "members": [f"{m}@example.com" for m in members],
+        "threshold": threshold})
+    assert answer.status_code == status and words in answer.json["detail"], answer.json
+
+
+def test_a_tagged_request_reaches_the_finance_group_by_a_rule(app, people, apis):
+    admin_api, agent_api = apis
+    group = add_group(admin_api, name="Finance", members=("ann", "bob"), threshold=1)
+    rule = admin_api.post("/api/v1/routing-rules", json={"key": "team", "value": "finance",
+                                                         "group": "Finance"})
+    assert rule.status_code == 201 and rule.json["group"] == "Finance", rule.json
+    sent = agent_api.post("/api/v1/transactions", json={"tags": {"team": "finance"},
+                                                        "message": "Approve the wire"})
+    assert sent.status_code == 201, sent.json
+    assert sent.json["group"]["name"] == "Finance"
+    timeline = agent_api.get(f"/api/v1/transactions/{sent.json['id']}/events").json["items"]
+    assert "routed by the rule 1: team=finance → the group Finance" in timeline[0]["text"]
+    kept = admin_api.delete(f"/api/v1/approval-groups/{group['id']}")
+    assert kept.status_code == 422 and "Routing rule 1" in kept.json["detail"]
+
+
+def test_each_answer_reaches_a_watcher_live(app, client, people, apis):
+    admin_api, agent_api = apis
+    add_group(admin_api)
+    sent = send(agent_api)
+    with app.app_context():
+        viewer = Viewer.of(db.session.get(User, people["agent"].id))
+    with app.test_request_context():
+        body = live_stream(viewer, runtime(app).broker)
+        answer(app, client, sent["id"], people["bob"])
+        frame = next(f for f in body if "approval.verified" in f)
+        body.close()
+    assert "Bob Approver approved it for Security: 1 more approval needed" in frame
+
+
+@pytest.fixture
+def receiver():
+    fake = WebhookReceiver().start()
+    yield fake
+    fake.stop()
+
+
+def test_the_payload_reaches_the_webhook_when_the_request_ends(app, client, people, apis,
+                                                               receiver):
+    app.config["WEBHOOKS_ALLOW_PRIVATE_NETWORKS"] = True
+    with app.app_context():
+        _, secret = endpoints.create(receiver.base_url + "/hooks", "Help desk",
+                                     ["transaction.verified"], True, actor=None)
+        db.session.commit()
+    receiver.secrets.append(secret)
+    admin_api, agent_api = apis
+    add_group(admin_api, threshold=1)
+    big = agent_api.post("/api/v1/transactions", json={
+        "group": "Security", "message": "Hi", "payload": {"blob": "x" * 9000}})
+    assert big.status_code == 422 and "at most 8192 bytes" in big.json["detail"]
+    sent = send(agent_api, payload={"grant": "admin", "account": "42"})
+    assert sent["payload"] == {"grant": "admin", "account": "42"}
+    token = link_of(app, sent["id"], people["cy"])
+    answer(app, client, sent["id"], people["cy"])
+    Sender(app, name="test-sender").run_until_idle()
+    (hook,) = receiver.verified
+    assert hook.payload["type"] == "transaction.verified"
+    assert hook.payload["data"]["payload"] == {"grant": "admin", "account": "42"}
+    assert hook.payload["data"]["group"]["approved_by"][0]["email"] == "cy@example.com"
+    assert token not in json.dumps(hook.payload)
