@@ -11,6 +11,7 @@ from sendauth_dashboard.core.secrets import decrypt
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Transaction, User
 from sendauth_dashboard.runtime import runtime
+from sendauth_dashboard.services.approvals import groups
 from sendauth_dashboard.services.live.rights import Viewer
 from sendauth_dashboard.services.webhooks import endpoints
 from sendauth_dashboard.services.webhooks.sender import Sender
@@ -222,3 +223,32 @@ def test_the_payload_reaches_the_webhook_when_the_request_ends(app, client, peop
     assert hook.payload["data"]["payload"] == {"grant": "admin", "account": "42"}
     assert hook.payload["data"]["group"]["approved_by"][0]["email"] == "cy@example.com"
     assert token not in json.dumps(hook.payload)
+
+
+def test_an_admin_makes_a_group_on_its_page_and_a_requestor_sends_to_it(app, client, as_admin,
+                                                                        people):
+    page = "/settings/approval-groups"
+    refused = as_admin.post(page, {"name": "Security", "members": "ann@example.com",
+                                   "threshold": "2"}, token_page=page)
+    assert refused.status_code == 400 and "a number from 1 to 1" in refused.text
+    made = as_admin.post(page, {"name": "Security", "threshold": "2",
+                                "members": "ann@example.com\nbob@example.com"}, token_page=page)
+    assert made.status_code == 302, made.text
+    assert "Ann Approver" in client.get(page).text
+    as_admin.logout()
+    as_admin.login(people["agent"])
+    form = client.get("/transactions/new").text
+    assert "Security (2 of 2 approve)" in form
+    with app.app_context():
+        group_id = groups.find_by_name("Security").id
+    sent = as_admin.post("/transactions/new", {"group": str(group_id), "user": "",
+                                               "message": "Grant admin for an hour"},
+                         token_page="/transactions/new")
+    assert sent.status_code == 302, sent.text
+    shown = client.get(sent.headers["Location"])
+    assert "Request to Security" in shown.text and 'data-member-id' in shown.text
+    assert '<span data-field="approvals-needed">2</span>' in shown.text
+    both = as_admin.post("/transactions/new", {"group": str(group_id), "message": "Hi",
+                                               "user": "ann@example.com"},
+                         token_page="/transactions/new")
+    assert both.status_code == 400 and "not both" in both.text

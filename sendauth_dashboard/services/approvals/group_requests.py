@@ -127,7 +127,8 @@ def answer(approval, decision, *, proof=None, now=None):
     member = approval.user
     event_log.record(kinds.APPROVAL_BECAME[status], transaction=transaction, actor=member,
                      data={"status": "pending", "proof": proof, "group": transaction.group_name,
-                           "approvals_needed": needed, "threshold": transaction.threshold})
+                           "approvals_needed": needed, "threshold": transaction.threshold,
+                           "member_id": member.id, "answer": ANSWER_WORDS[status]})
     if status == "denied":
         transactions.end(transaction, "denied", actor=member, now=now,
                          data={"group": transaction.group_name})
@@ -137,13 +138,13 @@ def answer(approval, decision, *, proof=None, now=None):
     return transactions.Outcome(True, status)
 
 
+ANSWER_WORDS = {"verified": "approved", "denied": "denied"}
+
+
 def progress(transaction):
-    """Each member's part, for the page: (name, email, what they did in words)."""
-    words = {"verified": "approved", "denied": "denied"}
-    return [(a.user.name, a.user.email,
-             words.get(a.decision) or (f"not asked: {a.not_asked}" if a.not_asked
-                                       else "waiting"))
-            for a in transaction.approvals]
+    """Each member's part, for the page: (member, what they did in words)."""
+    return [(a.user, ANSWER_WORDS.get(a.decision) or (
+        f"not asked: {a.not_asked}" if a.not_asked else "waiting")) for a in transaction.approvals]
 
 
 def answer_as_member(approval, decision, *, signed_in=False, credential=None, password=None,
