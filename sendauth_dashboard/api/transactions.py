@@ -82,7 +82,7 @@ def _addressee(body):
     if sum(x is not None for x in (body.user, body.tags, body.group)) != 1:
         raise field_problem("Give one of `user` (who must prove who they are), `group` (an "
                             "approval group whose members approve) or `tags` (the routing "
-                            "rules pick), not several and not none.", "user")
+                            "rules pick): not both, and not none.", "user")
     if body.tags is not None:
         try:
             rule = tag_rules.match(body.tags)
