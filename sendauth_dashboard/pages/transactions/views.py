@@ -96,8 +96,9 @@ def _send(form):
     group = groups.find(int(form.group.data)) if (form.group.data or "").isdigit() else None
     has_user = bool((form.user.data or "").strip())
     if group is None and not has_user:
-        raise transactions.TransactionError("Enter the user's email, or pick an approval group.",
-                                            "user")
+        raise transactions.TransactionError(
+            "Enter the user's email, or pick an approval group." if len(form.group.choices) > 1
+            else "Enter the user's email.", "user")
     if group is not None and has_user:
         raise transactions.TransactionError("Send to the person or to the group, not both: "
                                             "empty the email, or pick no group.", "user")
