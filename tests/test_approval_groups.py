@@ -11,13 +11,14 @@ from sendauth_dashboard.core.secrets import decrypt
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import Delivery, Transaction, User
 from sendauth_dashboard.runtime import runtime
-from sendauth_dashboard.services.approvals import groups
+from sendauth_dashboard.services.approvals import group_requests, groups
 from sendauth_dashboard.services.live.rights import Viewer
+from sendauth_dashboard.services.messages import wording
 from sendauth_dashboard.services.webhooks import endpoints
 from sendauth_dashboard.services.webhooks.sender import Sender
 from tests.fakes.receiver import WebhookReceiver
 from tests.support.api import Api, make_key
-from tests.support.helpers import configure_pagerduty
+from tests.support.helpers import configure_pagerduty, configure_sms, dispatch
 from tests.support.sse import live_stream
 from tests.support.web import csrf_token_from
 
@@ -252,3 +253,28 @@ def test_an_admin_makes_a_group_on_its_page_and_a_requestor_sends_to_it(app, cli
                                                "user": "ann@example.com"},
                          token_page="/transactions/new")
     assert both.status_code == 400 and "not both" in both.text
+
+
+def test_each_member_gets_their_own_sms_with_the_group_placeholders(app, admin, make_user,
+                                                                    fake_twilio):
+    app.config["TWILIO_API_URL"] = fake_twilio.base_url
+    configure_sms(app)
+    template = "{requestor} asks {group} ({approvals_needed} more needed) for {user}: {link}"
+    with app.app_context():
+        wording.save({"sms_body": template}, actor=None)
+        db.session.commit()
+    texting = {"notify_email": False, "notify_sms": True}
+    dee = make_user("member", name="Dee", phone="+14155550101", **texting)
+    eve = make_user("member", name="Eve", phone="+14155550102", **texting)
+    with app.app_context():
+        group = groups.create(name="Security", member_emails=[dee.email, eve.email],
+                              threshold=2, actor=None)
+        group_requests.create(requestor=db.session.get(User, admin.id), group=group,
+                              message="Grant admin")
+        db.session.commit()
+    assert dispatch(app) == ["sent", "sent"]
+    texts = {sms["To"]: sms["Body"] for sms in fake_twilio.messages}
+    assert set(texts) == {"+14155550101", "+14155550102"}
+    assert texts["+14155550101"].startswith("Ada Admin asks Security (2 more needed) for Dee: ")
+    assert texts["+14155550102"].startswith("Ada Admin asks Security (2 more needed) for Eve: ")
+    assert len({body.rsplit(" ", 1)[1] for body in texts.values()}) == 2, "links differ"
