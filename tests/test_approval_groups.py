@@ -278,3 +278,14 @@ def test_each_member_gets_their_own_sms_with_the_group_placeholders(app, admin, 
     assert texts["+14155550101"].startswith("Ada Admin asks Security (2 more needed) for Dee: ")
     assert texts["+14155550102"].startswith("Ada Admin asks Security (2 more needed) for Eve: ")
     assert len({body.rsplit(" ", 1)[1] for body in texts.values()}) == 2, "links differ"
+
+
+def test_the_page_says_who_of_the_group_approved(app, client, auth, people, apis):
+    admin_api, agent_api = apis
+    add_group(admin_api, threshold=1)
+    sent = send(agent_api)
+    answer(app, client, sent["id"], people["bob"])
+    auth.login(people["agent"])
+    page = client.get(f"/transactions/{sent['id']}").text
+    assert "1 of Security approved it, the last Bob Approver" in page
+    assert "approval group" in client.get("/transactions/").text

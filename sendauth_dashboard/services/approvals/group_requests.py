@@ -131,7 +131,7 @@ def answer(approval, decision, *, proof=None, now=None):
                            "member_id": member.id, "answer": ANSWER_WORDS[status]})
     if status == "denied":
         transactions.end(transaction, "denied", actor=member, now=now,
-                         data={"group": transaction.group_name})
+                         data={"group": transaction.group_name, "proof": proof})
     elif needed == 0:
         transactions.end(transaction, "verified", actor=member, now=now,
                          data={"group": transaction.group_name, "proof": proof})

@@ -295,8 +295,11 @@ def cancel_waiting_on(user, *, actor, now=None, data=None):
     """Cancel every request still waiting for ``user``'s answer, each with its event
     (uncommitted): they are leaving, so nobody may answer as them. Returns how many."""
     now = now or utcnow()
+    # A group request goes on without them: their own link stops working (a group's user is
+    # only its first member asked).
     waiting = db.session.scalars(select(Transaction).where(
-        Transaction.user_id == user.id, Transaction.pending_at(now))).all()
+        Transaction.user_id == user.id, Transaction.threshold.is_(None),
+        Transaction.pending_at(now))).all()
     return sum(_transition(t, "cancelled", actor=actor, now=now,
                            data={"reason": "the user was deactivated", **(data or {})})
                for t in waiting)
