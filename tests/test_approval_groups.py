@@ -36,8 +36,8 @@ def people(app, make_user, admin):
 
 @pytest.fixture
 def apis(app, client, people):
-    return (Api(client, make_key(app, people["admin"], scopes=["groups:manage",
-                                                               "routing:manage"])),
+    return (Api(client, make_key(app, people["admin"], scopes=[
+                "groups:manage", "routing:manage", "audit:read"])),
             Api(client, make_key(app, people["agent"])))
 
 
@@ -150,6 +150,11 @@ def test_a_change_to_the_group_after_sending_does_not_change_the_request(app, cl
     assert status_of(agent_api, sent["id"])["status"] == "pending", "still needs two"
     assert answer(app, client, sent["id"], people["cy"]).status_code == 200  # removed, asked
     assert status_of(agent_api, sent["id"])["status"] == "verified"
+    audit = [e["text"] for e in admin_api.get("/api/v1/audit").json["items"]]
+    assert ("Ada Admin changed the approval group 'Security': 1 of 1 must approve "
+            "(ann@example.com), was 2 of 3 must approve (ann@example.com, bob@example.com, "
+            "cy@example.com)") in audit
+    assert any(t.startswith("Ada Admin added the approval group 'Security'") for t in audit)
 
 
 @pytest.mark.parametrize("members, threshold, status, words", [
