@@ -294,3 +294,39 @@ def test_the_page_says_who_of_the_group_approved(app, client, auth, people, apis
     page = client.get(f"/transactions/{sent['id']}").text
     assert "1 of Security approved it, the last Bob Approver" in page
     assert "approval group" in client.get("/transactions/").text
+
+
+@pytest.mark.browser
+def test_each_members_answer_shows_live_on_the_page(browser, live_server):
+    """The requestor's page: each member's row turns "approved" and the count of approvals
+    still needed goes down, without a reload; the page is axe-clean."""
+    from playwright.sync_api import expect
+
+    from tests.support.accounts import create_user
+    from tests.support.browser import LIVE, axe_violations, signed_in
+
+    app = live_server.app
+    configure_pagerduty(app)
+    agent = create_user(app, "requestor", "agent@example.com", "Agnes Agent")
+    ann, bob = (create_user(app, "member", f"{n}@example.com", f"{n.title()} Approver",
+                            notify_pagerduty=True) for n in ("ann", "bob"))
+    with app.app_context():
+        group = groups.create(name="Security", member_emails=[ann.email, bob.email],
+                              threshold=2, actor=None)
+        sent = group_requests.create(requestor=db.session.get(User, agent.id), group=group,
+                                     message="Grant admin for an hour")
+        db.session.commit()
+        public_id = sent.public_id
+    page = signed_in(browser, live_server, agent, f"/transactions/{public_id}")
+    expect(page.locator("[data-live-indicator]")).to_have_attribute("data-state", "live",
+                                                                    timeout=LIVE)
+    with app.app_context():
+        t = db.session.scalar(select(Transaction).where(Transaction.public_id == public_id))
+        approval = next(a for a in t.approvals if a.user_id == bob.id)
+        group_requests.answer(approval, "verify", proof="passkey")
+        db.session.commit()
+    expect(page.locator(f'[data-member-id="{bob.id}"] [data-answer]')).to_have_text(
+        "approved", timeout=LIVE)
+    expect(page.locator('[data-field="approvals-needed"]')).to_have_text("1")
+    expect(page.locator(f'[data-member-id="{ann.id}"] [data-answer]')).to_have_text("waiting")
+    assert axe_violations(page) == []

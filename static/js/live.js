@@ -204,9 +204,9 @@
 
   // A group member's answer: their row in the members table, and how many more are needed.
   function updateApprovals(data) {
-    var answer = root.querySelector('[data-member-id="' + data.member_id + '"] [data-answer]');
+    var answer = document.querySelector('[data-member-id="' + data.member_id + '"] [data-answer]');
     if (answer) { answer.textContent = data.answer; }
-    var needed = root.querySelector("[data-field=approvals-needed]");
+    var needed = document.querySelector("[data-field=approvals-needed]");
     if (needed && typeof data.approvals_needed === "number") {
       needed.textContent = String(data.approvals_needed);
     }
