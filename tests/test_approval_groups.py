@@ -13,7 +13,9 @@ from sendauth_dashboard.models import Delivery, Transaction, User
 from sendauth_dashboard.runtime import runtime
 from sendauth_dashboard.services.approvals import group_requests, groups
 from sendauth_dashboard.services.live.rights import Viewer
+from sendauth_dashboard.services.live.words import describe
 from sendauth_dashboard.services.messages import wording
+from sendauth_dashboard.services.requests import delivery_report, transactions
 from sendauth_dashboard.services.webhooks import endpoints
 from sendauth_dashboard.services.webhooks.sender import Sender
 from tests.fakes.receiver import WebhookReceiver
@@ -283,6 +285,12 @@ def test_each_member_gets_their_own_sms_with_the_group_placeholders(app, admin, 
     assert texts["+14155550101"].startswith("Ada Admin asks Security (2 more needed) for Dee: ")
     assert texts["+14155550102"].startswith("Ada Admin asks Security (2 more needed) for Eve: ")
     assert len({body.rsplit(" ", 1)[1] for body in texts.values()}) == 2, "links differ"
+    with app.app_context():
+        t = db.session.scalar(select(Transaction))
+        rows = {(r.key, r.member, r.state) for r in delivery_report.rows(t)}
+        lines = [describe(e.kind, e.data, None) for e in transactions.timeline(t)]
+    assert rows == {(f"sms.{dee.id}", "Dee", "sent"), (f"sms.{eve.id}", "Eve", "sent")}
+    assert any(line.startswith("To Dee: Twilio accepted") for line in lines), lines
 
 
 def test_the_page_says_who_of_the_group_approved(app, client, auth, people, apis):

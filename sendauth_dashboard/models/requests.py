@@ -227,6 +227,8 @@ class Delivery(db.Model):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     transaction: Mapped[Transaction | None] = relationship(back_populates="deliveries")
+    # A notice's user, or the group member a group request's notification goes to.
+    user: Mapped[User | None] = relationship()
 
     def __repr__(self):
         return f"<Delivery {self.id} {self.channel} {self.action} {self.status}>"

@@ -273,7 +273,7 @@
 
   function updateDelivery(d) {
     var table = document.querySelector("[data-deliveries]");
-    var row = table && table.querySelector('tr[data-channel="' + cssEscape(d.channel) + '"]');
+    var row = table && table.querySelector('tr[data-channel="' + cssEscape(d.key || d.channel) + '"]');
     if (!row) { return; }
     var state = row.getAttribute("data-state");
     // A finished delivery stays finished; an older event arriving late changes nothing.

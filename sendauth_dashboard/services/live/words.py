@@ -173,6 +173,11 @@ def _delivery_cancelled(t):
     return f"{t.channel}: not sent: {t['reason']}"
 
 
+def _to_member(words):
+    """A delivery's words, naming the group member it went to when it was to one."""
+    return lambda t: f"To {t['member']}: {words(t)}" if t["member"] else words(t)
+
+
 def _resolve_requested(t):
     if t["automatic"]:
         return "Asked PagerDuty to resolve the incident: the request is final"
@@ -253,10 +258,10 @@ WORDS = {
     kinds.PASSKEY_USED: _passkey_used,
     kinds.BINDING_WRONG_PICK: lambda t: (f"{t.who} picked a wrong code, {t['picked']} "
                                          f"({t['picks']} of {t['limit']} allowed)"),
-    kinds.DELIVERY_SENT: _delivery_sent,
-    kinds.DELIVERY_RETRYING: _delivery_retrying,
-    kinds.DELIVERY_FAILED: _delivery_failed,
-    kinds.DELIVERY_CANCELLED: _delivery_cancelled,
+    **{kind: _to_member(words) for kind, words in (
+        (kinds.DELIVERY_SENT, _delivery_sent), (kinds.DELIVERY_RETRYING, _delivery_retrying),
+        (kinds.DELIVERY_FAILED, _delivery_failed),
+        (kinds.DELIVERY_CANCELLED, _delivery_cancelled))},
     **{kind: _incident(kind) for kind in INCIDENT_WORDS},
     kinds.PAGERDUTY_RESOLVE_REQUESTED: _resolve_requested,
     kinds.USER_CREATED: lambda t: f"{t.who} created the account {t['email']} as {t['role']}",
