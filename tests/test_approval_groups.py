@@ -305,9 +305,9 @@ def test_the_page_says_who_of_the_group_approved(app, client, auth, people, apis
 
 
 @pytest.mark.browser
-def test_each_members_answer_shows_live_on_the_page(browser, live_server):
+def test_each_members_answer_shows_live_on_the_page(browser, live_server, fake_pagerduty):
     """The requestor's page: each member's row turns "approved" and the count of approvals
-    still needed goes down, without a reload; the page is axe-clean."""
+    still needed goes down, without a reload; it and a member's answer page are axe-clean."""
     from playwright.sync_api import expect
 
     from tests.support.accounts import create_user
@@ -338,3 +338,13 @@ def test_each_members_answer_shows_live_on_the_page(browser, live_server):
     expect(page.locator('[data-field="approvals-needed"]')).to_have_text("1")
     expect(page.locator(f'[data-member-id="{ann.id}"] [data-answer]')).to_have_text("waiting")
     assert axe_violations(page) == []
+    fake_pagerduty.wait_for(lambda fake: len(fake.incidents) == 2)
+    links = {dedup: body["links"][0]["href"]
+             for (_, dedup), body in fake_pagerduty.incidents.items()}
+    assert set(links) == {public_id, f"{public_id}.{bob.id}"}, "one incident per member"
+    assert len(set(links.values())) == 2, "each carries its member's own link"
+    ann_link = links[public_id]  # the first member asked keeps the request's own dedup key
+    answering = signed_in(browser, live_server, None, "/" + ann_link.split("/", 3)[3])
+    expect(answering.get_by_role("heading", level=1)).to_have_text(
+        "Agnes Agent asks Security to approve")
+    assert axe_violations(answering) == []
