@@ -243,6 +243,10 @@ def test_an_admin_makes_a_group_on_its_page_and_a_requestor_sends_to_it(app, cli
                                 "members": "ann@example.com\nbob@example.com"}, token_page=page)
     assert made.status_code == 302, made.text
     assert "Ann Approver" in client.get(page).text
+    rule = as_admin.post("/settings/routing", {"key": "team", "value": "security", "user": "",
+                                               "group": "Security"}, token_page="/settings/routing")
+    assert rule.status_code == 302, rule.text
+    assert "The group Security" in client.get("/settings/routing").text
     as_admin.logout()
     as_admin.login(people["agent"])
     form = client.get("/transactions/new").text
