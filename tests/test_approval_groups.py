@@ -3,13 +3,14 @@ verified once the threshold of members verify, denied at the first deny; the req
 group cannot approve their own; the group as it was when the request was sent decides it; a
 tag routes to a group; each answer reaches a watcher live; the payload reaches the webhook."""
 import json
+import threading
 
 import pytest
 from sqlalchemy import select
 
 from sendauth_dashboard.core.secrets import decrypt
 from sendauth_dashboard.extensions import db
-from sendauth_dashboard.models import Delivery, Transaction, User
+from sendauth_dashboard.models import Approval, Delivery, Transaction, User
 from sendauth_dashboard.runtime import runtime
 from sendauth_dashboard.services.approvals import group_requests, groups
 from sendauth_dashboard.services.live.rights import Viewer
@@ -352,3 +353,36 @@ def test_each_members_answer_shows_live_on_the_page(browser, live_server, fake_p
     expect(answering.get_by_role("heading", level=1)).to_have_text(
         "Agnes Agent asks Security to approve")
     assert axe_violations(answering) == []
+
+
+@pytest.mark.both_databases
+def test_two_members_approving_at_once_both_count_and_verify_it_once(app, people):
+    agent = people["agent"]
+    with app.app_context():
+        group = groups.create(name="Security", member_emails=["ann@example.com",
+                                                              "bob@example.com"],
+                              threshold=2, actor=None)
+        public_id = group_requests.create(requestor=db.session.get(User, agent.id),
+                                          group=group, message="Grant admin").public_id
+        db.session.commit()
+    barrier, outcomes = threading.Barrier(2), []
+
+    def approve(member):
+        with app.app_context():
+            approval = db.session.scalar(select(Approval).join(Transaction).where(
+                Transaction.public_id == public_id, Approval.user_id == member.id))
+            barrier.wait()
+            outcomes.append(group_requests.answer(approval, "verify", proof="passkey").changed)
+            db.session.commit()
+
+    threads = [threading.Thread(target=approve, args=(people[m],)) for m in ("ann", "bob")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert outcomes == [True, True]
+    with app.app_context():
+        t = db.session.scalar(select(Transaction).where(Transaction.public_id == public_id))
+        kinds = [e.kind for e in transactions.timeline(t)]
+    assert t.status == "verified"
+    assert kinds.count("approval.verified") == 2 and kinds.count("transaction.verified") == 1
