@@ -386,3 +386,12 @@ def test_two_members_approving_at_once_both_count_and_verify_it_once(app, people
         kinds = [e.kind for e in transactions.timeline(t)]
     assert t.status == "verified"
     assert kinds.count("approval.verified") == 2 and kinds.count("transaction.verified") == 1
+
+
+@pytest.mark.both_databases  # PostgreSQL's ids are 32 bits: a longer number is no id at all
+def test_a_group_that_is_not_there_is_a_clear_error_not_a_crash(app, client, auth, people):
+    auth.login(people["agent"])
+    for chosen in ("99999999999999999999", "7", "x"):
+        sent = auth.post("/transactions/new", {"group": chosen, "message": "Hi", "user": ""},
+                         token_page="/transactions/new")
+        assert sent.status_code == 400 and "Enter the user" in sent.text

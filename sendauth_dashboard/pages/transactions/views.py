@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from ... import channels
 from ...core import event_log
+from ...core.ids import MAX_ROW_ID
 from ...extensions import db
 from ...models import TRANSACTION_STATES, User, utcnow
 from ...services.approvals import group_requests, groups
@@ -93,7 +94,8 @@ def new():
 def _send(form):
     """The request the form asks for: to the person, or to the approval group."""
     common = dict(requestor=current_user, message=form.message.data, context=form.context.data)
-    group = groups.find(int(form.group.data)) if (form.group.data or "").isdigit() else None
+    chosen = form.group.data or ""
+    group = groups.find(int(chosen)) if chosen.isdigit() and int(chosen) <= MAX_ROW_ID else None
     has_user = bool((form.user.data or "").strip())
     if group is None and not has_user:
         raise transactions.TransactionError(
