@@ -395,3 +395,7 @@ def test_a_group_that_is_not_there_is_a_clear_error_not_a_crash(app, client, aut
         sent = auth.post("/transactions/new", {"group": chosen, "message": "Hi", "user": ""},
                          token_page="/transactions/new")
         assert sent.status_code == 400 and "Enter the user" in sent.text
+    agent_api = Api(client, make_key(app, people["agent"]))
+    refused = agent_api.post("/api/v1/transactions", json={"group": "Sec\u0000urity",
+                                                           "message": "Hi"})
+    assert refused.status_code == 422 and "no approval group named" in refused.json["detail"]

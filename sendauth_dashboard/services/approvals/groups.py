@@ -32,7 +32,11 @@ def find(group_id):
 
 
 def find_by_name(name):
+    """The group of that name, whatever its case and spacing; None (as for NUL, which no name
+    holds and PostgreSQL refuses to compare) when there is none."""
     name = " ".join((name or "").split())
+    if not name or control_character(name):
+        return None
     return db.session.scalar(select(ApprovalGroup).where(
         func.lower(ApprovalGroup.name) == name.lower()))
 
