@@ -130,6 +130,9 @@
       if (FINAL.indexOf(current) !== -1 && fresh.getAttribute("data-status") !== current) {
         return;
       }
+      // A row that has just arrived keeps its highlight when its next event (often its
+      // delivery, a moment later) redraws it.
+      if (row.classList.contains("arrived")) { fresh.classList.add("arrived"); }
       row.replaceWith(fresh);
       moveTabCount(current, fresh.getAttribute("data-status"));
       return;
