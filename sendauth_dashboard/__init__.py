@@ -93,6 +93,7 @@ def _register_views(app):
     for module in (errors, security, cli, formatting):
         module.register(app)
     app.context_processor(main.navigation)
+    app.context_processor(main.address_warning)
 
 
 def serve(app):
