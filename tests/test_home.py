@@ -2,6 +2,7 @@
 (issue 31: who is expected to answer, retrying apart from failing, the first run's checklist)."""
 import re
 
+import pytest
 import segno
 
 from sendauth_dashboard.channels import integration
@@ -54,6 +55,7 @@ def right_now(html):
     return html[start:html.index("</ul>", start)]
 
 
+@pytest.mark.both_databases
 def test_only_people_expected_to_answer_are_counted_as_unreachable(app, client, auth,
                                                                    make_user):
     configure_pagerduty(app)
