@@ -134,9 +134,10 @@ def test_a_page_opened_at_another_local_host_says_where_passkeys_work(app, clien
     app.config["BASE_URL"] = "http://localhost:5000"
     page = client.get("/login?next=%2F", base_url="http://127.0.0.1:5000").text
     assert "data-wrong-address" in page
-    assert "passkeys work only at localhost" in page
+    assert "opened SendAuth at 127.0.0.1:5000, but passkeys work only at localhost:5000" in page
     assert 'href="http://localhost:5000/login?next=%2F"' in page
     assert "data-wrong-address" not in client.get("/login", base_url="http://localhost:5000").text
+    assert "data-wrong-address" in client.get("/login", base_url="http://localhost:5055").text
     app.config["BASE_URL"] = "https://sendauth.example.com"
     assert "data-wrong-address" in client.get("/login", base_url="http://10.0.0.5").text
     # Another name (a proxy's Host, an alias) is not taken for a mistake.

@@ -122,16 +122,23 @@ def address_warning():
     header, or a second name of the server, is not taken for a mistake: only a local name for
     another local name, or an IP address for a name."""
     base = urlsplit(current_app.config["BASE_URL"])
-    here = (request.host or "").rsplit(":", 1)[0].strip("[]").lower()
-    wanted = (base.hostname or "").lower()
-    if not here or not wanted or here == wanted:
+    opened = urlsplit(f"{request.scheme}://{request.host}")
+    here, wanted = (opened.hostname or "").lower(), (base.hostname or "").lower()
+    if not here or not wanted:
         return {}
-    both_local = _local(here) and _local(wanted)
-    if not both_local and not (_ip_address(here) and not _ip_address(wanted)):
+    if _local(here) and _local(wanted):
+        # Locally, the port counts too: the origin is scheme, host and port.
+        if (here, _port(opened)) == (wanted, _port(base)):
+            return {}
+    elif here == wanted or not (_ip_address(here) and not _ip_address(wanted)):
         return {}
     page = request.full_path if request.query_string else request.path
-    return {"wrong_address": {"here": here, "host": wanted,
+    return {"wrong_address": {"here": opened.netloc, "host": base.netloc,
                               "url": f"{base.scheme}://{base.netloc}{page}"}}
+
+
+def _port(address):
+    return address.port or (443 if address.scheme == "https" else 80)
 
 
 def _local(host):
