@@ -1,54 +1,13 @@
 // Keeps the home page's "right now" section current: on each event from the live stream it
 // fetches the section again from the server (at most once a second) and swaps it in. Its
-// live indicator and lost-connection banner behave as the transaction list's (live.js).
+// live indicator and lost-connection banner are the transaction list's (live_status.js).
 (function () {
   "use strict";
 
   var box = document.querySelector("[data-right-now]");
   if (!box || !window.EventSource || !window.fetch) { return; }
 
-  var indicator = document.querySelector("[data-live-indicator]");
-  var label = indicator && indicator.querySelector("[data-live-label]");
-  var LOST_AFTER_MS = 4000;  // a blip shorter than this is not worth a banner
-  var lostSince = null;
-  var lostTimer = null;
-  var banner = null;
-
-  function setState(state, text) {
-    if (!indicator) { return; }
-    indicator.setAttribute("data-state", state);
-    label.textContent = text;
-  }
-
-  function connectionLost() {
-    if (lostSince) { return; }
-    lostSince = new Date();
-    lostTimer = setTimeout(showLost, LOST_AFTER_MS);
-  }
-
-  function showLost() {
-    if (!banner) {
-      banner = document.createElement("p");
-      banner.className = "connection-lost";
-      banner.setAttribute("role", "alert");
-      banner.setAttribute("data-connection-lost", "");
-      var head = document.querySelector(".page-head");
-      head.parentNode.insertBefore(banner, head.nextSibling);
-    }
-    banner.textContent = "Live updates are paused since " +
-      lostSince.toLocaleTimeString() + ": the connection to the server is lost. " +
-      "What you see may be out of date; it updates again once the connection is back.";
-    banner.hidden = false;
-    box.classList.add("stale");
-  }
-
-  function backAgain() {
-    clearTimeout(lostTimer);
-    if (lostSince !== null) { soon(); }  // what changed while away
-    lostSince = null;
-    if (banner) { banner.hidden = true; }
-    box.classList.remove("stale");
-  }
+  var status = window.SendAuthLiveStatus("[data-right-now]");
 
   var streamUrl = box.getAttribute("data-stream-url");
   var fragmentUrl = box.getAttribute("data-fragment-url");
@@ -82,17 +41,17 @@
     source.onopen = function () {
       retryDelay = 1000;
       box.setAttribute("data-live", "true");
-      setState("live", "Live");
-      backAgain();
+      if (status.wasLost()) { soon(); }  // what changed while the connection was lost
+      status.opened();
     };
     source.onmessage = function (event) {
       lastId = Math.max(lastId, Number(event.lastEventId) || 0);
       soon();
+      status.message();
     };
     source.onerror = function () {
       box.setAttribute("data-live", "false");
-      setState("reconnecting", "Reconnecting…");
-      connectionLost();
+      status.failed();
       if (source.readyState === EventSource.CLOSED) {
         source.close();
         setTimeout(connect, retryDelay);
