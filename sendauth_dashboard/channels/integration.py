@@ -272,6 +272,9 @@ def status_view(channel):
     if row.last_outcome == "success":
         return StatusView("success", "Success", at=row.last_success_at,
                           last_success_at=row.last_success_at)
+    if row.last_outcome == "retrying":
+        return StatusView("retrying", "Retrying", at=row.last_error_at, error=row.last_error,
+                          last_success_at=row.last_success_at)
     return StatusView("error", "Error", at=row.last_error_at, error=row.last_error,
                       last_success_at=row.last_success_at)
 
@@ -285,15 +288,16 @@ def has_been_invoked(channel):
 STATUS_REFRESH_SECONDS = 1.0
 
 
-def record_outcome(channel, *, success, error=None, at=None):
+def record_outcome(channel, *, success, error=None, at=None, retrying=False):
     """Update the channel's status indicator from a real send, in the current database
-    transaction.
+    transaction. ``retrying``: it failed, and will be tried again (a 429, a 5xx, a timeout):
+    "retrying", not "error", until the retries run out.
 
     The same outcome (and error) again within a second is not written again: a burst of
     sends would otherwise queue every dispatcher on this one row.
     """
     at = at or utcnow()
-    outcome = "success" if success else "error"
+    outcome = "success" if success else "retrying" if retrying else "error"
     seen = (outcome, error)
     written = runtime().status_writes
     previous = written.get(channel)
