@@ -171,9 +171,9 @@ def test_the_status_shows_the_errors_list_of_a_400(client, as_admin, fake_pagerd
     assert "HTTP 400: &#39;payload.source&#39; is missing or blank" in page(client)
 
 
-def test_the_test_button_without_a_key_says_to_save_one(client, as_admin, fake_pagerduty):
+def test_the_test_button_without_a_key_says_to_paste_one(client, as_admin, fake_pagerduty):
     as_admin.post("/settings/pagerduty/test")
-    assert "Save the integration key first" in page(client)
+    assert "Paste an integration key to send a test." in page(client)
     assert fake_pagerduty.received == []
 
 

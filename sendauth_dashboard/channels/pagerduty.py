@@ -330,7 +330,7 @@ class PagerDuty(Channel):
 
     def build_test(self, settings, sent_by):
         return test_trigger(
-            routing_key=self.secret(),
+            routing_key=self.secret(settings),
             severity=settings.severity,
             sent_by=sent_by.name,
             base_url=self.config["BASE_URL"],
