@@ -59,6 +59,7 @@ ROUTES = CHANNEL_ROUTES + [
     ("POST", "/login/passkey-options", "/login/passkey-options", everyone(200)),
     ("POST", "/login/passkey", "/login/passkey", everyone(302, anonymous=400)),
     ("GET", "/healthz", "/healthz", everyone(200)),
+    ("GET", "/favicon.ico", "/favicon.ico", everyone(200)),
     ("GET", "/", "/", gate("member", 200)),
     # People are the registrar's: the users page and everything on it.
     ("GET", "/settings/users", "/settings/users", gate("registrar", 200)),
