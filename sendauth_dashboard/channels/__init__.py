@@ -91,18 +91,22 @@ def send_test(name, *, actor, values=None):
     only one with the saved settings, as it tells how those work. SettingsError says what is
     wrong with a value; ChannelUnavailable why nothing can be sent.
     """
+    return _send_draft(name, values, kinds.settings_tested(name), actor,
+                       lambda instance, draft: instance.prepare_test(actor, draft))
+
+
+def resolve_test(name, dedup_key, *, actor, values=None):
+    """Resolve the test incident opened with ``dedup_key``, at once, as the test was sent
+    (with the form's settings, as ``send_test``)."""
+    return _send_draft(name, values, kinds.settings_test_resolved(name), actor,
+                       lambda instance, draft: instance.prepare_test_resolve(dedup_key, draft))
+
+
+def _send_draft(name, values, event_kind, actor, prepare):
     draft = channel(name).draft(values or {})
-    result = _send_now(name, lambda instance: instance.prepare_test(actor, draft),
-                       kinds.settings_tested(name), actor, status=not draft.unsaved,
-                       data={"unsaved": True} if draft.unsaved else {})
+    result = _send_now(name, lambda instance: prepare(instance, draft), event_kind, actor,
+                       status=not draft.unsaved, data={"unsaved": True} if draft.unsaved else {})
     return result, draft.unsaved
-
-
-def resolve_test(name, dedup_key, *, actor):
-    """Resolve the test incident opened with ``dedup_key``, at once, as the test was sent;
-    feeds the status indicator and the audit log. ChannelUnavailable says why not."""
-    return _send_now(name, lambda instance: instance.prepare_test_resolve(dedup_key),
-                     kinds.settings_test_resolved(name), actor)
 
 
 def _send_now(name, prepare, event_kind, actor, *, status=True, data=None):

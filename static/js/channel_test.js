@@ -1,14 +1,13 @@
-// A channel's settings page: the test button sends the configuration form as it is (saved or
-// not) and shows the server's answer beside the button, with the status indicator as it is
-// now. Without script the form posts and the page comes back with the answer in that place.
+// A channel's settings page: the test button (and PagerDuty's Resolve button after it) sends
+// the configuration form as it is, saved or not, and shows the server's answer beside it, with
+// the status indicator as it is now. Without script the form posts and the page comes back
+// with the answer in that place.
 (function () {
   "use strict";
 
-  var button = document.querySelector("[data-channel-test]");
+  var form = document.getElementById("channel-settings");
   var target = document.getElementById("test-result");
-  if (!button || !button.form || !target) { return; }
-  var form = button.form;
-  var label = button.textContent;
+  if (!form || !target) { return; }
 
   function show(html) {
     target.innerHTML = html;
@@ -21,13 +20,15 @@
   function failed() {
     var p = document.createElement("p");
     p.className = "flash flash-error";
-    p.textContent = "The test could not be sent: the dashboard did not answer. Reload the page and try again.";
+    p.textContent = "That did not get through: the dashboard did not answer. Reload the page and try again.";
     target.replaceChildren(p);
   }
 
   form.addEventListener("submit", function (event) {
-    if (event.submitter !== button) { return; }
+    var button = event.submitter;
+    if (!button || !button.hasAttribute("data-channel-test")) { return; }
     event.preventDefault();
+    var label = button.textContent;
     button.disabled = true;
     button.textContent = "Sending…";
     target.setAttribute("aria-busy", "true");
@@ -41,6 +42,8 @@
       button.disabled = false;
       button.textContent = label;
       target.removeAttribute("aria-busy");
+      // A Resolve button pressed is gone with its answer: keep the keyboard's place.
+      if (!button.isConnected) { target.focus(); }
     });
   });
 })();

@@ -177,14 +177,24 @@ def send_test(name):
     nor shown again). Its result shows beside the button: in place when static/js's
     channel_test.js asks, else on the page this redirects back to."""
     channel = _channel(name)
-    values = {s.name: request.form[s.name] for s in channel.settings if s.name in request.form}
-    result = _test_result(channel, values)
+    result = _test_result(channel, _form_values(channel))
     if request.headers.get("X-Requested-With") == "fetch":
-        return render_template(
-            "settings/_test_result.html", page=channel.page, test_result=result,
-            test_incident=session.get(_TEST_INCIDENT.format(name)),
-            status=integration.status_view(name), fragment=True)
+        return _test_fragment(channel, result)
     return _back_to_the_test(name, result)
+
+
+def _form_values(channel):
+    """The settings the posted form has (a setting it leaves out keeps its saved value)."""
+    return {s.name: request.form[s.name] for s in channel.settings if s.name in request.form}
+
+
+def _test_fragment(channel, result):
+    """The answer beside the test button, for channel_test.js: with the Resolve button when
+    there is a test incident, and the status indicator as it is now."""
+    return render_template(
+        "settings/_test_result.html", page=channel.page, test_result=result,
+        test_incident=session.get(_TEST_INCIDENT.format(channel.name)),
+        status=integration.status_view(channel.name), fragment=True)
 
 
 def _test_result(channel, values):
@@ -208,7 +218,7 @@ def _test_result(channel, values):
                          + page.refused_advice + unsaved_note)
         return _said("error", f"The {page.test_noun} did not get through: {error}. "
                      "Try again in a moment." + unsaved_note)
-    if page.test_resolvable and result.external_id and not unsaved:
+    if page.test_resolvable and result.external_id:
         session[_TEST_INCIDENT.format(channel.name)] = result.external_id
     details = [f"{page.external_id_label} {result.external_id}"
                if page.external_id_label and result.external_id else None, result.note]
@@ -241,25 +251,33 @@ def _last_test_result(name):
 @bp.post("/pagerduty/resolve-test", endpoint="pagerduty_resolve_test")
 @role_required("admin")
 def resolve_test():
-    key = _TEST_INCIDENT.format("pagerduty")
+    """Resolve the admin's test incident with the key the form has, as the test was sent;
+    the answer shows where the test's did."""
+    channel = _channel("pagerduty")
+    result = _resolve_result(channel, _form_values(channel))
+    if request.headers.get("X-Requested-With") == "fetch":
+        return _test_fragment(channel, result)
+    return _back_to_the_test("pagerduty", result)
+
+
+def _resolve_result(channel, values):
+    key = _TEST_INCIDENT.format(channel.name)
     dedup_key = session.get(key)
     if not pagerduty.is_test_dedup_key(dedup_key):
-        return _back_to_the_test("pagerduty", _said(
-            "error", "There is no test incident of yours to resolve: send one first."))
+        return _said("error", "There is no test incident of yours to resolve: send one first.")
     try:
-        result = channels.resolve_test("pagerduty", dedup_key, actor=current_user)
-    except channels.ChannelUnavailable as exc:
-        return _back_to_the_test("pagerduty", _said("error", f"{exc}."))
+        result, _ = channels.resolve_test(channel.name, dedup_key, actor=current_user,
+                                          values=values)
+    except (integration.SettingsError, channels.ChannelUnavailable) as exc:
+        return _said("error", f"{str(exc).rstrip('.')}.")
     if result.accepted:
         session.pop(key, None)
-        said = _said("success", "PagerDuty accepted the resolve of the test incident "
+        return _said("success", "PagerDuty accepted the resolve of the test incident "
                                 f"(dedup key {dedup_key}).")
-    elif result.outcome == "permanent":
-        said = _said("error", f"PagerDuty refused the resolve: {result.error}.")
-    else:
-        said = _said("error", f"The resolve did not get through: {result.error}. "
-                              "Try again in a moment.")
-    return _back_to_the_test("pagerduty", said)
+    if result.outcome == "permanent":
+        return _said("error", f"PagerDuty refused the resolve: {result.error}.")
+    return _said("error", f"The resolve did not get through: {result.error}. "
+                          "Try again in a moment.")
 
 
 @bp.post("/<channel:name>/remove-<secret_word>", endpoint="channel_remove_secret")
