@@ -91,21 +91,22 @@ def send_test(name, *, actor, values=None):
     only one with the saved settings, as it tells how those work. SettingsError says what is
     wrong with a value; ChannelUnavailable why nothing can be sent.
     """
-    return _send_draft(name, values, kinds.settings_tested(name), actor,
-                       lambda instance, draft: instance.prepare_test(actor, draft))
+    draft = channel(name).draft(values or {})
+    return _send_draft(name, draft, kinds.settings_tested(name), actor,
+                       lambda instance: instance.prepare_test(actor, draft))
 
 
 def resolve_test(name, dedup_key, *, actor, values=None):
     """Resolve the test incident opened with ``dedup_key``, at once, as the test was sent
     (with the form's settings, as ``send_test``)."""
-    return _send_draft(name, values, kinds.settings_test_resolved(name), actor,
-                       lambda instance, draft: instance.prepare_test_resolve(dedup_key, draft))
+    draft = channel(name).draft(values or {}, purpose="resolve the test incident")
+    return _send_draft(name, draft, kinds.settings_test_resolved(name), actor,
+                       lambda instance: instance.prepare_test_resolve(dedup_key, draft))
 
 
-def _send_draft(name, values, event_kind, actor, prepare):
-    draft = channel(name).draft(values or {})
-    result = _send_now(name, lambda instance: prepare(instance, draft), event_kind, actor,
-                       status=not draft.unsaved, data={"unsaved": True} if draft.unsaved else {})
+def _send_draft(name, draft, event_kind, actor, prepare):
+    result = _send_now(name, prepare, event_kind, actor, status=not draft.unsaved,
+                       data={"unsaved": True} if draft.unsaved else {})
     return result, draft.unsaved
 
 

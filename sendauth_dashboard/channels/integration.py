@@ -121,11 +121,6 @@ class Integration:
         row = self.settings_row()
         return [s for s in self.settings if s.required and getattr(row, s.column) is None]
 
-    def save_first(self):
-        """"Save the SMTP host and the from address first", or None when nothing is missing."""
-        missing = self.missing_settings()
-        return f"Save {join_words([f'the {s.label}' for s in missing])} first" if missing else None
-
     def problem(self) -> str | None:
         """Why the organisation cannot send through the channel now, or None."""
         missing = self.missing_settings()
@@ -136,12 +131,12 @@ class Integration:
             return f"the {self.noun} integration is disabled"
         return None
 
-    def draft(self, values: dict) -> "Draft":
+    def draft(self, values: dict, purpose: str = "send a test") -> "Draft":
         """The saved settings with what the form has laid over them, for a test: never stored.
 
         ``values`` maps a setting's name to the raw form text; a setting left out keeps its
         saved value, a secret left empty the stored one (as on save). SettingsError says what
-        is wrong with a value, or which required setting is missing.
+        is wrong with a value, or which required setting is missing (to do ``purpose``).
         """
         row = self.settings_row()
         overrides, typed = {}, {}
@@ -158,7 +153,7 @@ class Integration:
         missing = [s for s in self.settings if s.required and draft.lacks(s)]
         if missing:
             asks = join_words([s.ask() for s in missing])
-            raise SettingsError(f"{asks[0].upper()}{asks[1:]} to send a test", missing[0].name)
+            raise SettingsError(f"{asks[0].upper()}{asks[1:]} to {purpose}", missing[0].name)
         return draft
 
     def _differs(self, row, overrides, typed):
