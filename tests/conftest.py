@@ -224,9 +224,9 @@ def every_channel_offered(monkeypatch):
     preferences' own rules (formats, proofs, at least one channel), not of what the
     organisation offers (tests/test_profile_messaging.py has those)."""
     from sendauth_dashboard import channels
-    from sendauth_dashboard.pages import profile
+    from sendauth_dashboard.services.people import preferences
 
-    monkeypatch.setattr(profile, "offered_channels", lambda user: list(channels.names()))
+    monkeypatch.setattr(preferences, "offered", lambda user: list(channels.names()))
 
 
 @pytest.fixture

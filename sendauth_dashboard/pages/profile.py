@@ -71,33 +71,15 @@ def messaging_form():
 MessagingForm = messaging_form()
 
 
-def offered_channels(user):
-    """The channels the messaging page offers ``user``: those the organisation has set up;
-    every channel to an admin, who can set one up (with why it is unavailable, and where)."""
-    if user.has_role("admin"):
-        return list(channels.names())
-    return [name for name in channels.names() if channels.problem(name) is None]
-
-
-def _as_chosen(form, offered):
-    """The form's choices for the channels offered; the others, and their contact details,
-    stay as they are (a member does not see them)."""
-    kept = preferences.current(current_user)
-    wants = {name: form[name].data if name in offered else kept[name]
-             for name in channels.names()}
-    contact = {cls.contact.attribute: form[cls.contact.attribute].data if name in offered
-               else kept[cls.contact.attribute]
-               for name, cls in channels.REGISTRY.items() if cls.contact}
-    return wants, contact
-
-
 @bp.route("/messaging", methods=["GET", "POST"])
 @role_required("member")
 def messaging():
     form = MessagingForm(data=preferences.current(current_user))
-    offered = offered_channels(current_user)
+    offered = preferences.offered(current_user)
     if form.validate_on_submit():
-        wants, contact = _as_chosen(form, offered)
+        wants, contact = preferences.as_chosen(
+            current_user, offered, wants={name: form[name].data for name in channels.names()},
+            contact={name: form[name].data for name in preferences.contact_details()})
         try:
             changes = preferences.update_messaging(
                 current_user, wants=wants, contact=contact,
