@@ -61,6 +61,7 @@ ROUTES = CHANNEL_ROUTES + [
     ("POST", "/login/passkey-options", "/login/passkey-options", everyone(200)),
     ("POST", "/login/passkey", "/login/passkey", everyone(302, anonymous=400)),
     ("GET", "/healthz", "/healthz", everyone(200)),
+    ("GET", "/favicon.ico", "/favicon.ico", everyone(200)),
     ("GET", "/", "/", gate("member", 200)),
     # People are the registrar's: the users page and everything on it.
     ("GET", "/settings/users", "/settings/users", gate("registrar", 200)),
@@ -74,7 +75,11 @@ ROUTES = CHANNEL_ROUTES + [
     ("POST", "/settings/pagerduty/resolve-test", "/settings/pagerduty/resolve-test",
      gate("admin", 302)),
     ("GET", "/profile/messaging", "/profile/messaging", gate("member", 200)),
-    ("POST", "/profile/messaging", "/profile/messaging", gate("member", 400)),
+    # An empty form: nothing changes for those offered only PagerDuty (set up) and without
+    # it on; an admin, offered every channel, and the target, whose only channel it turns off,
+    # are told to keep one on.
+    ("POST", "/profile/messaging", "/profile/messaging",
+     gate("member", 302, admin=400, target=400)),
     ("GET", "/profile/passkeys", "/profile/passkeys", gate("member", 200)),
     ("POST", "/profile/passkeys", "/profile/passkeys", gate("member", 400)),
     ("POST", "/profile/passkeys/options", "/profile/passkeys/options", gate("member", 200)),

@@ -23,12 +23,12 @@ document.addEventListener("securitypolicyviolation", function (e) {
 
 
 def watched_page(browser, **context_options):
-    """A page that records console errors, uncaught exceptions and CSP violations (the
-    browser's own request for a favicon, which the app does not have, aside)."""
+    """A page that records console errors, uncaught exceptions, CSP violations and any answer
+    that is a 404 (the browser's own request for a favicon too)."""
     page = browser.new_context(**context_options).new_page()
     problems = []
-    page.on("console", lambda m: m.type == "error" and not m.location.get("url", "").endswith(
-        "/favicon.ico") and problems.append(m.text))
+    page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+    page.on("response", lambda r: r.status == 404 and problems.append(f"404 {r.url}"))
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.add_init_script(WATCH_PROBLEMS)
     return page, problems

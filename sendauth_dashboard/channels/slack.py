@@ -196,7 +196,7 @@ class Slack(Channel):
                                               message_templates.custom("slack_text")))
 
     def build_test(self, settings, sent_by):
-        return DirectMessage(self.secret(), self.test_recipient(sent_by),
+        return DirectMessage(self.secret(settings), self.test_recipient(sent_by),
                              *test_message(sent_by))
 
     def build_notice(self, settings, user, notice):

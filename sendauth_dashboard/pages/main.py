@@ -2,7 +2,15 @@
 import ipaddress
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, jsonify, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
 from flask_login import current_user, login_required
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -182,6 +190,14 @@ def healthz():
         return jsonify(status="unavailable", database=state), 503
     db.session.rollback()
     return jsonify(status="ok", database="ok")
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """The icon a browser asks for by itself (every page also links static/favicon.svg): the
+    same SVG, so no page load logs a 404."""
+    return send_from_directory(current_app.static_folder, "favicon.svg",
+                               mimetype="image/svg+xml", max_age=86400)
 
 
 # The bar at the top: the work. Settings is one item there, opening the settings sidebar
