@@ -187,7 +187,7 @@ def test_the_menu_marks_the_section_of_the_page_open(client, as_admin):
     assert 'aria-current="page">Users' not in page
 
 
-def test_a_channels_own_page_says_retrying_not_error(app, client, as_admin):
+def test_a_channels_pages_say_retrying_not_error(app, client, as_admin):
     configure_pagerduty(app)
     with app.app_context():
         integration.record_outcome("pagerduty", success=False, retrying=True,
@@ -196,3 +196,7 @@ def test_a_channels_own_page_says_retrying_not_error(app, client, as_admin):
     page = client.get("/settings/pagerduty").text
     assert '<span class="badge status-retrying">Retrying</span>' in page
     assert "the send is being tried again" in page and "HTTP 429: Too Many Requests" in page
+    assert '<span class="badge status-retrying">retrying</span>' in page  # its tab
+    overview = client.get("/settings/channels").text
+    assert '<span class="badge status-retrying">on, retrying</span>' in overview
+    assert "in error" not in overview

@@ -155,11 +155,13 @@ def _audit_rows(name):
 
 
 def channel_tabs():
-    """The channels sub-navigation: each channel's name, label, whether it is on, and whether
-    it is in error (on, and its last send failed)."""
-    in_error = health.channels_in_error()
+    """The channels sub-navigation: each channel's name, label, whether it is on, and its
+    trouble: "error" (on, its last send failed), "retrying" (on, its last send is being tried
+    again, in amber: late, not failing) or None."""
+    in_error, retrying = health.channels_in_error(), health.channels_retrying()
     return [(name, channels.label(name), channels.channel(name).settings_row().enabled,
-             name in in_error) for name in channels.names()]
+             "error" if name in in_error else "retrying" if name in retrying else None)
+            for name in channels.names()]
 
 
 @bp.get("/channels", endpoint="channels")
