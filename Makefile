@@ -18,10 +18,11 @@ PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check 
 ifneq ($(PORT),5000)
 run: export SENDAUTH_BASE_URL ?= http://localhost:$(PORT)
 endif
+# One start of the app, not three: `flask run` itself migrates when the database is behind
+# (a cheap look at its alembic_version otherwise) and makes sure there is an admin
+# (PREPARE_ON_RUN, cli.prepare), as `db upgrade` and `ensure-admin` would.
 run: $(VENV)/.installed
-	$(FLASK) db upgrade
-	$(FLASK) ensure-admin
-	$(FLASK) run --host $(HOST) --port $(PORT)
+	SENDAUTH_PREPARE_ON_RUN=true $(FLASK) run --host $(HOST) --port $(PORT)
 
 # Production: gunicorn with gevent workers (gunicorn.conf.py). Set SENDAUTH_SECRET_KEY and, to
 # scale out, SENDAUTH_SQLALCHEMY_DATABASE_URI=postgresql+psycopg://... and SENDAUTH_REDIS_URL.

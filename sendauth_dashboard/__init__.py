@@ -93,6 +93,7 @@ def _register_views(app):
     for module in (errors, security, cli, formatting):
         module.register(app)
     app.context_processor(main.navigation)
+    app.context_processor(main.address_warning)
 
 
 def serve(app):
@@ -101,8 +102,19 @@ def serve(app):
     starts; it starts nothing in a CLI command other than ``flask run``, nor in the parent of
     Werkzeug's reloader (which only watches the files and restarts the child that serves)."""
     if _serves_requests():
+        if app.config["PREPARE_ON_RUN"] and _command() is run_command:
+            # `make run`: migrate if behind, ensure an admin, in this one start (cli.prepare).
+            from . import cli
+
+            with app.app_context():
+                cli.prepare()
         start_thread(app)
         webhook_sender.start_thread(app)
+
+
+def _command():
+    context = click.get_current_context(silent=True)
+    return context.command if context is not None else None
 
 
 def _serves_requests():

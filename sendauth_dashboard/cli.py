@@ -3,6 +3,9 @@ import secrets
 import signal
 
 import click
+import flask_migrate
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import func, select
@@ -49,6 +52,10 @@ def ensure_admin_command(email, name, new_password):
     admin is left (all demoted or deactivated), it makes --email an active admin again:
     the existing account keeps its password unless --new-password is given.
     """
+    ensure_admin(email, name, new_password)
+
+
+def ensure_admin(email="admin@example.com", name="Admin", new_password=False):
     if accounts.has_active_admin():
         return
     exists = accounts.find_by_email(email) is not None
@@ -79,6 +86,30 @@ def ensure_admin_command(email, name, new_password):
            f"    {link}\n\n" if link else "")
         + "  Add more users under Settings > Users.\n"
     )
+
+
+@click.command("prepare")
+@with_appcontext
+def prepare_command():
+    """`db upgrade` when the database is behind, then `ensure-admin`: one start for both."""
+    prepare()
+
+
+def prepare():
+    """What `make run` does before it serves, in the serving process itself (PREPARE_ON_RUN):
+    migrate only when the database is not at the newest migration, then make sure there is
+    an admin. At the head, this costs two small reads instead of Alembic's environment."""
+    if not schema_is_current():
+        flask_migrate.upgrade()
+    ensure_admin()
+
+
+def schema_is_current():
+    """True when the database's alembic_version is the migrations' head: read without
+    running Alembic's env.py (its logging set-up, the models' metadata, a second engine)."""
+    heads = set(ScriptDirectory(current_app.extensions["migrate"].directory).get_heads())
+    with db.engine.connect() as connection:
+        return set(MigrationContext.configure(connection).get_current_heads()) == heads
 
 
 @click.command("enrolment-link")
@@ -169,6 +200,7 @@ def worker_command(concurrency):
 def register(app):
     app.cli.add_command(create_user_command)
     app.cli.add_command(ensure_admin_command)
+    app.cli.add_command(prepare_command)
     app.cli.add_command(enrolment_link_command)
     app.cli.add_command(worker_command)
     app.cli.add_command(create_api_key_command)

@@ -56,6 +56,9 @@ DEFAULTS = {
     # None: "thread"; under gunicorn, "process" when REDIS_URL is set.
     "DISPATCHER": None,
     "DISPATCHER_IDLE_SECONDS": 5.0,
+    # `make run` sets it: `flask run` migrates when the database is behind and makes sure
+    # there is an admin (cli.prepare) in its own start, instead of two commands before it.
+    "PREPARE_ON_RUN": False,
     "DELIVERY_LEASE_SECONDS": 60,
     "DELIVERY_MAX_ATTEMPTS": 12,
     "DELIVERY_BACKOFF_BASE_SECONDS": 2.0,

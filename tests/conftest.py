@@ -219,6 +219,17 @@ def stream_people(app, make_user):
 
 
 @pytest.fixture
+def every_channel_offered(monkeypatch):
+    """The messaging page offers everyone every channel, set up or not: for the tests of the
+    preferences' own rules (formats, proofs, at least one channel), not of what the
+    organisation offers (tests/test_profile_messaging.py has those)."""
+    from sendauth_dashboard import channels
+    from sendauth_dashboard.services.people import preferences
+
+    monkeypatch.setattr(preferences, "offered", lambda user: list(channels.names()))
+
+
+@pytest.fixture
 def auth(client):
     return AuthActions(client)
 

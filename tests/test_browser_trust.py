@@ -58,6 +58,7 @@ def change_password(page, live_server, current):
     page.get_by_role("button", name="Change password").click()
 
 
+@pytest.mark.usefixtures("every_channel_offered")
 def test_the_real_user_is_invited_enrols_adds_a_passkey_and_changes_their_phone(
         browser, live_server):
     app = live_server.app
@@ -109,6 +110,7 @@ def test_the_real_user_is_invited_enrols_adds_a_passkey_and_changes_their_phone(
                                                            timeout=LIVE)
 
 
+@pytest.mark.usefixtures("every_channel_offered")
 def test_with_only_the_password_nothing_can_be_added_redirected_or_verified(
         browser, live_server, fake_pagerduty):
     app = live_server.app

@@ -1,3 +1,4 @@
+import click
 from sqlalchemy import select, update
 
 from sendauth_dashboard.extensions import db
@@ -73,3 +74,48 @@ def test_ensure_admin_can_promote_a_member_with_a_new_password(app, runner, auth
     with app.app_context():
         assert db.session.scalar(select(User.role).where(User.email == "uma@example.com")) == (
             "admin")
+
+
+def test_make_runs_start_migrates_only_when_the_database_is_behind(app, monkeypatch):
+    """`make run` on the same database again: no migration, one start (issue 31)."""
+    from sqlalchemy import text
+
+    from sendauth_dashboard import cli
+
+    upgrades = []
+    monkeypatch.setattr(cli.flask_migrate, "upgrade", lambda: upgrades.append("upgrade"))
+    with app.app_context():
+        scripts = cli.ScriptDirectory(app.extensions["migrate"].directory)
+        head = scripts.get_revision(scripts.get_current_head())
+        db.session.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32))"))
+        db.session.execute(text("INSERT INTO alembic_version VALUES (:v)"), {"v": head.revision})
+        db.session.commit()
+        assert cli.schema_is_current()
+        cli.prepare()
+        assert upgrades == []
+        assert db.session.scalar(select(User.role).where(User.email == "admin@example.com")) \
+            == "admin"
+        db.session.execute(text("UPDATE alembic_version SET version_num = :v"),
+                           {"v": head.down_revision})
+        db.session.commit()
+        cli.prepare()
+    assert upgrades == ["upgrade"]
+
+
+def test_flask_run_prepares_only_when_make_run_asks(app, monkeypatch):
+    from flask.cli import run_command
+
+    import sendauth_dashboard
+    from sendauth_dashboard import cli
+
+    prepared = []
+    monkeypatch.setattr(cli, "prepare", lambda: prepared.append(True))
+    monkeypatch.setattr(sendauth_dashboard, "start_thread", lambda app: None)
+    monkeypatch.setattr(sendauth_dashboard.webhook_sender, "start_thread", lambda app: None)
+    for asked in (False, True):
+        app.config["PREPARE_ON_RUN"] = asked
+        with click.Context(run_command, info_name="run") as context:
+            context.params["reload"] = False
+            sendauth_dashboard.serve(app)
+    sendauth_dashboard.serve(app)  # a gunicorn worker: never, even when asked
+    assert prepared == [True]

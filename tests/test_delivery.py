@@ -13,7 +13,7 @@ from sendauth_dashboard.channels.http import SendResult
 from sendauth_dashboard.config import DEFAULTS
 from sendauth_dashboard.core.secrets import secret_box_for
 from sendauth_dashboard.extensions import db
-from sendauth_dashboard.models import Delivery, Event, Transaction, User, utcnow
+from sendauth_dashboard.models import Delivery, Event, IntegrationStatus, Transaction, User, utcnow
 from sendauth_dashboard.runtime import runtime
 from sendauth_dashboard.services.outbox import deliveries
 from sendauth_dashboard.services.outbox.deliveries import backoff_seconds
@@ -182,11 +182,18 @@ def test_retries_give_up_after_the_configured_attempts(app, people, fake_pagerdu
     send_request(app, *people)
     fake_pagerduty.answer_always(Answer.rate_limited())
     assert dispatch(app) == ["retrying"]
+    assert channel_outcome(app) == "retrying"  # late, not failing: amber on home (issue 31)
     time_passes(app)
     assert dispatch(app) == ["failed"]
+    assert channel_outcome(app) == "error"
     d = only_delivery(app)
     assert d.status == "failed"
     assert d.last_error.startswith("Gave up after 2 attempts. Last error: HTTP 429:")
+
+
+def channel_outcome(app, channel="pagerduty"):
+    with app.app_context():
+        return db.session.get(IntegrationStatus, channel).last_outcome
 
 
 @pytest.mark.both_databases

@@ -62,6 +62,7 @@ def posted(auth, path, data, token_page):
     return auth.client.post(path, data={"csrf_token": token, **data})
 
 
+@pytest.mark.usefixtures("every_channel_offered")
 @pytest.mark.parametrize("text", NOT_JSON.values(), ids=NOT_JSON.keys())
 def test_passkey_fields_on_the_profile_pages_are_a_400(app, uma, text):
     auth = signed_in(app, uma)

@@ -48,7 +48,7 @@ def test_reviewer_home_shows_what_is_pending_and_failing(app, client, auth, make
         assert "<strong>1</strong> pending" in page and "Uma User" in page
         assert "min" in page and "s left" in page
         assert "<strong>1</strong> failed in the last 24 hours" in page
-        assert "<strong>1</strong> channel in error" in page
+        assert "<strong>1</strong> channel failing" in page
         assert "Connection refused by events.pagerduty.com" in page
         assert "Nora Nowhere" in page  # no channel reaches her
     assert 'data-right-now' in client.get("/").text

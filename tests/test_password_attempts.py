@@ -121,6 +121,7 @@ def test_a_stolen_session_cannot_guess_the_password_on_the_password_page(signed_
         "the password is unchanged"
 
 
+@pytest.mark.usefixtures("every_channel_offered")
 def test_the_password_proof_for_contact_changes_is_counted_per_user(signed_in, checked):
     user, auth = signed_in
 

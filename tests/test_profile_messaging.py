@@ -46,6 +46,7 @@ def audit(app):
             select(Event).where(Event.kind == "profile.messaging_changed").order_by(Event.id))]
 
 
+@pytest.mark.usefixtures("every_channel_offered")
 def test_a_new_user_gets_requests_by_email(app, client, as_member, member):
     html = client.get("/profile/messaging").text
     assert 'checked id="email" name="email"' in html
@@ -53,6 +54,7 @@ def test_a_new_user_gets_requests_by_email(app, client, as_member, member):
     assert prefs(app, member)["email"] is True
 
 
+@pytest.mark.usefixtures("every_channel_offered")
 def test_a_user_turns_on_sms_with_their_number_in_any_common_format(app, client, as_member,
                                                                     member):
     response = save(as_member, member, email="y", sms="y", phone="+1 (415) 555-0123")
@@ -63,6 +65,7 @@ def test_a_user_turns_on_sms_with_their_number_in_any_common_format(app, client,
         client.get("/profile/messaging").text
 
 
+@pytest.mark.usefixtures("every_channel_offered")
 def test_turning_on_sms_and_slack_without_contact_details_says_what_each_needs(app, as_member,
                                                                                member):
     response = save(as_member, member, email="y", sms="y", slack="y")
@@ -75,6 +78,7 @@ def test_turning_on_sms_and_slack_without_contact_details_says_what_each_needs(a
     assert prefs(app, member)["sms"] is False and audit(app) == []
 
 
+@pytest.mark.usefixtures("every_channel_offered")
 @pytest.mark.parametrize("fields, field_id, message", [
     ({"phone": "415 555 0123"}, "phone", "Write the phone number in international format"),
     ({"phone": "+1415CALLNOW"}, "phone", "A phone number has only digits after the +"),
@@ -89,12 +93,14 @@ def test_a_malformed_contact_detail_is_refused_beside_its_field(app, as_member, 
     assert prefs(app, member)["phone"] is None and prefs(app, member)["slack_member_id"] is None
 
 
+@pytest.mark.usefixtures("every_channel_offered")
 def test_slack_member_ids_are_kept_in_capitals(app, as_member, member):
     save(as_member, member, slack="y", slack_member_id=" u024be7lh ")
     assert prefs(app, member)["slack_member_id"] == "U024BE7LH"
     assert prefs(app, member)["email"] is False
 
 
+@pytest.mark.usefixtures("every_channel_offered")
 def test_turning_every_channel_off_is_refused(app, as_member, member):
     response = save(as_member, member)
     assert response.status_code == 400
@@ -103,6 +109,7 @@ def test_turning_every_channel_off_is_refused(app, as_member, member):
     assert prefs(app, member)["email"] is True
 
 
+@pytest.mark.usefixtures("every_channel_offered")
 def test_removing_the_number_while_sms_is_on_is_refused(app, make_user, auth):
     user = make_user("member", notify_sms=True, phone="+14155550123")
     auth.login(user)
@@ -112,6 +119,7 @@ def test_removing_the_number_while_sms_is_on_is_refused(app, make_user, auth):
     assert prefs(app, user)["phone"] == "+14155550123"
 
 
+@pytest.mark.usefixtures("every_channel_offered")
 def test_turning_sms_off_and_removing_the_number_is_recorded_in_words(app, make_user, auth):
     user = make_user("member", notify_sms=True, phone="+14155550123")
     auth.login(user)
@@ -119,12 +127,29 @@ def test_turning_sms_off_and_removing_the_number_is_recorded_in_words(app, make_
     assert audit(app) == [{"changes": ["SMS off", "phone number removed"]}]
 
 
-def test_a_channel_the_organisation_has_not_set_up_is_shown_unavailable_with_why(client,
-                                                                                 as_member):
+def test_a_member_is_offered_only_the_channels_set_up_in_their_own_words(app, client, auth,
+                                                                         make_user):
+    configure_sms(app)
+    user = make_user("member", notify_slack=True, slack_member_id="U024BE7LH")
+    auth.login(user)
     html = client.get("/profile/messaging").text
-    assert ("Unavailable right now: the SMS integration has no Account SID, auth token or "
-            "sender number. An admin can change that under Settings → Channels." in html)
-    assert "No channel you have on can reach you now" in html
+    assert 'name="sms"' in html and 'name="phone"' in html
+    for hidden in ('name="email"', 'name="pagerduty"', 'name="slack"', "slack_member_id"):
+        assert hidden not in html
+    assert "Your organisation has not set up PagerDuty, Email and Slack." in html
+    for admin_words in ("Account SID", "integration is disabled", "Settings → Channels"):
+        assert admin_words not in html
+    assert "ask your help desk about the others" in html
+    assert save(auth, user, sms="y", phone="+14155550123").status_code == 302
+    assert prefs(app, user) == {"pagerduty": False, "email": True, "sms": True, "slack": True,
+                                "phone": "+14155550123", "slack_member_id": "U024BE7LH"}, \
+        "what a member is not offered stays as it was"
+
+
+def test_a_member_of_an_organisation_with_no_channel_set_up_is_told_so(client, as_member):
+    html = client.get("/profile/messaging").text
+    assert "Your organisation has not set up a channel yet" in html
+    assert "Unavailable right now" not in html
 
 
 def test_an_admin_is_pointed_to_the_settings_page_that_fixes_it(client, as_admin):
@@ -142,6 +167,7 @@ def test_the_page_says_which_channels_reach_the_user_now(app, client, make_user,
     assert "Unavailable right now: the email" not in html
 
 
+@pytest.mark.usefixtures("every_channel_offered")
 def test_a_user_changes_only_their_own_preferences(app, as_member, member, make_user):
     other = make_user("member")
     save(as_member, member, email="y", sms="y", phone="+14155550123")

@@ -171,9 +171,9 @@ def test_the_status_shows_the_errors_list_of_a_400(client, as_admin, fake_pagerd
     assert "HTTP 400: &#39;payload.source&#39; is missing or blank" in page(client)
 
 
-def test_the_test_button_without_a_key_says_to_save_one(client, as_admin, fake_pagerduty):
+def test_the_test_button_without_a_key_says_to_paste_one(client, as_admin, fake_pagerduty):
     as_admin.post("/settings/pagerduty/test")
-    assert "Save the integration key first" in page(client)
+    assert "Paste an integration key to send a test." in page(client)
     assert fake_pagerduty.received == []
 
 
@@ -215,3 +215,14 @@ def test_a_key_that_cannot_be_decrypted_is_reported_not_a_crash(app, client, as_
     assert "cannot be decrypted" in html and "Enter it again" in html
     as_admin.post("/settings/pagerduty/test")
     assert "cannot be decrypted" in page(client)
+
+
+def test_a_malformed_key_in_the_form_is_answered_beside_the_test_button(client, as_admin,
+                                                                       fake_pagerduty):
+    response = as_admin.post("/settings/pagerduty/test",
+                             {"integration_key": TEST_KEY[:31], "severity": "critical"})
+    html = client.get(response.headers["Location"]).text
+    beside = html[html.index('id="test-result"'):html.index('id="audit-heading"')]
+    assert ("The integration key must be 32 letters or digits; yours has 31 characters."
+            in beside)
+    assert fake_pagerduty.received == []

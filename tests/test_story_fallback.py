@@ -77,7 +77,8 @@ def test_email_keeps_reaching_a_pagerduty_user_when_the_admin_turns_pagerduty_of
 
     assert admin.post("/settings/pagerduty", {"severity": "critical"}).status_code == 302
     preferences = user.client.get("/profile/messaging").text
-    assert "Unavailable right now: the PagerDuty integration is disabled." in preferences
+    assert "Your organisation has not set up PagerDuty, SMS and Slack." in preferences
+    assert 'name="pagerduty"' not in preferences, "not offered while it is off"
     assert "Requests reach you through: <strong>Email</strong>." in preferences
 
     second = send_request(app, requestor, uma, message="Confirm the VPN reset", context="INC-2")

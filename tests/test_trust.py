@@ -56,6 +56,7 @@ def uma(make_user, auth):
 
 # -- changing how one is reached ----------------------------------------------------------------
 
+@pytest.mark.usefixtures("every_channel_offered")
 @pytest.mark.parametrize("extra, message", [
     ({}, "Prove it is you with one of your passkeys first"),
     ({"current_password": PASSWORD}, "Prove it is you with one of your passkeys first"),
@@ -69,6 +70,7 @@ def test_the_password_alone_cannot_redirect_requests(app, client, auth, uma, ext
     assert database_rows(app) == before
 
 
+@pytest.mark.usefixtures("every_channel_offered")
 def test_with_a_fresh_passkey_proof_the_change_is_saved_and_recorded(app, client, auth, uma):
     response = auth.post("/profile/messaging", {**REDIRECT, "proof": proof(client, uma)})
     assert response.status_code == 302
@@ -79,6 +81,7 @@ def test_with_a_fresh_passkey_proof_the_change_is_saved_and_recorded(app, client
     assert event["changes"] == ["Email off", "Slack on", "Slack member id added"]
 
 
+@pytest.mark.usefixtures("every_channel_offered")
 def test_a_proof_made_for_another_user_does_not_count(app, client, auth, uma, make_user):
     other = make_user("member")
     csrf = csrf_token_from(client.get("/profile/messaging").text)
@@ -90,6 +93,7 @@ def test_a_proof_made_for_another_user_does_not_count(app, client, auth, uma, ma
     assert preferences(app, uma)[0] is True
 
 
+@pytest.mark.usefixtures("every_channel_offered")
 def test_without_a_passkey_the_current_password_is_the_proof(app, client, auth, make_user):
     noel = make_user("member", name="Noel Nopass", passkey=False)
     auth.login(noel)
@@ -103,6 +107,7 @@ def test_without_a_passkey_the_current_password_is_the_proof(app, client, auth, 
     assert kinds(app, "profile.messaging_changed")[-1]["proof"] == "password"
 
 
+@pytest.mark.usefixtures("every_channel_offered")
 def test_a_change_is_announced_through_the_channels_that_reached_the_user_before(
         app, client, auth, uma, fake_smtp):
     configure_email(app, fake_smtp.port)

@@ -82,25 +82,38 @@ def redact_provider_text(text, instance, prepared):
     return _ANSWER_TOKEN.sub(lambda m: m.group(1) + mask(m.group(2)), text)
 
 
-def send_test(name, *, actor):
-    """A real test message through the channel; feeds its status indicator and the audit log.
+def send_test(name, *, actor, values=None):
+    """A real test message through the channel, to ``actor``; returns (the send's result,
+    whether it used settings not saved).
 
-    Raises ChannelUnavailable when the channel has nothing to send with.
+    ``values``: the settings form as typed (``Integration.draft``; nothing: the saved
+    settings). Nothing typed is stored. The audit log notes every test; the status indicator
+    only one with the saved settings, as it tells how those work. SettingsError says what is
+    wrong with a value; ChannelUnavailable why nothing can be sent.
     """
-    return _send_now(name, lambda instance: instance.prepare_test(actor),
-                     kinds.settings_tested(name), actor)
+    draft = channel(name).draft(values or {})
+    return _send_draft(name, draft, kinds.settings_tested(name), actor,
+                       lambda instance: instance.prepare_test(actor, draft))
 
 
-def resolve_test(name, dedup_key, *, actor):
-    """Resolve the test incident opened with ``dedup_key``, at once, as the test was sent;
-    feeds the status indicator and the audit log. ChannelUnavailable says why not."""
-    return _send_now(name, lambda instance: instance.prepare_test_resolve(dedup_key),
-                     kinds.settings_test_resolved(name), actor)
+def resolve_test(name, dedup_key, *, actor, values=None):
+    """Resolve the test incident opened with ``dedup_key``, at once, as the test was sent
+    (with the form's settings, as ``send_test``)."""
+    draft = channel(name).draft(values or {}, purpose="resolve the test incident")
+    return _send_draft(name, draft, kinds.settings_test_resolved(name), actor,
+                       lambda instance: instance.prepare_test_resolve(dedup_key, draft))
 
 
-def _send_now(name, prepare, event_kind, actor):
+def _send_draft(name, draft, event_kind, actor, prepare):
+    result = _send_now(name, prepare, event_kind, actor, status=not draft.unsaved,
+                       data={"unsaved": True} if draft.unsaved else {})
+    return result, draft.unsaved
+
+
+def _send_now(name, prepare, event_kind, actor, *, status=True, data=None):
     """What an admin sends from a settings page goes at once, not through the outbox: the
-    answer is shown to them. No connection is held while the provider answers."""
+    answer is shown to them. No connection is held while the provider answers. ``status``:
+    whether the outcome feeds the status indicator; ``data``: more for the audit event."""
     instance = channel(name)
     try:
         prepared = prepare(instance)
@@ -108,9 +121,11 @@ def _send_now(name, prepare, event_kind, actor):
         raise ChannelUnavailable(str(exc).rstrip(".")) from None
     db.session.commit()
     result = send(instance, prepared)
-    integration.record_outcome(name, success=result.accepted, error=result.error)
+    if status:
+        integration.record_outcome(name, success=result.accepted, error=result.error)
     event_log.record(event_kind, actor=actor, data={
         "outcome": result.outcome, "http_status": result.http_status, "error": result.error,
+        **(data or {}),
     })
     db.session.commit()
     return result

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Protocol
 from ..extensions import db
 from ..models import Transaction, User
 from .http import SendResult
-from .integration import Integration
+from .integration import Draft, Integration
 
 
 class _ToMember:
@@ -169,11 +169,10 @@ class Channel(Integration):
             raise ChannelUnavailable(problem)
         return Prepared(self.build(self.settings_row(), transaction, link), link)
 
-    def prepare_test(self, sent_by: User) -> Prepared:
-        missing = self.save_first()
-        if missing:
-            raise ChannelUnavailable(f"{missing}; the test uses the saved settings")
-        return Prepared(self.build_test(self.settings_row(), sent_by))
+    def prepare_test(self, sent_by: User, draft: Draft) -> Prepared:
+        """A test to the admin who asks, with the settings as their form has them (``draft``),
+        saved or not, the channel on or off."""
+        return Prepared(self.build_test(draft, sent_by))
 
     def prepare_notice(self, user: User, notice: Notice) -> Prepared:
         """A Notice to ``user`` at the address they have now, ready to send."""
@@ -182,8 +181,11 @@ class Channel(Integration):
             raise ChannelUnavailable(problem)
         return Prepared(self.build_notice(self.settings_row(), user, notice))
 
-    def secret(self) -> str | None:
-        """The stored secret, decrypted (see ``stored_secret``)."""
+    def secret(self, settings: Any = None) -> str | None:
+        """The secret the channel sends with: typed into a test's form (``settings`` a
+        Draft), else the stored one, decrypted (see ``stored_secret``)."""
+        if isinstance(settings, Draft) and settings.typed(self.secret_setting) is not None:
+            return settings.typed(self.secret_setting)
         return self.stored_secret()
 
     # What the client sends, built from the settings row: a request's notification, a test

@@ -354,7 +354,7 @@ class Email(Channel):
 
     def _server(self, settings):
         return Server(host=settings.host, port=settings.port, tls_mode=settings.tls_mode,
-                      username=settings.username, password=self.secret())
+                      username=settings.username, password=self.secret(settings))
 
     def build(self, settings, transaction, link):
         return self._outgoing(settings, request_email, transaction=transaction, link=link,

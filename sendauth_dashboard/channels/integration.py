@@ -121,11 +121,6 @@ class Integration:
         row = self.settings_row()
         return [s for s in self.settings if s.required and getattr(row, s.column) is None]
 
-    def save_first(self):
-        """"Save the SMTP host and the from address first", or None when nothing is missing."""
-        missing = self.missing_settings()
-        return f"Save {join_words([f'the {s.label}' for s in missing])} first" if missing else None
-
     def problem(self) -> str | None:
         """Why the organisation cannot send through the channel now, or None."""
         missing = self.missing_settings()
@@ -135,6 +130,40 @@ class Integration:
         if not self.settings_row().enabled:
             return f"the {self.noun} integration is disabled"
         return None
+
+    def draft(self, values: dict, purpose: str = "send a test") -> "Draft":
+        """The saved settings with what the form has laid over them, for a test: never stored.
+
+        ``values`` maps a setting's name to the raw form text; a setting left out keeps its
+        saved value, a secret left empty the stored one (as on save). SettingsError says what
+        is wrong with a value, or which required setting is missing (to do ``purpose``).
+        """
+        row = self.settings_row()
+        overrides, typed = {}, {}
+        for setting in self.settings:
+            if setting.name not in values:
+                continue
+            cleaned = _clean(setting, values[setting.name])
+            if setting.secret:
+                if cleaned is not None:
+                    typed[setting.name] = cleaned
+            else:
+                overrides[setting.column] = cleaned
+        draft = Draft(row, overrides, typed, unsaved=self._differs(row, overrides, typed))
+        missing = [s for s in self.settings if s.required and draft.lacks(s)]
+        if missing:
+            asks = join_words([s.ask() for s in missing])
+            raise SettingsError(f"{asks[0].upper()}{asks[1:]} to {purpose}", missing[0].name)
+        return draft
+
+    def _differs(self, row, overrides, typed):
+        if any(getattr(row, column) != value for column, value in overrides.items()):
+            return True
+        try:
+            return any(self.stored_secret(s) != typed[s.name]
+                       for s in self.secret_settings if s.name in typed)
+        except SecretUnreadable:
+            return True
 
     def update_settings(self, *, enabled: bool, values: dict, actor, now=None) -> list[str]:
         """Apply the admin's changes; returns what changed, in words (never a secret itself).
@@ -221,6 +250,26 @@ class Integration:
         return None if ciphertext is None else decrypt(ciphertext)
 
 
+class Draft:
+    """Settings as a form has them, unsaved: reads like the settings row (the values typed
+    over the saved ones); ``typed(setting)`` is a secret typed in (None: the stored one is
+    used); ``unsaved`` says whether anything differs from what is saved."""
+
+    def __init__(self, row, overrides, typed, *, unsaved):
+        self._row, self._overrides, self._typed = row, overrides, typed
+        self.unsaved = unsaved
+
+    def __getattr__(self, name):
+        overrides = self.__dict__["_overrides"]
+        return overrides[name] if name in overrides else getattr(self.__dict__["_row"], name)
+
+    def typed(self, setting):
+        return self._typed.get(setting.name)
+
+    def lacks(self, setting):
+        return self.typed(setting) is None and getattr(self, setting.column) is None
+
+
 @dataclass(frozen=True)
 class SecretRemoval:
     """What removing a stored secret did: ``removed`` (False: none was stored) and whether the
@@ -272,6 +321,9 @@ def status_view(channel):
     if row.last_outcome == "success":
         return StatusView("success", "Success", at=row.last_success_at,
                           last_success_at=row.last_success_at)
+    if row.last_outcome == "retrying":
+        return StatusView("retrying", "Retrying", at=row.last_error_at, error=row.last_error,
+                          last_success_at=row.last_success_at)
     return StatusView("error", "Error", at=row.last_error_at, error=row.last_error,
                       last_success_at=row.last_success_at)
 
@@ -285,15 +337,16 @@ def has_been_invoked(channel):
 STATUS_REFRESH_SECONDS = 1.0
 
 
-def record_outcome(channel, *, success, error=None, at=None):
+def record_outcome(channel, *, success, error=None, at=None, retrying=False):
     """Update the channel's status indicator from a real send, in the current database
-    transaction.
+    transaction. ``retrying``: it failed, and will be tried again (a 429, a 5xx, a timeout):
+    "retrying", not "error", until the retries run out.
 
     The same outcome (and error) again within a second is not written again: a burst of
     sends would otherwise queue every dispatcher on this one row.
     """
     at = at or utcnow()
-    outcome = "success" if success else "error"
+    outcome = "success" if success else "retrying" if retrying else "error"
     seen = (outcome, error)
     written = runtime().status_writes
     previous = written.get(channel)

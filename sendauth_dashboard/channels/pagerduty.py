@@ -315,12 +315,10 @@ class PagerDuty(Channel):
             raise ChannelUnavailable(problem)
         return Prepared(resolve_event(routing_key=self.secret(), dedup_key=dedup_key))
 
-    def prepare_test_resolve(self, dedup_key):
-        """A resolve of a test incident: like the test, with the saved key, on or off."""
-        missing = self.save_first()
-        if missing:
-            raise ChannelUnavailable(f"{missing}; the resolve uses the saved settings")
-        return Prepared(resolve_event(routing_key=self.secret(), dedup_key=dedup_key))
+    def prepare_test_resolve(self, dedup_key, draft):
+        """A resolve of a test incident: like the test, with the key the form has (``draft``),
+        saved or not, the channel on or off."""
+        return Prepared(resolve_event(routing_key=self.secret(draft), dedup_key=dedup_key))
 
     def webhook_secret(self):
         return self.stored_secret(self.webhook_secret_setting)
@@ -331,7 +329,7 @@ class PagerDuty(Channel):
 
     def build_test(self, settings, sent_by):
         return test_trigger(
-            routing_key=self.secret(),
+            routing_key=self.secret(settings),
             severity=settings.severity,
             sent_by=sent_by.name,
             base_url=self.config["BASE_URL"],

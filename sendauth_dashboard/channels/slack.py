@@ -196,7 +196,7 @@ class Slack(Channel):
                              *request_message(transaction, link, template))
 
     def build_test(self, settings, sent_by):
-        return DirectMessage(self.secret(), self.test_recipient(sent_by),
+        return DirectMessage(self.secret(settings), self.test_recipient(sent_by),
                              *test_message(sent_by))
 
     def build_notice(self, settings, user, notice):

@@ -252,7 +252,7 @@ class Sms(Channel):
     client_class = TwilioClient
 
     def _sms(self, settings, to, body):
-        return TextMessage(account_sid=settings.account_sid, auth_token=self.secret(),
+        return TextMessage(account_sid=settings.account_sid, auth_token=self.secret(settings),
                     sender=settings.sender, to=to, body=body)
 
     def build(self, settings, transaction, link):

@@ -1,5 +1,16 @@
 """The home page (what to do next, by role) and the health check."""
-from flask import Blueprint, current_app, jsonify, render_template, request, url_for
+import ipaddress
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
 from flask_login import current_user, login_required
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -10,7 +21,9 @@ from ..core import event_log
 from ..errors import database_busy
 from ..extensions import db
 from ..models import Transaction, User
+from ..services.people import passkeys
 from ..services.reports import health, organisation
+from ..services.requests import routing
 from ..services.webhooks import endpoints
 from .auth import role_required
 from .settings import SIDEBAR
@@ -23,7 +36,7 @@ RECENT_TRANSACTIONS = 5
 @bp.route("/")
 @login_required
 def home():
-    context = {}
+    context = {"own_reach": own_reach()}
     if current_user.has_role("admin"):
         context["checklist"] = admin_checklist()
     if current_user.has_role("reviewer"):
@@ -47,12 +60,33 @@ def right_now():
     return render_template("_right_now.html", now=health.right_now())
 
 
+def own_reach():
+    """What the signed-in person is told when they are expected to answer requests and
+    nobody can send them one: {"missing": "channel" or "passkey", "offered": the labels of
+    the channels the organisation has set up}; None when they can be sent one."""
+    user = db.session.get(User, current_user.id)
+    if not health.expected_to_answer([user]):
+        return None
+    reach = health.reach_of([user])[user.id]
+    if reach.reachable:
+        return None
+    offered = [channels.label(name) for name, problem in routing.organisation_problems().items()
+               if problem is None]
+    return {"missing": "channel" if not reach.channels else "passkey", "offered": offered}
+
+
 def admin_checklist():
     """A new admin's first steps, each ticked off once done."""
     pagerduty = channels.channel("pagerduty")
     settings = pagerduty.settings_row()
     user_count = db.session.scalar(select(func.count(User.id)))
+    retrying = health.channels_retrying()
     steps = [
+        {
+            "label": "Register your own passkey: it signs you in, and proves it is you",
+            "done": passkeys.has_passkey(current_user),
+            "url": url_for("profile.passkeys"),
+        },
         {
             "label": "Set up PagerDuty: paste the integration key and enable it",
             "done": bool(settings.enabled and settings.integration_key_ciphertext),
@@ -72,16 +106,59 @@ def admin_checklist():
             "label": "Keep every channel that is on working: none may be in error",
             "done": not health.channels_in_error(),
             "url": url_for("settings.channels"),
+            # Late, not failing: said in amber beside the step, which stays done.
+            "retrying": ", ".join(channels.label(c) for c in retrying),
         },
     ]
     if organisation.requires_passkey():
-        steps.insert(3, {
+        steps.insert(4, {
             "label": "Have the people who answer requests register a passkey: the "
                      "organisation requires one to verify",
             "done": not health.nobody_reachable_has_a_passkey(),
             "url": url_for("settings.users"),
         })
     return steps
+
+
+LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def address_warning():
+    """{"wrong_address": the same page at SENDAUTH_BASE_URL} when this page was opened at
+    another host, where passkeys fail (WebAuthn accepts only the base URL's host and origin):
+    127.0.0.1 for localhost, or an IP address for the name. A proxy that passes another Host
+    header, or a second name of the server, is not taken for a mistake: only a local name for
+    another local name, or an IP address for a name."""
+    base = urlsplit(current_app.config["BASE_URL"])
+    opened = urlsplit(f"{request.scheme}://{request.host}")
+    here, wanted = (opened.hostname or "").lower(), (base.hostname or "").lower()
+    if not here or not wanted:
+        return {}
+    if _local(here) and _local(wanted):
+        # Locally, the port counts too: the origin is scheme, host and port.
+        if (here, _port(opened)) == (wanted, _port(base)):
+            return {}
+    elif here == wanted or not (_ip_address(here) and not _ip_address(wanted)):
+        return {}
+    page = request.full_path if request.query_string else request.path
+    return {"wrong_address": {"here": opened.netloc, "host": base.netloc,
+                              "url": f"{base.scheme}://{base.netloc}{page}"}}
+
+
+def _port(address):
+    return address.port or (443 if address.scheme == "https" else 80)
+
+
+def _local(host):
+    return host in LOCAL_NAMES or host.endswith(".localhost")
+
+
+def _ip_address(host):
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 # How long /healthz waits for a lock before it says the database is busy: a probe that hangs
@@ -113,6 +190,14 @@ def healthz():
         return jsonify(status="unavailable", database=state), 503
     db.session.rollback()
     return jsonify(status="ok", database="ok")
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """The icon a browser asks for by itself (every page also links static/favicon.svg): the
+    same SVG, so no page load logs a 404."""
+    return send_from_directory(current_app.static_folder, "favicon.svg",
+                               mimetype="image/svg+xml", max_age=86400)
 
 
 # The bar at the top: the work. Settings is one item there, opening the settings sidebar
@@ -154,7 +239,9 @@ def navigation():
     work = items(WORK)
     if sidebar:
         opened = [item for _, entries in sidebar for item in entries]
-        settings_alert = "; ".join(item[3] for item in opened if item[3]) or None
+        marks = [item[3] for item in opened if item[3]]
+        settings_alert = Alert("; ".join(marks), "bad" if any(
+            m.level == "bad" for m in marks) else "warn") if marks else None
         work.append(("Settings", opened[0][1], request.blueprint == "settings",
                      settings_alert))
     return {"nav_work": work, "nav_personal": items(PERSONAL),
@@ -174,19 +261,37 @@ def _may_open(endpoint):
     return current_user.has_role(minimum)
 
 
+class Alert(str):
+    """A menu mark's words, and how bad: "bad" (red: failing) or "warn" (amber: late, being
+    retried)."""
+
+    level = "bad"
+
+    def __new__(cls, words, level="bad"):
+        alert = super().__new__(cls, words)
+        alert.level = level
+        return alert
+
+
 def _nav_alerts():
-    """A mark beside a menu item that needs an admin now: {endpoint: what is wrong}."""
+    """A mark beside a menu item that needs an admin now: {endpoint: Alert}."""
     if not current_user.has_role("admin"):
         return {}
     try:
         in_error = health.channels_in_error()
+        retrying = health.channels_retrying()
         hooks = endpoints.failing()
     except SQLAlchemyError:
         return {}  # an error page whose cause was the database still renders, unmarked
     alerts = {}
+    words = []
     if in_error:
-        names = ", ".join(channels.label(c) for c in in_error)
-        alerts["settings.channels"] = f"{names}: the last send failed"
+        words.append(", ".join(channels.label(c) for c in in_error) + ": the last send failed")
+    if retrying:
+        words.append(", ".join(channels.label(c) for c in retrying)
+                     + ": the last send is being retried")
+    if words:
+        alerts["settings.channels"] = Alert("; ".join(words), "bad" if in_error else "warn")
     if hooks:
-        alerts["settings.webhooks"] = f"{len(hooks)} failing or turned off"
+        alerts["settings.webhooks"] = Alert(f"{len(hooks)} failing or turned off")
     return alerts

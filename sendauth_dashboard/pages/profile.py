@@ -33,6 +33,7 @@ from wtforms.validators import InputRequired, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from .. import channels
+from ..channels.integration import join_words
 from ..extensions import db
 from ..services.people import accounts, api_keys, passkeys, passwords, preferences, proofs
 from ..services.reports import organisation
@@ -74,11 +75,14 @@ MessagingForm = messaging_form()
 @role_required("member")
 def messaging():
     form = MessagingForm(data=preferences.current(current_user))
+    offered = preferences.offered(current_user)
     if form.validate_on_submit():
+        wants, contact = preferences.as_chosen(
+            current_user, offered, wants={name: form[name].data for name in channels.names()},
+            contact={name: form[name].data for name in preferences.contact_details()})
         try:
             changes = preferences.update_messaging(
-                current_user, wants={name: form[name].data for name in channels.names()},
-                contact={name: form[name].data for name in preferences.contact_details()},
+                current_user, wants=wants, contact=contact,
                 credential=form.proof.data, password=form.current_password.data,
             )
             db.session.commit()
@@ -96,7 +100,9 @@ def messaging():
     return render_template(
         "profile/messaging.html", form=form,
         unavailable={name: channels.problem(name) for name in channels.names()},
-        route=routing.route(current_user), registry=channels.REGISTRY,
+        route=routing.route(current_user), registry=channels.REGISTRY, offered=offered,
+        not_offered=join_words([channels.label(n) for n in channels.names() if n not in offered]
+                               or [""]),
         proof=proofs.needed(current_user),
     ), 400 if form.errors or form.form_errors else 200
 

@@ -9,64 +9,15 @@
   var root = list || detail;
   if (!root || !window.EventSource) { return; }
 
-  var indicator = document.querySelector("[data-live-indicator]");
-  var label = indicator && indicator.querySelector("[data-live-label]");
   var FINAL = ["verified", "denied", "cancelled", "expired"];
   var lastId = Number(root.getAttribute("data-last-event-id")) || 0;
   var seen = new Set();
   var source = null;
   var retryTimer = null;
   var retryDelay = 1000;
-  var LOST_AFTER_MS = 4000;  // a blip shorter than this is not worth a banner
-  var lostSince = null;
-  var lostTimer = null;
-  var caughtUpTimer = null;
-  var banner = null;
-
-  function setState(state, text) {
-    if (!indicator) { return; }
-    indicator.setAttribute("data-state", state);
-    label.textContent = text;
-  }
-
-  // Without the stream for a few seconds: say so, and mark what is shown as possibly stale.
-  function connectionLost() {
-    if (lostSince) { return; }
-    lostSince = new Date();
-    clearTimeout(caughtUpTimer);
-    lostTimer = setTimeout(showLost, LOST_AFTER_MS);
-  }
-
-  function showLost() {
-    if (!banner) {
-      banner = document.createElement("p");
-      banner.className = "connection-lost";
-      banner.setAttribute("role", "alert");
-      banner.setAttribute("data-connection-lost", "");
-      var head = document.querySelector(".page-head");
-      head.parentNode.insertBefore(banner, head.nextSibling);
-    }
-    banner.textContent = "Live updates are paused since " +
-      lostSince.toLocaleTimeString() + ": the connection to the server is lost. " +
-      "What you see may be out of date; it updates again once the connection is back.";
-    banner.hidden = false;
-    document.querySelectorAll("[data-live-list], [data-live-transaction], [data-deliveries]")
-      .forEach(function (el) { el.classList.add("stale"); });
-  }
-
-  // Back, and the replay of what was missed has arrived (no message for a moment).
-  function caughtUp() {
-    clearTimeout(lostTimer);
-    lostSince = null;
-    if (banner) { banner.hidden = true; }
-    document.querySelectorAll(".stale").forEach(function (el) { el.classList.remove("stale"); });
-  }
-
-  function whileCatchingUp() {
-    if (lostSince === null && !document.querySelector(".stale")) { return; }
-    clearTimeout(caughtUpTimer);
-    caughtUpTimer = setTimeout(caughtUp, 700);
-  }
+  // The indicator and the lost-connection banner (live_status.js).
+  var status = window.SendAuthLiveStatus(
+    "[data-live-list], [data-live-transaction], [data-deliveries]");
 
   function connect() {
     clearTimeout(retryTimer);
@@ -74,25 +25,20 @@
     source = new EventSource(root.getAttribute("data-stream-url") + "?after=" + lastId);
     source.onopen = function () {
       retryDelay = 1000;
-      clearTimeout(lostTimer);  // back before the banner was due: no banner
-      setState("live", "Live");
-      whileCatchingUp();
+      status.opened();
     };
     source.onmessage = function (event) {
       handle(JSON.parse(event.data));
-      whileCatchingUp();
+      status.message();
     };
     source.onerror = function () {
       if (source.readyState === EventSource.CLOSED) {
         // The browser gives up after an HTTP error; keep trying, from the last event seen.
         source.close();
-        setState("reconnecting", "Reconnecting…");
         retryTimer = setTimeout(connect, retryDelay);
         retryDelay = Math.min(retryDelay * 2, 30000);
-      } else {
-        setState("reconnecting", "Reconnecting…");
       }
-      connectionLost();
+      status.failed();
     };
   }
 
@@ -130,6 +76,9 @@
       if (FINAL.indexOf(current) !== -1 && fresh.getAttribute("data-status") !== current) {
         return;
       }
+      // A row that has just arrived keeps its highlight when its next event (often its
+      // delivery, a moment later) redraws it.
+      if (row.classList.contains("arrived")) { fresh.classList.add("arrived"); }
       row.replaceWith(fresh);
       moveTabCount(current, fresh.getAttribute("data-status"));
       return;

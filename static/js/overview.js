@@ -1,10 +1,13 @@
 // Keeps the home page's "right now" section current: on each event from the live stream it
-// fetches the section again from the server (at most once a second) and swaps it in.
+// fetches the section again from the server (at most once a second) and swaps it in. Its
+// live indicator and lost-connection banner are the transaction list's (live_status.js).
 (function () {
   "use strict";
 
   var box = document.querySelector("[data-right-now]");
   if (!box || !window.EventSource || !window.fetch) { return; }
+
+  var status = window.SendAuthLiveStatus("[data-right-now]");
 
   var streamUrl = box.getAttribute("data-stream-url");
   var fragmentUrl = box.getAttribute("data-fragment-url");
@@ -38,13 +41,17 @@
     source.onopen = function () {
       retryDelay = 1000;
       box.setAttribute("data-live", "true");
+      if (status.wasLost()) { soon(); }  // what changed while the connection was lost
+      status.opened();
     };
     source.onmessage = function (event) {
       lastId = Math.max(lastId, Number(event.lastEventId) || 0);
       soon();
+      status.message();
     };
     source.onerror = function () {
       box.setAttribute("data-live", "false");
+      status.failed();
       if (source.readyState === EventSource.CLOSED) {
         source.close();
         setTimeout(connect, retryDelay);

@@ -48,7 +48,7 @@ def test_a_temporary_failure_is_retried_and_the_status_shows_it_meanwhile(app, p
     assert dispatch(app) == ["retrying"]
     (d,) = deliveries(app)
     assert (d.status, d.last_error) == ("queued", error)
-    assert (status(app, case).state, status(app, case).error) == ("error", error)
+    assert (status(app, case).state, status(app, case).error) == ("retrying", error)
     time_passes(app)
     assert dispatch(app) == ["sent"]
     assert len(case.sent(fake)) == 1

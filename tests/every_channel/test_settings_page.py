@@ -192,3 +192,46 @@ def test_admins_reach_every_channel_from_the_menu_and_the_sub_navigation(client,
         assert f'href="/settings/{channel}"' in nav
     assert f'href="/settings/{case.channel}" aria-current="page"' in nav
     assert nav.count(">on</span>") == 1 and nav.count(">off</span>") == 3
+
+
+def test_saving_without_ticking_enable_says_the_channel_is_still_off(app, client, as_admin,
+                                                                     case, fake):
+    save(as_admin, case, fake, enabled=False, secret=case.secret)
+    assert stored(app, case)[0] is False
+    html = page(client, case)
+    assert '<p class="flash flash-warning">Saved: ' in html
+    assert "; still off — tick Enable to use it." in html
+    save(as_admin, case, fake, secret="")
+    assert "integration enabled." in page(client, case)
+
+
+def test_the_test_button_sends_the_form_as_typed_and_stores_nothing(app, client, admin, as_admin,
+                                                                    case, fake):
+    """No script: the unsaved form goes to /test; the page comes back with the answer beside
+    the button (not at the top), the typed secret neither stored nor shown."""
+    form = {**case.settings(fake), case.secret_field: case.secret}
+    response = as_admin.post(url(case, "/test"), form)
+    assert response.headers["Location"] == url(case, "#test-result")
+    ((recipient, _),) = case.sent(fake)
+    assert recipient == case.reaches(admin)
+    html = page(client, case)
+    beside = html[html.index('id="test-result"'):html.index('id="audit-heading"')]
+    assert "accepted the test" in beside and "which are not saved" in beside
+    assert 'class="flashes"' not in html
+    assert case.secret not in html
+    assert stored(app, case) == (False, None)
+    assert 'data-state="never"' in html, "the status tells of the saved settings"
+    assert "with settings not saved: accepted" in html
+
+
+def test_the_test_answers_a_script_in_place_with_a_refusal_in_words(as_admin, case, fake):
+    case.refuse(fake, "Refused for this test")
+    response = as_admin.post(url(case, "/test"), {**case.settings(fake),
+                                                  case.secret_field: case.secret},
+                             headers={"X-Requested-With": "fetch"})
+    assert response.status_code == 200
+    assert response.text.lstrip().startswith('<p class="flash flash-error"')
+    assert "refused the test" in response.text
+    assert "<template data-status-now>" in response.text
+    assert case.secret not in response.text
+

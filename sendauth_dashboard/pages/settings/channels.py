@@ -5,7 +5,16 @@ The routes take the channel's name from the registry (``channels.REGISTRY``):
 ``.../test`` and ``.../remove-<key|password|token>``. The form is made from the channel's
 ``settings``; the page's own words are in ``templates/settings/<channel>.html``.
 """
-from flask import abort, current_app, flash, redirect, render_template, session, url_for
+from flask import (
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -23,6 +32,7 @@ from wtforms.validators import ValidationError
 
 from ... import channels
 from ...channels import integration, pagerduty
+from ...channels.integration import join_words
 from ...core import event_kinds
 from ...extensions import db
 from ...models import Event
@@ -97,8 +107,7 @@ def settings_page(name):
             db.session.rollback()
             apply_service_error(form, exc, channel.secret_setting.name)
         else:
-            flash("Saved: " + "; ".join(changes) + "." if changes else "Nothing changed.",
-                  "success" if changes else "info")
+            _say_saved(channel, changes)
             return redirect(url_for("settings.channel", name=name))
     return render_template(
         f"settings/{name}.html",
@@ -108,13 +117,28 @@ def settings_page(name):
         secrets=[(s, s.word or channel.page.secret_word, channel.secret_mask(s))
                  for s in channel.secret_settings],
         settings=channel.settings_row(),
-        save_first=channel.save_first(),
         status=integration.status_view(name),
         audit=_audit_rows(name),
         channel_tabs=channel_tabs(),
         test_incident=session.get(_TEST_INCIDENT.format(name)),
+        test_result=_last_test_result(name),
         webhook_url=_webhook_url(channel.page),
     ), 400 if form.errors else 200
+
+
+def _say_saved(channel, changes):
+    """What changed; and, when the channel stays off though the admin did not turn it off,
+    that it is still off and what it takes to use it."""
+    if not changes:
+        flash("Nothing changed.", "info")
+        return
+    saved = "Saved: " + "; ".join(changes)
+    if channel.settings_row().enabled or "integration disabled" in changes:
+        flash(saved + ".", "success")
+        return
+    missing = channel.missing_settings()
+    need = (f"{join_words([s.ask() for s in missing])}, then " if missing else "")
+    flash(f"{saved}; still off — {need}tick Enable to use it.", "warning")
 
 
 def _webhook_url(page):
@@ -131,11 +155,13 @@ def _audit_rows(name):
 
 
 def channel_tabs():
-    """The channels sub-navigation: each channel's name, label, whether it is on, and whether
-    it is in error (on, and its last send failed)."""
-    in_error = health.channels_in_error()
+    """The channels sub-navigation: each channel's name, label, whether it is on, and its
+    trouble: "error" (on, its last send failed), "retrying" (on, its last send is being tried
+    again, in amber: late, not failing) or None."""
+    in_error, retrying = health.channels_in_error(), health.channels_retrying()
     return [(name, channels.label(name), channels.channel(name).settings_row().enabled,
-             name in in_error) for name in channels.names()]
+             "error" if name in in_error else "retrying" if name in retrying else None)
+            for name in channels.names()]
 
 
 @bp.get("/channels", endpoint="channels")
@@ -149,60 +175,111 @@ def channels_overview():
 @bp.post("/<channel:name>/test", endpoint="channel_test")
 @role_required("admin")
 def send_test(name):
-    page = _channel(name).page
-    back = redirect(url_for("settings.channel", name=name))
+    """A test with the settings as the form has them (typed, unsaved ones too: never stored,
+    nor shown again). Its result shows beside the button: in place when static/js's
+    channel_test.js asks, else on the page this redirects back to."""
+    channel = _channel(name)
+    result = _test_result(channel, _form_values(channel))
+    if request.headers.get("X-Requested-With") == "fetch":
+        return _test_fragment(channel, result)
+    return _back_to_the_test(name, result)
+
+
+def _form_values(channel):
+    """The settings the posted form has (a setting it leaves out keeps its saved value)."""
+    return {s.name: request.form[s.name] for s in channel.settings if s.name in request.form}
+
+
+def _test_fragment(channel, result):
+    """The answer beside the test button, for channel_test.js: with the Resolve button when
+    there is a test incident, and the status indicator as it is now."""
+    return render_template(
+        "settings/_test_result.html", page=channel.page, test_result=result,
+        test_incident=session.get(_TEST_INCIDENT.format(channel.name)),
+        status=integration.status_view(channel.name), fragment=True)
+
+
+def _test_result(channel, values):
+    """What the test's result says: {"category": "success" or "error", "text": ...}."""
+    page = channel.page
+    too_long = next((s for s in channel.settings if len(values.get(s.name, "")) > FIELD_MAX_CHARS),
+                    None)
+    if too_long is not None:
+        return _said("error", f"The {too_long.label} is far longer than any can be.")
     try:
-        result = channels.send_test(name, actor=current_user)
-    except channels.ChannelUnavailable as exc:
-        flash(f"{exc}.", "error")
-        return back
+        result, unsaved = channels.send_test(channel.name, actor=current_user, values=values)
+    except (integration.SettingsError, channels.ChannelUnavailable) as exc:
+        return _said("error", f"{str(exc).rstrip('.')}.")
+    unsaved_note = (" Sent with the settings in the form, which are not saved: Save to keep "
+                    "them." if unsaved else "")
     # The provider's words may end with a full stop of their own.
     error = (result.error or "").rstrip(".")
-    if result.accepted:
-        if page.test_resolvable and result.external_id:
-            session[_TEST_INCIDENT.format(name)] = result.external_id
-        details = [f"{page.external_id_label} {result.external_id}"
-                   if page.external_id_label and result.external_id else None, result.note]
-        reference = "; ".join(d for d in details if d)
-        flash(f"{page.provider} accepted the {page.test_noun}"
-              f"{f' ({reference})' if reference else ''}. "
-              + page.accepted_advice.format(user=current_user), "success")
-    elif result.outcome == "permanent":
-        flash(f"{page.provider} refused the {page.test_noun}: {error}. "
-              + page.refused_advice, "error")
-    else:
-        flash(f"The {page.test_noun} did not get through: {error}. "
-              "Try again in a moment.", "error")
-    return back
+    if not result.accepted:
+        if result.outcome == "permanent":
+            return _said("error", f"{page.provider} refused the {page.test_noun}: {error}. "
+                         + page.refused_advice + unsaved_note)
+        return _said("error", f"The {page.test_noun} did not get through: {error}. "
+                     "Try again in a moment." + unsaved_note)
+    if page.test_resolvable and result.external_id:
+        session[_TEST_INCIDENT.format(channel.name)] = result.external_id
+    details = [f"{page.external_id_label} {result.external_id}"
+               if page.external_id_label and result.external_id else None, result.note]
+    reference = "; ".join(d for d in details if d)
+    return _said("success", f"{page.provider} accepted the {page.test_noun}"
+                 f"{f' ({reference})' if reference else ''}. "
+                 + page.accepted_advice.format(user=current_user) + unsaved_note)
 
 
-# The session key that remembers the admin's last test incident, for its Resolve button.
+def _said(category, text):
+    return {"category": category, "text": text}
+
+
+# The session keys that remember the admin's last test incident, for its Resolve button, and
+# the last result to show beside the test button once the page is back.
 _TEST_INCIDENT = "{}_test_incident"
+_TEST_RESULT = "channel_test_result"
+
+
+def _back_to_the_test(name, result):
+    session[_TEST_RESULT] = {"channel": name, **result}
+    return redirect(url_for("settings.channel", name=name, _anchor="test-result"))
+
+
+def _last_test_result(name):
+    result = session.pop(_TEST_RESULT, None)
+    return result if result and result.get("channel") == name else None
 
 
 @bp.post("/pagerduty/resolve-test", endpoint="pagerduty_resolve_test")
 @role_required("admin")
 def resolve_test():
-    back = redirect(url_for("settings.channel", name="pagerduty"))
-    dedup_key = session.get(_TEST_INCIDENT.format("pagerduty"))
+    """Resolve the admin's test incident with the key the form has, as the test was sent;
+    the answer shows where the test's did."""
+    channel = _channel("pagerduty")
+    result = _resolve_result(channel, _form_values(channel))
+    if request.headers.get("X-Requested-With") == "fetch":
+        return _test_fragment(channel, result)
+    return _back_to_the_test("pagerduty", result)
+
+
+def _resolve_result(channel, values):
+    key = _TEST_INCIDENT.format(channel.name)
+    dedup_key = session.get(key)
     if not pagerduty.is_test_dedup_key(dedup_key):
-        flash("There is no test incident of yours to resolve: send one first.", "error")
-        return back
+        return _said("error", "There is no test incident of yours to resolve: send one first.")
     try:
-        result = channels.resolve_test("pagerduty", dedup_key, actor=current_user)
-    except channels.ChannelUnavailable as exc:
-        flash(f"{exc}.", "error")
-        return back
+        result, _ = channels.resolve_test(channel.name, dedup_key, actor=current_user,
+                                          values=values)
+    except (integration.SettingsError, channels.ChannelUnavailable) as exc:
+        return _said("error", f"{str(exc).rstrip('.')}.")
     if result.accepted:
-        session.pop(_TEST_INCIDENT.format("pagerduty"), None)
-        flash(f"PagerDuty accepted the resolve of the test incident (dedup key {dedup_key}).",
-              "success")
-    elif result.outcome == "permanent":
-        flash(f"PagerDuty refused the resolve: {result.error}.", "error")
-    else:
-        flash(f"The resolve did not get through: {result.error}. Try again in a moment.",
-              "error")
-    return back
+        session.pop(key, None)
+        return _said("success", "PagerDuty accepted the resolve of the test incident "
+                                f"(dedup key {dedup_key}).")
+    if result.outcome == "permanent":
+        return _said("error", f"PagerDuty refused the resolve: {result.error}.")
+    return _said("error", f"The resolve did not get through: {result.error}. "
+                          "Try again in a moment.")
 
 
 @bp.post("/<channel:name>/remove-<secret_word>", endpoint="channel_remove_secret")

@@ -48,7 +48,7 @@ class UserSearchForm(FlaskForm):
 
     q = StringField("Search", description="Part of a name or an email address.")
     reach = SelectField("Show", choices=choices({
-        "": "Everyone", "unreachable": "Only those who cannot be sent a request"}))
+        "": "Everyone", "unreachable": "Those who answer requests and cannot be sent one"}))
 
 
 class ChangeRoleForm(FlaskForm):
@@ -92,7 +92,9 @@ def users():
     people = accounts.search(search.q.data)
     reach = health.reach_of(people)
     if search.reach.data == "unreachable":
-        people = [u for u in people if not reach[u.id].reachable]
+        # As home counts them: those expected to answer (health.expected_to_answer).
+        expected = health.expected_to_answer(people)
+        people = [u for u in people if not reach[u.id].reachable and u.id in expected]
     return render_template(
         "settings/users.html", form=form, people=people, reach=reach, search=search,
         searching=bool((search.q.data or "").strip() or search.reach.data),

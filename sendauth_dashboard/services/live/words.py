@@ -230,7 +230,8 @@ def _settings_changed(label):
 
 def _settings_tested(label, did):
     def words(t):
-        line = f"{t.who} {did} through {label}: {t['outcome'] or 'sent'}"
+        unsaved = " with settings not saved" if t["unsaved"] else ""
+        line = f"{t.who} {did} through {label}{unsaved}: {t['outcome'] or 'sent'}"
         if t["http_status"]:
             line += f" (HTTP {t['http_status']})"
         return line + t.error_tail()

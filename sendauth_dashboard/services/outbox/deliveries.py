@@ -333,7 +333,8 @@ def record_result(delivery_id, owner, result, config):
         outcome = "failed"
     if error:
         data["error"] = error
-    integration.record_outcome(delivery.channel, success=result.accepted, error=error, at=now)
+    integration.record_outcome(delivery.channel, success=result.accepted, error=error, at=now,
+                               retrying=outcome == "retrying")
     # The event last: on PostgreSQL it takes the event-order lock, held until the commit.
     record_event(delivery, outcome, data)
     db.session.commit()

@@ -33,6 +33,27 @@ def current(user):
     return values
 
 
+def offered(user):
+    """The channels a person's messaging preferences offer them: those the organisation has
+    set up and enabled; every channel to an admin, who can set one up (the page says why one
+    is unavailable, and where)."""
+    if user.has_role("admin"):
+        return list(channels.names())
+    return [name for name in channels.names() if channels.problem(name) is None]
+
+
+def as_chosen(user, offered_names, *, wants, contact):
+    """The choices to save: the form's (``wants``, ``contact``) for the channels offered; the
+    others, and their contact details, stay as they are (the person was not shown them)."""
+    kept = current(user)
+    wants = {name: wants[name] if name in offered_names else kept[name]
+             for name in channels.names()}
+    contact = {cls.contact.attribute: contact[cls.contact.attribute]
+               if cls.name in offered_names else kept[cls.contact.attribute]
+               for cls in channels.REGISTRY.values() if cls.contact}
+    return wants, contact
+
+
 def update_messaging(user, *, wants, contact, credential=None, password=None, now=None):
     """Apply a user's choices; returns what changed, in words. Nothing changes when refused.
 

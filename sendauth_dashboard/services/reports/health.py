@@ -7,7 +7,7 @@ one (with the organisation's settings read once).
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 
 from ... import channels
 from ...extensions import db
@@ -16,6 +16,7 @@ from ...models import (
     Delivery,
     IntegrationStatus,
     Passkey,
+    RoutingRule,
     Transaction,
     User,
     utcnow,
@@ -33,7 +34,7 @@ class ChannelHealth:
     label: str
     enabled: bool
     problem: str | None          # why nothing can be sent through it now, or None
-    state: str                   # "success", "error" or "never" (the last real send)
+    state: str                   # "success", "retrying", "error" or "never" (the last send)
     last_success_at: datetime | None
     last_error_at: datetime | None
     last_error: str | None
@@ -43,6 +44,12 @@ class ChannelHealth:
     def in_error(self):
         """On, and its last send failed: people are not being notified through it."""
         return self.enabled and self.state == "error"
+
+    @property
+    def retrying(self):
+        """On, and its last send is being tried again (a 429, a 5xx, a timeout): late, not
+        lost, unless the retries run out."""
+        return self.enabled and self.state == "retrying"
 
 
 def channel_health(now=None):
@@ -61,7 +68,7 @@ def channel_health(now=None):
             channel=name, label=channels.label(name),
             enabled=bool(channels.channel(name).settings_row().enabled),
             problem=channels.problem(name),
-            state={"success": "success", "error": "error"}.get(outcome, "never"),
+            state=outcome if outcome in ("success", "retrying", "error") else "never",
             last_success_at=status.last_success_at if status else None,
             last_error_at=status.last_error_at if status else None,
             last_error=status.last_error if status else None,
@@ -72,8 +79,17 @@ def channel_health(now=None):
 
 def channels_in_error():
     """The channels that are on and whose last send failed (one small query)."""
+    return channels_whose_last_send("error")
+
+
+def channels_retrying():
+    """The channels that are on and whose last send is being tried again."""
+    return channels_whose_last_send("retrying")
+
+
+def channels_whose_last_send(outcome):
     rows = db.session.scalars(
-        select(IntegrationStatus.channel).where(IntegrationStatus.last_outcome == "error")
+        select(IntegrationStatus.channel).where(IntegrationStatus.last_outcome == outcome)
     ).all()
     return [name for name in channels.names()
             if name in rows and channels.channel(name).settings_row().enabled]
@@ -95,19 +111,24 @@ class Reach:
         return self.why_not is None
 
 
-def passkey_counts():
-    """user id -> (how many passkeys, when the newest was registered)."""
+def passkey_counts(user_ids=None):
+    """user id -> (how many passkeys, when the newest was registered); of ``user_ids`` only,
+    when given (one person's home need not count everyone's)."""
+    query = select(Passkey.user_id, func.count(), func.max(Passkey.created_at))
+    if user_ids is not None:
+        query = query.where(Passkey.user_id.in_(user_ids))
     return {user_id: (count, newest) for user_id, count, newest in db.session.execute(
-        select(Passkey.user_id, func.count(), func.max(Passkey.created_at))
-        .group_by(Passkey.user_id)
-    ).all()}
+        query.group_by(Passkey.user_id)).all()}
+
+
+FEW = 50  # people whose passkeys are counted by id; more, and every passkey is counted at once
 
 
 def reach_of(users):
     """user id -> Reach, for each of ``users``."""
     problems = routing.organisation_problems()
     needs_passkey = organisation.requires_passkey()
-    keys = passkey_counts()
+    keys = passkey_counts([u.id for u in users] if len(users) <= FEW else None)
     result = {}
     for user in users:
         route = routing.route(user, problems)
@@ -130,9 +151,25 @@ def active_users():
     return db.session.scalars(select(User).where(User.active.is_(True))).all()
 
 
+def expected_to_answer(people):
+    """The ids of those of ``people`` who are expected to answer requests: every member (the
+    role whose work is answering), and anyone above it who has been sent a request or whom a
+    routing rule names. A requestor, reviewer, registrar or admin who never receives requests
+    is not missing a channel."""
+    others = [u.id for u in people if u.role != "member"]
+    answering = set(db.session.scalars(select(User.id).where(
+        User.id.in_(others),
+        exists().where(Transaction.user_id == User.id)
+        | exists().where(RoutingRule.user_id == User.id),
+    )).all()) if others else set()
+    return {u.id for u in people if u.role == "member"} | answering
+
+
 def unreachable_users():
-    """Active people who cannot be sent a request now, by name."""
+    """Active people expected to answer who cannot be sent a request now, by name."""
     people = active_users()
+    expected = expected_to_answer(people)
+    people = [u for u in people if u.id in expected]
     reach = reach_of(people)
     return sorted((u for u in people if not reach[u.id].reachable), key=lambda u: u.name)
 
@@ -158,6 +195,7 @@ class RightNow:
     retrying: int                # deliveries waiting to be tried again after a failure
     failed_24h: int              # deliveries that failed in the last 24 hours
     in_error: list               # ChannelHealth of the channels in error
+    retrying_channels: list      # ChannelHealth of the channels whose last send is retried
     unreachable: list            # Users who cannot be sent a request
     webhooks: list = ()          # webhook endpoints failing now, or turned off by the sender
 
@@ -191,8 +229,10 @@ def right_now(now=None):
     failed = db.session.scalar(
         select(func.count()).select_from(Delivery)
         .where(Delivery.status == "failed", Delivery.created_at >= now - RECENT))
+    health = channel_health(now)
     return RightNow(
         pending=pending, oldest_pending=oldest, today=today, retrying=retrying,
-        failed_24h=failed, in_error=[h for h in channel_health(now) if h.in_error],
+        failed_24h=failed, in_error=[h for h in health if h.in_error],
+        retrying_channels=[h for h in health if h.retrying],
         unreachable=unreachable_users(), webhooks=endpoints.failing(),
     )
