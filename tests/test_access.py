@@ -99,6 +99,14 @@ ROUTES = CHANNEL_ROUTES + [
      gate("admin", 400)),
     ("POST", "/settings/routing/<int:rule_id>/delete", "/settings/routing/{routing_rule}/delete",
      gate("admin", 302)),
+    ("GET", "/settings/approval-groups", "/settings/approval-groups", gate("admin", 200)),
+    ("POST", "/settings/approval-groups", "/settings/approval-groups", gate("admin", 400)),
+    ("GET", "/settings/approval-groups/<int:group_id>",
+     "/settings/approval-groups/{approval_group}", gate("admin", 200)),
+    ("POST", "/settings/approval-groups/<int:group_id>",
+     "/settings/approval-groups/{approval_group}", gate("admin", 400)),
+    ("POST", "/settings/approval-groups/<int:group_id>/delete",
+     "/settings/approval-groups/{approval_group}/delete", gate("admin", 302)),
     ("GET", "/settings/messages", "/settings/messages", gate("admin", 200)),
     ("POST", "/settings/messages", "/settings/messages", gate("admin", 400)),
     ("POST", "/settings/messages/preview", "/settings/messages/preview", gate("admin", 200)),
@@ -190,7 +198,8 @@ ROUTES = CHANNEL_ROUTES + [
     *((method, rule, rule.replace("<public_id>", "{transaction}")
        .replace("<int:user_id>", "{member}").replace("<int:endpoint_id>", "{webhook}")
        .replace("<int:delivery_id>", "{webhook_message}")
-       .replace("<int:rule_id>", "{routing_rule}"), everyone(401))
+       .replace("<int:rule_id>", "{routing_rule}")
+       .replace("<int:group_id>", "{approval_group}"), everyone(401))
       for method, rule in (
         ("GET", "/api/v1/transactions"), ("POST", "/api/v1/transactions"),
         ("GET", "/api/v1/transactions/<public_id>"),
@@ -210,7 +219,11 @@ ROUTES = CHANNEL_ROUTES + [
                  "/replay"),
         ("GET", "/api/v1/routing-rules"), ("POST", "/api/v1/routing-rules"),
         ("POST", "/api/v1/routing-rules/<int:rule_id>/move"),
-        ("DELETE", "/api/v1/routing-rules/<int:rule_id>"))),
+        ("DELETE", "/api/v1/routing-rules/<int:rule_id>"),
+        ("GET", "/api/v1/approval-groups"), ("POST", "/api/v1/approval-groups"),
+        ("GET", "/api/v1/approval-groups/<int:group_id>"),
+        ("PATCH", "/api/v1/approval-groups/<int:group_id>"),
+        ("DELETE", "/api/v1/approval-groups/<int:group_id>"))),
 ]
 
 
@@ -242,6 +255,16 @@ def routing_rule_id(app, user):
         rule = tag_rules.add(tag_key="team", tag_value="help", user_email=user.email, actor=None)
         db.session.commit()
         return rule.id
+
+
+def approval_group_id(app, user):
+    """An approval group of one, ``user``."""
+    from sendauth_dashboard.services.approvals import groups
+
+    with app.app_context():
+        group = groups.create(name="Help", member_emails=[user.email], threshold=1, actor=None)
+        db.session.commit()
+        return group.id
 
 
 def webhook_ids(app):
@@ -300,6 +323,7 @@ class World:
                           "passkey": passkey_ids(app, self.people["target"])[0],
                           "api_key": api_key_id(app, self.people["owner"]),
                           "routing_rule": routing_rule_id(app, self.people["target"]),
+                          "approval_group": approval_group_id(app, self.people["target"]),
                           **webhook_ids(app)}
         self.visits = {identity: Visit.begin(app, self.people.get(identity))
                        for identity in IDENTITIES}

@@ -8,7 +8,7 @@ import pytest
 from sendauth_dashboard.api import spec
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import API_SCOPES, ApiKey, User, utcnow
-from sendauth_dashboard.services.approvals import tag_rules
+from sendauth_dashboard.services.approvals import groups, tag_rules
 from sendauth_dashboard.services.people.api_keys import SCOPE_ROLES
 from sendauth_dashboard.services.webhooks import endpoints, queue
 from tests.support.api import Api, make_key
@@ -26,6 +26,8 @@ BODIES = {
     "change_endpoint": {},
     "add_routing_rule": {"key": "team", "value": "legal", "user": "target@example.com"},
     "move_routing_rule": {"direction": "up"},
+    "add_approval_group": {"name": "Legal", "members": ["target@example.com"], "threshold": 1},
+    "change_approval_group": {},
 }
 
 
@@ -48,6 +50,10 @@ def world(app, make_user):
                              actor=None)
         db.session.commit()
         hook["rule_id"] = rule.id
+        group = groups.create(name="Help", member_emails=[target.email], threshold=1,
+                              actor=None)
+        db.session.commit()
+        hook["group_id"] = group.id
     return {"holder": holder, "target": target, "transaction": public_id, "hook": hook}
 
 

@@ -275,7 +275,7 @@ PAGES = {
     "admin": ["/", "/settings/users", "/settings/pagerduty", "/settings/email", "/settings/sms",
               "/settings/slack", "/settings/organisation", "/settings/api-keys",
               "/settings/webhooks", "/settings/messages", "/settings/routing",
-              "/settings/sign-in", "/api/docs"],
+              "/settings/sign-in", "/settings/approval-groups", "/api/docs"],
 }
 
 

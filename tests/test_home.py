@@ -8,6 +8,7 @@ import segno
 from sendauth_dashboard.channels import integration
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import RoutingRule, User
+from sendauth_dashboard.services.approvals import groups
 from sendauth_dashboard.services.reports import health
 from tests.support.helpers import configure_pagerduty, send_request
 
@@ -66,9 +67,11 @@ def test_only_people_expected_to_answer_are_counted_as_unreachable(app, client, 
     make_user("member", name="Nora Nowhere")
     sent_to = make_user("requestor", name="Otto Answering")
     ruled = make_user("registrar", name="Rita Ruled")
+    grouped = make_user("reviewer", name="Gail Grouped")
     with app.app_context():
         db.session.add(RoutingRule(position=1, tag_key="team", tag_value="vip",
                                    user_id=ruled.id))
+        groups.create(name="Security", member_emails=[grouped.email], threshold=1, actor=None)
         db.session.commit()
     reached = make_user("member", name="Uma Reached", notify_pagerduty=True)
     send_request(app, requestor, reached)
@@ -81,8 +84,8 @@ def test_only_people_expected_to_answer_are_counted_as_unreachable(app, client, 
         db.session.commit()
     auth.login(make_user("reviewer"))
     figure = right_now(client.get("/").text).split('data-figure="unreachable"')[1]
-    assert "<strong>3</strong> people who answer requests cannot be sent one" in figure
-    for name in ("Nora Nowhere", "Otto Answering", "Rita Ruled"):
+    assert "<strong>4</strong> people who answer requests cannot be sent one" in figure
+    for name in ("Nora Nowhere", "Otto Answering", "Rita Ruled", "Gail Grouped"):
         assert name in figure
     for name in ("Hana Helpdesk", "Rex Reviewer", "Ada Other", "Uma Reached"):
         assert name not in figure

@@ -166,7 +166,7 @@ def test_no_page_shows_a_credential(app, day):
     with app.app_context():
         public_id = db.session.scalar(select(Transaction.public_id))
     urls = every_get_url(app, public_id=public_id, token=token, user_id=people["user"].id,
-                         endpoint_id=1)
+                         endpoint_id=1, group_id=1)
     app.config["SSE_MAX_SECONDS"] = 0.0  # the stream's replay, then its end
     for who in ("admin", "requestor", "reviewer", "user", None):
         client = browser(app, people[who]) if who else app.test_client()

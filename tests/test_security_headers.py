@@ -101,7 +101,8 @@ def test_every_page_has_the_headers_and_no_inline_code(app, make_user, world, wh
     elif who == "target":
         AuthActions(client).login(world["user"])
     urls = every_get_url(app, public_id=world["public_id"], token=world["token"],
-                         user_id=world["user"].id, endpoint_id=world["endpoint_id"])
+                         user_id=world["user"].id, endpoint_id=world["endpoint_id"],
+                         group_id=1)
     assert "/transactions/stream" in urls and "/healthz" in urls and "/static/css/app.css" in urls
     for url in urls:
         response = client.get(url)

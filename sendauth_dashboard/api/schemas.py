@@ -55,6 +55,14 @@ class NewTransaction(Body):
         Field(description="Shown to the user: why you are asking.")
     context: Annotated[str, StringConstraints(max_length=CONTEXT_MAX_CHARS)] = ""
     ticket: Ticket | None = None
+    group: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = Field(
+        None, examples=["Security team"],
+        description="Instead of `user`: the approval group (its name) whose members approve. "
+                    "Each member gets their own link; verified once the group's threshold of "
+                    "members verify, denied at the first deny.")
+    payload: dict | list | None = Field(
+        None, description="Any JSON (at most 8 KB) kept with the request and handed on in "
+                          "the outgoing webhook's `data.payload` when it ends.")
 
 
 class Person(BaseModel):
@@ -95,7 +103,27 @@ class Transaction(BaseModel):
     risks: list[str] = Field(description="What weakens the proof, in words.")
     pagerduty_incident: Incident | None
     ticket: Ticket | None
+    group: "GroupProgress | None" = Field(
+        None, description="For a request sent to an approval group: who was asked, each "
+                          "member's answer, how many more approvals are needed.")
+    payload: dict | list | None = None
     links: dict[str, str]
+
+
+class MemberAnswer(BaseModel):
+    member: Person
+    answer: Literal["waiting", "verified", "denied", "not asked"]
+    not_asked: str | None = Field(None, description="Why the member was not asked.")
+
+
+class GroupProgress(BaseModel):
+    name: str
+    threshold: int
+    approvals_needed: int
+    members: list[MemberAnswer]
+
+
+Transaction.model_rebuild()
 
 
 class TransactionList(BaseModel):

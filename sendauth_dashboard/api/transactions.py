@@ -8,7 +8,7 @@ from ..core import event_kinds as kinds
 from ..core.ids import MAX_ROW_ID
 from ..extensions import db
 from ..models import Event, Transaction, User, utcnow
-from ..services.approvals import tag_rules
+from ..services.approvals import group_requests, groups, tag_rules
 from ..services.live.words import describe
 from ..services.requests import (
     delivery_report,
@@ -46,7 +46,19 @@ def transaction_out(t, key, proofs=None):
             url=incident.html_url),
         ticket=None if not (t.ticket_system or t.ticket_id or t.ticket_url) else schemas.Ticket(
             system=t.ticket_system, id=t.ticket_id, url=t.ticket_url),
+        group=_group_progress(t), payload=t.payload,
         links={"page": page, "self": url_for("api.get_transaction", public_id=t.public_id)})
+
+
+def _group_progress(t):
+    if t.threshold is None:
+        return None
+    return schemas.GroupProgress(
+        name=t.group_name, threshold=t.threshold, approvals_needed=t.approvals_needed,
+        members=[schemas.MemberAnswer(
+            member=_person(a.user), not_asked=a.not_asked,
+            answer=a.decision or ("not asked" if a.not_asked else "waiting"))
+            for a in t.approvals])
 
 
 def _person(user):
@@ -65,20 +77,29 @@ def _proofs(rows):
 
 
 def _addressee(body):
-    """(the user's email, the routing rule in words or None) for a new request."""
-    if (body.user is None) == (body.tags is None):
-        raise field_problem("Give either `user` (who must prove who they are) or `tags` (the "
-                            "routing rules pick them), not both and not neither.", "user")
+    """(the user's email or None, the approval group or None, the routing rule in words or
+    None) for a new request."""
+    if sum(x is not None for x in (body.user, body.tags, body.group)) != 1:
+        raise field_problem("Give one of `user` (who must prove who they are), `group` (an "
+                            "approval group whose members approve) or `tags` (the routing "
+                            "rules pick): not both, and not none.", "user")
     if body.tags is not None:
         try:
             rule = tag_rules.match(body.tags)
         except (tag_rules.NoRuleMatches, tag_rules.RuleError) as exc:
             raise field_problem(str(exc), "tags") from None
-        return rule.user.email, tag_rules.describe(rule)
+        return (rule.user.email if rule.user else None), rule.group, tag_rules.describe(rule)
+    if body.group is not None:
+        group = groups.find_by_name(body.group)
+        if group is None:
+            raise field_problem(f"There is no approval group named {body.group!r}. Check the "
+                                "name (an admin sees them under Settings → Approval groups).",
+                                "group")
+        return None, group, None
     if isinstance(body.user, int):
         user = db.session.get(User, body.user) if body.user < 2 ** 31 else None
-        return (user.email if user is not None else f"#{body.user}"), None
-    return body.user, None
+        return (user.email if user is not None else f"#{body.user}"), None, None
+    return body.user, None, None
 
 
 def _visible(key, public_id):
@@ -96,13 +117,16 @@ def create_transaction(key, body):
     channel's reason in `channels`. Too many requests by you or to the user: 429 with
     Retry-After. The answer's `code` is the call-binding code, given only here and to this
     key. With `tags` instead of `user`, the first routing rule that matches picks the user
-    (the timeline names the rule); none matches: 422 saying so."""
-    email, routed_by = _addressee(body)
+    (the timeline names the rule); none matches: 422 saying so. With `group`, every member
+    is asked with their own link (no code); when fewer can be asked than must approve, 422
+    with each one's reason. A `payload` over 8 KB: 422."""
+    email, group, routed_by = _addressee(body)
+    common = dict(requestor=key.user, message=body.message, context=body.context,
+                  ticket=body.ticket.model_dump() if body.ticket else None, api_key=key,
+                  routed_by=routed_by, payload=body.payload)
     try:
-        transaction = transactions.create(
-            requestor=key.user, user_email=email, message=body.message, context=body.context,
-            ticket=body.ticket.model_dump() if body.ticket else None, api_key=key,
-            routed_by=routed_by)
+        transaction = (group_requests.create(group=group, **common) if group is not None
+                       else transactions.create(user_email=email, **common))
         db.session.flush()
         answer = transaction_out(transaction, key, proofs={})
         db.session.commit()

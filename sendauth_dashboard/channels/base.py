@@ -11,9 +11,31 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+from ..extensions import db
 from ..models import Transaction, User
 from .http import SendResult
 from .integration import Draft, Integration
+
+
+class _ToMember:
+    """A group request as one member's notification reads it: ``user`` is the member, and
+    PagerDuty's dedup key theirs (each member's incident carries their own link)."""
+
+    def __init__(self, transaction, member):
+        self._transaction = transaction
+        self.user = member
+        self.dedup_key = f"{transaction.public_id}.{member.id}"
+
+    def __getattr__(self, name):
+        return getattr(self._transaction, name)
+
+
+def addressed_to(transaction, member_id):
+    """The transaction as a notification to a group's member (their user id) reads it; to its
+    own user when ``member_id`` is None or theirs."""
+    if member_id is None or member_id == transaction.user_id:
+        return transaction
+    return _ToMember(transaction, db.session.get(User, member_id))
 
 
 class ChannelUnavailable(Exception):

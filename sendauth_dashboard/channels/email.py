@@ -359,8 +359,8 @@ class Email(Channel):
     def build(self, settings, transaction, link):
         return self._outgoing(settings, request_email, transaction=transaction, link=link,
                               sender=settings.from_address,
-                              subject=message_templates.custom("email_subject"),
-                              body=message_templates.custom("email_body"))
+                              subject=message_templates.for_request("email_subject", transaction),
+                              body=message_templates.for_request("email_body", transaction))
 
     def build_test(self, settings, sent_by):
         return self._outgoing(settings, test_email, sender=settings.from_address,

@@ -58,6 +58,21 @@ FIELDS = {field.name: field for field in (
 )}
 
 
+# A group request's words when the organisation has none of its own: each member is asked to
+# approve, not to prove who they are.
+GROUP_DEFAULTS = {
+    "email_subject": "Approval requested by {requestor} from {group}",
+    "email_body": "{requestor} asks {group} to approve a request; {approvals_needed} more "
+                  "approvals are needed.\n\nMessage: {message}\nContext: {context}\n\n"
+                  "Approve or deny with your passkey:\n{link}\n\nThe link is yours alone, "
+                  "works once and expires at {expires}.",
+    "sms_body": "SendAuth: {requestor} asks {group} to approve.\nMessage: {message}\n"
+                "Context: {context}\nApprove or deny: {link}",
+    "slack_text": "Approval requested by {requestor} from {group} ({approvals_needed} more "
+                  "needed)\nMessage: {message}\nContext: {context}\nApprove or deny: {link}",
+}
+
+
 class TemplateError(ValueError):
     """A template that cannot be used; the message says what to change."""
 
@@ -114,12 +129,23 @@ def custom(field_name):
     return getattr(row, field_name) if row is not None else None
 
 
+def for_request(field_name, transaction):
+    """The template for ``transaction``'s message: the organisation's; else, for a group
+    request, the group's default; else None (SendAuth's own message)."""
+    template = custom(field_name)
+    if template is None and getattr(transaction, "group_name", None):
+        return GROUP_DEFAULTS[field_name]
+    return template
+
+
 def values_of(transaction, link):
     """What each placeholder is replaced by for ``transaction``."""
     return {"requestor": transaction.requestor.name, "user": transaction.user.name,
             "message": transaction.message, "context": transaction.context or "",
             "link": link, "expires": transaction.expires_at.strftime(EXPIRES_FORMAT),
-            "group": "", "approvals_needed": ""}
+            "group": getattr(transaction, "group_name", None) or "",
+            "approvals_needed": str(transaction.approvals_needed)
+            if getattr(transaction, "group_name", None) else ""}
 
 
 def sample_values(base_url, ttl_seconds, now=None):

@@ -114,13 +114,14 @@ def encoded_size(event):
 
 
 def transaction_trigger(*, transaction, routing_key, severity, link, base_url):
-    """The incident for an authentication request; dedup_key is the transaction's id."""
+    """The incident for an authentication request; dedup_key is the transaction's id (for a
+    group's member, with the member's: each member's incident carries their own link)."""
     requestor = transaction.requestor
     user = transaction.user
     return trigger_event(
         routing_key=routing_key,
         severity=severity,
-        dedup_key=transaction.public_id,
+        dedup_key=getattr(transaction, "dedup_key", transaction.public_id),
         summary=f"Authentication request from {requestor.name}",
         source=source_from(base_url),
         timestamp=transaction.created_at,

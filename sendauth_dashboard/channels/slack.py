@@ -191,9 +191,9 @@ class Slack(Channel):
     client_class = SlackClient
 
     def build(self, settings, transaction, link):
+        template = message_templates.for_request("slack_text", transaction)
         return DirectMessage(self.secret(), self.recipient(transaction.user),
-                             *request_message(transaction, link,
-                                              message_templates.custom("slack_text")))
+                             *request_message(transaction, link, template))
 
     def build_test(self, settings, sent_by):
         return DirectMessage(self.secret(settings), self.test_recipient(sent_by),

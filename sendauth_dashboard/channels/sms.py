@@ -256,8 +256,9 @@ class Sms(Channel):
                     sender=settings.sender, to=to, body=body)
 
     def build(self, settings, transaction, link):
+        template = message_templates.for_request("sms_body", transaction)
         return self._sms(settings, self.recipient(transaction.user),
-                         request_sms(transaction, link, message_templates.custom("sms_body")))
+                         request_sms(transaction, link, template))
 
     def build_test(self, settings, sent_by):
         return self._sms(settings, self.test_recipient(sent_by), test_sms(sent_by))

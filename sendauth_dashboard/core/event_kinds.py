@@ -17,6 +17,11 @@ TRANSACTION_EXPIRED = "transaction.expired"
 TRANSACTION_BECAME = {"verified": TRANSACTION_VERIFIED, "denied": TRANSACTION_DENIED,
                       "cancelled": TRANSACTION_CANCELLED, "expired": TRANSACTION_EXPIRED}
 
+# A request sent to an approval group: each member's answer (services.approvals.group_requests).
+APPROVAL_VERIFIED = "approval.verified"
+APPROVAL_DENIED = "approval.denied"
+APPROVAL_BECAME = {"verified": APPROVAL_VERIFIED, "denied": APPROVAL_DENIED}
+
 # Answering: a proof that did not hold, the passkey that did.
 VERIFICATION_REFUSED = "verification.refused"
 PASSKEY_USED = "passkey.used"
@@ -87,6 +92,10 @@ SETTINGS_ORGANISATION_CHANGED = "settings.organisation_changed"
 SETTINGS_MESSAGES_CHANGED = "settings.messages_changed"
 # Routing rules from a request's tags to a person (services.approvals.tag_rules).
 SETTINGS_ROUTING_CHANGED = "settings.routing_changed"
+# Approval groups (services.approvals.groups): made, changed, deleted.
+APPROVAL_GROUP_CREATED = "approval_group.created"
+APPROVAL_GROUP_CHANGED = "approval_group.changed"
+APPROVAL_GROUP_DELETED = "approval_group.deleted"
 
 # SCIM provisioning (services.provisioning): the identity provider's token, and the role a
 # group gives its members.

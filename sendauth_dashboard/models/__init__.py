@@ -4,6 +4,13 @@ rows and outgoing webhooks. Every name is here, so ``from ..models import X`` wo
 X lives, and importing this package defines every table (what Alembic's autogenerate
 compares)."""
 from .api import API_SCOPES, ApiKey, IdempotentRequest
+from .approvals import (
+    APPROVAL_DECISIONS,
+    GROUP_NAME_MAX_CHARS,
+    Approval,
+    ApprovalGroup,
+    ApprovalGroupMember,
+)
 from .columns import EventId, UTCDateTime, in_list, utcnow
 from .insights import TALLY_SUBJECTS, UNTIMED, InsightOffset, InsightTally
 from .people import (
@@ -59,6 +66,8 @@ from .webhooks import (
 )
 
 __all__ = [
+    "APPROVAL_DECISIONS", "GROUP_NAME_MAX_CHARS", "Approval", "ApprovalGroup",
+    "ApprovalGroupMember",
     "API_SCOPES", "ApiKey", "IdempotentRequest",
     "CHALLENGE_PURPOSES", "DELIVERY_ACTIONS", "DELIVERY_CHANNELS", "DELIVERY_STATES",
     "ENROLMENT_KINDS", "FINAL_TRANSACTION_STATES", "INCIDENT_STATES", "InsightOffset",

@@ -11,7 +11,8 @@ from .people import User
 
 # What a key may be used for; a key acts with at most its owner's current role as well.
 API_SCOPES = ("transactions:read", "transactions:write", "users:read", "users:write",
-              "audit:read", "webhooks:manage", "routing:manage")
+              "audit:read", "webhooks:manage", "routing:manage",
+              "groups:manage")
 
 
 class ApiKey(db.Model):

@@ -107,12 +107,24 @@ class Transaction(db.Model):
     ticket_url: Mapped[str | None] = mapped_column(String(2048))
     # The API key that sent it, if one did: only that key is given its call-binding code.
     api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
+    # Sent to an approval group: its name and threshold as they were when it was sent (the
+    # group may change or go; the request does not). ``user`` is then the first member asked;
+    # each member's answer is an Approval.
+    group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("approval_groups.id", ondelete="SET NULL"))
+    group_name: Mapped[str | None] = mapped_column(String(100))
+    threshold: Mapped[int | None] = mapped_column()
+    # What the sender handed over for its tool to act on when the request ends (the outgoing
+    # webhook's data): JSON, capped (services.requests.transactions.PAYLOAD_MAX_BYTES).
+    payload: Mapped[dict | list | None] = mapped_column(JSON)
 
     requestor: Mapped[User] = relationship(foreign_keys=[requestor_id], lazy="joined")
     user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="joined")
     deliveries: Mapped[list["Delivery"]] = relationship(
         back_populates="transaction", order_by="Delivery.id"
     )
+    approvals: Mapped[list["Approval"]] = relationship(  # noqa: F821
+        back_populates="transaction", order_by="Approval.id")
     # PagerDuty's incident for it, once a webhook told of one.
     pagerduty_incident: Mapped["PagerDutyIncident | None"] = relationship(
         lazy="selectin", viewonly=True)
@@ -152,6 +164,14 @@ class Transaction(db.Model):
     def _status_at(cls, now):
         return case((cls.overdue_at(now), "expired"), else_=cls.status)
 
+    @property
+    def approvals_needed(self):
+        """How many more members must verify a group request (None for one person's)."""
+        if self.threshold is None:
+            return None
+        verified = sum(1 for a in self.approvals if a.decision == "verified")
+        return max(0, self.threshold - verified)
+
     def __repr__(self):
         return f"<Transaction {self.public_id} {self.status}>"
 
@@ -173,8 +193,9 @@ class Delivery(db.Model):
         CheckConstraint("(action = 'notice' AND transaction_id IS NULL AND user_id IS NOT NULL)"
                         " OR (action <> 'notice' AND transaction_id IS NOT NULL)",
                         name="about"),
-        UniqueConstraint("transaction_id", "channel", "action",
-                         name="uq_deliveries_transaction_id_channel_action"),
+        # A group request notifies each member (``user_id``) through each of their channels.
+        UniqueConstraint("transaction_id", "channel", "action", "user_id",
+                         name="uq_deliveries_transaction_id_channel_action_user_id"),
         Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
         # Insights and channel health count deliveries by when they were queued, and time the
         # sent ones and count the failed ones.
@@ -206,6 +227,8 @@ class Delivery(db.Model):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     transaction: Mapped[Transaction | None] = relationship(back_populates="deliveries")
+    # A notice's user, or the group member a group request's notification goes to.
+    user: Mapped[User | None] = relationship()
 
     def __repr__(self):
         return f"<Delivery {self.id} {self.channel} {self.action} {self.status}>"
@@ -266,21 +289,30 @@ class WebhookReceipt(db.Model):
 
 class RoutingRule(db.Model):
     """A routing rule: a request whose tags hold ``tag_key`` = ``tag_value`` goes to the rule's
-    user. Rules are tried in ``position`` order; the first that matches decides
-    (services.approvals.tag_rules). Keys and values are kept lower-cased."""
+    user, or its approval group (one of the two). Rules are tried in ``position`` order; the
+    first that matches decides (services.approvals.tag_rules). Keys and values are kept
+    lower-cased."""
 
     __tablename__ = "routing_rules"
-    __table_args__ = (UniqueConstraint("tag_key", "tag_value", name="uq_routing_rules_tag"),)
+    __table_args__ = (UniqueConstraint("tag_key", "tag_value", name="uq_routing_rules_tag"),
+                      CheckConstraint("(user_id IS NULL) <> (group_id IS NULL)", name="target"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     position: Mapped[int] = mapped_column(unique=True)
     tag_key: Mapped[str] = mapped_column(String(64))
     tag_value: Mapped[str] = mapped_column(String(128))
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("approval_groups.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
-    user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="joined")
+    user: Mapped[User | None] = relationship(foreign_keys=[user_id], lazy="joined")
+    group = relationship("ApprovalGroup", lazy="joined")
+
+    @property
+    def target(self):
+        """Who the rule sends to, in words: a person's email, or "the group X"."""
+        return self.user.email if self.user is not None else f"the group {self.group.name}"
 
     def __str__(self):
         return f"{self.tag_key}={self.tag_value}"

@@ -151,11 +151,22 @@
     banner.hidden = false;
   }
 
+  // A group member's answer: their row in the members table, and how many more are needed.
+  function updateApprovals(data) {
+    var answer = document.querySelector('[data-member-id="' + data.member_id + '"] [data-answer]');
+    if (answer) { answer.textContent = data.answer; }
+    var needed = document.querySelector("[data-field=approvals-needed]");
+    if (needed && typeof data.approvals_needed === "number") {
+      needed.textContent = String(data.approvals_needed);
+    }
+  }
+
   function updateDetail(message) {
     if (message.transaction.id !== root.getAttribute("data-live-transaction")) { return; }
     showRisks(message.transaction.risks);
     if (message.delivery) { updateDelivery(message.delivery); }
     addToTimeline(message.id, message.html.line);
+    if (message.kind.indexOf("approval.") === 0) { updateApprovals(message.data); }
     if (changesStatus(message) && setStatus(root, message.transaction.status) &&
         FINAL.indexOf(message.transaction.status) !== -1) {
       document.querySelectorAll("[data-pending-only], .flashes").forEach(function (el) {
@@ -211,7 +222,7 @@
 
   function updateDelivery(d) {
     var table = document.querySelector("[data-deliveries]");
-    var row = table && table.querySelector('tr[data-channel="' + cssEscape(d.channel) + '"]');
+    var row = table && table.querySelector('tr[data-channel="' + cssEscape(d.key || d.channel) + '"]');
     if (!row) { return; }
     var state = row.getAttribute("data-state");
     // A finished delivery stays finished; an older event arriving late changes nothing.

@@ -1,6 +1,6 @@
-"""Settings: users and roles (registrars), the organisation's rules, messages and routing
-rules, sign-in through the identity provider, each channel's setup, and outgoing webhooks
-(admins)."""
+"""Settings: users and roles (registrars), the organisation's rules, messages, routing
+rules and approval groups, sign-in through the identity provider, each channel's setup, and
+outgoing webhooks (admins)."""
 from flask import Blueprint
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
@@ -14,6 +14,7 @@ SIDEBAR = (
     ("Requests", "Channels", "settings.channels"),
     ("Requests", "Messages", "settings.messages"),
     ("Requests", "Routing", "settings.routing"),
+    ("Requests", "Approval groups", "settings.approval_groups"),
     ("Integrations", "All API keys", "settings.api_keys_page"),
     ("Integrations", "Webhooks", "settings.webhooks"),
     ("Records", "Audit log", "settings.audit_log"),

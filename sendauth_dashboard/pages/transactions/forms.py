@@ -17,8 +17,10 @@ from ..forms import choices
 
 
 class NewTransactionForm(FlaskForm):
-    user = EmailField("User's email", validators=[DataRequired("Enter the user's email.")],
-                      description="The person who must prove who they are.")
+    user = EmailField("User's email", description="The person who must prove who they are.")
+    group = SelectField("Or an approval group", validate_choice=False,
+                        description="Every member is asked with their own link; the group's "
+                                    "number of members must approve, one deny denies it.")
     message = TextAreaField(
         "Message", validators=[DataRequired("Enter a message: tell the user why you are asking.")],
         description=f"Shown to the user with the request. At most {MESSAGE_MAX_CHARS} characters.",

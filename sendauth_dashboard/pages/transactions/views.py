@@ -6,8 +6,10 @@ from sqlalchemy import select
 
 from ... import channels
 from ...core import event_log
+from ...core.ids import MAX_ROW_ID
 from ...extensions import db
 from ...models import TRANSACTION_STATES, User, utcnow
+from ...services.approvals import group_requests, groups
 from ...services.requests import (
     delivery_report,
     pagerduty_incidents,
@@ -62,17 +64,18 @@ def index():
 @role_required("requestor")
 def new():
     form = NewTransactionForm()
+    form.group.choices = [("", "No group: the person above")] + [
+        (str(g.id), f"{g.name} ({g.threshold} of {len(g.members)} approve)")
+        for g in groups.in_order()]
     if form.validate_on_submit():
         try:
-            transaction = transactions.create(
-                requestor=current_user, user_email=form.user.data, message=form.message.data,
-                context=form.context.data,
-            )
+            transaction = _send(form)
             # What the answer says is read before the commit: after it, each would be read
             # again from the database while the event is fanned out to every watcher.
             db.session.flush()
-            public_id, name = transaction.public_id, transaction.user.name
-            via = ", ".join(channels.label(d.channel) for d in transaction.deliveries)
+            public_id = transaction.public_id
+            name = transaction.group_name or transaction.user.name
+            via = ", ".join(sorted({channels.label(d.channel) for d in transaction.deliveries}))
             db.session.commit()
         except transactions.TransactionError as exc:
             db.session.rollback()
@@ -88,6 +91,24 @@ def new():
                            message_max=transactions.MESSAGE_MAX_CHARS), 400 if form.errors else 200
 
 
+def _send(form):
+    """The request the form asks for: to the person, or to the approval group."""
+    common = dict(requestor=current_user, message=form.message.data, context=form.context.data)
+    chosen = form.group.data or ""
+    group = groups.find(int(chosen)) if chosen.isdigit() and int(chosen) <= MAX_ROW_ID else None
+    has_user = bool((form.user.data or "").strip())
+    if group is None and not has_user:
+        raise transactions.TransactionError(
+            "Enter the user's email, or pick an approval group." if len(form.group.choices) > 1
+            else "Enter the user's email.", "user")
+    if group is not None and has_user:
+        raise transactions.TransactionError("Send to the person or to the group, not both: "
+                                            "empty the email, or pick no group.", "user")
+    if group is not None:
+        return group_requests.create(group=group, **common)
+    return transactions.create(user_email=form.user.data, **common)
+
+
 @bp.route("/<public_id>")
 @role_required("requestor")
 def show(public_id):
@@ -101,6 +122,7 @@ def show(public_id):
         may_cancel=transactions.may_cancel(transaction, current_user),
         last_event_id=event_log.latest_event_id(),
         incident=_incident_view(transaction, status),
+        members=group_requests.progress(transaction) if transaction.threshold else None,
     )
 
 

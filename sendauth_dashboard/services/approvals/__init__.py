@@ -1,1 +1,2 @@
-"""Who a request goes to when the sender does not name a person: routing rules by tag."""
+"""Who a request goes to and who approves it: routing rules by tag, approval groups and
+the answers of a group's members."""

@@ -1,6 +1,7 @@
 """Routing rules (Settings → Routing, admins): a request sent with tags (``{"team":
-"finance"}``) and no user goes to the person named by the first rule, in their order, whose tag
-key and value are among the request's tags. Keys and values match whatever their case.
+"finance"}``) and no user goes to the person (or approval group) named by the first rule, in
+their order, whose tag key and value are among the request's tags. Keys and values match
+whatever their case.
 
 Not the channel routing of ``services.requests.routing``, which picks the channels that reach a
 user once it is known who.
@@ -14,6 +15,7 @@ from ...core.text import control_character
 from ...extensions import db
 from ...models import RoutingRule
 from ..people import accounts
+from . import groups
 
 MAX_TAGS = 10
 TAG_KEY_MAX_CHARS = 64
@@ -74,29 +76,45 @@ def match(tags):
 
 
 def describe(rule):
-    """How the timeline names the rule that chose the person."""
-    return f"{rule.position}: {rule} → {rule.user.email}"
+    """How the timeline names the rule that chose the person or group."""
+    return f"{rule.position}: {rule} → {rule.target}"
 
 
-def add(*, tag_key, tag_value, user_email, actor):
-    """A new rule, tried after the others (uncommitted)."""
+def _target(user_email, group_name):
+    """(user, None) or (None, group) for a new rule; RuleError unless exactly one is named
+    and exists."""
+    user_email, group_name = (user_email or "").strip(), (group_name or "").strip()
+    if bool(user_email) == bool(group_name):
+        raise RuleError("Name either a person (their email) or an approval group, not both "
+                        "and not neither.", "user")
+    if group_name:
+        group = groups.find_by_name(group_name)
+        if group is None:
+            raise RuleError(f"There is no approval group named {group_name!r}. Check the "
+                            "name, or add it under Settings → Approval groups first.", "group")
+        return None, group
+    user = accounts.find_by_email(user_email)
+    if user is None or not user.active:
+        raise RuleError(f"There is no active user with the email {user_email!r}. Check the "
+                        "address, or invite them under Settings → Users first.", "user")
+    return user, None
+
+
+def add(*, tag_key, tag_value, user_email=None, group_name=None, actor):
+    """A new rule, tried after the others (uncommitted), sending to a person or a group."""
     tag_key = _clean(tag_key, TAG_KEY_MAX_CHARS, "key", "tag_key")
     tag_value = _clean(tag_value, TAG_VALUE_MAX_CHARS, "value", "tag_value")
-    user = accounts.find_by_email(user_email or "")
-    if user is None or not user.active:
-        raise RuleError(f"There is no active user with the email {(user_email or '').strip()!r}"
-                        ". Check the address, or invite them under Settings → Users first.",
-                        "user")
+    user, group = _target(user_email, group_name)
     same = db.session.scalar(select(RoutingRule).where(RoutingRule.tag_key == tag_key,
                                                        RoutingRule.tag_value == tag_value))
     if same is not None:
-        raise RuleTaken(f"Rule {same.position} routes {same} already, to {same.user.email}: "
+        raise RuleTaken(f"Rule {same.position} routes {same} already, to {same.target}: "
                         "delete it first to route that tag elsewhere.", "tag_value")
     last = db.session.scalar(select(func.max(RoutingRule.position))) or 0
     rule = RoutingRule(position=last + 1, tag_key=tag_key, tag_value=tag_value, user=user,
-                       created_by_id=actor.id if actor else None)
+                       group=group, created_by_id=actor.id if actor else None)
     db.session.add(rule)
-    _record(actor, f"added {tag_key}={tag_value} → {user.email} as rule {last + 1}")
+    _record(actor, f"added {tag_key}={tag_value} → {rule.target} as rule {last + 1}")
     return rule
 
 
@@ -109,7 +127,7 @@ def remove(rule, *, actor):
     for other in later:
         other.position -= 1
         db.session.flush()
-    _record(actor, f"deleted {rule} → {rule.user.email}")
+    _record(actor, f"deleted {rule} → {rule.target}")
 
 
 def move(rule, direction, *, actor):

@@ -108,16 +108,33 @@ def _created(t):
     how = [f"with the API key {t['api_key']}"] if t["api_key"] else []
     how += [f"for ticket {t['ticket']}"] if t["ticket"] else []
     how += [f"routed by the rule {t['routed_by']}"] if t["routed_by"] else []
+    if t["group"]:
+        how += [f"not asked: {', '.join(f'{n} ({why})' for n, why in t['not_asked'].items())}"
+                ] if t["not_asked"] else []
+        return (f"{t.who} sent the request to {t['group']}: {t['threshold']} of "
+                f"{len(t['asked'] or [])} asked must approve" + (f", through {via}" if via else "")
+                + (f" ({', '.join(how)})" if how else ""))
     return f"{t.who} sent the request" + (f" through {via}" if via else "") + \
         (f" ({', '.join(how)})" if how else "")
 
 
 def _verified(t):
+    if t["group"]:
+        return f"Verified: {t.who} gave the last approval {t['group']} needed"
     how = PROOF_WORDS.get(t["proof"])
     return f"{t.who} verified it" + (f" {how}" if how else "")
 
 
+def _approved(t):
+    needed = t["approvals_needed"]
+    left = ("the last approval needed" if not needed else
+            f"{needed} more approval{'s' if needed != 1 else ''} needed")
+    return f"{t.who} approved it for {t['group']}: {left}"
+
+
 def _denied(t):
+    if t["group"]:
+        return f"Denied: {t.who} of {t['group']} denied it"
     if t["reason"] == "wrong_code":
         return f"Denied: {t.who} entered a wrong code"
     return f"{t.who} denied it"
@@ -154,6 +171,11 @@ def _delivery_cancelled(t):
     if t.resolving:
         return f"{t.channel}: the incident was not resolved: {t['reason']}"
     return f"{t.channel}: not sent: {t['reason']}"
+
+
+def _to_member(words):
+    """A delivery's words, naming the group member it went to when it was to one."""
+    return lambda t: f"To {t['member']}: {words(t)}" if t["member"] else words(t)
 
 
 def _resolve_requested(t):
@@ -225,14 +247,22 @@ WORDS = {
     kinds.TRANSACTION_CANCELLED: lambda t: f"{t.who} cancelled the request" + (
         f": {t['reason']}" if t["reason"] else ""),
     kinds.TRANSACTION_EXPIRED: lambda t: "Expired without an answer",
+    kinds.APPROVAL_VERIFIED: _approved,
+    kinds.APPROVAL_DENIED: lambda t: f"{t.who} denied it for {t['group']}",
+    kinds.APPROVAL_GROUP_CREATED: lambda t: (f"{t.who} added the approval group "
+                                             f"{t['group']!r}: {t.changes}"),
+    kinds.APPROVAL_GROUP_CHANGED: lambda t: (f"{t.who} changed the approval group "
+                                             f"{t['group']!r}: {t.changes}"),
+    kinds.APPROVAL_GROUP_DELETED: lambda t: (f"{t.who} deleted the approval group "
+                                             f"{t['group']!r} ({t.changes})"),
     kinds.VERIFICATION_REFUSED: lambda t: f"{t.who} could not verify: {t['reason']}",
     kinds.PASSKEY_USED: _passkey_used,
     kinds.BINDING_WRONG_PICK: lambda t: (f"{t.who} picked a wrong code, {t['picked']} "
                                          f"({t['picks']} of {t['limit']} allowed)"),
-    kinds.DELIVERY_SENT: _delivery_sent,
-    kinds.DELIVERY_RETRYING: _delivery_retrying,
-    kinds.DELIVERY_FAILED: _delivery_failed,
-    kinds.DELIVERY_CANCELLED: _delivery_cancelled,
+    **{kind: _to_member(words) for kind, words in (
+        (kinds.DELIVERY_SENT, _delivery_sent), (kinds.DELIVERY_RETRYING, _delivery_retrying),
+        (kinds.DELIVERY_FAILED, _delivery_failed),
+        (kinds.DELIVERY_CANCELLED, _delivery_cancelled))},
     **{kind: _incident(kind) for kind in INCIDENT_WORDS},
     kinds.PAGERDUTY_RESOLVE_REQUESTED: _resolve_requested,
     kinds.USER_CREATED: lambda t: f"{t.who} created the account {t['email']} as {t['role']}",

@@ -15,7 +15,6 @@ a user of a change to their own account (``enqueue_notice``; its events are the 
 """
 import json
 import logging
-import random
 import time
 import traceback
 from datetime import timedelta
@@ -26,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ... import channels
 from ...channels import integration
-from ...channels.base import Notice
+from ...channels.base import Notice, addressed_to
 from ...core import event_kinds as kinds
 from ...core import event_log
 from ...core.secrets import SecretUnreadable, decrypt, encrypt
@@ -35,11 +34,9 @@ from ...extensions import db
 from ...models import Delivery, User, utcnow
 from ...runtime import runtime
 from ..reports import tallies
+from .backoff import backoff_seconds
 
 log = logging.getLogger(__name__)
-
-RETRY_AFTER_CAP_SECONDS = 3600.0
-
 
 def enqueue(transaction, channel_names, link):
     """Queue one delivery per channel, in the caller's database transaction (the outbox)."""
@@ -115,19 +112,6 @@ def cancel_open(transaction_id, reason, now):
     ).all()
     for channel, created_at in cancelled:
         tallies.delivery_ended(channel, created_at, "cancelled", now)
-
-
-def backoff_seconds(attempts, result, config, rng=random):
-    """Capped exponential backoff with jitter; never sooner than a Retry-After asks."""
-    base = config["DELIVERY_BACKOFF_BASE_SECONDS"]
-    cap = config["DELIVERY_BACKOFF_CAP_SECONDS"]
-    ceiling = min(cap, base * 2 ** max(0, attempts - 1))
-    delay = ceiling / 2 + rng.uniform(0, ceiling / 2)
-    if result.http_status == 429:
-        delay = max(delay, config["DELIVERY_RATE_LIMITED_FLOOR_SECONDS"])
-    if result.retry_after is not None:
-        delay = max(delay, min(result.retry_after, RETRY_AFTER_CAP_SECONDS))
-    return delay
 
 
 def _due(now):
@@ -260,7 +244,8 @@ def _attempt(delivery_id, owner):
         elif delivery.action == "notice":
             prepared = _prepare_notice(channel, delivery)
         else:
-            prepared = channel.prepare(transaction, decrypt(delivery.link_ciphertext))
+            prepared = channel.prepare(addressed_to(transaction, delivery.user_id),
+                                       decrypt(delivery.link_ciphertext))
     except channels.ChannelUnavailable as exc:
         _finish(delivery, "cancelled", now, f"Not sent: {exc}.")
         record_event(delivery, "cancelled", {**about, "reason": str(exc)})
@@ -373,10 +358,14 @@ def _requeue(delivery, at):
 
 
 def _about(delivery):
-    """What an event about a delivery says it was: its channel, and a resolve as such."""
-    if delivery.action == "notify":
+    """What an event about a delivery says it was: its channel, a resolve as such, and the
+    member a group request's notification went to."""
+    if delivery.action != "notify":
+        return {"channel": delivery.channel, "action": delivery.action}
+    if delivery.user_id is None:
         return {"channel": delivery.channel}
-    return {"channel": delivery.channel, "action": delivery.action}
+    member = db.session.get(User, delivery.user_id)
+    return {"channel": delivery.channel, "member_id": member.id, "member": member.name}
 
 
 def _finish(delivery, status, now, reason=None):

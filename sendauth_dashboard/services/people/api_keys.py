@@ -40,6 +40,7 @@ SCOPE_ROLES = {
     "audit:read": "admin",
     "webhooks:manage": "admin",
     "routing:manage": "admin",
+    "groups:manage": "admin",
 }
 SCOPE_LABELS = {
     "transactions:read": "Read transactions (requestors: the ones they sent)",
@@ -48,7 +49,9 @@ SCOPE_LABELS = {
     "users:write": "Invite users, change roles, issue enrolment links (registrars)",
     "audit:read": "Read the audit log (admins)",
     "webhooks:manage": "Set up outgoing webhooks: endpoints, secrets, replays (admins)",
-    "routing:manage": "Set up routing rules from a request's tags to a person (admins)",
+    "routing:manage": "Set up routing rules from a request's tags to a person or group "
+                      "(admins)",
+    "groups:manage": "Set up approval groups: members and threshold (admins)",
 }
 
 

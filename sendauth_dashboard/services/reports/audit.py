@@ -25,9 +25,9 @@ MAX_ACTOR_LENGTH = 254
 KIND_GROUPS = (
     ("settings", "Channel settings", tuple(map(kinds.settings_changed, channels.names()))),
     ("tests", "Channel tests", tuple(map(kinds.settings_tested, channels.names()))),
-    ("organisation", "Organisation rules, messages and routing",
+    ("organisation", "Organisation rules, messages, routing and approval groups",
      (kinds.SETTINGS_ORGANISATION_CHANGED, kinds.SETTINGS_MESSAGES_CHANGED,
-      kinds.SETTINGS_ROUTING_CHANGED)),
+      kinds.SETTINGS_ROUTING_CHANGED, "approval_group.")),
     ("sign_in", "Single sign-on", (kinds.SETTINGS_SIGN_IN_CHANGED,)),
     ("users", "Users and roles", ("user.",)),
     ("passkeys", "Passkeys", ("passkey.",)),

@@ -13,6 +13,7 @@ from ... import channels
 from ...extensions import db
 from ...models import (
     FINAL_TRANSACTION_STATES,
+    ApprovalGroupMember,
     Delivery,
     IntegrationStatus,
     Passkey,
@@ -153,14 +154,15 @@ def active_users():
 
 def expected_to_answer(people):
     """The ids of those of ``people`` who are expected to answer requests: every member (the
-    role whose work is answering), and anyone above it who has been sent a request or whom a
-    routing rule names. A requestor, reviewer, registrar or admin who never receives requests
-    is not missing a channel."""
+    role whose work is answering), and anyone above it who has been sent a request, whom a
+    routing rule names, or who is in an approval group. A requestor, reviewer, registrar or
+    admin who never receives requests is not missing a channel."""
     others = [u.id for u in people if u.role != "member"]
     answering = set(db.session.scalars(select(User.id).where(
         User.id.in_(others),
         exists().where(Transaction.user_id == User.id)
-        | exists().where(RoutingRule.user_id == User.id),
+        | exists().where(RoutingRule.user_id == User.id)
+        | exists().where(ApprovalGroupMember.user_id == User.id),
     )).all()) if others else set()
     return {u.id for u in people if u.role == "member"} | answering
 

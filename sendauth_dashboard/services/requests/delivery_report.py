@@ -51,6 +51,10 @@ class DeliveryRow:
     answer: str
     took: str  # from queued to accepted
     next_retry_at: datetime | None
+    # A group request's notification: the member it went to, and the row's key (the channel,
+    # then the member's id) that live updates find it by.
+    member: str = ""
+    key: str = ""
 
     def as_message(self):
         """JSON-ready, for the live stream."""
@@ -72,10 +76,12 @@ def duration_words(seconds):
     return f"{whole // 60} min {whole % 60:02d} s"
 
 
-def _row(channel, state, attempts, answer, seconds, next_retry_at):
+def _row(channel, state, attempts, answer, seconds, next_retry_at, member=(None, None)):
+    member_id, name = member
     return DeliveryRow(channel, channels.label(channel), state,
                        STATE_WORDS.get(state, state), attempts, answer,
-                       duration_words(seconds), next_retry_at)
+                       duration_words(seconds), next_retry_at, name or "",
+                       f"{channel}.{member_id}" if member_id else channel)
 
 
 def rows(transaction):
@@ -93,8 +99,9 @@ def rows(transaction):
             seconds = None
         retry = delivery.next_attempt_at if delivery.status == "queued" and delivery.attempts \
             else None
+        member = (delivery.user_id, delivery.user.name) if delivery.user_id else (None, None)
         shown.append(_row(delivery.channel, delivery.status, delivery.attempts, answer, seconds,
-                          retry))
+                          retry, member))
     return shown
 
 
@@ -112,7 +119,8 @@ def row_from_event(kind, data, at, transaction_created_at):
         seconds = None
     retry = data.get("next_attempt_at")
     return _row(channel, state, data.get("attempt") or 0, answer, seconds,
-                datetime.fromisoformat(retry) if retry else None)
+                datetime.fromisoformat(retry) if retry else None,
+                (data.get("member_id"), data.get("member")))
 
 
 def worth_a_line(events):

@@ -4,6 +4,7 @@
 is one conditional UPDATE (``WHERE status = 'pending'``) and one event in the same database
 transaction, so two answers racing each other cannot both win.
 """
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -89,7 +90,7 @@ def _wait_words(seconds):
     return f"{(seconds + 59) // 60} minutes"
 
 
-def _check_sending_limits(requestor, user, now):
+def check_sending_limits(requestor, user, now):
     """Requests cost the people they reach (a page, an SMS): so many per requestor
     (SEND_LIMIT_PER_REQUESTOR), per requestor to one user (SEND_LIMIT_PER_REQUESTOR_AND_USER)
     and to one user from everyone together (SEND_LIMIT_PER_USER, higher: one requestor's
@@ -121,22 +122,10 @@ def _check_sending_limits(requestor, user, now):
                 retry_after=max(1, int((next_at - now).total_seconds() + 0.999)))
 
 
-def create(*, requestor, user_email, message, context="", ticket=None, api_key=None,
-           routed_by=None, now=None):
-    """The transaction, its deliveries and its ``transaction.created`` event, uncommitted.
-    ``ticket``: the help desk's ticket it is for ({"system", "id", "url"}, each optional);
-    ``api_key``: the key that sent it (the API), the one that is given its code;
-    ``routed_by``: the routing rule that chose the user, in words, for the timeline."""
-    now = now or utcnow()
+def checked_text(message, context):
+    """The message and context as kept; TransactionError saying what to fix."""
     message = (message or "").strip()
     context = (context or "").strip()
-    user = accounts.find_by_email(user_email)
-    if user is None or not user.active:
-        raise TransactionError(
-            f"There is no active user with the email {user_email.strip()!r}. "
-            "Check the address, or ask an admin to add or reactivate them.", "user")
-    if user.id == requestor.id:
-        raise TransactionError("You cannot send an authentication request to yourself.", "user")
     if not message:
         raise TransactionError("Enter a message: tell the user why you are asking.", "message")
     _check_length(message, MESSAGE_MAX_CHARS, "message", "message")
@@ -145,7 +134,43 @@ def create(*, requestor, user_email, message, context="", ticket=None, api_key=N
     context = context.replace("\r\n", "\n")
     _check_characters(message, "message", "message")
     _check_characters(context, "context", "context")
-    _check_sending_limits(requestor, user, now)
+    return message, context
+
+
+PAYLOAD_MAX_BYTES = 8192
+
+
+def checked_payload(payload):
+    """The payload (JSON an API client hands over for its tool to act on when the request
+    ends), at most PAYLOAD_MAX_BYTES written compactly as UTF-8."""
+    if payload is None:
+        return None
+    size = len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > PAYLOAD_MAX_BYTES:
+        raise TransactionError(f"The payload must be at most {PAYLOAD_MAX_BYTES} bytes of JSON; "
+                               f"yours has {size}. Keep ids and references in it, not "
+                               "documents.", "payload")
+    return payload
+
+
+def create(*, requestor, user_email, message, context="", ticket=None, api_key=None,
+           routed_by=None, payload=None, now=None):
+    """The transaction, its deliveries and its ``transaction.created`` event, uncommitted.
+    ``ticket``: the help desk's ticket it is for ({"system", "id", "url"}, each optional);
+    ``api_key``: the key that sent it (the API), the one that is given its code;
+    ``routed_by``: the routing rule that chose the user, in words, for the timeline;
+    ``payload``: JSON handed on in the webhook when the request ends."""
+    now = now or utcnow()
+    user = accounts.find_by_email(user_email)
+    if user is None or not user.active:
+        raise TransactionError(
+            f"There is no active user with the email {user_email.strip()!r}. "
+            "Check the address, or ask an admin to add or reactivate them.", "user")
+    if user.id == requestor.id:
+        raise TransactionError("You cannot send an authentication request to yourself.", "user")
+    message, context = checked_text(message, context)
+    payload = checked_payload(payload)
+    check_sending_limits(requestor, user, now)
     route = routing.route(user)
     if not route.channels:
         raise Unreachable(route.explain(user), "user", {
@@ -161,7 +186,7 @@ def create(*, requestor, user_email, message, context="", ticket=None, api_key=N
         requestor=requestor, user=user, message=message, context=context,
         binding_code=new_binding_code(), risks=risks.of_user(user, now),
         token_hash=token_hash, created_at=now, api_key_id=api_key.id if api_key else None,
-        **_ticket_columns(ticket),
+        payload=payload, **ticket_columns(ticket),
         expires_at=now + timedelta(seconds=current_app.config["TRANSACTION_TTL_SECONDS"]),
     )
     db.session.add(transaction)
@@ -181,7 +206,7 @@ def create(*, requestor, user_email, message, context="", ticket=None, api_key=N
 TICKET_LIMITS = {"system": 64, "id": 128, "url": 2048}
 
 
-def _ticket_columns(ticket):
+def ticket_columns(ticket):
     """The ticket reference's columns; each part at most its length, on one line."""
     columns = {}
     for part, limit in TICKET_LIMITS.items():
@@ -200,6 +225,12 @@ BINDING_CODE_DIGITS = 3
 def new_binding_code():
     """The code the requestor reads to the user, who types it: three random digits."""
     return f"{secrets.randbelow(10 ** BINDING_CODE_DIGITS):0{BINDING_CODE_DIGITS}d}"
+
+
+def end(transaction, status, *, actor, now, data=None):
+    """Move a pending transaction to ``status`` with its event (a group's answers decide it:
+    services.approvals.group_requests); False if it was not pending."""
+    return _transition(transaction, status, actor=actor, now=now, data=data)
 
 
 def _transition(transaction, status, *, actor, now, completed_at=None, data=None):
@@ -264,8 +295,11 @@ def cancel_waiting_on(user, *, actor, now=None, data=None):
     """Cancel every request still waiting for ``user``'s answer, each with its event
     (uncommitted): they are leaving, so nobody may answer as them. Returns how many."""
     now = now or utcnow()
+    # A group request goes on without them: their own link stops working (a group's user is
+    # only its first member asked).
     waiting = db.session.scalars(select(Transaction).where(
-        Transaction.user_id == user.id, Transaction.pending_at(now))).all()
+        Transaction.user_id == user.id, Transaction.threshold.is_(None),
+        Transaction.pending_at(now))).all()
     return sum(_transition(t, "cancelled", actor=actor, now=now,
                            data={"reason": "the user was deactivated", **(data or {})})
                for t in waiting)

@@ -45,7 +45,7 @@ def verify(transaction, *, user, code, credential=None, password=None, now=None)
         if proof == "passkey":
             passkeys.check_assertion(transaction, user, credential, now=now)
         else:
-            _check_password(user, password)
+            check_password(user, password)
     except (passkeys.PasskeyError, VerificationError) as exc:
         event_log.record(kinds.VERIFICATION_REFUSED, transaction=transaction, actor=user,
                       data={"status": "pending", "proof": proof, "reason": str(exc)})
@@ -96,7 +96,7 @@ def _code_matches(transaction, code):
     return secrets.compare_digest(typed, expected)
 
 
-def _check_password(user, password):
+def check_password(user, password):
     password = password or ""
     if not password:
         raise VerificationError("Enter your password to verify.", "password")

@@ -31,6 +31,13 @@ def transaction_data(transaction, event=None):
         {"system": t.ticket_system, "id": t.ticket_id, "url": t.ticket_url},
         "risks": risks.words(t.risks, t.user.name),
     }
+    if t.threshold is not None:
+        data["group"] = {"name": t.group_name, "threshold": t.threshold,
+                         "approvals_needed": t.approvals_needed,
+                         "approved_by": [person(a.user) for a in t.approvals
+                                         if a.decision == "verified"]}
+    if t.payload is not None:
+        data["payload"] = t.payload
     if event is not None and event.kind in (kinds.TRANSACTION_VERIFIED, kinds.TRANSACTION_DENIED):
         data["answered_by"] = person(event.actor) if event.actor else None
         data["answered_how"] = (event.data or {}).get("proof")
