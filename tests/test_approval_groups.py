@@ -7,6 +7,7 @@ import threading
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from sendauth_dashboard.core.secrets import decrypt
 from sendauth_dashboard.extensions import db
@@ -16,12 +17,13 @@ from sendauth_dashboard.services.approvals import group_requests, groups
 from sendauth_dashboard.services.live.rights import Viewer
 from sendauth_dashboard.services.live.words import describe
 from sendauth_dashboard.services.messages import wording
+from sendauth_dashboard.services.outbox import deliveries
 from sendauth_dashboard.services.requests import delivery_report, transactions
 from sendauth_dashboard.services.webhooks import endpoints
 from sendauth_dashboard.services.webhooks.sender import Sender
 from tests.fakes.receiver import WebhookReceiver
 from tests.support.api import Api, make_key
-from tests.support.helpers import configure_pagerduty, configure_sms, dispatch
+from tests.support.helpers import configure_pagerduty, configure_sms, dispatch, send_request
 from tests.support.sse import live_stream
 from tests.support.web import csrf_token_from
 
@@ -399,3 +401,19 @@ def test_a_group_that_is_not_there_is_a_clear_error_not_a_crash(app, client, aut
     refused = agent_api.post("/api/v1/transactions", json={"group": "Sec\u0000urity",
                                                            "message": "Hi"})
     assert refused.status_code == 422 and "no approval group named" in refused.json["detail"]
+
+
+@pytest.mark.both_databases
+def test_a_request_to_one_person_still_has_one_delivery_per_channel_in_the_database(app,
+                                                                                   people):
+    """Deliveries are unique per member now; a one-person request's have no member (NULL,
+    which never clashes in a unique constraint), so a partial index keeps them one per
+    channel: the outbox's guard against a second page, not only the code's."""
+    public_id = send_request(app, people["agent"], people["ann"])
+    with app.app_context():
+        t = db.session.scalar(select(Transaction).where(Transaction.public_id == public_id))
+        assert [d.channel for d in t.deliveries] == ["pagerduty"]
+        db.session.add_all(deliveries.enqueue(t, ["pagerduty"], "http://sendauth.test/x"))
+        with pytest.raises(IntegrityError):
+            db.session.flush()
+        db.session.rollback()

@@ -15,6 +15,7 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     case,
+    text,
 )
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.hybrid import hybrid_method
@@ -196,6 +197,11 @@ class Delivery(db.Model):
         # A group request notifies each member (``user_id``) through each of their channels.
         UniqueConstraint("transaction_id", "channel", "action", "user_id",
                          name="uq_deliveries_transaction_id_channel_action_user_id"),
+        # ... and a request to one person (no ``user_id``: NULLs never clash in the constraint
+        # above) one delivery per channel and action, as before groups.
+        Index("ux_deliveries_transaction_id_channel_action", "transaction_id", "channel",
+              "action", unique=True, sqlite_where=text("user_id IS NULL"),
+              postgresql_where=text("user_id IS NULL")),
         Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
         # Insights and channel health count deliveries by when they were queued, and time the
         # sent ones and count the failed ones.

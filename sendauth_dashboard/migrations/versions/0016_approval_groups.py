@@ -76,6 +76,12 @@ def upgrade():
         batch_op.drop_constraint('uq_deliveries_transaction_id_channel_action', type_='unique')
         batch_op.create_unique_constraint('uq_deliveries_transaction_id_channel_action_user_id',
                                           ['transaction_id', 'channel', 'action', 'user_id'])
+    # A request to one person has no user_id on its deliveries, and NULLs never clash in the
+    # constraint above: this keeps its one delivery per channel and action in the database.
+    op.create_index('ux_deliveries_transaction_id_channel_action', 'deliveries',
+                    ['transaction_id', 'channel', 'action'], unique=True,
+                    sqlite_where=sa.text('user_id IS NULL'),
+                    postgresql_where=sa.text('user_id IS NULL'))
     with op.batch_alter_table('routing_rules', schema=None) as batch_op:
         batch_op.add_column(sa.Column('group_id', sa.Integer(), nullable=True))
         batch_op.alter_column('user_id', existing_type=sa.Integer(), nullable=True)
@@ -98,6 +104,7 @@ def downgrade():
     op.execute("DELETE FROM deliveries WHERE user_id IS NOT NULL AND action <> 'notice' AND "
                "id NOT IN (SELECT min(id) FROM deliveries WHERE action <> 'notice' "
                "GROUP BY transaction_id, channel, action)")
+    op.drop_index('ux_deliveries_transaction_id_channel_action', table_name='deliveries')
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
         batch_op.drop_constraint('uq_deliveries_transaction_id_channel_action_user_id',
                                  type_='unique')
