@@ -43,7 +43,7 @@ def seed(app, admin, make_user):
             "next_attempt_at": (utcnow() + timedelta(seconds=30)).isoformat()})
         token = enrolment.issue(db.session.get(User, member.id),
                                 actor=db.session.get(User, admin.id), kind="invitation")
-        event_log.record("approval_group.created", actor=db.session.get(User, admin.id),
+        event_log.record("approval_policy.created", actor=db.session.get(User, admin.id),
                          data={"name": "Finance"})
         db.session.commit()
     return public_id, token
@@ -79,7 +79,7 @@ def test_the_audit_log_tells_every_event_in_words_never_its_code(app, client, as
     seed(app, admin, make_user)
     text = visible_text(client.get("/settings/audit").text)
     assert "Ada Admin issued an invitation for uma@example.com" in text
-    assert "Approval group created" in text
+    assert "Approval policy created" in text
     codes = re.findall(r"\b[a-z]+(?:_[a-z]+)*\.[a-z]+_[a-z_]+\b|\b[a-z_]+\.created\b", text)
     assert codes == []
 
@@ -87,7 +87,7 @@ def test_the_audit_log_tells_every_event_in_words_never_its_code(app, client, as
 def test_a_kind_with_no_words_yet_is_named_in_words():
     assert words.describe("user.enrolment_link_issued_later", {}) == \
         "Enrolment link issued later"
-    assert words.describe("approval_group.created", {}) == "Approval group created"
+    assert words.describe("approval_policy.created", {}) == "Approval policy created"
 
 
 def test_what_people_typed_into_an_event_stays_text_beside_its_time(app, client, as_admin,
