@@ -61,15 +61,32 @@ def claim(owner, limit, busy_endpoints=(), now=None):
     return [(row[0], row[1]) for row in claimed]
 
 
-def next_due_in(now=None):
-    """Seconds until the next message is due (0 if one is), or None."""
+def claim_next(owner, endpoint_id, now):
+    """Claim ``endpoint_id``'s next due message for ``owner`` in the caller's database
+    transaction; its id, or None. One statement: the oldest due row, locked and skipped by
+    other senders as ``claim``'s are, is leased in the same UPDATE."""
+    lease = timedelta(seconds=current_app.config["WEBHOOK_LEASE_SECONDS"])
+    oldest = (select(WebhookMessage.id)
+              .where(_due(now), WebhookMessage.endpoint_id == endpoint_id)
+              .order_by(WebhookMessage.next_attempt_at, WebhookMessage.id)
+              .limit(1).with_for_update(skip_locked=True).scalar_subquery())
+    return db.session.scalar(
+        update(WebhookMessage).where(WebhookMessage.id == oldest, _due(now))
+        .values(status="sending", claimed_by=owner, lease_expires_at=now + lease)
+        .returning(WebhookMessage.id).execution_options(synchronize_session=False))
+
+
+def next_due_in(now=None, busy_endpoints=()):
+    """Seconds until the next message is due (0 if one is), or None. Messages of
+    ``busy_endpoints`` are left out: the sender sending to one takes its next itself."""
     now = now or utcnow()
+    free = WebhookMessage.endpoint_id.not_in(busy_endpoints)
     times = [db.session.scalar(select(WebhookMessage.next_attempt_at).where(
-                 WebhookMessage.status == "queued").order_by(WebhookMessage.next_attempt_at)
+                 WebhookMessage.status == "queued", free).order_by(WebhookMessage.next_attempt_at)
                  .limit(1)),
              db.session.scalar(select(WebhookMessage.lease_expires_at).where(
-                 WebhookMessage.status == "sending").order_by(WebhookMessage.lease_expires_at)
-                 .limit(1))]
+                 WebhookMessage.status == "sending", free)
+                 .order_by(WebhookMessage.lease_expires_at).limit(1))]
     times = [t for t in times if t is not None]
     return None if not times else max(0.0, (min(times) - now).total_seconds())
 
@@ -85,35 +102,48 @@ def signing_secrets(endpoint, now):
 
 def attempt(message_id, owner):
     """Send one claimed message and record it; returns the outcome's name."""
+    return attempt_and_claim_next(message_id, owner, then_next=False)[0]
+
+
+def attempt_and_claim_next(message_id, owner, then_next=True):
+    """``attempt``, and (``then_next``) in the database transaction that records the outcome,
+    claim the endpoint's next due message: (outcome, the next message's id or None). A sender
+    with a backlog for an endpoint goes from one message to the next with one commit between
+    them, not a commit, a claim of its loop, and the loop's wake-up."""
     config = current_app.config
     message = db.session.get(WebhookMessage, message_id)
     if message is None or message.status != "sending" or message.claimed_by != owner:
         db.session.rollback()
-        return "lost"
+        return "lost", None
     endpoint = message.endpoint
     now = utcnow()
     if not endpoint.enabled:
         _finish(message, "cancelled", now, "The endpoint is turned off.")
+        following = claim_next(owner, endpoint.id, now) if then_next else None
         db.session.commit()
-        return "cancelled"
+        return "cancelled", following
     try:
         secrets = signing_secrets(endpoint, now)
     except SecretUnreadable as exc:
-        return record(message_id, owner, Outcome("failed", None, str(exc), 0))
+        return _record(message_id, owner, Outcome("failed", None, str(exc), 0), then_next)
     url, body, msg_id = endpoint.url, message.payload.encode(), message.msg_id
     # The claim's lease, just taken and longer than the time limit, covers the send; no
     # connection or lock is held while the receiver answers.
     db.session.commit()
-    return record(message_id, owner, deliver(url, msg_id, body, secrets, config))
+    return _record(message_id, owner, deliver(url, msg_id, body, secrets, config), then_next)
 
 
 def record(message_id, owner, result):
+    return _record(message_id, owner, result, then_next=False)[0]
+
+
+def _record(message_id, owner, result, then_next):
     config = current_app.config
     now = utcnow()
     message = db.session.get(WebhookMessage, message_id, populate_existing=True)
     if message is None or message.claimed_by != owner or message.status != "sending":
         db.session.rollback()
-        return "lost"
+        return "lost", None
     endpoint = message.endpoint
     message.attempts += 1
     message.last_http_status = result.http_status
@@ -135,8 +165,11 @@ def record(message_id, owner, result):
                 config["WEBHOOK_DISABLE_AFTER_SECONDS"]:
             since = endpoint.failing_since.strftime("%Y-%m-%d %H:%M")
             disable(endpoint, f"every attempt failed since {since} UTC", now)
+    db.session.flush()
+    following = claim_next(owner, endpoint.id, now) if then_next and endpoint.enabled else None
+    status = message.status if result.outcome != "gone" else "gone"
     db.session.commit()
-    return message.status if result.outcome != "gone" else "gone"
+    return status, following
 
 
 def _retry_or_fail(message, result, config, now, rng=random):

@@ -3,6 +3,10 @@
 It claims due messages, at most one per endpoint at a time, and sends each from a pool of
 threads: an endpoint that answers slowly (or never, until the time limit) holds one thread,
 never another endpoint's messages nor the channels' deliveries, which the dispatcher sends.
+The thread sending to an endpoint takes that endpoint's next due message itself, in the
+database transaction that records the last one (up to CHAIN in a row, then the loop's claim,
+oldest first across endpoints, decides again): its loop claims only for endpoints no thread
+is sending to.
 It runs where the dispatcher runs: a thread of the web process (DISPATCHER "thread"), or in
 ``flask --app wsgi worker``.
 """
@@ -19,6 +23,8 @@ from ..outbox.loop import Loop
 from . import queue
 
 log = logging.getLogger(__name__)
+
+CHAIN = 20  # messages one thread sends to one endpoint in a row
 
 
 class Sender(Loop):
@@ -44,7 +50,8 @@ class Sender(Loop):
                 try:
                     with self.app.app_context():
                         claimed = self.tick()
-                        due_in = None if claimed else queue.next_due_in()
+                        due_in = None if claimed else queue.next_due_in(
+                            busy_endpoints=self.busy_endpoints())
                     wait = 0 if claimed else min(idle, max(0.01, due_in if due_in is not None
                                                            else idle))
                 except SQLAlchemyError:
@@ -54,6 +61,10 @@ class Sender(Loop):
                     self._wake.wait(wait)
         finally:
             self._pool.shutdown(wait=True)
+
+    def busy_endpoints(self):
+        with self._lock:
+            return tuple(self._busy)
 
     def tick(self):
         with self._lock:
@@ -69,16 +80,24 @@ class Sender(Loop):
         return len(claimed)
 
     def _attempt(self, message_id, endpoint_id):
+        """Send ``message_id``, then the endpoint's next due messages (up to CHAIN in all)."""
         try:
             with self.app.app_context():
-                queue.attempt(message_id, self.name)
+                for sent in range(1, CHAIN + 1):
+                    then_next = sent < CHAIN and not self._stop.is_set()
+                    _, message_id = queue.attempt_and_claim_next(message_id, self.name,
+                                                                 then_next=then_next)
+                    if message_id is None:
+                        break
+                    with self._lock:
+                        self._busy[endpoint_id] = message_id
         except Exception:
             log.exception("webhook sender: message %s failed unexpectedly; it is sent again "
                           "when its lease runs out", message_id)
         finally:
             with self._lock:
                 self._busy.pop(endpoint_id, None)
-            self._wake.set()
+            self._wake.set()  # a thread is free, and the endpoint's later messages are the loop's
 
     def run_until_idle(self):
         """For tests and the CLI: send everything due now, in this thread; returns outcomes."""
