@@ -83,12 +83,14 @@ class Sender(Loop):
         """Send ``message_id``, then the endpoint's next due messages (up to CHAIN in all)."""
         try:
             with self.app.app_context():
+                following = None
                 for sent in range(1, CHAIN + 1):
                     then_next = sent < CHAIN and not self._stop.is_set()
-                    _, message_id = queue.attempt_and_claim_next(message_id, self.name,
-                                                                 then_next=then_next)
-                    if message_id is None:
+                    _, following = queue.attempt_and_claim_next(
+                        message_id, self.name, then_next=then_next, found=following)
+                    if following is None:
                         break
+                    message_id = following.id
                     with self._lock:
                         self._busy[endpoint_id] = message_id
         except Exception:
