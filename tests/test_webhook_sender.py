@@ -1,9 +1,16 @@
 """The webhook sender's loop: what a backlog costs it, and stopping it while it starts."""
+import os
+import signal
+import threading
+from types import SimpleNamespace
+
 import pytest
 from sqlalchemy import event
 
 from sendauth_dashboard.extensions import db
 from sendauth_dashboard.models import WebhookEndpoint, WebhookMessage
+from sendauth_dashboard.services.outbox import loop as loop_module
+from sendauth_dashboard.services.outbox.loop import Loop
 from sendauth_dashboard.services.webhooks import endpoints, queue
 from sendauth_dashboard.services.webhooks.sender import CHAIN, Sender
 from tests.fakes.receiver import WebhookReceiver
@@ -92,3 +99,77 @@ def test_the_loop_does_not_poll_for_messages_of_an_endpoint_being_sent_to(app, r
         ((message_id, endpoint_id),) = queue.claim("one", 5)
         assert queue.next_due_in() == 0  # the second is due
         assert queue.next_due_in(busy_endpoints=(endpoint_id,)) is None  # its sender's
+
+
+class InTheWindow:
+    """Loop.start's window, made to happen every time: ``signal`` reaches this process just
+    after start() started the loop's thread and before it returned (its lock held), in the
+    thread running start(), the way a SIGTERM reaches `flask worker` while it starts the
+    sender; the window closes once the handler has asked the loop to stop."""
+
+    def __init__(self, monkeypatch, signum):
+        self.signum, self.loops = signum, []
+        window = self
+
+        class Thread(threading.Thread):
+            def start(self):
+                super().start()
+                loop = self.loop
+                window.loops.append(loop)
+                os.kill(os.getpid(), window.signum)
+                assert loop._stop.wait(10), "the handler did not run in the window"
+
+        def thread(*, target, name, daemon):
+            made = Thread(target=target, name=name, daemon=daemon)
+            made.loop = target.__self__
+            return made
+
+        monkeypatch.setattr(loop_module, "threading", SimpleNamespace(
+            Thread=thread, Lock=threading.Lock, Event=threading.Event))
+
+
+class Ticking(Loop):
+    """A loop whose work takes a lock of its own, as the webhook sender's tick does."""
+
+    def __init__(self):
+        super().__init__()
+        self.work = threading.Lock()
+
+    def run(self):
+        while not self._stop.is_set():
+            with self.work:
+                pass
+            self._wake.wait(5)
+
+
+@pytest.fixture
+def restore_signals():
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
+@pytest.mark.timeout(20)
+def test_a_loop_stopped_by_a_signal_while_it_starts_ends(monkeypatch, restore_signals):
+    """The handler waits for the loop's thread, from inside start(): start's lock is its own,
+    so that thread never waits for it (the worker's sender used one lock for both and hung)."""
+    loop = Ticking()
+    signal.signal(signal.SIGUSR1, lambda signum, frame: loop.stop())  # stop() joins the thread
+    InTheWindow(monkeypatch, signal.SIGUSR1)
+    loop.start()
+    assert not loop.running
+    loop.start()  # started once: a second start does nothing
+    assert not loop.running
+
+
+@pytest.mark.timeout(30)
+def test_flask_worker_told_to_stop_while_it_starts_the_sender_ends(app, monkeypatch,
+                                                                  restore_signals):
+    """SIGTERM in the window, through the worker's own handler: it used to hang for ever."""
+    window = InTheWindow(monkeypatch, signal.SIGTERM)
+    result = app.test_cli_runner().invoke(args=["worker", "--concurrency", "1"])
+    assert result.exit_code == 0, result.output
+    assert "Stopping: finishing the sends under way." in result.output
+    ((sender,),) = [window.loops]
+    assert isinstance(sender, Sender) and not sender.running
