@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy.exc import SQLAlchemyError
 
 from ...runtime import runtime
+from ..live.broker import WEBHOOKS
 from ..outbox.loop import Loop
 from . import queue
 
@@ -41,7 +42,7 @@ class Sender(Loop):
 
     def run(self):
         """Loop until stopped; finishes the sends under way before returning."""
-        runtime(self.app).broker.on_wake(self.wake)
+        runtime(self.app).broker.on_wake(self.wake, kind=WEBHOOKS)
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="sendauth-hook")
         idle = self.app.config["DISPATCHER_IDLE_SECONDS"]
         try:
@@ -124,4 +125,4 @@ def wake():
     state = runtime()
     if state.webhook_sender is not None:
         state.webhook_sender.wake()
-    state.broker.publish_wake()
+    state.broker.publish_wake(WEBHOOKS)
