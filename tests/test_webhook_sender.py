@@ -8,12 +8,15 @@ import pytest
 from sqlalchemy import event
 
 from sendauth_dashboard.extensions import db
-from sendauth_dashboard.models import WebhookEndpoint, WebhookMessage
+from sendauth_dashboard.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
 from sendauth_dashboard.services.outbox import loop as loop_module
 from sendauth_dashboard.services.outbox.loop import Loop
 from sendauth_dashboard.services.webhooks import endpoints, queue
 from sendauth_dashboard.services.webhooks.sender import CHAIN, Sender
+from tests.fakes.http import Answer
 from tests.fakes.receiver import WebhookReceiver
+from tests.support import servers
+from tests.support.helpers import wait_until
 
 
 @pytest.fixture
@@ -173,3 +176,29 @@ def test_flask_worker_told_to_stop_while_it_starts_the_sender_ends(app, monkeypa
     assert "Stopping: finishing the sends under way." in result.output
     ((sender,),) = [window.loops]
     assert isinstance(sender, Sender) and not sender.running
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_killed_mid_delivery_sends_it_again_with_the_same_id(app, receiver,
+                                                                      tmp_path):
+    """A `flask worker` SIGKILLed while the receiver holds its webhook: once the dead one's
+    lease runs out, a sender sends it again with the same webhook-id, and the log has one
+    attempt (the dead one's outcome was never known)."""
+    (msg_id,) = queue_tests(app, receiver, 1)
+    receiver.answer_next(Answer.slow(2))  # recorded, though the sender that sent it died
+    worker = servers.worker(servers.environment(
+        tmp_path, SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"],
+        SECRET_KEY=app.config["SECRET_KEY"], WEBHOOKS_ALLOW_PRIVATE_NETWORKS="true",
+        WEBHOOK_LEASE_SECONDS=1, WEBHOOK_TIMEOUT_SECONDS=30), tmp_path, name="killed")
+    try:
+        receiver.wait_for(lambda r: r.arrived == 1, timeout=30)
+    finally:
+        worker.stop(signal.SIGKILL)
+    wait_until(lambda: Sender(app, name="next").run_until_idle() == ["sent"], timeout=10,
+               message="the dead worker's lease ran out and the webhook was sent again")
+    receiver.wait_for(lambda r: len(r.verified) == 2, timeout=10)
+    assert [v.msg_id for v in receiver.verified] == [msg_id, msg_id]
+    with app.app_context():
+        message = db.session.scalar(db.select(WebhookMessage))
+        assert (message.status, message.attempts) == ("sent", 1)
+        assert db.session.scalar(db.select(db.func.count()).select_from(WebhookAttempt)) == 1
