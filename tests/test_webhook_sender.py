@@ -96,12 +96,24 @@ def test_a_backlog_for_one_endpoint_is_sent_in_order_by_its_thread_without_the_l
     assert counted.statements <= 6 * count, counted.statements
 
 
-def test_the_loop_does_not_poll_for_messages_of_an_endpoint_being_sent_to(app, receiver):
-    queue_tests(app, receiver, 2)
+def test_the_loop_leaves_an_endpoint_being_sent_to_and_a_failure_ends_the_chain(app,
+                                                                               receiver):
+    queue_tests(app, receiver, 3)
+    receiver.answer_next(Answer(200))
+    receiver.answer_next(Answer(503, "down"))
     with app.app_context():
-        ((message_id, endpoint_id),) = queue.claim("one", 5)
-        assert queue.next_due_in() == 0  # the second is due
-        assert queue.next_due_in(busy_endpoints=(endpoint_id,)) is None  # its sender's
+        ((first, endpoint_id),) = queue.claim("one", 5)
+        assert queue.next_due_in() == 0  # the others are due
+        assert queue.next_due_in(busy_endpoints=(endpoint_id,)) is None  # its thread's
+        outcome, following = queue.attempt_and_claim_next(first, "one")
+        assert outcome == "sent" and following.id == first + 1
+        # A failure claims nothing more: a failing endpoint holds its thread for one message
+        # at a time, and the loop's claim, oldest first across endpoints, decides again.
+        assert queue.attempt_and_claim_next(following.id, "one", found=following) == \
+            ("queued", None)
+        assert [m.status for m in db.session.scalars(
+            db.select(WebhookMessage).order_by(WebhookMessage.id))] == ["sent", "queued",
+                                                                        "queued"]
 
 
 class InTheWindow:

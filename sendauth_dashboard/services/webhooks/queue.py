@@ -110,9 +110,9 @@ def attempt(message_id, owner):
 
 
 def attempt_and_claim_next(message_id, owner, then_next=True, found=None):
-    """``attempt``, and (``then_next``) in the database transaction that records the outcome,
-    claim the endpoint's next due message and read what sending it needs: (outcome, that, or
-    None). Given back as ``found`` with its ``id``, it is sent with nothing read first. A
+    """``attempt``, and (``then_next``, after a success) in the database transaction that
+    records it, claim the endpoint's next due message and read what sending it needs:
+    (outcome, that, or None). Given back as ``found`` with its ``id``, it is sent with nothing read first. A
     sender with a backlog for an endpoint goes from one message to the next with one commit
     between them, not three, a claim of its loop and the loop's wake-up."""
     config = current_app.config
@@ -159,7 +159,7 @@ def record(message_id, owner, result):
     return _record(message_id, owner, result, then_next=False)[0]
 
 
-def _record(message_id, owner, result, then_next):
+def _record(message_id, owner, result, then_next=False):
     if result.outcome == "sent":
         return _record_sent(message_id, owner, result, then_next)
     config = current_app.config
@@ -189,11 +189,11 @@ def _record(message_id, owner, result, then_next):
                 config["WEBHOOK_DISABLE_AFTER_SECONDS"]:
             since = endpoint.failing_since.strftime("%Y-%m-%d %H:%M")
             disable(endpoint, f"every attempt failed since {since} UTC", now)
-    db.session.flush()
-    following = _next(owner, endpoint.id, now) if then_next and endpoint.enabled else None
     status = message.status if result.outcome != "gone" else "gone"
     db.session.commit()
-    return status, following
+    # No next claim after a failure: an endpoint that fails or times out holds its thread
+    # for one message at a time, as before; the loop's claim (oldest first) decides again.
+    return status, None
 
 
 def _record_sent(message_id, owner, result, then_next):

@@ -3,10 +3,10 @@
 It claims due messages, at most one per endpoint at a time, and sends each from a pool of
 threads: an endpoint that answers slowly (or never, until the time limit) holds one thread,
 never another endpoint's messages nor the channels' deliveries, which the dispatcher sends.
-The thread sending to an endpoint takes that endpoint's next due message itself, in the
-database transaction that records the last one (up to CHAIN in a row, then the loop's claim,
-oldest first across endpoints, decides again): its loop claims only for endpoints no thread
-is sending to.
+The thread sending to an endpoint that answers takes that endpoint's next due message
+itself, in the database transaction that records the last one (up to CHAIN in a row or
+CHAIN_SECONDS, then the loop's claim, oldest first across endpoints, decides again): its
+loop claims only for endpoints no thread is sending to.
 It runs where the dispatcher runs: a thread of the web process (DISPATCHER "thread"), or in
 ``flask --app wsgi worker``.
 """
@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,7 +26,9 @@ from . import queue
 
 log = logging.getLogger(__name__)
 
-CHAIN = 20  # messages one thread sends to one endpoint in a row
+# One thread sends an endpoint's messages in a row while it answers: at most CHAIN of them,
+# for at most CHAIN_SECONDS (an endpoint that answers slowly sends one at a time, as before).
+CHAIN, CHAIN_SECONDS = 20, 1.0
 
 
 class Sender(Loop):
@@ -84,9 +87,10 @@ class Sender(Loop):
         """Send ``message_id``, then the endpoint's next due messages (up to CHAIN in all)."""
         try:
             with self.app.app_context():
-                following = None
+                following, began = None, time.monotonic()
                 for sent in range(1, CHAIN + 1):
-                    then_next = sent < CHAIN and not self._stop.is_set()
+                    then_next = sent < CHAIN and not self._stop.is_set() and \
+                        time.monotonic() - began < CHAIN_SECONDS
                     _, following = queue.attempt_and_claim_next(
                         message_id, self.name, then_next=then_next, found=following)
                     if following is None:
