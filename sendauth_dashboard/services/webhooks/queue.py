@@ -112,9 +112,9 @@ def attempt(message_id, owner):
 def attempt_and_claim_next(message_id, owner, then_next=True, found=None):
     """``attempt``, and (``then_next``, after a success) in the database transaction that
     records it, claim the endpoint's next due message and read what sending it needs:
-    (outcome, that, or None). Given back as ``found`` with its ``id``, it is sent with nothing read first. A
-    sender with a backlog for an endpoint goes from one message to the next with one commit
-    between them, not three, a claim of its loop and the loop's wake-up."""
+    (outcome, that, or None). Given back as ``found`` with its ``id``, it is sent with
+    nothing read first. A sender with a backlog for an endpoint goes from one message to the
+    next with one commit between them, not three, a claim of its loop and its wake-up."""
     config = current_app.config
     now = utcnow()
     found = found or db.session.execute(_TO_SEND.where(MESSAGES.c.id == message_id)).first()
