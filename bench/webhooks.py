@@ -68,16 +68,38 @@ def set_endpoints(app, enabled):
 
 def start_sender(args, app, url, folder, prefix):
     """The sender in this process (a thread, as in a web process), or in a `flask worker`
-    beside it (as `make serve` with Redis runs it), woken through Redis."""
+    beside it (as `make serve` with Redis runs it), woken through Redis. Returns how to stop
+    it, and how to read the CPU seconds its process has used (None for a thread: this process
+    also sends, answers and receives)."""
     if args.sender == "thread":
         sender = runtime(app).webhook_sender = Sender(app)
         sender.start()
-        return lambda: sender.stop(timeout=30)
+        return (lambda: sender.stop(timeout=30)), None
     env = common.environment(folder, SQLALCHEMY_DATABASE_URI=url, REDIS_URL=common.REDIS_URL,
                              REDIS_CHANNEL_PREFIX=prefix, WEBHOOKS_ALLOW_PRIVATE_NETWORKS="true",
                              PAGERDUTY_EVENTS_URL="http://127.0.0.1:9/v2/enqueue")
     worker = common.dispatcher(env, folder, "webhooks-worker")
-    return worker.stop
+    return worker.stop, lambda: common.cpu_seconds(worker.process.pid)
+
+
+def answer_blocks(app, args, fast, answered, sends):
+    """Blocks without and with the endpoints, alternating; returns the seconds spent in the
+    blocks with them (the rate reached: a loaded machine sends slower than --interval asks)."""
+    per_block, seconds_with = args.requests // BLOCKS, 0.0
+    for block in range(2 * BLOCKS):
+        mode = "with" if block % 2 else "without"
+        if mode == "without":  # turning endpoints off cancels what they have queued
+            caught_up(fast, WARMUP + len(answered))
+        set_endpoints(app, mode == "with")
+        began = time.monotonic()
+        for n in range(per_block):
+            started = time.perf_counter()
+            took = send_and_answer(app, f"{block}-{n}", answered if mode == "with" else {})
+            sends[mode].append(took)
+            time.sleep(max(0.0, args.interval - (time.perf_counter() - started)))
+        if mode == "with":
+            seconds_with += time.monotonic() - began
+    return seconds_with
 
 
 def run(args, folder, report):
@@ -96,27 +118,18 @@ def run(args, folder, report):
                                              ["transaction.verified"], True, actor=None)
                 receiver.secrets.append(secret)
             db.session.commit()
-        stop = start_sender(args, app, url, folder, prefix)
+        stop, sender_cpu = start_sender(args, app, url, folder, prefix)
         answered, sends = {}, {"without": [], "with": []}
-        per_block = args.requests // BLOCKS
         try:
             for n in range(WARMUP):  # the sender is up and its connections made
                 send_and_answer(app, f"warm-up {n}", {})
             caught_up(fast, WARMUP)
-            for block in range(2 * BLOCKS):
-                mode = "with" if block % 2 else "without"
-                if mode == "without":  # turning endpoints off cancels what they have queued
-                    caught_up(fast, WARMUP + len(answered))
-                set_endpoints(app, mode == "with")
-                for n in range(per_block):
-                    started = time.perf_counter()
-                    took = send_and_answer(app, f"{block}-{n}", answered if mode == "with"
-                                           else {})
-                    sends[mode].append(took)
-                    time.sleep(max(0.0, args.interval - (time.perf_counter() - started)))
+            cpu_before = sender_cpu and sender_cpu()
+            seconds_with = answer_blocks(app, args, fast, answered, sends)
             last_answer = time.monotonic()
             caught_up(fast, WARMUP + len(answered))
             drain = time.monotonic() - last_answer
+            cpu = sender_cpu and sender_cpu() - cpu_before
             slow_done = len(slow.verified)
         finally:
             slow.answer_normally()
@@ -134,6 +147,10 @@ def run(args, folder, report):
         endpoints=FAST_RECEIVERS + 1,
         slow_s=args.slow, latency=common.summary(latencies), drain_ms=round(common.ms(drain)),
         slow_delivered=slow_done, send_without=without, send_with=with_,
+        answers_per_s=round(len(answered) / seconds_with, 1),
+        # The worker's CPU (its sender and its dispatcher) per webhook delivered, warm-up out.
+        sender_cpu_ms=cpu and round(common.ms(cpu) / (FAST_RECEIVERS * len(answered)
+                                                       + slow_done), 2),
         ratio_p50=round(with_["p50"] / without["p50"], 2))
 
 
@@ -142,10 +159,12 @@ COLUMNS = [
     ("sender", get("sender")),
     ("answered", get("requests")),
     ("endpoints", get("endpoints")),
+    ("answers/s reached", get("answers_per_s")),
     ("answer→fast receivers p50 ms", get("latency", "p50")),
     ("p99 ms", get("latency", "p99")),
     ("drain ms", get("drain_ms")),
     ("slow endpoint got", get("slow_delivered")),
+    ("worker CPU ms/webhook", get("sender_cpu_ms")),
     ("send p50 ms without", get("send_without", "p50")),
     ("with", get("send_with", "p50")),
     ("ratio p50", get("ratio_p50")),

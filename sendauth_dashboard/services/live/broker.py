@@ -17,6 +17,13 @@ from .recent import RecentEvents
 
 log = logging.getLogger(__name__)
 
+# What a wake-up is for: the channels' deliveries (the dispatcher) or webhooks (the webhook
+# sender). Each loop is woken for its own work only: a worker's dispatcher woke for every
+# webhook queued, and its sender for every delivery, each to find nothing (a wake-up from an
+# older process, which names neither, wakes both).
+DELIVERIES, WEBHOOKS = "deliveries", "webhooks"
+WAKE_KINDS = (DELIVERIES, WEBHOOKS)
+
 # ``read_between(after_id, before_id)``: the messages of the events between two ids, in order.
 ReadBetween = Callable[[int, int], Iterable[Message]]
 
@@ -125,14 +132,15 @@ class LocalBroker:
         for subscription in subscribers:
             subscription.put(RESYNC)
 
-    def publish_wake(self) -> None:
+    def publish_wake(self, kind: str = DELIVERIES) -> None:
         """Dispatchers in other processes: nothing to do here, there are none."""
 
     def warm(self) -> None:
         """Connect what a first publish would (``warm.warm``): nothing, in one process."""
 
-    def on_wake(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` when another process queues deliveries: never, for one process."""
+    def on_wake(self, callback: Callable[[], None], kind: str | None = None) -> None:
+        """Call ``callback`` when another process queues work of ``kind`` (any, if None):
+        never, for one process."""
 
 
 # A PUBLISH answers in well under a millisecond: one that has not within this long finds a
@@ -216,9 +224,9 @@ class RedisBroker(LocalBroker):
                         exc.__class__.__name__)
         self._ensure_listener()
 
-    def publish_wake(self):
+    def publish_wake(self, kind=DELIVERIES):
         # When it fails, dispatchers find the work when they next look.
-        self._publish(self.wake_channel, "1")
+        self._publish(self.wake_channel, kind)
 
     def _publish(self, channel, data):
         """Publish through Redis; False when Redis failed now or lately. A publish comes after
@@ -241,8 +249,8 @@ class RedisBroker(LocalBroker):
         self._ensure_listener()
         return subscription
 
-    def on_wake(self, callback):
-        self._wake_callbacks.append(callback)
+    def on_wake(self, callback, kind=None):
+        self._wake_callbacks.append((callback, kind))
         self._ensure_listener()
 
     @property
@@ -277,7 +285,7 @@ class RedisBroker(LocalBroker):
                 delay = self._retry_min
                 self._heard = None
                 self.resync_all()  # whatever was published while we were away is in the table
-                for callback in self._wake_callbacks:
+                for callback, _ in self._wake_callbacks:
                     callback()
                 while not self._stop.is_set():
                     item = pubsub.get_message(timeout=1.0)
@@ -298,8 +306,10 @@ class RedisBroker(LocalBroker):
         channel = item["channel"]
         channel = channel.decode() if isinstance(channel, bytes) else channel
         if channel == self.wake_channel:
-            for callback in self._wake_callbacks:
-                callback()
+            kind = item["data"].decode() if isinstance(item["data"], bytes) else item["data"]
+            for callback, wants in self._wake_callbacks:
+                if wants is None or wants == kind or kind not in WAKE_KINDS:
+                    callback()
         else:
             self._in_order(json.loads(item["data"]))
 

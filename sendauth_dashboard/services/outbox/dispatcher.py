@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ...extensions import db
 from ...models import Delivery, utcnow
 from ...runtime import runtime
+from ..live.broker import DELIVERIES
 from ..people import passkeys, sign_ins
 from ..requests import pagerduty_incidents, transactions
 from . import deliveries
@@ -122,7 +123,7 @@ class Dispatcher(Loop):
 
     def run(self):
         """Loop until stopped; finishes the sends under way before returning."""
-        runtime(self.app).broker.on_wake(self.wake)
+        runtime(self.app).broker.on_wake(self.wake, kind=DELIVERIES)
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="sendauth-send")
         idle = self.app.config["DISPATCHER_IDLE_SECONDS"]
         try:

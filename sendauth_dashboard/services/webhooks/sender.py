@@ -3,6 +3,10 @@
 It claims due messages, at most one per endpoint at a time, and sends each from a pool of
 threads: an endpoint that answers slowly (or never, until the time limit) holds one thread,
 never another endpoint's messages nor the channels' deliveries, which the dispatcher sends.
+The thread sending to an endpoint that answers takes that endpoint's next due message
+itself, in the database transaction that records the last one (up to CHAIN in a row or
+CHAIN_SECONDS, then the loop's claim, oldest first across endpoints, decides again): its
+loop claims only for endpoints no thread is sending to.
 It runs where the dispatcher runs: a thread of the web process (DISPATCHER "thread"), or in
 ``flask --app wsgi worker``.
 """
@@ -10,15 +14,21 @@ import logging
 import os
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from ...runtime import runtime
+from ..live.broker import WEBHOOKS
 from ..outbox.loop import Loop
 from . import queue
 
 log = logging.getLogger(__name__)
+
+# One thread sends an endpoint's messages in a row while it answers: at most CHAIN of them,
+# for at most CHAIN_SECONDS (an endpoint that answers slowly sends one at a time, as before).
+CHAIN, CHAIN_SECONDS = 20, 1.0
 
 
 class Sender(Loop):
@@ -35,7 +45,7 @@ class Sender(Loop):
 
     def run(self):
         """Loop until stopped; finishes the sends under way before returning."""
-        runtime(self.app).broker.on_wake(self.wake)
+        runtime(self.app).broker.on_wake(self.wake, kind=WEBHOOKS)
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="sendauth-hook")
         idle = self.app.config["DISPATCHER_IDLE_SECONDS"]
         try:
@@ -44,7 +54,8 @@ class Sender(Loop):
                 try:
                     with self.app.app_context():
                         claimed = self.tick()
-                        due_in = None if claimed else queue.next_due_in()
+                        due_in = None if claimed else queue.next_due_in(
+                            busy_endpoints=self.busy_endpoints())
                     wait = 0 if claimed else min(idle, max(0.01, due_in if due_in is not None
                                                            else idle))
                 except SQLAlchemyError:
@@ -54,6 +65,10 @@ class Sender(Loop):
                     self._wake.wait(wait)
         finally:
             self._pool.shutdown(wait=True)
+
+    def busy_endpoints(self):
+        with self._lock:
+            return tuple(self._busy)
 
     def tick(self):
         with self._lock:
@@ -69,16 +84,27 @@ class Sender(Loop):
         return len(claimed)
 
     def _attempt(self, message_id, endpoint_id):
+        """Send ``message_id``, then the endpoint's next due messages (up to CHAIN in all)."""
         try:
             with self.app.app_context():
-                queue.attempt(message_id, self.name)
+                following, began = None, time.monotonic()
+                for sent in range(1, CHAIN + 1):
+                    then_next = sent < CHAIN and not self._stop.is_set() and \
+                        time.monotonic() - began < CHAIN_SECONDS
+                    _, following = queue.attempt_and_claim_next(
+                        message_id, self.name, then_next=then_next, found=following)
+                    if following is None:
+                        break
+                    message_id = following.id
+                    with self._lock:
+                        self._busy[endpoint_id] = message_id
         except Exception:
             log.exception("webhook sender: message %s failed unexpectedly; it is sent again "
                           "when its lease runs out", message_id)
         finally:
             with self._lock:
                 self._busy.pop(endpoint_id, None)
-            self._wake.set()
+            self._wake.set()  # a thread is free, and the endpoint's later messages are the loop's
 
     def run_until_idle(self):
         """For tests and the CLI: send everything due now, in this thread; returns outcomes."""
@@ -103,4 +129,4 @@ def wake():
     state = runtime()
     if state.webhook_sender is not None:
         state.webhook_sender.wake()
-    state.broker.publish_wake()
+    state.broker.publish_wake(WEBHOOKS)
