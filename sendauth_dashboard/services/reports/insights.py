@@ -107,6 +107,7 @@ def count(day_range, now):
         counts.outcomes[days[day]][outcome] += number
     for day, seconds, number in answers:  # the bulk of the rows (one a day and second)
         counts.answers[days[day]][seconds] = number
+        counts.answered[seconds] += number
     for row in over_range:
         counts.add(None, *row)
     _correct_odd_days(counts, day_range)
