@@ -22,7 +22,7 @@ from tests.support.helpers import (
 )
 from tests.support.web import AuthActions, csrf_token_from
 
-EXAMPLES = 40
+EXAMPLES = 25  # 40 until the suite passed five minutes again (issue 29's and 31's tests)
 fuzz = settings(max_examples=EXAMPLES, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -1,4 +1,4 @@
-"""Load, for real: 100 clients sending requests and answering them for 20 seconds against the
+"""Load, for real: 100 clients sending requests and answering them for 12 seconds against the
 served dashboard (gunicorn, PostgreSQL, Redis, a `flask worker` dispatcher, the PagerDuty
 fake), with watchers on the live stream. Nothing may fail, be lost, or reach a watcher out of
 order. SENDAUTH_TEST_LOAD_CLIENTS and SENDAUTH_TEST_LOAD_SECONDS set how many and how long
@@ -30,7 +30,7 @@ from .fakes.pagerduty import FakePagerDuty
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
 CLIENTS = int(os.environ.get("SENDAUTH_TEST_LOAD_CLIENTS", "100"))
-SECONDS = float(os.environ.get("SENDAUTH_TEST_LOAD_SECONDS", "20"))
+SECONDS = float(os.environ.get("SENDAUTH_TEST_LOAD_SECONDS", "12"))
 REQUESTOR_WATCHERS = 3
 REVIEWER_WATCHERS = 2
 ANSWER_DEADLINE = 60  # seconds for any one request or incident: beyond it, something hangs
