@@ -520,7 +520,7 @@ def test_a_dispatcher_whose_process_is_a_zombie_is_dead():
     import sys
     from pathlib import Path
 
-    from sendauth_dashboard.services.outbox.dispatcher import _process_alive
+    from sendauth_dashboard.services.outbox.loop import process_alive as _process_alive
 
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     stat = Path(f"/proc/{child.pid}/stat")

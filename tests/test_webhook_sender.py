@@ -1,14 +1,17 @@
 """The webhook sender's loop: what a backlog costs it, and stopping it while it starts."""
 import os
 import signal
+import socket
+import subprocess
 import threading
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import event
 
 from sendauth_dashboard.extensions import db
-from sendauth_dashboard.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
+from sendauth_dashboard.models import WebhookAttempt, WebhookEndpoint, WebhookMessage, utcnow
 from sendauth_dashboard.services.outbox import loop as loop_module
 from sendauth_dashboard.services.outbox.loop import Loop
 from sendauth_dashboard.services.webhooks import endpoints, queue
@@ -214,3 +217,29 @@ def test_a_worker_killed_mid_delivery_sends_it_again_with_the_same_id(app, recei
         message = db.session.scalar(db.select(WebhookMessage))
         assert (message.status, message.attempts) == ("sent", 1)
         assert db.session.scalar(db.select(db.func.count()).select_from(WebhookAttempt)) == 1
+
+
+def test_what_a_dead_sender_of_this_host_held_is_sent_again_at_once(app, receiver):
+    """A sender's process ended (killed, crashed) holding two messages: a sender starting on
+    the same host sends them now, with their webhook-ids, not after the lease (a minute);
+    one held by a live process, or by another host's, waits for its lease."""
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    host = socket.gethostname()
+    ids = queue_tests(app, receiver, 4)
+    owners = [f"{host}:{ended.pid}:hooks:1", f"{host}:{ended.pid}:hooks:1",
+              f"{host}:{os.getpid()}:hooks:2", f"elsewhere:{ended.pid}:hooks:3"]
+    with app.app_context():
+        messages = db.session.scalars(db.select(WebhookMessage).order_by(WebhookMessage.id)).all()
+        for message, owner in zip(messages, owners, strict=True):
+            message.status, message.claimed_by = "sending", owner
+            message.lease_expires_at = utcnow() + timedelta(seconds=60)
+        db.session.commit()
+
+    assert Sender(app, name="next").run_until_idle() == ["sent", "sent"]
+    receiver.wait_for(lambda r: len(r.verified) == 2, timeout=10)
+    assert sorted(v.msg_id for v in receiver.verified) == sorted(ids[:2])
+    with app.app_context():
+        statuses = db.session.scalars(db.select(WebhookMessage.status)
+                                      .order_by(WebhookMessage.id)).all()
+    assert statuses == ["sent", "sent", "sending", "sending"]

@@ -23,7 +23,7 @@ from ..people import passkeys, sign_ins
 from ..requests import pagerduty_incidents, transactions
 from . import deliveries
 from .deliveries import attempt, claim, next_due_in
-from .loop import Loop
+from .loop import Loop, owners_that_died
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +43,14 @@ def take_back_from_the_dead(host=None, alive=None, now=None):
     queued again at once as "outcome unknown", instead of waiting out their lease (a minute in
     which nothing was sent). PagerDuty's dedup_key makes a second send harmless; another
     channel may deliver twice, as it would after the lease. Commits; returns how many."""
-    host, alive, now = host or socket.gethostname(), alive or _process_alive, now or utcnow()
+    host, now = host or socket.gethostname(), now or utcnow()
     held = db.session.execute(select(Delivery.id, Delivery.claimed_by).where(
         Delivery.status == "sending",
         Delivery.claimed_by.startswith(f"{host}:", autoescape=True))).all()
+    dead = owners_that_died({owner for _, owner in held}, host, alive)
     taken = 0
     for delivery_id, owner in held:
-        pid = owner.split(":")[1] if owner.count(":") >= 2 else ""
-        if not pid.isdigit() or alive(int(pid)):
+        if owner not in dead:
             continue
         if db.session.execute(update(Delivery).where(
                 Delivery.id == delivery_id, Delivery.claimed_by == owner,
@@ -64,26 +64,6 @@ def take_back_from_the_dead(host=None, alive=None, now=None):
             taken += 1
     db.session.commit()
     return taken
-
-
-def _process_alive(pid):
-    """Whether process ``pid`` still runs. A zombie has ended: a killed gunicorn worker whose
-    master died with it is left to PID 1 to collect, which in a container may never happen
-    (or only later), and signal 0 still reaches it."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            state = stat.read().rsplit(b")", 1)[1].split()[0]
-    except FileNotFoundError:  # collected meanwhile, or no /proc (not Linux)
-        return os.path.isdir("/proc/self")
-    except (OSError, IndexError):
-        return True
-    return state not in (b"Z", b"X")
 
 
 def prune(now=None):

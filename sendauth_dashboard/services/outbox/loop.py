@@ -1,5 +1,7 @@
 """A loop in a thread of its own that can be woken and stopped: the dispatcher's and the
-webhook sender's shared lifecycle."""
+webhook sender's shared lifecycle, and how one tells that another's process has ended."""
+import os
+import socket
 import threading
 
 
@@ -40,3 +42,37 @@ class Loop:
 
     def run(self):
         raise NotImplementedError
+
+
+def owners_that_died(owners, host=None, alive=None):
+    """Of ``owners`` (claims' owners, named "host:pid:…" as dispatchers and senders name
+    themselves), those of this host whose process has ended: what they held can be taken back
+    at once rather than after its lease."""
+    host, alive = host or socket.gethostname(), alive or process_alive
+    dead = set()
+    for owner in owners:
+        name, _, rest = owner.partition(":")
+        pid = rest.split(":", 1)[0] if ":" in rest else ""
+        if name == host and pid.isdigit() and not alive(int(pid)):
+            dead.add(owner)
+    return dead
+
+
+def process_alive(pid):
+    """Whether process ``pid`` still runs. A zombie has ended: a killed gunicorn worker whose
+    master died with it is left to PID 1 to collect, which in a container may never happen
+    (or only later), and signal 0 still reaches it."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            state = stat.read().rsplit(b")", 1)[1].split()[0]
+    except FileNotFoundError:  # collected meanwhile, or no /proc (not Linux)
+        return os.path.isdir("/proc/self")
+    except (OSError, IndexError):
+        return True
+    return state not in (b"Z", b"X")

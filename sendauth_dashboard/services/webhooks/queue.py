@@ -9,6 +9,7 @@ attempt failed; admins are told in the audit log, on the home page and through t
 (email where it is set up).
 """
 import random
+import socket
 from datetime import timedelta
 
 from flask import current_app
@@ -20,6 +21,7 @@ from ...core import event_log
 from ...core.secrets import SecretUnreadable, decrypt
 from ...extensions import db
 from ...models import User, WebhookAttempt, WebhookEndpoint, WebhookMessage, utcnow
+from ..outbox.loop import owners_that_died
 from ..people import notices
 from .payloads import message_row, payload
 from .sending import Outcome, deliver
@@ -36,6 +38,24 @@ def _due(now, messages=WebhookMessage):
         and_(messages.status == "queued", messages.next_attempt_at <= now),
         and_(messages.status == "sending", messages.lease_expires_at < now),
     )
+
+
+def take_back_from_the_dead(host=None, alive=None, now=None):
+    """Messages that a sender of this host held when its process ended (killed, crashed): due
+    again at once, with the same webhook-id (receivers deduplicate on it), instead of after
+    their lease (a minute in which the endpoint heard nothing). Commits; returns how many."""
+    host, now = host or socket.gethostname(), now or utcnow()
+    owners = db.session.scalars(select(WebhookMessage.claimed_by).distinct().where(
+        WebhookMessage.status == "sending",
+        WebhookMessage.claimed_by.startswith(f"{host}:", autoescape=True))).all()
+    dead = owners_that_died(owners, host, alive)
+    taken = db.session.execute(
+        update(WebhookMessage)
+        .where(WebhookMessage.status == "sending", WebhookMessage.claimed_by.in_(dead))
+        .values(lease_expires_at=now)
+        .execution_options(synchronize_session=False)).rowcount if dead else 0
+    db.session.commit()
+    return taken
 
 
 def claim(owner, limit, busy_endpoints=(), now=None):

@@ -49,6 +49,7 @@ class Sender(Loop):
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="sendauth-hook")
         idle = self.app.config["DISPATCHER_IDLE_SECONDS"]
         try:
+            self._take_back()
             while not self._stop.is_set():
                 self._wake.clear()
                 try:
@@ -65,6 +66,18 @@ class Sender(Loop):
                     self._wake.wait(wait)
         finally:
             self._pool.shutdown(wait=True)
+
+    def _take_back(self):
+        """What a sender of this host held when its process died is sent again now."""
+        try:
+            with self.app.app_context():
+                taken = queue.take_back_from_the_dead()
+        except SQLAlchemyError:
+            log.exception("webhook sender: could not take back a dead sender's messages; "
+                          "their leases bring them back")
+            return
+        if taken:
+            log.warning("webhook sender: took back %d messages from a sender that died", taken)
 
     def busy_endpoints(self):
         with self._lock:
@@ -110,6 +123,7 @@ class Sender(Loop):
         """For tests and the CLI: send everything due now, in this thread; returns outcomes."""
         outcomes = []
         with self.app.app_context():
+            queue.take_back_from_the_dead()
             while claimed := queue.claim(self.name, self.concurrency):
                 outcomes.extend(queue.attempt(m, self.name) for m, _ in claimed)
         return outcomes
