@@ -159,18 +159,6 @@ def answer_as_member(approval, decision, *, signed_in=False, credential=None, pa
     if signed_in and decision == "deny":
         return answer(approval, "deny", now=now)
     proof = proofs.needed(member, answering=True) if signed_in else "passkey"
-    if proof == "register":
-        raise verification.VerificationError(
-            "You have no passkey, and your organisation requires one to approve. Ask an admin "
-            "for an enrolment link to register one, then come back to this page.", "credential")
-    try:
-        if proof == "passkey":
-            passkeys.check_assertion(transaction, member, credential, now=now)
-        else:
-            verification.check_password(member, password)
-    except (passkeys.PasskeyError, verification.VerificationError) as exc:
-        event_log.record(kinds.VERIFICATION_REFUSED, transaction=transaction, actor=member,
-                         data={"status": "pending", "proof": proof, "reason": str(exc)})
-        raise verification.VerificationError(
-            str(exc), "credential" if proof == "passkey" else "password") from None
+    verification.prove(transaction, member, proof, credential=credential, password=password,
+                       now=now, to="approve")
     return answer(approval, decision, proof=proof, now=now)

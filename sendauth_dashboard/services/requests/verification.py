@@ -37,9 +37,20 @@ def verify(transaction, *, user, code, credential=None, password=None, now=None)
         return transactions.answer(transaction, "deny", user=user, now=now,
                                    data={"reason": "wrong_code", "risks": transaction.risks})
     proof = proofs.needed(user, answering=True)
+    prove(transaction, user, proof, credential=credential, password=password, now=now)
+    risks.note(transaction, user, now, *(["password"] if proof == "password" else []))
+    return transactions.answer(transaction, "verify", user=user, now=now,
+                               data={"proof": proof, "risks": transaction.risks})
+
+
+def prove(transaction, user, proof, *, credential=None, password=None, now=None,
+          to="verify"):
+    """Check that ``user`` answering ``transaction`` is them, by ``proof`` (proofs.needed's
+    "passkey", "password" or "register": they have none and must get one ``to`` answer). A
+    failure is a refusal's event and VerificationError, naming the field to fix."""
     if proof == "register":
         raise VerificationError(
-            "You have no passkey, and your organisation requires one to verify. Ask an admin "
+            f"You have no passkey, and your organisation requires one to {to}. Ask an admin "
             "for an enrolment link to register one, then come back to this page.", "credential")
     try:
         if proof == "passkey":
@@ -48,12 +59,9 @@ def verify(transaction, *, user, code, credential=None, password=None, now=None)
             check_password(user, password)
     except (passkeys.PasskeyError, VerificationError) as exc:
         event_log.record(kinds.VERIFICATION_REFUSED, transaction=transaction, actor=user,
-                      data={"status": "pending", "proof": proof, "reason": str(exc)})
+                         data={"status": "pending", "proof": proof, "reason": str(exc)})
         raise VerificationError(str(exc), "credential" if proof == "passkey" else "password") \
             from None
-    risks.note(transaction, user, now, *(["password"] if proof == "password" else []))
-    return transactions.answer(transaction, "verify", user=user, now=now,
-                               data={"proof": proof, "risks": transaction.risks})
 
 
 def answer_with_passkey(transaction, decision, *, code, credential, now=None):
