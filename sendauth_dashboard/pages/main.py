@@ -80,7 +80,7 @@ def admin_checklist():
     pagerduty = channels.channel("pagerduty")
     settings = pagerduty.settings_row()
     user_count = db.session.scalar(select(func.count(User.id)))
-    retrying = health.channels_retrying()
+    in_error, retrying = health.channel_troubles()
     steps = [
         {
             "label": "Register your own passkey: it signs you in, and proves it is you",
@@ -104,7 +104,7 @@ def admin_checklist():
         },
         {
             "label": "Keep every channel that is on working: none may be in error",
-            "done": not health.channels_in_error(),
+            "done": not in_error,
             "url": url_for("settings.channels"),
             # Late, not failing: said in amber beside the step, which stays done.
             "retrying": ", ".join(channels.label(c) for c in retrying),
@@ -278,8 +278,7 @@ def _nav_alerts():
     if not current_user.has_role("admin"):
         return {}
     try:
-        in_error = health.channels_in_error()
-        retrying = health.channels_retrying()
+        in_error, retrying = health.channel_troubles()
         hooks = endpoints.failing()
     except SQLAlchemyError:
         return {}  # an error page whose cause was the database still renders, unmarked

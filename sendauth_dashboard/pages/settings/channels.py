@@ -97,6 +97,7 @@ def settings_page(name):
     channel = _channel(name)
     form = settings_form(channel)(obj=channel.settings_row())
     if form.validate_on_submit():
+        was_on = bool(channel.settings_row().enabled)
         try:
             changes = channel.update_settings(
                 enabled=form.enabled.data, actor=current_user,
@@ -107,7 +108,7 @@ def settings_page(name):
             db.session.rollback()
             apply_service_error(form, exc, channel.secret_setting.name)
         else:
-            _say_saved(channel, changes)
+            _say_saved(channel, changes, was_on)
             return redirect(url_for("settings.channel", name=name))
     return render_template(
         f"settings/{name}.html",
@@ -126,14 +127,14 @@ def settings_page(name):
     ), 400 if form.errors else 200
 
 
-def _say_saved(channel, changes):
-    """What changed; and, when the channel stays off though the admin did not turn it off,
-    that it is still off and what it takes to use it."""
+def _say_saved(channel, changes, was_on):
+    """What changed; and, when the channel was off and stays off (the admin did not turn it
+    off just now), that it is still off and what it takes to use it."""
     if not changes:
         flash("Nothing changed.", "info")
         return
     saved = "Saved: " + "; ".join(changes)
-    if channel.settings_row().enabled or "integration disabled" in changes:
+    if channel.settings_row().enabled or was_on:
         flash(saved + ".", "success")
         return
     missing = channel.missing_settings()
@@ -158,7 +159,7 @@ def channel_tabs():
     """The channels sub-navigation: each channel's name, label, whether it is on, and its
     trouble: "error" (on, its last send failed), "retrying" (on, its last send is being tried
     again, in amber: late, not failing) or None."""
-    in_error, retrying = health.channels_in_error(), health.channels_retrying()
+    in_error, retrying = health.channel_troubles()
     return [(name, channels.label(name), channels.channel(name).settings_row().enabled,
              "error" if name in in_error else "retrying" if name in retrying else None)
             for name in channels.names()]

@@ -80,20 +80,25 @@ def channel_health(now=None):
 
 def channels_in_error():
     """The channels that are on and whose last send failed (one small query)."""
-    return channels_whose_last_send("error")
+    return channel_troubles()[0]
 
 
 def channels_retrying():
     """The channels that are on and whose last send is being tried again."""
-    return channels_whose_last_send("retrying")
+    return channel_troubles()[1]
 
 
-def channels_whose_last_send(outcome):
-    rows = db.session.scalars(
-        select(IntegrationStatus.channel).where(IntegrationStatus.last_outcome == outcome)
-    ).all()
-    return [name for name in channels.names()
-            if name in rows and channels.channel(name).settings_row().enabled]
+def channel_troubles():
+    """(the channels in error, the channels retrying): those that are on whose last send
+    failed, or is being tried again; one small query for both (the menu asks on every
+    admin's page)."""
+    outcomes = dict(db.session.execute(
+        select(IntegrationStatus.channel, IntegrationStatus.last_outcome)
+        .where(IntegrationStatus.last_outcome.in_(("error", "retrying")))).all())
+    on = [name for name in channels.names()
+          if name in outcomes and channels.channel(name).settings_row().enabled]
+    return ([n for n in on if outcomes[n] == "error"],
+            [n for n in on if outcomes[n] == "retrying"])
 
 
 # -- who can be reached ---------------------------------------------------------------------
