@@ -27,6 +27,7 @@ from .payloads import message_row, payload
 from .sending import Outcome, deliver
 
 CLAIM_WINDOW = 200
+ATTEMPT_ANSWER_CHARS = 500  # the start of a receiver's answer kept in the delivery log
 # The tables themselves, for the statements every message runs: Core statements, without the
 # ORM's handling of each (a third of the sender's time per message went to it).
 MESSAGES, ENDPOINTS, ATTEMPTS = (WebhookMessage.__table__, WebhookEndpoint.__table__,
@@ -175,11 +176,8 @@ def _next(owner, endpoint_id, now):
     return db.session.execute(_TO_SEND.where(MESSAGES.c.id == message_id)).first()
 
 
-def record(message_id, owner, result):
-    return _record(message_id, owner, result, then_next=False)[0]
-
-
 def _record(message_id, owner, result, then_next=False):
+    """Record an attempt's outcome: a success in ``_record_sent``; here, a failure."""
     if result.outcome == "sent":
         return _record_sent(message_id, owner, result, then_next)
     config = current_app.config
@@ -191,15 +189,12 @@ def _record(message_id, owner, result, then_next=False):
     endpoint = message.endpoint
     message.attempts += 1
     message.last_http_status = result.http_status
-    message.last_error = None if result.outcome == "sent" else result.answer[:1000]
+    message.last_error = result.answer[:1000]
     db.session.add(WebhookAttempt(
         endpoint_id=endpoint.id, message_id=message.id, at=now, http_status=result.http_status,
-        duration_ms=result.duration_ms, answer=result.answer[:500],
-        success=result.outcome == "sent"))
-    if result.outcome == "sent":
-        _finish(message, "sent", now)
-        endpoint.last_success_at, endpoint.failing_since = now, None
-    elif result.outcome == "gone":
+        duration_ms=result.duration_ms, answer=result.answer[:ATTEMPT_ANSWER_CHARS],
+        success=False))
+    if result.outcome == "gone":
         _finish(message, "failed", now)
         disable(endpoint, "it answered 410 Gone", now)
     else:
@@ -231,7 +226,8 @@ def _record_sent(message_id, owner, result, then_next):
         return "lost", None
     db.session.execute(insert(ATTEMPTS).values(
         endpoint_id=endpoint_id, message_id=message_id, at=now, http_status=result.http_status,
-        duration_ms=result.duration_ms, answer=result.answer[:500], success=True))
+        duration_ms=result.duration_ms, answer=result.answer[:ATTEMPT_ANSWER_CHARS],
+        success=True))
     db.session.execute(update(ENDPOINTS).where(ENDPOINTS.c.id == endpoint_id)
                        .values(last_success_at=now, failing_since=None))
     following = _next(owner, endpoint_id, now) if then_next else None
