@@ -39,6 +39,10 @@ def create_app(test_config=None):
         app.config.from_mapping(test_config)
     os.makedirs(app.instance_path, exist_ok=True)
     derive(app.config, app.instance_path)
+    from .pages.transactions.stream import StreamOpenings  # the pages import the app's parts
+
+    # A live stream that may open is answered before Flask's request machinery (issue 26).
+    app.wsgi_app = StreamOpenings(app, app.wsgi_app)
     if app.config["PROXY_FIX_X_FOR"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["PROXY_FIX_X_FOR"]))
     app.extensions["sendauth"] = Runtime(secret_box=secret_box_for(app.config),

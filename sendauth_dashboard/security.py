@@ -48,15 +48,30 @@ def install_log_filter():
 STRICT_TRANSPORT_SECURITY = "max-age=31536000"
 
 
+def security_headers(secure):
+    """The headers every response gets, as (name, value) pairs; ``secure``: served over HTTPS
+    (or the base URL is), when browsers heed Strict-Transport-Security."""
+    headers = [
+        ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "same-origin"),
+    ]
+    if secure:
+        # Browsers heed it only over HTTPS; then they never try plain HTTP for a year.
+        headers.append(("Strict-Transport-Security", STRICT_TRANSPORT_SECURITY))
+    return headers
+
+
+def served_securely(environ, config):
+    return (environ.get("wsgi.url_scheme") == "https"
+            or config["BASE_URL"].startswith("https://"))
+
+
 def add_security_headers(response):
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Referrer-Policy", "same-origin")
-    if request.is_secure or current_app.config["BASE_URL"].startswith("https://"):
-        # Browsers heed it only over HTTPS; then they never try plain HTTP for a year.
-        headers.setdefault("Strict-Transport-Security", STRICT_TRANSPORT_SECURITY)
+    for name, value in security_headers(served_securely(request.environ, current_app.config)):
+        headers.setdefault(name, value)
     return response
 
 

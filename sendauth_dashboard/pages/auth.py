@@ -52,16 +52,18 @@ def load_user(session_id):
     return user
 
 
-def signed_in_as():
+def signed_in_as(cookie=None):
     """(user id, session version, the hash of the signed-in session's token) that this
-    request's session cookie names, read without the database; None when it names none.
+    request's session cookie names (or ``cookie``, a session's contents already read), read
+    without the database; None when it names none.
 
     ``load_user`` checks the same against the database, one query a request. A live stream
     checks them against the reading of the person's rights that their streams share
     (services.live.rights.watcher) instead: after a restart every watcher's browser opens its
     stream again at once, thousands of queries in a row otherwise."""
-    user_id, _, version = str(session.get(USER_ID_KEY, "")).partition(".")
-    token_hash = stored_hash_of(session.get(SIGN_IN_KEY))
+    cookie = session if cookie is None else cookie
+    user_id, _, version = str(cookie.get(USER_ID_KEY, "")).partition(".")
+    token_hash = stored_hash_of(cookie.get(SIGN_IN_KEY))
     if token_hash is None or not user_id.isdigit() or not version.isdigit():
         return None
     return int(user_id), int(version), token_hash
