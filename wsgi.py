@@ -8,6 +8,10 @@ if os.environ.get("SENDAUTH_GEVENT") == "1":
 
     monkey.patch_all()
 
+    from sendauth_dashboard import precedence
+
+    precedence.install()  # while streams open, a query's short wait keeps the loop
+
 from sendauth_dashboard import create_app, serve  # noqa: E402
 
 app = create_app()

@@ -8,6 +8,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.http import parse_cookie
 from werkzeug.wsgi import ClosingIterator
 
+from ... import precedence
 from ...core.ids import MAX_EVENT_ID, row_id
 from ...runtime import runtime
 from ...security import security_headers, served_securely
@@ -138,16 +139,8 @@ class StreamOpenings:
         if (environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "GET"
                 or not _PLAIN_QUERY.fullmatch(environ.get("QUERY_STRING", ""))):
             return self.wsgi_app(environ, start_response)
-        signed_in = self._signed_in(environ)
-        opened = None
-        if signed_in is not None:
-            query = environ.get("QUERY_STRING", "")
-            after = _after(environ.get("HTTP_LAST_EVENT_ID"), query.partition("=")[2] or None)
-            with self.app.app_context():
-                try:
-                    opened = _opened(self.app, environ, signed_in, after)
-                except (rights.Refused, slots.StreamsFull):
-                    pass
+        with precedence.openings.turn():
+            opened = self._open(environ)
         if opened is None:
             return self.wsgi_app(environ, start_response)
         body, release = opened
@@ -155,6 +148,19 @@ class StreamOpenings:
                    *security_headers(served_securely(environ, self.app.config))]
         start_response("200 OK", headers)
         return ClosingIterator((frame.encode() for frame in body), [body.close, release])
+
+    def _open(self, environ):
+        """_opened, or None when the session names no one or the stream may not open."""
+        signed_in = self._signed_in(environ)
+        if signed_in is None:
+            return None
+        query = environ.get("QUERY_STRING", "")
+        after = _after(environ.get("HTTP_LAST_EVENT_ID"), query.partition("=")[2] or None)
+        with self.app.app_context():
+            try:
+                return _opened(self.app, environ, signed_in, after)
+            except (rights.Refused, slots.StreamsFull):
+                return None
 
     def _signed_in(self, environ):
         """``signed_in_as`` of the request's session cookie, read as Flask's
@@ -184,3 +190,4 @@ class StreamOpenings:
             serializer = interface.get_signing_serializer(self.app)
             self._serializer = (key, serializer)
         return serializer
+
