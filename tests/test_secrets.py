@@ -355,3 +355,22 @@ def test_a_browser_on_the_answer_page_sends_its_address_to_no_one(browser, live_
     assert [r.header_value("referer") for r in from_answer] == [None] * len(from_answer)
     assert all(r.header_value("referer") for r in from_sign_in)
     page.context.close()
+
+
+def test_the_log_filter_masks_what_an_access_log_format_prints():
+    """gunicorn's atoms (SafeAtoms: headers as ``{name}i``, looked up in lower case); only the
+    printed ones are looked at, each masked, whatever the format names."""
+    from gunicorn.glogging import SafeAtoms
+
+    from sendauth_dashboard.security import RedactTokens
+
+    token = secrets.token_urlsafe(32)
+    atoms = SafeAtoms({"h": "127.0.0.1", "r": f"GET /authenticate/{token} HTTP/1.1",
+                       "{referer}i": f"http://x/enrol/{token}", "s": 200})
+    record = logging.LogRecord("gunicorn.access", logging.INFO, __file__, 1,
+                               '%(h)s "%(r)s" %(s)s %({Referer}i)s', (atoms,), None)
+    RedactTokens().filter(record)
+    line = record.getMessage()
+    assert token not in line
+    assert line == ('127.0.0.1 "GET /authenticate/[token] HTTP/1.1" 200 '
+                    "http://x/enrol/[token]")
