@@ -49,7 +49,7 @@ def create_app(test_config=None):
                                          broker=broker_for(app.config, reader(app)),
                                          send_window=window_for(app.config),
                                          stream_slots=StreamSlots(),
-                                         viewer_rights=Rights(), fragments=messages.Drawn())
+                                         viewer_rights=Rights(app=app), fragments=messages.Drawn())
     _init_extensions(app)
     _register_views(app)
     after_commit.install(partial(messages.message_for, recording=True))

@@ -2,6 +2,7 @@
 open is answered before Flask's request machinery (StreamOpenings), the openings take turns
 behind whatever else is ready (precedence.Lane), and meanwhile a query's short wait keeps the
 loop (precedence.install). The storm itself is measured in bench/storm.py."""
+import gc
 import subprocess
 import sys
 import textwrap
@@ -55,7 +56,8 @@ def test_a_member_is_refused_by_the_view(app, client, auth, stream_people):
 
 
 def test_turns_are_taken_one_at_a_time_in_the_order_asked():
-    lane = Lane()
+    lane = Lane(pause_collector=True)
+    assert gc.isenabled()
     first_holds, let_go = threading.Event(), threading.Event()
     order = []
 
@@ -76,11 +78,13 @@ def test_turns_are_taken_one_at_a_time_in_the_order_asked():
         while len(lane._waiting) < len(waiting):  # queued before the next one asks
             assert waiting[-1].is_alive()
     assert lane.crowded and order == ["first"]
+    assert not gc.isenabled()  # the collector waits while openings do
     let_go.set()
     for thread in (holder, *waiting):
         thread.join(10)
     assert order == ["first", "second", "third", "fourth"]
     assert not lane.crowded and not lane._held
+    assert gc.isenabled()
 
 
 def test_a_turn_that_never_comes_is_not_waited_for_forever():

@@ -156,11 +156,10 @@ class StreamOpenings:
             return None
         query = environ.get("QUERY_STRING", "")
         after = _after(environ.get("HTTP_LAST_EVENT_ID"), query.partition("=")[2] or None)
-        with self.app.app_context():
-            try:
-                return _opened(self.app, environ, signed_in, after)
-            except (rights.Refused, slots.StreamsFull):
-                return None
+        try:  # no app context: the rights' reading pushes one if it reads the database
+            return _opened(self.app, environ, signed_in, after)
+        except (rights.Refused, slots.StreamsFull):
+            return None
 
     def _signed_in(self, environ):
         """``signed_in_as`` of the request's session cookie, read as Flask's

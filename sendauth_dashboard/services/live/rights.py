@@ -4,6 +4,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from flask import has_app_context
+
 from ...extensions import db
 from ...models import User
 from ...runtime import runtime
@@ -70,7 +72,7 @@ def watcher(rights, user_id, session_version, sign_in):
 
     A refusal is read again from the database before it stands: the shared reading may be from
     just before this session began (signed in a moment ago, on another device)."""
-    for read in (rights.standing, read_standing):
+    for read in (rights.standing, rights.read_now):
         standing = read(user_id)
         status = _refusal(standing, session_version, sign_in)
         if status is None:
@@ -114,8 +116,9 @@ class Rights:
     heartbeat and ``max_age``.
     """
 
-    def __init__(self, max_age=1.0, clock=time.monotonic):
+    def __init__(self, max_age=1.0, clock=time.monotonic, app=None):
         self.max_age = max_age
+        self.app = app  # for a reading asked outside an app context (a stream's opening)
         self._clock = clock
         self._lock = threading.Lock()
         self._heard = 0  # the newest user event a stream of this process has seen
@@ -139,9 +142,9 @@ class Rights:
             # run meanwhile (gevent, PostgreSQL): they wait for it rather than ask too.
             if reading.finished.wait(30) and reading.standing is not _UNREAD:
                 return reading.standing
-            return read_standing(user_id)
+            return self.read_now(user_id)
         try:
-            reading.standing = read_standing(user_id)
+            reading.standing = self.read_now(user_id)
         finally:
             with self._lock:
                 if self._reading_now.get(user_id) is reading:
@@ -152,6 +155,14 @@ class Rights:
                     self._readings[user_id] = reading
             reading.finished.set()
         return reading.standing
+
+
+    def read_now(self, user_id):
+        """``read_standing``, in an app context of its own when asked outside one."""
+        if self.app is None or has_app_context():
+            return read_standing(user_id)
+        with self.app.app_context():
+            return read_standing(user_id)
 
 
 _UNREAD = object()
