@@ -81,6 +81,7 @@ class Lane:
         with self._lock:
             if handed in self._waiting:
                 self._waiting.remove(handed)
+                self._resume_collector_when_due()  # the turn's holder may never give it back
                 return False
         return True  # handed the turn as the wait ended
 
@@ -90,11 +91,16 @@ class Lane:
                 self._waiting.popleft().set()  # the turn passes on: _held stays True
             else:
                 self._held = False
-            paused_at = self._collector_paused_at
-            if paused_at is not None and (
-                    not self._waiting or time.monotonic() - paused_at > COLLECTOR_PAUSE_SECONDS):
-                self._collector_paused_at = None
-                gc.enable()
+            self._resume_collector_when_due()
+
+    def _resume_collector_when_due(self):
+        """(Holding the lock.) The collector back on once no opening waits, or after
+        COLLECTOR_PAUSE_SECONDS."""
+        paused_at = self._collector_paused_at
+        if paused_at is not None and (
+                not self._waiting or time.monotonic() - paused_at > COLLECTOR_PAUSE_SECONDS):
+            self._collector_paused_at = None
+            gc.enable()
 
 
 class _Turn:

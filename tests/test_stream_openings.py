@@ -88,12 +88,13 @@ def test_turns_are_taken_one_at_a_time_in_the_order_asked():
 
 
 def test_a_turn_that_never_comes_is_not_waited_for_forever():
-    lane = Lane(patience=0.05)
+    lane = Lane(patience=0.05, pause_collector=True)
     stuck = lane.turn().__enter__()  # an opening stuck holding its turn
     assert stuck.held
     with lane.turn() as late:
         assert not late.held
     assert not lane.crowded and lane._held  # still the stuck one's
+    assert gc.isenabled()  # not left paused by a turn never given back
 
 
 PRECEDENCE = precedence.__file__
