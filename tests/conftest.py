@@ -246,6 +246,16 @@ def as_admin(auth, admin):
 
 
 @pytest.fixture
+def receiver():
+    """A help desk's webhook receiver (tests/fakes/receiver.py), verifying what it is sent."""
+    from tests.fakes.receiver import WebhookReceiver
+
+    fake = WebhookReceiver().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
 def fake_pagerduty():
     from tests.fakes.pagerduty import FakePagerDuty
 

@@ -21,7 +21,6 @@ from sendauth_dashboard.services.outbox import deliveries
 from sendauth_dashboard.services.requests import delivery_report, transactions
 from sendauth_dashboard.services.webhooks import endpoints
 from sendauth_dashboard.services.webhooks.sender import Sender
-from tests.fakes.receiver import WebhookReceiver
 from tests.support.api import Api, make_key
 from tests.support.helpers import configure_pagerduty, configure_sms, dispatch, send_request
 from tests.support.sse import live_stream
@@ -202,13 +201,6 @@ def test_each_answer_reaches_a_watcher_live(app, client, people, apis):
         frame = next(f for f in body if "approval.verified" in f)
         body.close()
     assert "Bob Approver approved it for Security: 1 more approval needed" in frame
-
-
-@pytest.fixture
-def receiver():
-    fake = WebhookReceiver().start()
-    yield fake
-    fake.stop()
 
 
 def test_the_payload_reaches_the_webhook_when_the_request_ends(app, client, people, apis,

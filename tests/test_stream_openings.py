@@ -39,20 +39,16 @@ def test_a_stream_that_may_open_never_reaches_flasks_request_machinery(app, clie
     # What may not open is the view's to answer, as before: through the whole app.
     def through_the_app(url):
         before = len(reached)
-        status = client.get(url).status_code
+        response = client.get(url)
+        response.close()
         assert len(reached) == before + 1, url
-        return status
+        return response.status_code
 
     assert through_the_app("/transactions/stream?after=x") == 200
     auth.logout()
     assert through_the_app("/transactions/stream") == 401
     client.set_cookie("session", "forged.cookie.value")
     assert through_the_app("/transactions/stream") == 401
-
-
-def test_a_member_is_refused_by_the_view(app, client, auth, stream_people):
-    auth.login(stream_people[2])
-    assert client.get("/transactions/stream").status_code == 403
 
 
 def test_turns_are_taken_one_at_a_time_in_the_order_asked():
@@ -150,7 +146,7 @@ def test_under_gevent_a_query_keeps_the_loop_while_streams_open(postgres_server)
     (The product holds 2 ms; a longer hold here keeps a busy machine from failing it.)"""
     url = make_url(postgres_server.create("_precedence")).set(drivername="postgresql")
     out = run_under_gevent("""
-        import gevent, greenlet, psycopg
+        import greenlet, psycopg
 
         crowded = [False]
         # A hold long enough for any round trip on a busy machine; pg_sleep well past it.
@@ -163,14 +159,11 @@ def test_under_gevent_a_query_keeps_the_loop_while_streams_open(postgres_server)
             def trace(event, args):
                 if args[0] is me:
                     count[0] += 1
-            ticker = gevent.spawn(lambda: [gevent.sleep(0.001) for _ in range(5000)])
-            gevent.sleep(0)
-            old = greenlet.settrace(trace)
+            old = greenlet.settrace(trace)  # a switch away: the wait gave the loop away
             try:
                 value = conn.execute(sql).fetchone()[0]
             finally:
                 greenlet.settrace(old)
-                ticker.kill()
             return count[0], value
 
         print(*switches_during("select 1"))

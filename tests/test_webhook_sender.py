@@ -17,7 +17,6 @@ from sendauth_dashboard.services.outbox.loop import Loop
 from sendauth_dashboard.services.webhooks import endpoints, queue
 from sendauth_dashboard.services.webhooks.sender import CHAIN, Sender
 from tests.fakes.http import Answer
-from tests.fakes.receiver import WebhookReceiver
 from tests.support import servers
 from tests.support.helpers import wait_until
 
@@ -27,13 +26,6 @@ def app_config(app_config):
     app_config.update(WEBHOOKS_ALLOW_PRIVATE_NETWORKS=True, WEBHOOK_TIMEOUT_SECONDS=2,
                       WEBHOOK_CONCURRENCY=4)
     return app_config
-
-
-@pytest.fixture
-def receiver():
-    fake = WebhookReceiver().start()
-    yield fake
-    fake.stop()
 
 
 def queue_tests(app, receiver, count):

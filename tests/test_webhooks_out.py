@@ -35,13 +35,6 @@ def app_config(app_config):
     return app_config
 
 
-@pytest.fixture
-def receiver():
-    fake = WebhookReceiver().start()
-    yield fake
-    fake.stop()
-
-
 def add_endpoint(app, receiver, types=EVERY_TYPE, path="/hooks"):
     with app.app_context():
         endpoint, secret = endpoints.create(receiver.base_url + path, "Help desk", types,

@@ -189,4 +189,3 @@ class StreamOpenings:
             serializer = interface.get_signing_serializer(self.app)
             self._serializer = (key, serializer)
         return serializer
-

@@ -156,7 +156,6 @@ class Rights:
             reading.finished.set()
         return reading.standing
 
-
     def read_now(self, user_id):
         """``read_standing``, in an app context of its own when asked outside one."""
         if self.app is None or has_app_context():
